@@ -1,0 +1,1 @@
+//! `flv` (being written).

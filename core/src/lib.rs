@@ -1,0 +1,44 @@
+//! `zerocast-core`: the RTMP + FLV audio engine of zerocast, `#![no_std]`, without `alloc`, sans-IO.
+//!
+//! Bytes, instants and entropy come in as arguments; bytes and events go out. Nothing here reads a
+//! clock or owns a socket, and every buffer has a capacity fixed at compile time, so a peer can
+//! never make it grow.
+//!
+//! How the modules map to the data flow (see `docs/architecture.md`):
+//!
+//! ```text
+//!  PCM periods ──> codec ──> flv (tag body) ──> chunk::ChunkWriter ──> ring ──> every player
+//!  peer bytes ──> handshake ──> chunk::ChunkReader ──> message / command (amf0) ──> session ──> events
+//! ```
+//!
+//! - [`time`]: the caller's clock, as milliseconds.
+//! - [`handshake`]: RTMP handshake, server and client, plain and digest (FP9).
+//! - [`chunk`]: the chunk stream, reader (reassembly) and writer (header compression).
+//! - [`message`]: RTMP message type ids and protocol control / user control messages.
+//! - [`amf0`]: pull tokenizer and encoder for AMF0.
+//! - [`command`]: typed NetConnection / NetStream commands and the replies a server sends.
+//! - [`session`]: the per-connection server state machine and a client for pushing and testing.
+//! - [`flv`]: FLV audio tag headers, `onMetaData`, FLV file framing.
+//! - [`codec`]: heap-free audio encoders (PCM s16le, SWF ADPCM).
+//! - [`ring`]: the broadcast ring that fans one stream out to many players.
+#![no_std]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![forbid(unsafe_code)]
+
+#[cfg(all(feature = "defmt", feature = "log"))]
+compile_error!("features `defmt` and `log` are exclusive: enable at most one");
+
+#[macro_use]
+mod fmt;
+
+pub mod amf0;
+pub mod chunk;
+pub mod codec;
+pub mod command;
+pub mod flv;
+pub mod handshake;
+pub mod message;
+pub mod ring;
+pub mod session;
+pub mod time;

@@ -1,0 +1,1 @@
+//! `message` (being written).

@@ -655,3 +655,383 @@ impl<'a> Encoder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::vec::Vec;
+
+    /// Every token of `input`, or the first error.
+    fn tokens(input: &[u8]) -> Result<Vec<Token<'_>>, Amf0Error> {
+        let mut d = Decoder::new(input);
+        let mut out = Vec::new();
+        while let Some(t) = d.next_token()? {
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    /// Re-encodes a token list.
+    fn encode(tokens: &[Token<'_>]) -> Vec<u8> {
+        let mut buf = std::vec![0u8; 1 << 20];
+        let mut e = Encoder::new(&mut buf);
+        for t in tokens {
+            e.token(*t).unwrap();
+        }
+        let n = e.len();
+        buf.truncate(n);
+        buf
+    }
+
+    /// One value of each type, written by hand from the AMF0 spec sections named.
+    const EVERY_TYPE: &[u8] = &[
+        0x00, 0x40, 0x09, 0x21, 0xFB, 0x54, 0x44, 0x2D, 0x18, // §2.2 number pi
+        0x01, 0x01, // §2.3 true
+        0x01, 0x00, // §2.3 false
+        0x02, 0x00, 0x02, b'h', b'i', // §2.4 "hi"
+        0x03, 0x00, 0x01, b'k', 0x05, 0x00, 0x00, 0x09, // §2.5 {k: null}
+        0x05, // §2.7 null
+        0x06, // §2.8 undefined
+        0x07, 0x01, 0x02, // §2.9 reference 258
+        0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, b'n', 0x01, 0x00, 0x00, 0x00,
+        0x09, // §2.10 [n: false]
+        0x0A, 0x00, 0x00, 0x00, 0x02, 0x05, 0x0A, 0x00, 0x00, 0x00, 0x00, // §2.12 [null, []]
+        0x0B, 0x42, 0x77, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF,
+        0xC4, // §2.13 date, tz -60
+        0x0C, 0x00, 0x00, 0x00, 0x03, 0xC3, 0xA9, b'!', // §2.14 long string "é!"
+    ];
+
+    #[test]
+    fn decodes_every_type() {
+        let t = tokens(EVERY_TYPE).unwrap();
+        let expected = [
+            Token::Number(core::f64::consts::PI),
+            Token::Boolean(true),
+            Token::Boolean(false),
+            Token::String("hi"),
+            Token::ObjectStart,
+            Token::Key("k"),
+            Token::Null,
+            Token::ObjectEnd,
+            Token::Null,
+            Token::Undefined,
+            Token::Reference(258),
+            Token::EcmaArrayStart { count: 1 },
+            Token::Key("n"),
+            Token::Boolean(false),
+            Token::ObjectEnd,
+            Token::StrictArrayStart { count: 2 },
+            Token::Null,
+            Token::StrictArrayStart { count: 0 },
+            Token::StrictArrayEnd,
+            Token::StrictArrayEnd,
+            Token::Date {
+                millis: 1_580_547_964_928.0, // 0x4277_0000_0000_0000
+                timezone: -60,
+            },
+            Token::String("é!"),
+        ];
+        assert_eq!(t, expected);
+    }
+
+    #[test]
+    fn round_trips_every_type() {
+        // The long string becomes a short one when re-encoded (it fits 16 bits): patch it.
+        let t = tokens(EVERY_TYPE).unwrap();
+        let bytes = encode(&t);
+        let tail = [0x02, 0x00, 0x03, 0xC3, 0xA9, b'!'];
+        let head = EVERY_TYPE.len() - 8;
+        assert_eq!(bytes[..head], EVERY_TYPE[..head]);
+        assert_eq!(bytes[head..], tail);
+        assert_eq!(tokens(&bytes).unwrap(), t);
+    }
+
+    #[test]
+    fn long_strings_round_trip_with_long_marker() {
+        let text: std::string::String = "x".repeat(70_000);
+        let mut buf = std::vec![0u8; 70_010];
+        let mut e = Encoder::new(&mut buf);
+        e.string(&text).unwrap();
+        assert_eq!(e.len(), 70_005);
+        assert_eq!(buf[..5], [0x0C, 0x00, 0x01, 0x11, 0x70]);
+        assert_eq!(tokens(&buf[..70_005]).unwrap(), [Token::String(&text)]);
+    }
+
+    #[test]
+    fn truncation_at_every_offset_is_an_error() {
+        // Offsets where a top-level value ends are clean cuts; everything else must error.
+        let mut clean = std::vec![0usize];
+        let mut d = Decoder::new(EVERY_TYPE);
+        while d.next_token().unwrap().is_some() {
+            if d.depth() == 0 {
+                clean.push(EVERY_TYPE.len() - d.remaining().len());
+            }
+        }
+        for cut in 0..EVERY_TYPE.len() {
+            let result = tokens(&EVERY_TYPE[..cut]);
+            if clean.contains(&cut) {
+                assert!(result.is_ok(), "cut {cut}");
+            } else {
+                assert!(
+                    matches!(result, Err(Amf0Error::Truncated { .. })),
+                    "cut {cut}: {result:?}"
+                );
+            }
+        }
+        assert_eq!(clean.len(), 13); // 0 + 12 top-level values
+    }
+
+    #[test]
+    fn truncation_reports_item_offset_and_size() {
+        assert_eq!(
+            tokens(&[0x05, 0x00, 0x40]),
+            Err(Amf0Error::Truncated {
+                offset: 1,
+                needed: 9
+            })
+        );
+        assert_eq!(
+            tokens(&[0x02, 0x00, 0x05, b'a']),
+            Err(Amf0Error::Truncated {
+                offset: 0,
+                needed: 8
+            })
+        );
+    }
+
+    #[test]
+    fn hostile_lengths_and_counts_fail_fast() {
+        // Long string claiming 4 GiB.
+        assert_eq!(
+            tokens(&[0x0C, 0xFF, 0xFF, 0xFF, 0xFF, b'a']),
+            Err(Amf0Error::Truncated {
+                offset: 0,
+                needed: 5 + 0xFFFF_FFFF
+            })
+        );
+        // Strict array claiming 2^32 - 1 elements: the first missing element ends it.
+        let mut d = Decoder::new(&[0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x05]);
+        assert_eq!(
+            d.next_token(),
+            Ok(Some(Token::StrictArrayStart { count: u32::MAX }))
+        );
+        assert_eq!(d.next_token(), Ok(Some(Token::Null)));
+        assert_eq!(
+            d.next_token(),
+            Err(Amf0Error::Truncated {
+                offset: 6,
+                needed: 1
+            })
+        );
+        // ECMA array whose count lies (2^32 - 1 announced, none present): read to its end.
+        assert_eq!(
+            tokens(&[0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x09]),
+            Ok(std::vec![
+                Token::EcmaArrayStart { count: u32::MAX },
+                Token::ObjectEnd
+            ])
+        );
+        // ...and one announcing 0 but holding a property.
+        assert_eq!(
+            tokens(&[0x08, 0, 0, 0, 0, 0x00, 0x01, b'a', 0x05, 0x00, 0x00, 0x09]),
+            Ok(std::vec![
+                Token::EcmaArrayStart { count: 0 },
+                Token::Key("a"),
+                Token::Null,
+                Token::ObjectEnd
+            ])
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_at_the_limit() {
+        // 100 000 nested objects `{a: {a: ...` (nginx-rtmp crashed on this, protocol-notes §5).
+        let mut input = Vec::new();
+        for _ in 0..100_000 {
+            input.extend_from_slice(&[0x03, 0x00, 0x01, b'a']);
+        }
+        let mut d = Decoder::new(&input);
+        let mut steps = 0;
+        let err = loop {
+            match d.next_token() {
+                Ok(Some(_)) => steps += 1,
+                Ok(None) => panic!("accepted"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            err,
+            Amf0Error::NestingTooDeep {
+                limit: DEFAULT_MAX_DEPTH,
+                offset: 16 * 4
+            }
+        );
+        assert_eq!(steps, 32); // 16 starts + 16 keys, then the 17th start fails
+        assert!(matches!(
+            Decoder::new(&input).skip_value(),
+            Err(Amf0Error::NestingTooDeep { .. })
+        ));
+        // Strict arrays count toward the same limit.
+        let arrays = [0x0A, 0, 0, 0, 1].repeat(17);
+        assert!(matches!(
+            tokens(&arrays),
+            Err(Amf0Error::NestingTooDeep { offset: 80, .. })
+        ));
+        // Exactly the limit is fine.
+        let mut ok = [0x0A, 0, 0, 0, 1].repeat(15);
+        ok.extend_from_slice(&[0x0A, 0, 0, 0, 0]);
+        assert_eq!(tokens(&ok).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn unsupported_markers_are_typed_errors() {
+        for m in [0x04, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12, 0xFF] {
+            assert_eq!(
+                tokens(&[0x05, m, 0, 0]),
+                Err(Amf0Error::UnsupportedMarker {
+                    marker: m,
+                    offset: 1
+                })
+            );
+        }
+        let mut text = std::string::String::new();
+        core::fmt::write(
+            &mut text,
+            format_args!(
+                "{}",
+                Amf0Error::UnsupportedMarker {
+                    marker: 0x11,
+                    offset: 3
+                }
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "unsupported AMF0 type marker 0x11 (AMF3 switch) at offset 3"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_and_misplaced_end_marker() {
+        assert_eq!(
+            tokens(&[0x02, 0x00, 0x02, 0xC3, 0x28]),
+            Err(Amf0Error::InvalidUtf8 { offset: 0 })
+        );
+        assert_eq!(
+            tokens(&[0x03, 0x00, 0x01, 0xFF, 0x05]),
+            Err(Amf0Error::InvalidUtf8 { offset: 1 })
+        );
+        assert_eq!(tokens(&[0x09]), Err(Amf0Error::UnexpectedEnd { offset: 0 }));
+        // A key followed by the end marker instead of a value.
+        assert_eq!(
+            tokens(&[0x03, 0x00, 0x01, b'k', 0x09]),
+            Err(Amf0Error::UnexpectedEnd { offset: 4 })
+        );
+        // An empty key that is not followed by 0x09 is an ordinary (empty) key.
+        assert_eq!(
+            tokens(&[0x03, 0x00, 0x00, 0x05, 0x00, 0x00, 0x09]),
+            Ok(std::vec![
+                Token::ObjectStart,
+                Token::Key(""),
+                Token::Null,
+                Token::ObjectEnd
+            ])
+        );
+    }
+
+    #[test]
+    fn skip_value_skips_whole_values() {
+        let mut d = Decoder::new(EVERY_TYPE);
+        let mut skipped = 0;
+        while !d.remaining().is_empty() {
+            d.skip_value().unwrap();
+            skipped += 1;
+        }
+        assert_eq!(skipped, 12);
+        assert_eq!(d.next_token(), Ok(None));
+        assert_eq!(
+            d.skip_value(),
+            Err(Amf0Error::Truncated {
+                offset: EVERY_TYPE.len(),
+                needed: 1
+            })
+        );
+
+        // Inside an object: at a key, the property goes; at the end, nothing is consumed.
+        let obj = [
+            0x03, 0x00, 0x01, b'a', 0x03, 0x00, 0x01, b'b', 0x01, 0x01, 0x00, 0x00, 0x09, 0x00,
+            0x00, 0x09, 0x05,
+        ];
+        let mut d = Decoder::new(&obj);
+        assert_eq!(d.next_token(), Ok(Some(Token::ObjectStart)));
+        d.skip_value().unwrap();
+        assert_eq!(d.skip_value(), Err(Amf0Error::UnexpectedEnd { offset: 13 }));
+        assert_eq!(d.next_token(), Ok(Some(Token::ObjectEnd)));
+        assert_eq!(d.next_token(), Ok(Some(Token::Null)));
+        assert_eq!(d.next_token(), Ok(None));
+    }
+
+    #[test]
+    fn encoder_writes_spec_bytes() {
+        let mut buf = [0u8; 64];
+        let mut e = Encoder::new(&mut buf);
+        e.object_start().unwrap();
+        e.property_number("n", 1.0).unwrap();
+        e.property_bool("b", true).unwrap();
+        e.property_string("s", "v").unwrap();
+        e.object_end().unwrap();
+        e.ecma_array_start(0).unwrap();
+        e.object_end().unwrap();
+        e.strict_array_start(1).unwrap();
+        e.undefined().unwrap();
+        assert_eq!(
+            e.written(),
+            [
+                0x03, 0x00, 0x01, b'n', 0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0, 0x00, 0x01, b'b', 0x01,
+                0x01, 0x00, 0x01, b's', 0x02, 0x00, 0x01, b'v', 0x00, 0x00, 0x09, 0x08, 0, 0, 0, 0,
+                0x00, 0x00, 0x09, 0x0A, 0, 0, 0, 1, 0x06,
+            ]
+        );
+    }
+
+    #[test]
+    fn encoder_reports_buffer_full_and_writes_nothing_partial() {
+        let message = |e: &mut Encoder<'_>| -> Result<(), Amf0Error> {
+            e.string("_result")?;
+            e.number(1.0)?;
+            e.object_start()?;
+            e.property_string("fmsVer", "FMS/3,0,1,123")?;
+            e.object_end()?;
+            e.date(0.0, 0)?;
+            e.reference(1)
+        };
+        let mut full = [0u8; 128];
+        let mut e = Encoder::new(&mut full);
+        message(&mut e).unwrap();
+        let need = e.len();
+        assert_eq!(need, 10 + 9 + 1 + 8 + 16 + 3 + 11 + 3);
+        for size in 0..need {
+            let mut buf = std::vec![0u8; size];
+            let mut e = Encoder::new(&mut buf);
+            let err = message(&mut e).unwrap_err();
+            let Amf0Error::BufferFull { needed, available } = err else {
+                panic!("{err:?}")
+            };
+            assert!(needed > available);
+            assert_eq!(available, size - e.len());
+            assert_eq!(e.written(), &full[..e.len()]);
+        }
+    }
+
+    #[test]
+    fn encoder_rejects_overlong_key() {
+        let key = "k".repeat(65_536);
+        let mut buf = std::vec![0u8; 70_000];
+        let mut e = Encoder::new(&mut buf);
+        assert_eq!(e.key(&key), Err(Amf0Error::StringTooLong { len: 65_536 }));
+        assert!(e.is_empty());
+    }
+}

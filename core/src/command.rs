@@ -511,13 +511,15 @@ pub fn parse_command(payload: &[u8]) -> Result<Command<'_>, CommandError> {
         }
         "onStatus" => {
             let (info, _) = v.info_and_number()?;
+            // The info object is the first one with a `code`, so that is what is missing first.
+            let code = info
+                .code
+                .ok_or(CommandError::MissingProperty { name: "code" })?;
             Command::OnStatus {
                 level: info
                     .level
                     .ok_or(CommandError::MissingProperty { name: "level" })?,
-                code: info
-                    .code
-                    .ok_or(CommandError::MissingProperty { name: "code" })?,
+                code,
                 description: info.description,
             }
         }
@@ -853,4 +855,348 @@ pub fn encode_set_data_frame(
         e.string("@setDataFrame")?;
         e.raw(on_metadata_body)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::vec::Vec;
+
+    /// Concatenates hand-written byte pieces.
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    // AMF0 numbers used below (IEEE-754 big-endian, AMF0 spec §2.2).
+    const N0: &[u8] = &[0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    const N1: &[u8] = &[0x00, 0x3F, 0xF0, 0, 0, 0, 0, 0, 0];
+    const N3: &[u8] = &[0x00, 0x40, 0x08, 0, 0, 0, 0, 0, 0];
+    const N5: &[u8] = &[0x00, 0x40, 0x14, 0, 0, 0, 0, 0, 0];
+    const N7: &[u8] = &[0x00, 0x40, 0x1C, 0, 0, 0, 0, 0, 0];
+    const NULL: &[u8] = &[0x05];
+    const END: &[u8] = &[0x00, 0x00, 0x09];
+
+    fn out(f: impl FnOnce(&mut [u8]) -> Result<usize, CommandError>) -> Vec<u8> {
+        let mut buf = [0u8; 512];
+        let n = f(&mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn on_bw_done_bytes() {
+        let expected = cat(&[b"\x02\x00\x08onBWDone", N0, NULL]);
+        assert_eq!(out(encode_on_bw_done), expected);
+    }
+
+    #[test]
+    fn result_null_bytes() {
+        let expected = cat(&[b"\x02\x00\x07_result", N3, NULL]);
+        assert_eq!(out(|b| encode_result_null(b, 3.0)), expected);
+    }
+
+    #[test]
+    fn error_bytes() {
+        let expected = cat(&[
+            b"\x02\x00\x06_error",
+            N5,
+            NULL,
+            b"\x03\x00\x05level\x02\x00\x05error",
+            b"\x00\x04code\x02\x00\x19NetStream.Publish.BadName",
+            b"\x00\x0bdescription\x02\x00\x12Already publishing",
+            END,
+        ]);
+        let got = out(|b| encode_error(b, 5.0, "NetStream.Publish.BadName", "Already publishing"));
+        assert_eq!(got, expected);
+        assert_eq!(
+            parse_command(&got),
+            Ok(Command::Error {
+                transaction_id: 5.0,
+                code: Some("NetStream.Publish.BadName")
+            })
+        );
+    }
+
+    #[test]
+    fn set_data_frame_prefixes_the_body() {
+        let body = cat(&[b"\x02\x00\x0aonMetaData\x08\x00\x00\x00\x00", END]);
+        let expected = cat(&[b"\x02\x00\x0d@setDataFrame", &body]);
+        let got = out(|b| encode_set_data_frame(b, &body));
+        assert_eq!(got, expected);
+        assert_eq!(parse_data(&got), Ok(Data::SetDataFrame { body: &body }));
+    }
+
+    #[test]
+    fn every_encoder_reports_buffer_full() {
+        type Enc = fn(&mut [u8]) -> Result<usize, CommandError>;
+        let encoders: [Enc; 17] = [
+            |b| encode_connect_result(b, 1.0, 0.0),
+            encode_on_bw_done,
+            |b| encode_create_stream_result(b, 2.0, 1),
+            |b| encode_result_null(b, 2.0),
+            |b| encode_on_status(b, "status", "NetStream.Play.Start", "Start live"),
+            |b| encode_error(b, 2.0, "c", "d"),
+            encode_sample_access,
+            |b| encode_connect(b, 1.0, "live", "rtmp://h/live", "FMLE/3.0"),
+            |b| encode_connect_player(b, 1.0, "live", "rtmp://h/live", "LNX 9,0,124,2"),
+            |b| encode_create_stream(b, 2.0),
+            |b| encode_play(b, 4.0, "a", -2000.0),
+            |b| encode_publish(b, 5.0, "a", "live"),
+            |b| encode_release_stream(b, 2.0, "a"),
+            |b| encode_fc_publish(b, 3.0, "a"),
+            |b| encode_fc_unpublish(b, 6.0, "a"),
+            |b| encode_delete_stream(b, 7.0, 1),
+            |b| encode_set_data_frame(b, b"\x02\x00\x01x"),
+        ];
+        for enc in encoders {
+            let need = out(enc).len();
+            for size in 0..need {
+                let mut buf = std::vec![0u8; size];
+                assert!(matches!(
+                    enc(&mut buf),
+                    Err(CommandError::Amf0(Amf0Error::BufferFull { .. }))
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn parses_less_common_commands() {
+        let pause = cat(&[b"\x02\x00\x05pause", N7, NULL, b"\x01\x01", N1]);
+        assert_eq!(
+            parse_command(&pause),
+            Ok(Command::Pause {
+                transaction_id: 7.0,
+                pause: true,
+                milliseconds: 1.0
+            })
+        );
+        let close = cat(&[b"\x02\x00\x0bcloseStream", N0, NULL]);
+        assert_eq!(
+            parse_command(&close),
+            Ok(Command::CloseStream {
+                transaction_id: 0.0
+            })
+        );
+        let checkbw = cat(&[b"\x02\x00\x08_checkbw", N3, NULL]);
+        assert_eq!(
+            parse_command(&checkbw),
+            Ok(Command::CheckBw {
+                transaction_id: 3.0
+            })
+        );
+        let bwdone = cat(&[b"\x02\x00\x08onBWDone", N0, NULL, N1]);
+        assert_eq!(parse_command(&bwdone), Ok(Command::OnBwDone));
+        let other = cat(&[b"\x02\x00\x03foo", N7, NULL]);
+        assert_eq!(
+            parse_command(&other),
+            Ok(Command::Other {
+                name: "foo",
+                transaction_id: 7.0
+            })
+        );
+        assert_eq!(
+            parse_command(b"\x02\x00\x03foo"),
+            Ok(Command::Other {
+                name: "foo",
+                transaction_id: 0.0
+            })
+        );
+    }
+
+    #[test]
+    fn optional_arguments_take_defaults() {
+        let play = cat(&[b"\x02\x00\x04play", N0, NULL, b"\x02\x00\x01a"]);
+        assert_eq!(
+            parse_command(&play),
+            Ok(Command::Play {
+                transaction_id: 0.0,
+                stream_name: "a",
+                start: -2.0
+            })
+        );
+        let publish = cat(&[b"\x02\x00\x07publish", N5, NULL, b"\x02\x00\x01a", NULL]);
+        assert_eq!(
+            parse_command(&publish),
+            Ok(Command::Publish {
+                transaction_id: 5.0,
+                stream_name: "a",
+                publish_type: "live"
+            })
+        );
+    }
+
+    #[test]
+    fn connect_tolerates_missing_and_odd_fields() {
+        let null_object = cat(&[b"\x02\x00\x07connect", N1, NULL]);
+        let defaults = Command::Connect {
+            transaction_id: 1.0,
+            app: "",
+            tc_url: None,
+            flash_ver: None,
+            object_encoding: 0.0,
+        };
+        assert_eq!(parse_command(&null_object), Ok(defaults));
+        assert_eq!(parse_command(&null_object[..19]), Ok(defaults));
+        // ECMA array as command object, a nested object, an app of the wrong type (ignored),
+        // unknown keys, objectEncoding 3.
+        let odd = cat(&[
+            b"\x02\x00\x07connect",
+            N1,
+            b"\x08\x00\x00\x00\x09",
+            b"\x00\x03app",
+            N5,
+            b"\x00\x06nested\x03\x00\x03app\x02\x00\x01x",
+            END,
+            b"\x00\x05tcUrl\x02\x00\x0drtmp://h/live",
+            b"\x00\x07unknown\x0a\x00\x00\x00\x01\x05",
+            b"\x00\x0eobjectEncoding",
+            N3,
+            END,
+            b"\x03",
+            END,
+        ]);
+        assert_eq!(
+            parse_command(&odd),
+            Ok(Command::Connect {
+                transaction_id: 1.0,
+                app: "",
+                tc_url: Some("rtmp://h/live"),
+                flash_ver: None,
+                object_encoding: 3.0,
+            })
+        );
+        let string_object = cat(&[b"\x02\x00\x07connect", N1, b"\x02\x00\x01x"]);
+        assert_eq!(
+            parse_command(&string_object),
+            Err(CommandError::WrongType {
+                index: 2,
+                expected: "object"
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_commands_are_typed_errors() {
+        assert_eq!(
+            parse_command(b""),
+            Err(CommandError::MissingValue { index: 0 })
+        );
+        assert_eq!(
+            parse_command(N1),
+            Err(CommandError::WrongType {
+                index: 0,
+                expected: "string"
+            })
+        );
+        assert_eq!(
+            parse_command(b"\x02\x00\x0ccreateStream"),
+            Err(CommandError::MissingValue { index: 1 })
+        );
+        let play_ref = cat(&[b"\x02\x00\x04play", N1, NULL, b"\x07\x00\x00"]);
+        assert_eq!(
+            parse_command(&play_ref),
+            Err(CommandError::WrongType {
+                index: 3,
+                expected: "string"
+            })
+        );
+        let play_amf3 = cat(&[b"\x02\x00\x04play", N1, NULL, b"\x11\x06\x03a"]);
+        assert_eq!(
+            parse_command(&play_amf3),
+            Err(CommandError::Amf0(Amf0Error::UnsupportedMarker {
+                marker: 0x11,
+                offset: 17
+            }))
+        );
+        let status = cat(&[
+            b"\x02\x00\x08onStatus",
+            N0,
+            NULL,
+            b"\x03\x00\x05level\x02\x00\x01s",
+            END,
+        ]);
+        assert_eq!(
+            parse_command(&status),
+            Err(CommandError::MissingProperty { name: "code" })
+        );
+    }
+
+    #[test]
+    fn result_number_and_info() {
+        let with_number = cat(&[b"\x02\x00\x07_result", N5, NULL, N1]);
+        assert_eq!(
+            parse_command(&with_number),
+            Ok(Command::Result {
+                transaction_id: 5.0,
+                code: None,
+                number: Some(1.0)
+            })
+        );
+        // Info object carrying a nested object and a strict array before its code.
+        let with_info = cat(&[
+            b"\x02\x00\x07_result",
+            N1,
+            b"\x0a\x00\x00\x00\x01\x03",
+            END,
+            b"\x03\x00\x04data\x03\x00\x04code\x02\x00\x01x",
+            END,
+            b"\x00\x04code\x02\x00\x02ok",
+            END,
+        ]);
+        assert_eq!(
+            parse_command(&with_info),
+            Ok(Command::Result {
+                transaction_id: 1.0,
+                code: Some("ok"),
+                number: None
+            })
+        );
+    }
+
+    #[test]
+    fn data_messages() {
+        assert_eq!(
+            parse_data(b"\x02\x00\x11|RtmpSampleAccess\x01\x01\x01\x01"),
+            Ok(Data::Other {
+                name: "|RtmpSampleAccess"
+            })
+        );
+        // Trailing bytes after the object are not part of the relayed body.
+        let meta = cat(&[b"\x02\x00\x0aonMetaData\x03\x00\x01a", N1, END]);
+        let with_tail = cat(&[&meta, NULL]);
+        assert_eq!(parse_data(&with_tail), Ok(Data::OnMetaData { body: &meta }));
+        assert_eq!(
+            parse_data(b"\x02\x00\x0aonMetaData"),
+            Err(CommandError::MissingValue { index: 1 })
+        );
+        let not_object = cat(&[b"\x02\x00\x0d@setDataFrame\x02\x00\x0aonMetaData", N1]);
+        assert_eq!(
+            parse_data(&not_object),
+            Err(CommandError::WrongType {
+                index: 2,
+                expected: "object or ECMA array"
+            })
+        );
+        let cue = cat(&[b"\x02\x00\x0d@setDataFrame\x02\x00\x0aonCuePoint\x03", END]);
+        assert_eq!(
+            parse_data(&cue),
+            Ok(Data::Other {
+                name: "@setDataFrame"
+            })
+        );
+        assert!(matches!(
+            parse_data(&meta[..meta.len() - 1]),
+            Err(CommandError::Amf0(Amf0Error::Truncated { .. }))
+        ));
+    }
+
+    #[test]
+    fn stream_name_base_strips_the_query() {
+        assert_eq!(stream_name_base("a?key=x"), "a");
+        assert_eq!(stream_name_base("a?b?c"), "a");
+        assert_eq!(stream_name_base("audio"), "audio");
+        assert_eq!(stream_name_base("?x"), "");
+    }
 }

@@ -446,3 +446,385 @@ pub fn encode_previous_tag_size(buf: &mut [u8], data_size: u32) -> Result<usize,
     }
     put(buf, &previous_tag_size(data_size).to_be_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    use std::string::String;
+    use std::time::{Duration, Instant};
+    use std::vec::Vec;
+
+    #[test]
+    fn header_bytes_for_each_format() {
+        let cases = [
+            // (format, rate, channels, byte) — bytes worked out from §E.4.2.1 and checked
+            // against what ffmpeg 5.1 flvenc writes for the same parameters.
+            (SoundFormat::PcmLe, 44_100, 2, 0x3F),
+            (SoundFormat::PcmLe, 5_512, 1, 0x32),
+            (SoundFormat::PcmPlatform, 22_050, 1, 0x0A),
+            (SoundFormat::Adpcm, 44_100, 2, 0x1F),
+            (SoundFormat::Adpcm, 11_025, 1, 0x16),
+            (SoundFormat::Mp3, 48_000, 2, 0x2F),
+            (SoundFormat::Mp3, 22_050, 1, 0x2A),
+            (SoundFormat::Aac, 48_000, 1, 0xAF),
+            (SoundFormat::Aac, 22_050, 2, 0xAF),
+            (SoundFormat::Nellymoser16k, 16_000, 1, 0x42),
+            (SoundFormat::Nellymoser8k, 8_000, 1, 0x52),
+            (SoundFormat::Nellymoser, 22_050, 1, 0x6A),
+            (SoundFormat::G711ALaw, 8_000, 1, 0x72),
+            (SoundFormat::G711MuLaw, 8_000, 2, 0x83),
+            (SoundFormat::Speex, 16_000, 1, 0xB6),
+        ];
+        for (format, rate, channels, byte) in cases {
+            let h = AudioTagHeader::for_rate(format, rate, channels).unwrap();
+            assert_eq!(h.to_byte(), byte, "{format:?} {rate} {channels}");
+            assert_eq!(AudioTagHeader::from_byte(byte), Ok(h));
+        }
+        assert_eq!(SoundRate::Khz5_5.hz(), 5_512);
+        assert_eq!(SoundRate::Khz11.hz(), 11_025);
+        assert_eq!(SoundRate::Khz22.hz(), 22_050);
+        assert_eq!(SoundRate::Khz44.hz(), 44_100);
+    }
+
+    #[test]
+    fn from_byte_round_trips_or_names_the_format() {
+        for b in 0..=255u8 {
+            match AudioTagHeader::from_byte(b) {
+                Ok(h) => assert_eq!(h.to_byte(), b),
+                Err(e) => {
+                    assert_eq!(e, FlvError::UnsupportedSoundFormat { id: b >> 4 });
+                    assert!(matches!(b >> 4, 9 | 12..=15));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rates_flv_cannot_express_are_refused() {
+        for format in [
+            SoundFormat::PcmLe,
+            SoundFormat::Adpcm,
+            SoundFormat::PcmPlatform,
+        ] {
+            assert_eq!(
+                AudioTagHeader::for_rate(format, 48_000, 2),
+                Err(FlvError::UnsupportedRate {
+                    format,
+                    sample_rate: 48_000
+                })
+            );
+        }
+        let mut text = String::new();
+        core::fmt::write(
+            &mut text,
+            format_args!(
+                "{}",
+                AudioTagHeader::for_rate(SoundFormat::PcmLe, 48_000, 2).unwrap_err()
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "FLV cannot express 48000 Hz for PCM little-endian: it allows 5512, 11025, 22050 \
+             or 44100 Hz (resample or capture at 44100)"
+        );
+        let refused = [
+            (SoundFormat::Mp3, 8_000, 1),
+            (SoundFormat::Mp3, 32_000, 2),
+            (SoundFormat::G711ALaw, 16_000, 1),
+            (SoundFormat::Speex, 8_000, 1),
+            (SoundFormat::Nellymoser16k, 8_000, 1),
+            (SoundFormat::Aac, 0, 2),
+        ];
+        for (format, sample_rate, channels) in refused {
+            assert_eq!(
+                AudioTagHeader::for_rate(format, sample_rate, channels),
+                Err(FlvError::UnsupportedRate {
+                    format,
+                    sample_rate
+                })
+            );
+        }
+        for (format, channels) in [
+            (SoundFormat::PcmLe, 0),
+            (SoundFormat::PcmLe, 3),
+            (SoundFormat::Speex, 2),
+            (SoundFormat::Nellymoser8k, 2),
+        ] {
+            let rate = if format == SoundFormat::Speex {
+                16_000
+            } else {
+                8_000
+            };
+            assert_eq!(
+                AudioTagHeader::for_rate(format, rate, channels),
+                Err(FlvError::UnsupportedChannels { format, channels })
+            );
+        }
+    }
+
+    #[test]
+    fn audio_tag_header_and_aac_packet_type() {
+        let aac = AudioTagHeader::for_rate(SoundFormat::Aac, 44_100, 2).unwrap();
+        let pcm = AudioTagHeader::for_rate(SoundFormat::PcmLe, 44_100, 2).unwrap();
+        let mut buf = [0u8; 2];
+        assert_eq!(
+            encode_audio_tag_header(&mut buf, aac, Some(AacPacketType::SequenceHeader)),
+            Ok(2)
+        );
+        assert_eq!(buf, [0xAF, 0x00]);
+        assert_eq!(
+            encode_audio_tag_header(&mut buf, aac, Some(AacPacketType::Raw)),
+            Ok(2)
+        );
+        assert_eq!(buf, [0xAF, 0x01]);
+        assert_eq!(encode_audio_tag_header(&mut buf, pcm, None), Ok(1));
+        assert_eq!(buf[0], 0x3F);
+        assert_eq!(
+            encode_audio_tag_header(&mut buf, aac, None),
+            Err(FlvError::AacPacketTypeMismatch {
+                format: SoundFormat::Aac
+            })
+        );
+        assert_eq!(
+            encode_audio_tag_header(&mut buf, pcm, Some(AacPacketType::Raw)),
+            Err(FlvError::AacPacketTypeMismatch {
+                format: SoundFormat::PcmLe
+            })
+        );
+        assert_eq!(
+            encode_audio_tag_header(&mut buf[..1], aac, Some(AacPacketType::Raw)),
+            Err(FlvError::BufferFull {
+                needed: 2,
+                available: 1
+            })
+        );
+    }
+
+    const META: Metadata = Metadata {
+        audiocodecid: 3,
+        audiosamplerate: 44_100,
+        audiosamplesize: 16,
+        stereo: true,
+        audiodatarate_kbps: 1411.2,
+    };
+
+    /// `onMetaData` for [`META`], written by hand from AMF0 §2.4, §2.10, §2.2, §2.3, §2.5.
+    fn expected_metadata(no_video: bool) -> Vec<u8> {
+        let parts: [&[u8]; 10] = [
+            b"\x02\x00\x0aonMetaData",
+            if no_video {
+                b"\x08\x00\x00\x00\x08"
+            } else {
+                b"\x08\x00\x00\x00\x07"
+            },
+            b"\x00\x08duration\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"\x00\x0caudiocodecid\x00\x40\x08\x00\x00\x00\x00\x00\x00",
+            b"\x00\x0faudiosamplerate\x00\x40\xe5\x88\x80\x00\x00\x00\x00",
+            b"\x00\x0faudiosamplesize\x00\x40\x30\x00\x00\x00\x00\x00\x00",
+            b"\x00\x06stereo\x01\x01",
+            b"\x00\x0daudiodatarate\x00\x40\x96\x0c\xcc\xcc\xcc\xcc\xcd",
+            b"\x00\x07encoder\x02\x00\x08zerocast",
+            if no_video {
+                b"\x00\x0cvideocodecid\x03\x00\x00\x09"
+            } else {
+                b""
+            },
+        ];
+        let mut v = parts.concat();
+        v.extend_from_slice(&[0x00, 0x00, 0x09]);
+        v
+    }
+
+    #[test]
+    fn on_metadata_bytes() {
+        for no_video in [false, true] {
+            let mut buf = [0u8; 256];
+            let n = encode_on_metadata(&mut buf, &META, no_video).unwrap();
+            assert_eq!(buf[..n], expected_metadata(no_video));
+            assert_eq!(
+                crate::command::parse_data(&buf[..n]),
+                Ok(crate::command::Data::OnMetaData { body: &buf[..n] })
+            );
+            for size in 0..n {
+                assert!(matches!(
+                    encode_on_metadata(&mut buf[..size], &META, no_video),
+                    Err(FlvError::Amf0(Amf0Error::BufferFull { .. }))
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn file_and_tag_headers() {
+        let mut buf = [0u8; 13];
+        assert_eq!(
+            encode_file_header(&mut buf, true, false),
+            Ok(FILE_HEADER_LEN)
+        );
+        assert_eq!(buf, *b"FLV\x01\x04\x00\x00\x00\x09\x00\x00\x00\x00");
+        encode_file_header(&mut buf, true, true).unwrap();
+        assert_eq!(buf[4], 0x05);
+        assert!(matches!(
+            encode_file_header(&mut buf[..12], true, false),
+            Err(FlvError::BufferFull {
+                needed: 13,
+                available: 12
+            })
+        ));
+        let mut tag = [0u8; 11];
+        assert_eq!(
+            encode_tag_header(&mut tag, TAG_AUDIO, 0x01_0203, 0x1234_5678),
+            Ok(TAG_HEADER_LEN)
+        );
+        assert_eq!(
+            tag,
+            [0x08, 0x01, 0x02, 0x03, 0x34, 0x56, 0x78, 0x12, 0x00, 0x00, 0x00]
+        );
+        assert_eq!(
+            encode_tag_header(&mut tag, TAG_AUDIO, 0x0100_0000, 0),
+            Err(FlvError::TagTooLarge { size: 0x0100_0000 })
+        );
+        let mut size = [0u8; 4];
+        assert_eq!(encode_previous_tag_size(&mut size, 1765), Ok(4));
+        assert_eq!(size, 1776u32.to_be_bytes());
+        assert_eq!(previous_tag_size(MAX_TAG_DATA_SIZE), 0x0100_000A);
+    }
+
+    /// Appends one FLV tag (header, body, PreviousTagSize) to `file`.
+    fn push_tag(file: &mut Vec<u8>, tag_type: u8, timestamp: u32, body: &[u8]) {
+        let size = u32::try_from(body.len()).unwrap();
+        let mut header = [0u8; TAG_HEADER_LEN];
+        encode_tag_header(&mut header, tag_type, size, timestamp).unwrap();
+        file.extend_from_slice(&header);
+        file.extend_from_slice(body);
+        let mut prev = [0u8; 4];
+        encode_previous_tag_size(&mut prev, size).unwrap();
+        file.extend_from_slice(&prev);
+    }
+
+    /// Runs an external tool with stdout to `stdout_path`, at most 30 s. `None` when the tool is
+    /// not installed outside CI; in CI (`CI` set) a missing tool fails the test.
+    fn run_tool(program: &str, args: &[&str], stdout_path: &Path) -> Option<()> {
+        let stdout = std::fs::File::create(stdout_path).unwrap();
+        let mut child = match Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "{program} is required in CI"
+                );
+                std::eprintln!("skipping: {program} not installed");
+                return None;
+            }
+            Err(e) => panic!("{program}: {e}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "{program} {args:?}: {status}");
+                return Some(());
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{program} timed out");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn ffmpeg_decodes_a_written_flv_file() {
+        const RATE: u32 = 44_100;
+        const FRAMES_PER_TAG: u32 = 441; // 10 ms
+        const TAGS: u32 = 100; // 1 s
+        let mut file = std::vec![0u8; FILE_HEADER_LEN];
+        encode_file_header(&mut file, true, false).unwrap();
+        let mut meta = [0u8; 256];
+        let n = encode_on_metadata(&mut meta, &META, true).unwrap();
+        push_tag(&mut file, TAG_SCRIPT_DATA, 0, &meta[..n]);
+        let header = AudioTagHeader::for_rate(SoundFormat::PcmLe, RATE, 2).unwrap();
+        for t in 0..TAGS {
+            let mut body = std::vec![0u8; 1];
+            encode_audio_tag_header(&mut body, header, None).unwrap();
+            for i in 0..FRAMES_PER_TAG {
+                let k = f64::from(t * FRAMES_PER_TAG + i);
+                let phase = 2.0 * core::f64::consts::PI * 440.0 * k / f64::from(RATE);
+                let s = (phase.sin() * 16_000.0) as i16;
+                body.extend_from_slice(&s.to_le_bytes()); // left
+                body.extend_from_slice(&s.to_le_bytes()); // right
+            }
+            push_tag(&mut file, TAG_AUDIO, t * 10, &body);
+        }
+        let dir = std::env::temp_dir().join(std::format!("zerocast-flv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let flv = dir.join("tone.flv");
+        std::fs::write(&flv, &file).unwrap();
+        let flv_arg = flv.to_str().unwrap();
+
+        let probe_out = dir.join("probe.txt");
+        let probe_args = [
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,sample_rate,channels:format=duration:format_tags=encoder",
+            "-of",
+            "default=nw=1",
+            flv_arg,
+        ];
+        if run_tool("ffprobe", &probe_args, &probe_out).is_none() {
+            return;
+        }
+        let probe = std::fs::read_to_string(&probe_out).unwrap();
+        let lines: Vec<&str> = probe.lines().collect();
+        assert!(lines.contains(&"codec_name=pcm_s16le"), "{probe}");
+        assert!(lines.contains(&"sample_rate=44100"), "{probe}");
+        assert!(lines.contains(&"channels=2"), "{probe}");
+        assert!(lines.contains(&"TAG:encoder=zerocast"), "{probe}");
+        // The empty-object videocodecid must not make a video stream appear.
+        assert_eq!(probe.matches("codec_name=").count(), 1, "{probe}");
+        let duration: f64 = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("duration="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((duration - 1.0).abs() < 0.02, "{duration}");
+
+        let raw = dir.join("tone.raw");
+        let decode_args = [
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            flv_arg,
+            "-f",
+            "s16le",
+            "-acodec",
+            "pcm_s16le",
+            raw.to_str().unwrap(),
+        ];
+        if run_tool("ffmpeg", &decode_args, &dir.join("ffmpeg.txt")).is_none() {
+            return;
+        }
+        let pcm = std::fs::read(&raw).unwrap();
+        assert_eq!(pcm.len(), 44_100 * 4);
+        let left: Vec<i16> = pcm
+            .chunks_exact(4)
+            .map(|f| i16::from_le_bytes([f[0], f[1]]))
+            .collect();
+        let rising = left.windows(2).filter(|w| w[0] < 0 && w[1] >= 0).count();
+        assert!((439..=441).contains(&rising), "{rising} cycles in 1 s");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -185,6 +185,9 @@ impl AudioTagHeader {
     /// - MP3: 48 kHz is flagged 44 kHz (the decoder reads the rate from the frame headers).
     /// - G.711: 8 kHz only, rate bits 0; Speex: 16 kHz mono, rate bits 11 kHz as flvenc writes;
     ///   Nellymoser 16k / 8k: mono at that rate, rate bits 0.
+    ///
+    /// SoundSize is always 16-bit (the codecs here take S16 input); build an 8-bit PCM header
+    /// by hand.
     pub fn for_rate(format: SoundFormat, sample_rate: u32, channels: u8) -> Result<Self, FlvError> {
         if !(1..=2).contains(&channels) {
             return Err(FlvError::UnsupportedChannels { format, channels });

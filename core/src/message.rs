@@ -315,7 +315,11 @@ mod tests {
             3,
             &[1, 2, 3, 4],
         ),
-        (Control::WindowAckSize(5_000_000), 5, &[0x00, 0x4C, 0x4B, 0x40]),
+        (
+            Control::WindowAckSize(5_000_000),
+            5,
+            &[0x00, 0x4C, 0x4B, 0x40],
+        ),
         (
             Control::SetPeerBandwidth {
                 size: 5_000_000,
@@ -329,8 +333,16 @@ mod tests {
             4,
             &[0, 0, 0, 0, 0, 1],
         ),
-        (Control::User(UserControl::StreamEof(1)), 4, &[0, 1, 0, 0, 0, 1]),
-        (Control::User(UserControl::StreamDry(2)), 4, &[0, 2, 0, 0, 0, 2]),
+        (
+            Control::User(UserControl::StreamEof(1)),
+            4,
+            &[0, 1, 0, 0, 0, 1],
+        ),
+        (
+            Control::User(UserControl::StreamDry(2)),
+            4,
+            &[0, 2, 0, 0, 0, 2],
+        ),
         // ffmpeg player, protocol notes §2: SetBufferLength(stream 1, 3000 ms).
         (
             Control::User(UserControl::SetBufferLength {
@@ -435,7 +447,16 @@ mod tests {
             parse_control(1, &[0, 0, 0, 128, 9, 9]),
             Ok(Some(Control::SetChunkSize(128)))
         );
-        for type_id in [0u8, 7, AUDIO, VIDEO, DATA_AMF0, COMMAND_AMF0, AGGREGATE, 0xFF] {
+        for type_id in [
+            0u8,
+            7,
+            AUDIO,
+            VIDEO,
+            DATA_AMF0,
+            COMMAND_AMF0,
+            AGGREGATE,
+            0xFF,
+        ] {
             assert_eq!(parse_control(type_id, &[0; 16]), Ok(None));
         }
     }

@@ -84,7 +84,9 @@ fn be(bytes: &[u8]) -> u32 {
 /// flight, so messages interleaved across chunk streams reassemble side by side.
 ///
 /// Call [`read`](Self::read) with the unconsumed input until it returns `Ok((0, None))`, drop
-/// the consumed bytes, and call again when more arrive. Each call does bounded work: at most
+/// the consumed bytes, and call again when more arrive. A fmt 3 chunk after an extended-timestamp
+/// header is only decided once the 4 bytes after its basic header are in (they may be a
+/// repeated timestamp or payload), so such a chunk waits for 4 bytes even if less is due. Each call does bounded work: at most
 /// one chunk header and one copy, plus at most one arena compaction of `O(STREAMS²)` steps.
 pub struct ChunkReader<const STREAMS: usize, const ARENA: usize> {
     arena: [u8; ARENA],
@@ -382,8 +384,11 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             let Some((slot, start, len, received)) = lowest else {
                 break;
             };
-            // Only the bytes received so far are worth copying.
-            self.arena.copy_within(start..start + received, end);
+            // Only the bytes received so far are worth copying; `end <= start` always, so the
+            // span from `end` holds both the source and the destination.
+            if let Some(span) = self.arena.get_mut(end..start + received) {
+                span.copy_within(start.saturating_sub(end).., 0);
+            }
             if let Some(s) = self.streams.get_mut(slot) {
                 s.partial = Partial::Buffering {
                     start: end,

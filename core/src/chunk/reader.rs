@@ -98,6 +98,8 @@ pub struct ChunkReader<const STREAMS: usize, const ARENA: usize> {
     max_message: u32,
     skip_mask: u32,
     bytes_received: u64,
+    /// Arena region (start, length) of the message the last `read` completed, if any.
+    last: (usize, u32),
 }
 
 impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
@@ -122,6 +124,7 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             },
             skip_mask: DEFAULT_SKIP_MASK,
             bytes_received: 0,
+            last: (0, 0),
         }
     }
 
@@ -162,6 +165,7 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
         &'a mut self,
         input: &[u8],
     ) -> Result<(usize, Option<Message<'a>>), ChunkError> {
+        self.last = (0, 0);
         let (header_len, slot, left) = match self.current {
             Some((slot, left)) => (0, slot, left),
             None => match self.parse_header(input)? {
@@ -451,10 +455,18 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             Some(Control::Abort { csid }) => self.abort(csid),
             _ => {}
         }
+        self.last = (start, header.length);
         Ok(Some(Message {
             header,
             payload: self.region(start, header.length),
         }))
+    }
+
+    /// The payload of the message the latest [`read`](Self::read) returned (empty when it
+    /// returned none). Lets a caller that dropped the borrow (to update its own state first)
+    /// look at the payload again without copying it.
+    pub fn last_payload(&self) -> &[u8] {
+        self.region(self.last.0, self.last.1)
     }
 
     /// The payload of a completed message.

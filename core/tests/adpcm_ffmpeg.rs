@@ -110,15 +110,23 @@ fn encode_flv(
     flv_file(&tags)
 }
 
+/// False when ffmpeg is not installed, so the caller skips; a failure when `CI` is set.
+fn ffmpeg_available() -> bool {
+    if Command::new("ffmpeg").arg("-version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "ffmpeg is required when CI is set"
+    );
+    eprintln!("ffmpeg not found: skipping");
+    false
+}
+
 /// Decodes an FLV file with ffmpeg to interleaved s16le; `None` when ffmpeg is not installed
 /// (and `CI` is not set).
 fn ffmpeg_decode(name: &str, flv: &[u8]) -> Option<Vec<i16>> {
-    if Command::new("ffmpeg").arg("-version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "ffmpeg is required when CI is set"
-        );
-        eprintln!("ffmpeg not found: skipping");
+    if !ffmpeg_available() {
         return None;
     }
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.flv"));
@@ -154,12 +162,12 @@ fn snr_db(reference: &[i16], decoded: &[i16]) -> f64 {
 }
 
 /// Encodes with SWF ADPCM, decodes with ffmpeg, checks the length is exact and returns the SNR.
-fn adpcm_snr(pcm: &[i16], channels: u8, bits: u8, packet: usize) -> Option<f64> {
+fn adpcm_snr(signal: &str, pcm: &[i16], channels: u8, bits: u8, packet: usize) -> Option<f64> {
     let mut enc = AdpcmSwf::new(RATE, channels, bits).expect("encoder");
     let fitter = enc.clone();
     let fit = move |f| fitter.fit_frames(f);
     let flv = encode_flv(&mut enc, &fit, pcm, usize::from(channels), packet);
-    let name = format!("adpcm_{channels}ch_{bits}bit_{packet}");
+    let name = format!("{signal}_adpcm_{channels}ch_{bits}bit_{packet}");
     let decoded = ffmpeg_decode(&name, &flv)?;
     assert_eq!(decoded.len(), pcm.len(), "{name}: decoded sample count");
     let snr = snr_db(pcm, &decoded);
@@ -170,6 +178,9 @@ fn adpcm_snr(pcm: &[i16], channels: u8, bits: u8, packet: usize) -> Option<f64> 
 /// For comparison: the same signal through ffmpeg's own adpcm_swf encoder and back. Its last
 /// packet is padded to 4096 frames, so only the input's length is compared.
 fn ffmpeg_encoder_snr(name: &str, pcm: &[i16], channels: u8) -> Option<f64> {
+    if !ffmpeg_available() {
+        return None;
+    }
     let raw = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.s16"));
     let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
     std::fs::write(&raw, bytes).expect("write raw");
@@ -183,7 +194,8 @@ fn ffmpeg_encoder_snr(name: &str, pcm: &[i16], channels: u8) -> Option<f64> {
         .arg(&raw)
         .args(["-c:a", "adpcm_swf", "-f", "flv", "-"])
         .output()
-        .ok()?;
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg's adpcm_swf encoder failed");
     let _ = std::fs::remove_file(&raw);
     let decoded = ffmpeg_decode(&format!("{name}_ffmpeg_encoded"), &out.stdout)?;
     assert!(
@@ -203,7 +215,7 @@ fn adpcm_swf_decodes_in_ffmpeg() {
     for packet in [1024, 4096] {
         let mut by_bits = Vec::new();
         for bits in 2..=5 {
-            let Some(snr) = adpcm_snr(&stereo, 2, bits, packet) else {
+            let Some(snr) = adpcm_snr("mixed", &stereo, 2, bits, packet) else {
                 return;
             };
             by_bits.push(snr);
@@ -222,7 +234,7 @@ fn adpcm_swf_decodes_in_ffmpeg() {
     }
     let mono = mixed_signal(1);
     for packet in [1024, 4096] {
-        let Some(snr) = adpcm_snr(&mono, 1, 4, packet) else {
+        let Some(snr) = adpcm_snr("mixed", &mono, 1, 4, packet) else {
             return;
         };
         assert!(snr >= 25.0, "4-bit mono SNR {snr:.2} dB");
@@ -236,7 +248,7 @@ fn adpcm_swf_loud_signal_with_step_index_clamp() {
     // (its low 6 bits) gave -2.9 dB, as the decoder then drifts for the rest of each block.
     let pcm = loud_signal(2);
     for packet in [1024, 4096] {
-        let Some(snr) = adpcm_snr(&pcm, 2, 4, packet) else {
+        let Some(snr) = adpcm_snr("loud", &pcm, 2, 4, packet) else {
             return;
         };
         assert!(snr >= 10.0, "loud 4-bit SNR {snr:.2} dB");

@@ -380,7 +380,7 @@ impl<const BYTES: usize, const SLOTS: usize> Ring<BYTES, SLOTS> {
         let Some(slot) = self.slot(cursor.sequence) else {
             return Ok(&[]);
         };
-        let rest = slot.len.saturating_sub(cursor.offset as usize);
+        let rest = slot.len.saturating_sub(cursor.offset);
         // A message never straddles the arena end, so it lies within `first`.
         Ok(slices.first.get(..rest).unwrap_or(slices.first))
     }

@@ -25,7 +25,8 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-libav
     nginx libnginx-mod-rtmp
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
-    qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf pkg-config dpkg-dev python3
+    qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
+    pkg-config dpkg-dev python3
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)

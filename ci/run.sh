@@ -26,7 +26,7 @@ APT_PACKAGES=(
     nginx libnginx-mod-rtmp
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
     qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
-    pkg-config dpkg-dev python3
+    pkg-config dpkg-dev python3 systemd
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
@@ -231,6 +231,7 @@ for line in sys.stdin:
 ' >"$list"
     while IFS= read -r bin; do
         echo "qemu: $bin"
+        check_armv6 "$bin"
         "${QEMU_PI[@]}" "$bin"
         n=$((n + 1))
     done <"$list"
@@ -292,12 +293,15 @@ cmd_serve() {
 ALL_STEPS=(setup fmt clippy test nostd cross fuzz e2e deb)
 
 cmd_all() {
-    local step start secs failed=() lines=()
+    local step start secs failed=() lines=() log="$TARGET_DIR/ci-all.log"
+    mkdir -p "$TARGET_DIR"
+    : >"$log"
     for step in "${ALL_STEPS[@]}"; do
         say "ci/run.sh $step"
         start=$SECONDS
-        # A child process per step: `set -e` does not apply inside an `if` condition.
-        if bash "$ROOT/ci/run.sh" "$step"; then
+        # A child process per step: `set -e` does not apply inside an `if` condition. The log
+        # is read back for the test totals below.
+        if bash "$ROOT/ci/run.sh" "$step" 2>&1 | tee -a "$log"; then
             secs=$((SECONDS - start))
             lines+=("$(printf '%-7s ok     %4ds' "$step" "$secs")")
         else
@@ -312,6 +316,10 @@ cmd_all() {
     printf '\n==> summary\n'
     printf '%s\n' "${lines[@]}"
     printf 'total   %ds\n' "$SECONDS"
+    # Every libtest summary of the run (host tests, the core's tests under qemu, end-to-end).
+    grep -E '^test result: ' "$log" |
+        sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
+        awk '{ p += $1; f += $2 } END { printf "tests: %d passed, %d failed\n", p, f }'
     if [[ ${#failed[@]} -gt 0 ]]; then
         echo "ci: failed steps: ${failed[*]}"
         return 1

@@ -3,7 +3,8 @@
 # recipes. Source it; it defines functions and variables and runs nothing else.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TARGET_DIR="$ROOT/target"
+# Honours CARGO_TARGET_DIR, so a cold build can be timed without touching ./target.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 # The Pi Zero (W) has a Broadcom BCM2835: an ARM1176JZF-S, i.e. ARMv6 with VFPv2, hard float, no
 # NEON and no Thumb-2. Rust's `arm-unknown-linux-gnueabihf` is exactly that (Debian's own "armhf"

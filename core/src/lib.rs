@@ -23,7 +23,10 @@
 //! - [`ring`]: the broadcast ring that fans one stream out to many players.
 #![no_std]
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![forbid(unsafe_code)]
 
 #[cfg(all(feature = "defmt", feature = "log"))]

@@ -1,0 +1,395 @@
+//! SWF ADPCM (SoundFormat 1): the IMA-derived ADPCM of Flash, ffmpeg's `adpcm_swf`.
+//!
+//! Packet layout (SWF File Format Specification v10, "ADPCM compression"; ffmpeg
+//! `libavcodec/adpcm.c` `adpcm_swf_decode`), a big-endian bit stream:
+//!
+//! ```text
+//! AdpcmCodeSize  2 bits     code size - 2 (0..3 = 2..5 bits per code)
+//! then blocks of up to 4096 frames, each:
+//!   per channel: InitialSample 16 bits (signed; it is also the block's first output sample)
+//!                InitialIndex   6 bits (step table index)
+//!   4095 (or, in the last block, fewer) frames of codes, one code per channel per frame
+//! zero bits up to the next byte
+//! ```
+//!
+//! A code is a sign bit and `bits - 1` magnitude bits. Decoding one: `diff` = the step (from the
+//! 89-entry IMA step table) for each magnitude bit set, halving the step after each bit, plus the
+//! step left after the last halving; add or subtract `diff`, clamp to `i16`; move the step index
+//! by the code size's index table and clamp it to 0..=88. The encoder runs the same arithmetic,
+//! so its predictor is exactly what a decoder outputs.
+//!
+//! Two details a decoder imposes:
+//! - The 6-bit InitialIndex cannot say 64..=88, so at each block start the index is clamped to 63
+//!   before it is written and the encoder continues from the clamped value (ffmpeg's adpcmenc.c
+//!   does the same: "clip step so it fits 6 bits").
+//! - ffmpeg counts samples from the packet size (`get_nb_samples` in adpcm.c): a last partial block
+//!   followed by padding of at least one frame of codes decodes one extra frame. Frame counts for
+//!   which that happens are refused ([`AdpcmSwf::fit_frames`] gives the nearest good one); whole
+//!   blocks of 4096 frames are always exact, and so is any count for 4- and 5-bit stereo.
+
+use super::{output, CodecError, Encoder, TagFormat};
+
+/// SoundFormat of ADPCM (FLV spec v10.1 §E.4.2.1).
+const SOUND_FORMAT_ADPCM: u8 = 1;
+
+/// Frames per block: the initial sample plus 4095 codes.
+const BLOCK_FRAMES: usize = 4096;
+
+/// Bits of a block header per channel: 16-bit sample + 6-bit step index.
+const BLOCK_HEADER_BITS: usize = 22;
+
+/// Largest step index a block header can carry (6 bits).
+const MAX_HEADER_INDEX: u8 = 63;
+
+/// The IMA ADPCM step table (IMA Digital Audio Focus and Technical Working Groups, "Recommended
+/// Practices for Enhancing Digital Audio Compatibility in Multimedia Systems", 1992).
+const STEPS: [u16; 89] = [
+    7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66,
+    73, 80, 88, 97, 107, 118, 130, 143, 157, 173, 190, 209, 230, 253, 279, 307, 337, 371, 408, 449,
+    494, 544, 598, 658, 724, 796, 876, 963, 1060, 1166, 1282, 1411, 1552, 1707, 1878, 2066, 2272,
+    2499, 2749, 3024, 3327, 3660, 4026, 4428, 4871, 5358, 5894, 6484, 7132, 7845, 8630, 9493,
+    10442, 11487, 12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623, 27086, 29794, 32767,
+];
+
+/// Step index changes by code magnitude, one table per code size (SWF spec, ADPCM; the same
+/// values as ffmpeg's `swf_index_tables`).
+const INDEX_2: [i8; 2] = [-1, 2];
+const INDEX_3: [i8; 4] = [-1, -1, 2, 4];
+const INDEX_4: [i8; 8] = [-1, -1, -1, -1, 2, 4, 6, 8];
+const INDEX_5: [i8; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 4, 6, 8, 10, 13, 16];
+
+/// One channel's predictor state, shared in meaning with the decoder's.
+#[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+struct Channel {
+    predictor: i16,
+    /// Always within 0..=88.
+    index: u8,
+}
+
+impl Channel {
+    /// Quantizes `sample` to one code of `bits` bits (sign + magnitude) by successive
+    /// approximation, as the IMA reference encoder does, and updates the state the way a decoder
+    /// will when it reads the code.
+    fn encode(&mut self, sample: i16, bits: u8, index_table: &[i8]) -> u8 {
+        let mut step = i32::from(STEPS.get(usize::from(self.index)).copied().unwrap_or(7));
+        let diff = i32::from(sample) - i32::from(self.predictor);
+        let mut rest = diff.abs();
+        let mut magnitude = 0u8;
+        let mut delta = 0i32;
+        let mut bit = 1u8 << (bits - 2);
+        while bit != 0 {
+            if rest >= step {
+                magnitude |= bit;
+                rest -= step;
+                delta += step;
+            }
+            step >>= 1;
+            bit >>= 1;
+        }
+        // The decoder adds half of the last step used, centring the quantization interval.
+        delta += step;
+        let negative = diff < 0;
+        let predicted = if negative {
+            i32::from(self.predictor) - delta
+        } else {
+            i32::from(self.predictor) + delta
+        };
+        self.predictor = predicted.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+        let change = index_table
+            .get(usize::from(magnitude))
+            .copied()
+            .unwrap_or(0);
+        self.index = (i16::from(self.index) + i16::from(change)).clamp(0, 88) as u8;
+        (u8::from(negative) << (bits - 1)) | magnitude
+    }
+}
+
+/// Big-endian bit writer over a buffer already checked to be large enough.
+struct BitWriter<'a> {
+    out: &'a mut [u8],
+    pos: usize,
+    acc: u32,
+    pending: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    fn new(out: &'a mut [u8]) -> Self {
+        Self {
+            out,
+            pos: 0,
+            acc: 0,
+            pending: 0,
+        }
+    }
+
+    /// Appends the low `n` (at most 16) bits of `value`.
+    fn put(&mut self, n: u32, value: u16) {
+        self.acc = (self.acc << n) | (u32::from(value) & ((1 << n) - 1));
+        self.pending += n;
+        while self.pending >= 8 {
+            self.pending -= 8;
+            self.emit((self.acc >> self.pending) as u8);
+        }
+        self.acc &= (1 << self.pending) - 1;
+    }
+
+    fn emit(&mut self, byte: u8) {
+        if let Some(dst) = self.out.get_mut(self.pos) {
+            *dst = byte;
+        }
+        self.pos += 1;
+    }
+
+    /// Pads the last byte with zero bits; returns the bytes written.
+    fn finish(mut self) -> usize {
+        if self.pending > 0 {
+            self.emit((self.acc << (8 - self.pending)) as u8);
+        }
+        self.pos
+    }
+}
+
+/// The SWF ADPCM encoder: mono or stereo, 2 to 5 bits per code. Not `Copy`: it carries the
+/// predictor state from one packet to the next, as a decoder does.
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AdpcmSwf {
+    format: TagFormat,
+    bits: u8,
+    channels: [Channel; 2],
+}
+
+impl AdpcmSwf {
+    /// An encoder for `channels` (1 or 2) channels at `sample_rate` (5512, 11025, 22050 or
+    /// 44100 Hz) with `bits` (2..=5) bits per code. 4 bits is what Flash and ffmpeg's encoder
+    /// write; every decoder reads all four sizes.
+    pub fn new(sample_rate: u32, channels: u8, bits: u8) -> Result<Self, CodecError> {
+        if !(2..=5).contains(&bits) {
+            return Err(CodecError::UnsupportedBits { bits });
+        }
+        Ok(Self {
+            format: TagFormat::new(SOUND_FORMAT_ADPCM, sample_rate, channels)?,
+            bits,
+            channels: [Channel::default(); 2],
+        })
+    }
+
+    fn channel_count(&self) -> usize {
+        usize::from(self.format.channels())
+    }
+
+    fn index_table(&self) -> &'static [i8] {
+        match self.bits {
+            2 => &INDEX_2,
+            3 => &INDEX_3,
+            4 => &INDEX_4,
+            _ => &INDEX_5,
+        }
+    }
+
+    /// Bytes a packet of `frames` frames takes.
+    fn encoded_len(&self, frames: usize) -> usize {
+        let channels = self.channel_count();
+        let blocks = frames.div_ceil(BLOCK_FRAMES);
+        // Every frame but the first of each block is a frame of codes.
+        let code_frames = frames - blocks;
+        let bits = 2usize
+            .saturating_add(blocks.saturating_mul(BLOCK_HEADER_BITS * channels))
+            .saturating_add(code_frames.saturating_mul(usize::from(self.bits) * channels));
+        bits.div_ceil(8)
+    }
+
+    /// Frames ffmpeg's decoder takes a packet of `len` bytes to hold: its `get_nb_samples` for
+    /// `AV_CODEC_ID_ADPCM_SWF` (libavcodec/adpcm.c), which counts trailing padding as codes.
+    fn decoded_frames(&self, len: usize) -> usize {
+        let channels = self.channel_count();
+        let header = BLOCK_HEADER_BITS * channels;
+        let frame = usize::from(self.bits) * channels;
+        let block = header + frame * (BLOCK_FRAMES - 1);
+        let bits = len.saturating_mul(8).saturating_sub(2);
+        let rest = bits % block;
+        let partial = if rest >= header {
+            1 + (rest - header) / frame
+        } else {
+            0
+        };
+        bits / block * BLOCK_FRAMES + partial
+    }
+
+    /// The largest frame count not above `frames` whose packet decodes to exactly that many
+    /// frames. A whole number of 4096-frame blocks always does, and so does every count for 4-
+    /// and 5-bit stereo; otherwise the count depends on how many padding bits the last byte has.
+    /// For example mono 4-bit needs an odd count (1023, 1025) unless it is a multiple of 4096.
+    pub fn fit_frames(&self, frames: usize) -> usize {
+        // The padding repeats with the frame count modulo 8 / gcd(frame bits, 8), and a block
+        // boundary is always exact, so one of any 8 consecutive counts fits.
+        (frames.saturating_sub(7)..=frames)
+            .rev()
+            .find(|&f| self.decoded_frames(self.encoded_len(f)) == f)
+            .unwrap_or(0)
+    }
+}
+
+impl Encoder for AdpcmSwf {
+    fn tag_header(&self) -> TagFormat {
+        self.format
+    }
+
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        let frames = self.format.frames(pcm)?;
+        let fit = self.fit_frames(frames);
+        if fit != frames {
+            return Err(CodecError::InexactFrameCount { frames, fit });
+        }
+        let out = output(out, self.encoded_len(frames))?;
+        let bits = self.bits;
+        let table = self.index_table();
+        let channels = self.channel_count();
+        let mut writer = BitWriter::new(out);
+        writer.put(2, u16::from(bits - 2));
+        for block in pcm.chunks(BLOCK_FRAMES * channels) {
+            let (first, rest) = block.split_at(channels.min(block.len()));
+            for (state, &sample) in self.channels.iter_mut().zip(first) {
+                state.predictor = sample;
+                state.index = state.index.min(MAX_HEADER_INDEX);
+                writer.put(16, sample as u16);
+                writer.put(6, u16::from(state.index));
+            }
+            for frame in rest.chunks_exact(channels) {
+                for (state, &sample) in self.channels.iter_mut().zip(frame) {
+                    writer.put(
+                        u32::from(bits),
+                        u16::from(state.encode(sample, bits, table)),
+                    );
+                }
+            }
+        }
+        Ok(writer.finish())
+    }
+
+    fn max_encoded_len(&self, frames: usize) -> usize {
+        self.encoded_len(frames)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::{vec, vec::Vec};
+
+    /// Reads `n` bits at bit offset `at`, big-endian.
+    fn bits_at(buf: &[u8], at: usize, n: usize) -> u32 {
+        (at..at + n).fold(0, |v, i| {
+            (v << 1) | u32::from(buf[i / 8] >> (7 - i % 8) & 1)
+        })
+    }
+
+    #[test]
+    fn hand_computed_mono_packet() {
+        // 100 → header; 110: diff 10, step 7: magnitude 4|2 (7 + 3), delta 10 + 0 → 110, code
+        // 0110, index 0 + 6; 100: diff -10, step 13: magnitude 2|1 (6 + 3), delta 9 + 1 → 100,
+        // code 1011, index 6 - 1.
+        let mut enc = AdpcmSwf::new(44_100, 1, 4).unwrap();
+        let mut out = [0u8; 8];
+        let n = enc.encode(&[100, 110, 100], &mut out).unwrap();
+        // 10 | 0000000001100100 | 000000 | 0110 | 1011
+        assert_eq!(&out[..n], &[0x80, 0x19, 0x00, 0x6B]);
+        assert_eq!(enc.channels[0].predictor, 100);
+        assert_eq!(enc.channels[0].index, 5);
+        assert_eq!(enc.tag_header().to_byte(), 0x1E);
+    }
+
+    #[test]
+    fn step_index_is_clamped_into_six_bits() {
+        // A full-scale square wave drives the index to 88 within one block...
+        let mut enc = AdpcmSwf::new(44_100, 1, 4).unwrap();
+        let pcm: Vec<i16> = (0..4096)
+            .map(|i| if i % 2 == 0 { 32767 } else { -32768 })
+            .collect();
+        let mut out = vec![0u8; enc.max_encoded_len(4096)];
+        assert_eq!(enc.encode(&pcm, &mut out), Ok(out.len()));
+        assert_eq!(enc.channels[0].index, 88);
+        // ...and the next block header carries it as 63, and encoding continues from 63.
+        let n = enc.encode(&[-1234], &mut out).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(bits_at(&out, 2, 16) as u16 as i16, -1234);
+        assert_eq!(bits_at(&out, 18, 6), 63);
+        assert_eq!(enc.channels[0].index, 63);
+    }
+
+    #[test]
+    fn code_size_field_and_lengths() {
+        for bits in 2..=5u8 {
+            let mut enc = AdpcmSwf::new(22_050, 2, bits).unwrap();
+            let frames = enc.fit_frames(1024);
+            let pcm = vec![0i16; frames * 2];
+            let mut out = vec![0u8; enc.max_encoded_len(frames)];
+            let n = enc.encode(&pcm, &mut out).unwrap();
+            assert_eq!(bits_at(&out, 0, 2), u32::from(bits) - 2);
+            assert_eq!(
+                n,
+                (2 + 44 + (frames - 1) * 2 * usize::from(bits)).div_ceil(8)
+            );
+            assert_eq!(enc.decoded_frames(n), frames);
+        }
+    }
+
+    #[test]
+    fn fit_frames_matches_padding_arithmetic() {
+        let mono4 = AdpcmSwf::new(44_100, 1, 4).unwrap();
+        // 2 + 22 + 4 * (1024 - 1) = 4116 bits: 4 padding bits, read as one more code.
+        assert_eq!(mono4.decoded_frames(mono4.encoded_len(1024)), 1025);
+        assert_eq!(mono4.fit_frames(1024), 1023);
+        assert_eq!(mono4.fit_frames(4096), 4096);
+        assert_eq!(mono4.fit_frames(8192), 8192);
+        let stereo4 = AdpcmSwf::new(44_100, 2, 4).unwrap();
+        assert!((0..10_000).all(|f| stereo4.fit_frames(f) == f));
+        for channels in 1..=2 {
+            for bits in 2..=5 {
+                let enc = AdpcmSwf::new(44_100, channels, bits).unwrap();
+                for f in 0..9000 {
+                    let fit = enc.fit_frames(f);
+                    assert!(fit <= f && f - fit < 8, "{channels} ch {bits} bits {f}");
+                    assert_eq!(enc.decoded_frames(enc.encoded_len(fit)), fit);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_inexact_counts_bad_bits_and_small_buffers() {
+        let mut enc = AdpcmSwf::new(44_100, 1, 4).unwrap();
+        let mut out = [0u8; 1024];
+        assert_eq!(
+            enc.encode(&[0; 1024], &mut out),
+            Err(CodecError::InexactFrameCount {
+                frames: 1024,
+                fit: 1023
+            })
+        );
+        assert_eq!(
+            enc.encode(&[0; 1023], &mut out[..10]),
+            Err(CodecError::OutputTooSmall {
+                needed: 514,
+                available: 10
+            })
+        );
+        assert_eq!(
+            AdpcmSwf::new(44_100, 1, 6).map(|_| ()),
+            Err(CodecError::UnsupportedBits { bits: 6 })
+        );
+        let mut enc = AdpcmSwf::new(44_100, 2, 4).unwrap();
+        assert_eq!(
+            enc.encode(&[0; 3], &mut out),
+            Err(CodecError::PartialFrame {
+                samples: 3,
+                channels: 2
+            })
+        );
+        // No frames: just the code size field.
+        assert_eq!(enc.encode(&[], &mut out), Ok(1));
+        assert_eq!(out[0], 0x80);
+    }
+}

@@ -78,83 +78,112 @@ struct Log {
     client_audio: Vec<(u32, Vec<u8>)>,
     client_events: Vec<&'static str>,
     server_events: Vec<&'static str>,
+    server_output: Vec<u8>,
 }
 
-/// Runs both sessions until neither moves, at most `steps` times. The server side accepts every
-/// play and publish.
-fn run(
-    server: &mut Server,
-    client: &mut Client,
-    now: &mut Instant,
-    rng: &mut Rng,
-    log: &mut Log,
-    to_server: &mut Wire,
-    to_client: &mut Wire,
-    steps: usize,
-) {
-    for _ in 0..steps {
-        *now = now.saturating_add_millis(1);
-        let n = to_server.take_from(client.transmit(), rng);
-        client.advance(n);
-        let m = to_client.take_from(server.transmit(), rng);
-        server.advance(m);
-        let mut moved = n + m;
+/// A server and a client session joined by two wires, on a virtual clock.
+struct Pair {
+    server: Server,
+    client: Client,
+    now: Instant,
+    rng: Rng,
+    log: Log,
+    up: Wire,
+    down: Wire,
+}
 
-        let offered = to_server.offer(rng).to_vec();
-        let received = server.receive(*now, &offered).expect("server receive");
-        let consumed = received.consumed;
-        match received.event {
-            Some(Event::Connected { app }) => {
-                assert_eq!(app, "live");
-                log.server_events.push("connected");
-            }
-            Some(Event::PlayRequested { app, name }) => {
-                assert_eq!((app, name), ("live", "audio"));
-                log.server_events.push("play");
-                server.accept_play().expect("accept play");
-            }
-            Some(Event::PublishRequested { app, name }) => {
-                assert_eq!((app, name), ("live", "audio"));
-                log.server_events.push("publish");
-                server.accept_publish().expect("accept publish");
-            }
-            Some(Event::Audio { timestamp, payload }) => {
-                log.server_audio.push((timestamp, payload.to_vec()))
-            }
-            Some(Event::Metadata { body }) => log.server_metadata.push(body.to_vec()),
-            Some(Event::PlayStopped) => log.server_events.push("play stopped"),
-            Some(Event::Unpublished) => log.server_events.push("unpublished"),
-            None => {}
-        }
-        to_server.consume(consumed);
-        moved += consumed;
-
-        let offered = to_client.offer(rng).to_vec();
-        let received = client.receive(*now, &offered).expect("client receive");
-        let consumed = received.consumed;
-        match received.event {
-            Some(ClientEvent::Audio { timestamp, payload }) => {
-                log.client_audio.push((timestamp, payload.to_vec()))
-            }
-            Some(ClientEvent::Connected) => log.client_events.push("connected"),
-            Some(ClientEvent::Playing) => log.client_events.push("playing"),
-            Some(ClientEvent::Publishing) => log.client_events.push("publishing"),
-            Some(ClientEvent::Metadata { .. }) => log.client_events.push("metadata"),
-            Some(ClientEvent::EndOfStream) => log.client_events.push("eos"),
-            None => {}
-        }
-        to_client.consume(consumed);
-        moved += consumed;
-        if moved == 0 && to_server.bytes.is_empty() && to_client.bytes.is_empty() {
-            return;
+impl Pair {
+    fn new(seed: u64, config: &ServerConfig, role: ClientRole, digest: bool) -> Self {
+        let now = Instant::from_millis(1_000);
+        Self {
+            server: Server::new(now, [7; 32], config),
+            client: Client::new(now, [9; 32], &client_config(role, digest)).expect("client"),
+            now,
+            rng: Rng(seed),
+            log: Log::default(),
+            up: Wire::default(),
+            down: Wire::default(),
         }
     }
-    panic!("sessions still busy after {steps} steps");
+
+    /// Runs both sessions until neither moves (bounded in steps). The server side accepts every
+    /// play and publish.
+    fn run(&mut self) {
+        let Self {
+            server,
+            client,
+            now,
+            rng,
+            log,
+            up: to_server,
+            down: to_client,
+        } = self;
+        for _ in 0..20_000 {
+            *now = now.saturating_add_millis(1);
+            let n = to_server.take_from(client.transmit(), rng);
+            client.advance(n);
+            let m = to_client.take_from(server.transmit(), rng);
+            log.server_output.extend_from_slice(&server.transmit()[..m]);
+            server.advance(m);
+            let mut moved = n + m;
+
+            let offered = to_server.offer(rng).to_vec();
+            let received = server.receive(*now, &offered).expect("server receive");
+            let consumed = received.consumed;
+            match received.event {
+                Some(Event::Connected { app }) => {
+                    assert_eq!(app, "live");
+                    log.server_events.push("connected");
+                }
+                Some(Event::PlayRequested { app, name }) => {
+                    assert_eq!((app, name), ("live", "audio"));
+                    log.server_events.push("play");
+                    server.accept_play().expect("accept play");
+                }
+                Some(Event::PublishRequested { app, name }) => {
+                    assert_eq!((app, name), ("live", "audio"));
+                    log.server_events.push("publish");
+                    server.accept_publish().expect("accept publish");
+                }
+                Some(Event::Audio { timestamp, payload }) => {
+                    log.server_audio.push((timestamp, payload.to_vec()))
+                }
+                Some(Event::Metadata { body }) => log.server_metadata.push(body.to_vec()),
+                Some(Event::PlayStopped) => log.server_events.push("play stopped"),
+                Some(Event::Unpublished) => log.server_events.push("unpublished"),
+                None => {}
+            }
+            to_server.consume(consumed);
+            moved += consumed;
+
+            let offered = to_client.offer(rng).to_vec();
+            let received = client.receive(*now, &offered).expect("client receive");
+            let consumed = received.consumed;
+            match received.event {
+                Some(ClientEvent::Audio { timestamp, payload }) => {
+                    log.client_audio.push((timestamp, payload.to_vec()))
+                }
+                Some(ClientEvent::Connected) => log.client_events.push("connected"),
+                Some(ClientEvent::Playing) => log.client_events.push("playing"),
+                Some(ClientEvent::Publishing) => log.client_events.push("publishing"),
+                Some(ClientEvent::Metadata { .. }) => log.client_events.push("metadata"),
+                Some(ClientEvent::EndOfStream) => log.client_events.push("eos"),
+                None => {}
+            }
+            to_client.consume(consumed);
+            moved += consumed;
+            if moved == 0 && to_server.bytes.is_empty() && to_client.bytes.is_empty() {
+                return;
+            }
+        }
+        panic!("sessions still busy after 20 000 steps");
+    }
 }
 
 fn audio_payload(rng: &mut Rng, i: usize) -> Vec<u8> {
-    // Sizes across one and several 128/1000/4096-byte chunks, and a zero-length-body edge.
-    let len = 1 + rng.below(9000);
+    // Sizes across one and several 128/1000/4096-byte chunks (the client's 8 KiB transmit
+    // buffer holds one whole message).
+    let len = 1 + rng.below(6000);
     let mut v = Vec::with_capacity(len);
     v.push(0x3F); // PCM LE, 44 kHz, 16 bit, stereo
     for k in 1..len {
@@ -166,25 +195,11 @@ fn audio_payload(rng: &mut Rng, i: usize) -> Vec<u8> {
 #[test]
 fn publish_metadata_audio_and_chunk_size_change() {
     for (seed, digest) in [(1u64, true), (2, false), (3, true)] {
-        let mut rng = Rng(seed);
-        let mut now = Instant::from_millis(1_000);
-        let mut server = Server::new(now, [7; 32], &ServerConfig::default());
-        let mut client =
-            Client::new(now, [9; 32], &client_config(ClientRole::Publish, digest)).expect("client");
-        let (mut up, mut down, mut log) = (Wire::default(), Wire::default(), Log::default());
-        run(
-            &mut server,
-            &mut client,
-            &mut now,
-            &mut rng,
-            &mut log,
-            &mut up,
-            &mut down,
-            20_000,
-        );
-        assert_eq!(log.client_events, ["connected", "publishing"]);
-        assert_eq!(log.server_events, ["connected", "publish"]);
-        assert!(server.is_publishing());
+        let mut p = Pair::new(seed, &ServerConfig::default(), ClientRole::Publish, digest);
+        p.run();
+        assert_eq!(p.log.client_events, ["connected", "publishing"]);
+        assert_eq!(p.log.server_events, ["connected", "publish"]);
+        assert!(p.server.is_publishing());
 
         let mut meta = [0u8; 256];
         let mut enc = crate::amf0::Encoder::new(&mut meta);
@@ -193,75 +208,44 @@ fn publish_metadata_audio_and_chunk_size_change() {
         enc.property_number("audiosamplerate", 44100.0).unwrap();
         enc.object_end().unwrap();
         let meta_len = enc.len();
-        client.send_metadata(&meta[..meta_len]).unwrap();
+        p.client.send_metadata(&meta[..meta_len]).unwrap();
 
         let mut sent = Vec::new();
         for i in 0..40 {
             if i == 20 {
-                client.set_chunk_size(1000).unwrap();
+                p.client.set_chunk_size(1000).unwrap();
             }
-            let payload = audio_payload(&mut rng, i);
+            let payload = audio_payload(&mut p.rng, i);
             let ts = (i as u32) * 23;
-            client.send_audio(ts, &payload).unwrap();
+            p.client.send_audio(ts, &payload).unwrap();
             sent.push((ts, payload));
-            run(
-                &mut server,
-                &mut client,
-                &mut now,
-                &mut rng,
-                &mut log,
-                &mut up,
-                &mut down,
-                20_000,
-            );
+            p.run();
         }
-        assert_eq!(log.server_metadata, [meta[..meta_len].to_vec()]);
-        assert_eq!(log.server_audio, sent);
+        assert_eq!(p.log.server_metadata, [meta[..meta_len].to_vec()]);
+        assert_eq!(p.log.server_audio, sent);
 
-        client.unpublish().unwrap();
-        run(
-            &mut server,
-            &mut client,
-            &mut now,
-            &mut rng,
-            &mut log,
-            &mut up,
-            &mut down,
-            20_000,
-        );
-        assert_eq!(log.server_events.last(), Some(&"unpublished"));
-        assert!(!server.is_publishing());
+        p.client.unpublish().unwrap();
+        p.run();
+        assert_eq!(p.log.server_events.last(), Some(&"unpublished"));
+        assert!(!p.server.is_publishing());
     }
 }
 
 #[test]
 fn play_receives_host_media_with_extended_timestamps_and_acks() {
-    let mut rng = Rng(42);
-    let mut now = Instant::from_millis(0);
     let config = ServerConfig {
         window_ack_size: 10_000,
         ..ServerConfig::default()
     };
-    let mut server = Server::new(now, [3; 32], &config);
-    let mut client = Client::new(now, [4; 32], &client_config(ClientRole::Play, true)).unwrap();
-    let (mut up, mut down, mut log) = (Wire::default(), Wire::default(), Log::default());
-    run(
-        &mut server,
-        &mut client,
-        &mut now,
-        &mut rng,
-        &mut log,
-        &mut up,
-        &mut down,
-        20_000,
-    );
-    assert_eq!(log.client_events, ["connected", "playing"]);
-    assert!(server.is_playing());
+    let mut p = Pair::new(42, &config, ClientRole::Play, true);
+    p.run();
+    assert_eq!(p.log.client_events, ["connected", "playing"]);
+    assert!(p.server.is_playing());
 
     // The host writes media beside the session, as the ring does: standalone fmt-0 messages.
     let mut expected = Vec::new();
     for i in 0..60u32 {
-        let payload = audio_payload(&mut rng, i as usize);
+        let payload = audio_payload(&mut p.rng, i as usize);
         // Crosses the 24-bit timestamp limit: extended timestamps, repeated in fmt 3 chunks.
         let ts = 0xFF_FF00 + i * 23;
         let header = MessageHeader {
@@ -275,91 +259,51 @@ fn play_receives_host_media_with_extended_timestamps_and_acks() {
         let n = encode_standalone(&mut buf, 4096, &header, &payload).unwrap();
         assert_eq!(n, buf.len());
         // Session output first, then the media (the host's order).
-        let m = down.take_from(server.transmit(), &mut rng);
-        server.advance(m);
-        if server.transmit().is_empty() {
-            down.bytes.extend_from_slice(&buf);
+        let m = p.down.take_from(p.server.transmit(), &mut p.rng);
+        p.server.advance(m);
+        if p.server.transmit().is_empty() {
+            p.down.bytes.extend_from_slice(&buf);
             expected.push((ts, payload));
         }
-        run(
-            &mut server,
-            &mut client,
-            &mut now,
-            &mut rng,
-            &mut log,
-            &mut up,
-            &mut down,
-            20_000,
-        );
+        p.run();
     }
-    assert_eq!(log.client_audio, expected);
+    assert_eq!(p.log.client_audio, expected);
     // The client acknowledged the 10 000-byte window the server announced.
     assert!(
-        server.peer_acknowledged() > 10_000,
+        p.server.peer_acknowledged() > 10_000,
         "acked {}",
-        server.peer_acknowledged()
+        p.server.peer_acknowledged()
     );
 
-    server.end_play().unwrap();
-    run(
-        &mut server,
-        &mut client,
-        &mut now,
-        &mut rng,
-        &mut log,
-        &mut up,
-        &mut down,
-        20_000,
-    );
-    assert_eq!(log.client_events.last(), Some(&"eos"));
+    p.server.end_play().unwrap();
+    p.run();
+    assert_eq!(p.log.client_events.last(), Some(&"eos"));
 }
 
 #[test]
 fn silent_peer_is_pinged_then_dropped_and_a_live_one_kept() {
-    let mut rng = Rng(5);
-    let mut now = Instant::from_millis(0);
-    let mut server = Server::new(now, [1; 32], &ServerConfig::default());
-    let mut client = Client::new(now, [2; 32], &client_config(ClientRole::Play, false)).unwrap();
-    let (mut up, mut down, mut log) = (Wire::default(), Wire::default(), Log::default());
-    run(
-        &mut server,
-        &mut client,
-        &mut now,
-        &mut rng,
-        &mut log,
-        &mut up,
-        &mut down,
-        20_000,
-    );
+    let mut p = Pair::new(5, &ServerConfig::default(), ClientRole::Play, false);
+    p.run();
 
     // A live client answers the server's ping and stays.
-    let deadline = server.poll_timeout().unwrap();
-    assert!(deadline > now);
-    now = deadline;
-    server.handle_timeout(now).unwrap();
-    assert!(!server.transmit().is_empty(), "a ping request is queued");
-    run(
-        &mut server,
-        &mut client,
-        &mut now,
-        &mut rng,
-        &mut log,
-        &mut up,
-        &mut down,
-        20_000,
-    );
-    let deadline = server.poll_timeout().unwrap();
+    let deadline = p.server.poll_timeout().unwrap();
+    assert!(deadline > p.now);
+    p.now = deadline;
+    p.server.handle_timeout(p.now).unwrap();
+    assert!(!p.server.transmit().is_empty(), "a ping request is queued");
+    p.run();
+    let deadline = p.server.poll_timeout().unwrap();
     assert!(
-        deadline.saturating_millis_since(now) > 20_000,
+        deadline.saturating_millis_since(p.now) > 20_000,
         "ping answered, no early deadline"
     );
 
     // A silent one is pinged, then dropped.
-    now = server.poll_timeout().unwrap();
-    server.handle_timeout(now).unwrap();
-    now = server.poll_timeout().unwrap();
+    p.now = p.server.poll_timeout().unwrap();
+    p.server.handle_timeout(p.now).unwrap();
+    p.now = p.server.poll_timeout().unwrap();
     assert!(matches!(
-        server.handle_timeout(now),
+        p.server.handle_timeout(p.now),
         Err(SessionError::IdleTimeout { .. })
     ));
 }
@@ -385,25 +329,14 @@ fn handshake_deadline_covers_the_whole_handshake() {
     );
 }
 
-/// A connected server session and a chunk writer to talk raw RTMP to it.
-fn connected_server() -> (Server, ChunkWriter<8>, Instant) {
-    let mut rng = Rng(9);
-    let mut now = Instant::from_millis(0);
-    let mut server = Server::new(now, [1; 32], &ServerConfig::default());
-    let mut client = Client::new(now, [2; 32], &client_config(ClientRole::Play, false)).unwrap();
-    let (mut up, mut down, mut log) = (Wire::default(), Wire::default(), Log::default());
-    run(
-        &mut server,
-        &mut client,
-        &mut now,
-        &mut rng,
-        &mut log,
-        &mut up,
-        &mut down,
-        20_000,
-    );
-    // The client's writer state is unknown to us: use fresh csids (10, 11) with fmt 0.
-    (server, ChunkWriter::new(), now)
+/// A connected server session, a chunk writer to talk raw RTMP to it, and everything the server
+/// has sent so far (to decode its replies with a reader that saw the whole stream).
+fn connected_server() -> (Server, ChunkWriter<8>, Instant, Vec<u8>) {
+    let mut p = Pair::new(9, &ServerConfig::default(), ClientRole::Play, false);
+    p.run();
+    assert!(p.server.is_playing());
+    // The client's writer state is unknown here: use fresh csids (10, 11), so fmt 0 first.
+    (p.server, ChunkWriter::new(), p.now, p.log.server_output)
 }
 
 fn raw_command(writer: &mut ChunkWriter<8>, csid: u32, body: &[u8]) -> Vec<u8> {
@@ -420,27 +353,36 @@ fn raw_command(writer: &mut ChunkWriter<8>, csid: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Decodes every command the server sent.
-fn server_commands(server: &mut Server, f: &mut dyn FnMut(Command<'_>)) {
-    let mut reader: ChunkReader<8, 16384> = ChunkReader::new(16384);
+/// Moves the server's new output into `history` and returns every `_result` / `_error`
+/// transaction id the server ever sent, decoded from the start of the stream.
+fn server_replies(server: &mut Server, history: &mut Vec<u8>) -> (Vec<f64>, Vec<f64>) {
     let out = server.transmit().to_vec();
     server.advance(out.len());
-    let mut at = 0;
-    while at < out.len() {
-        let (n, msg) = reader.read(&out[at..]).unwrap();
+    history.extend_from_slice(&out);
+    let mut reader: ChunkReader<8, 16384> = ChunkReader::new(16384);
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    // Skip S0 + S1 + S2.
+    let mut at = 3073;
+    while at < history.len() {
+        let (n, msg) = reader.read(&history[at..]).unwrap();
+        assert!(n > 0, "server output ends in a partial chunk");
         at += n;
         if let Some(msg) = msg {
             if msg.header.type_id == message::COMMAND_AMF0 {
-                f(command::parse_command(msg.payload).unwrap());
+                match command::parse_command(msg.payload).unwrap() {
+                    Command::Result { transaction_id, .. } => results.push(transaction_id),
+                    Command::Error { transaction_id, .. } => errors.push(transaction_id),
+                    _ => {}
+                }
             }
         }
-        assert!(n > 0);
     }
+    (results, errors)
 }
 
 #[test]
 fn unknown_command_gets_error_and_session_survives() {
-    let (mut server, mut writer, now) = connected_server();
+    let (mut server, mut writer, now, mut history) = connected_server();
     let mut body = [0u8; 64];
     let mut enc = crate::amf0::Encoder::new(&mut body);
     enc.string("fooBar").unwrap();
@@ -451,35 +393,25 @@ fn unknown_command_gets_error_and_session_survives() {
     let r = server.receive(now, &raw).unwrap();
     assert_eq!(r.consumed, raw.len());
     assert!(r.event.is_none());
-    let mut errors = 0;
-    server_commands(&mut server, &mut |c| {
-        if let Command::Error { transaction_id, .. } = c {
-            assert_eq!(transaction_id, 9.0);
-            errors += 1;
-        }
-    });
-    assert_eq!(errors, 1);
+    let (_, errors) = server_replies(&mut server, &mut history);
+    assert_eq!(errors, [9.0]);
     assert!(server.is_playing());
 }
 
 #[test]
 fn second_connect_closes_and_create_stream_flood_is_capped() {
-    let (mut server, mut writer, now) = connected_server();
+    let (mut server, mut writer, now, mut history) = connected_server();
     // The play client created one stream; three more are allowed, then `_error`.
-    let mut body = [0u8; 64];
+    let mut body = [0u8; 256];
     let len = command::encode_create_stream(&mut body, 20.0).unwrap();
-    let mut results = 0;
-    let mut errors = 0;
     for _ in 0..5 {
         let raw = raw_command(&mut writer, 11, &body[..len]);
         assert_eq!(server.receive(now, &raw).unwrap().consumed, raw.len());
-        server_commands(&mut server, &mut |c| match c {
-            Command::Result { .. } => results += 1,
-            Command::Error { .. } => errors += 1,
-            _ => {}
-        });
     }
-    assert_eq!((results, errors), (3, 2));
+    let (results, errors) = server_replies(&mut server, &mut history);
+    // connect (1), the client's createStream (4), then three of ours (20) and two errors.
+    assert_eq!(results, [1.0, 4.0, 20.0, 20.0, 20.0]);
+    assert_eq!(errors, [20.0, 20.0]);
 
     let len = command::encode_connect(&mut body, 1.0, "live", "rtmp://x/live", "LNX").unwrap();
     let raw = raw_command(&mut writer, 10, &body[..len]);

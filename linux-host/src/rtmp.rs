@@ -83,6 +83,7 @@ enum Close {
     PeerClosed,
     Stalled(u64),
     Refused,
+    Shutdown,
 }
 
 impl std::fmt::Display for Close {
@@ -93,6 +94,7 @@ impl std::fmt::Display for Close {
             Close::PeerClosed => f.write_str("closed by peer"),
             Close::Stalled(ms) => write!(f, "not reading for {ms} ms"),
             Close::Refused => f.write_str("request refused"),
+            Close::Shutdown => f.write_str("server shutting down"),
         }
     }
 }
@@ -309,7 +311,7 @@ impl RtmpServer {
                 let _ = conn.flush(now, broadcast, &mut self.stats);
             }
             let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-            self.close(registry, index, &Close::Refused);
+            self.close(registry, index, &Close::Shutdown);
         }
     }
 }

@@ -233,12 +233,31 @@ pub struct EventLoop<S> {
 }
 
 impl<S: Sink> EventLoop<S> {
-    /// Sets up signals (SIGINT/SIGTERM through a signalfd, SIGPIPE ignored) and opens the source.
+    /// Sets up signals (SIGINT/SIGTERM through a signalfd, SIGPIPE ignored) and opens the source
+    /// `spec` names.
     pub fn new(
         spec: &SourceSpec,
         format: Format,
         sink: S,
         options: Options,
+    ) -> Result<Self, LoopError> {
+        Self::with_source(
+            spec.to_string(),
+            format.rate,
+            sink,
+            options,
+            |registry, now| Source::open(spec, format, registry, now),
+        )
+    }
+
+    /// Like [`Self::new`] with a source the caller opens (registering with the loop's registry):
+    /// `name` is how the status line calls it, `rate` its sample rate.
+    pub fn with_source(
+        name: String,
+        rate: u32,
+        sink: S,
+        options: Options,
+        open: impl FnOnce(&mio::Registry, Instant) -> Result<Source, CaptureError>,
     ) -> Result<Self, LoopError> {
         // A write to a player that hung up must come back as EPIPE, not kill the server.
         // SAFETY: installing SIG_IGN runs no Rust code in signal context.
@@ -268,7 +287,7 @@ impl<S: Sink> EventLoop<S> {
                 errno: e.raw_os_error().unwrap_or(0),
             })?;
         let now = Instant::now();
-        let source = Source::open(spec, format, poll.registry(), now)?;
+        let source = open(poll.registry(), now)?;
         let mut timers = Deadlines::default();
         // Two timers in four slots: cannot be full.
         let _ = timers.set(Timer::Status, now + options.status_interval);
@@ -277,8 +296,8 @@ impl<S: Sink> EventLoop<S> {
             events: Events::with_capacity(64),
             signals,
             source,
-            source_name: spec.to_string(),
-            rate: format.rate,
+            source_name: name,
+            rate,
             sink,
             stats: Stats::default(),
             timers,

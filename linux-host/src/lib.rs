@@ -59,7 +59,6 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     log::error!("{e}");
-    eprintln!("zerocast: error: {e}");
     ExitCode::FAILURE
 }
 

@@ -13,7 +13,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -165,11 +165,26 @@ fn tools_present() -> bool {
             .stderr(Stdio::null())
             .status()
             .is_ok()
-    }) && Path::new("/usr/lib").read_dir().is_ok();
+    }) && pulse_plugin_installed();
     if !found && std::env::var_os("CI").is_some() {
-        panic!("pulseaudio, pacat or pactl missing (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)");
+        panic!(
+            "pulseaudio, pacat, pactl or the ALSA pulse plugin missing \
+             (apt-get install pulseaudio pulseaudio-utils libasound2-plugins)"
+        );
     }
     found
+}
+
+/// Whether libasound2-plugins' pulse PCM is installed (Debian keeps it in the multiarch dir).
+fn pulse_plugin_installed() -> bool {
+    let dirs = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("alsa-lib"))
+        .chain([PathBuf::from("/usr/lib/alsa-lib")]);
+    dirs.into_iter()
+        .any(|d| d.join("libasound_module_pcm_pulse.so").exists())
 }
 
 /// Turns the loop until `done` says so; panics after `limit`.

@@ -6,7 +6,8 @@
 //! - overrun (`EPIPE`): `prepare` + `start`, counted for the status line;
 //! - suspend (`ESTRPIPE`): `resume`, retried every 100 ms while it says `EAGAIN`, else `prepare`;
 //! - anything else (`ENODEV` when a USB card is unplugged, `EIO`/`EBADFD`, the pulse plugin's
-//!   `EIO` when the server or its source goes away), or no audio for [`STALL_TIMEOUT`]: the
+//!   `EIO` when the server or its source goes away), or no audio for [`STALL_TIMEOUT`]
+//!   ([`START_TIMEOUT`] right after opening): the
 //!   device is closed, silence paced by the monotonic clock keeps the stream position advancing,
 //!   and the device is reopened every [`RETRY_INTERVAL`] until it is back.
 //!
@@ -32,6 +33,11 @@ use super::{
     SOURCE_TOKENS, STANDARD_RATES,
 };
 
+/// How long a freshly opened device may take to deliver its first period before it counts as
+/// stalled. Longer than [`STALL_TIMEOUT`] because alsa-lib's pulse plugin, opened nonblocking,
+/// delivers its first period only after about 2 s (measured with pulseaudio 16.1 and
+/// alsa-plugins 1.2.7: `arecord -N -D pulse` shows the same delay; blocking mode does not).
+pub const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a lost device is reopened.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(2);
 /// No audio for this long while capturing counts as a lost device (a wedged USB card, a pulse
@@ -51,6 +57,8 @@ struct Open {
     pcm: PCM,
     fds: Vec<RawFd>,
     last_data: Instant,
+    /// Whether any audio came since the open (selects [`START_TIMEOUT`] or [`STALL_TIMEOUT`]).
+    flowing: bool,
     next_check: Instant,
     resume_at: Option<Instant>,
     suspended_logged: bool,
@@ -247,6 +255,7 @@ impl Open {
             pcm,
             fds: Vec::with_capacity(pollfds.len()),
             last_data: now,
+            flowing: false,
             next_check: now + CHECK_INTERVAL,
             resume_at: None,
             suspended_logged: false,
@@ -290,6 +299,7 @@ impl Open {
                 Ok(0) => break,
                 Ok(frames) => {
                     self.last_data = now;
+                    self.flowing = true;
                     periods.commit(frames * channels, sink);
                 }
                 Err(e) => match Errno::from_raw(errno(&e)) {
@@ -331,8 +341,15 @@ impl Open {
                 },
             }
         }
-        if now.saturating_duration_since(self.last_data) >= STALL_TIMEOUT {
-            return Err(CaptureError::Stalled);
+        let limit = if self.flowing {
+            STALL_TIMEOUT
+        } else {
+            START_TIMEOUT
+        };
+        if now.saturating_duration_since(self.last_data) >= limit {
+            return Err(CaptureError::Stalled {
+                secs: limit.as_secs() as u8,
+            });
         }
         Ok(())
     }

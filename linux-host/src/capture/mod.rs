@@ -167,8 +167,12 @@ pub enum CaptureError {
         /// The positive errno.
         errno: i32,
     },
-    /// The device delivered nothing for [`alsa::STALL_TIMEOUT`] without reporting an error.
-    Stalled,
+    /// The device delivered nothing for `secs` seconds without reporting an error
+    /// ([`alsa::STALL_TIMEOUT`], or [`alsa::START_TIMEOUT`] right after opening).
+    Stalled {
+        /// How long it was silent.
+        secs: u8,
+    },
     /// The device has more poll descriptors than [`SOURCE_TOKENS`] can hold.
     TooManyPollDescriptors {
         /// How many it has.
@@ -244,11 +248,7 @@ impl fmt::Display for CaptureError {
                     nix::errno::Errno::from_raw(errno).desc()
                 )
             }
-            Self::Stalled => write!(
-                f,
-                "no audio from the device for {} s",
-                alsa::STALL_TIMEOUT.as_secs()
-            ),
+            Self::Stalled { secs } => write!(f, "no audio from the device for {secs} s"),
             Self::TooManyPollDescriptors { count } => write!(
                 f,
                 "the device has {count} poll descriptors, more than the {} this build handles",

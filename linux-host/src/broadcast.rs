@@ -8,6 +8,8 @@ use zerocast_core::message;
 use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{CSID_AUDIO, CSID_DATA, MEDIA_STREAM_ID};
 
+use crate::config::Codec;
+
 /// Bytes of pre-chunked audio the ring keeps: about 3 s of 44.1 kHz stereo PCM (176 kB/s),
 /// far more of ADPCM. Bounds both the join buffer and how far a slow player may fall behind.
 pub const RING_BYTES: usize = 512 * 1024;
@@ -20,15 +22,6 @@ pub type AudioRing = Ring<RING_BYTES, RING_SLOTS>;
 /// The outgoing chunk size, announced to every player at connect (nginx-rtmp's `chunk_size
 /// 4096`): a 20 ms PCM period (3529 B) fits one chunk.
 pub const CHUNK_SIZE: u32 = 4096;
-
-/// The codec the stream is encoded with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    /// 16-bit PCM little-endian (SoundFormat 3): bit-exact, 1411 kbit/s at 44.1 kHz stereo.
-    Pcm,
-    /// SWF ADPCM 4-bit (SoundFormat 1): a quarter of the bytes, ~36 dB SNR.
-    Adpcm,
-}
 
 /// A live stream: encoder, ring and the metadata every new player is sent.
 pub struct Broadcast {
@@ -57,9 +50,14 @@ impl Broadcast {
         channels: u8,
         frames_per_message: usize,
     ) -> Result<Self, CodecError> {
-        let encoder: Box<dyn Encoder> = match codec {
-            Codec::Pcm => Box::new(PcmS16Le::new(rate, channels)?),
-            Codec::Adpcm => Box::new(AdpcmSwf::new(rate, channels, 4)?),
+        let (encoder, frames_per_message): (Box<dyn Encoder>, usize) = match codec {
+            Codec::Pcm => (Box::new(PcmS16Le::new(rate, channels)?), frames_per_message),
+            Codec::Adpcm => {
+                let adpcm = AdpcmSwf::new(rate, channels, 4)?;
+                // Some counts leave padding bits decoders would read as an extra sample.
+                let fit = adpcm.fit_frames(frames_per_message);
+                (Box::new(adpcm), fit)
+            }
         };
         let header = encoder.tag_header();
         let bits_per_frame = match codec {
@@ -67,7 +65,7 @@ impl Broadcast {
             Codec::Adpcm => 4 * u32::from(channels),
         };
         let meta = Metadata {
-            audiocodecid: header.format as u8,
+            audiocodecid: header.to_byte() >> 4,
             audiosamplerate: rate,
             audiosamplesize: 16,
             stereo: channels == 2,
@@ -76,8 +74,12 @@ impl Broadcast {
         let mut body = [0u8; 512];
         // The empty `videocodecid` object tells ffmpeg's flvdec no video will come, so players
         // start at once instead of probing for ~5 s (protocol-notes section 6).
-        let len = flv::encode_on_metadata(&mut body, &meta, true)
-            .map_err(|_| CodecError::OutputTooSmall { needed: 512, available: 512 })?;
+        let len = flv::encode_on_metadata(&mut body, &meta, true).map_err(|_| {
+            CodecError::OutputTooSmall {
+                needed: 512,
+                available: 512,
+            }
+        })?;
         let metadata = standalone(CSID_DATA, message::DATA_AMF0, 0, &body[..len]);
         let max_body = 1 + encoder.max_encoded_len(frames_per_message * 2);
         Ok(Self {
@@ -150,7 +152,10 @@ impl Broadcast {
                 // The length was computed for exactly this header and body.
                 let _ = encode_standalone(buf, CHUNK_SIZE, &header, body);
             })
-            .map_err(|_| CodecError::OutputTooSmall { needed: len, available: RING_BYTES })?;
+            .map_err(|_| CodecError::OutputTooSmall {
+                needed: len,
+                available: RING_BYTES,
+            })?;
         self.pending.drain(..samples);
         self.pending_position += frames as u64;
         Ok(())

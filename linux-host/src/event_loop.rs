@@ -7,7 +7,7 @@
 //!
 //! Every period the source delivers goes to the [`Sink`] (the RTMP fan-out later) through a
 //! meter that keeps the peak level for the status line. Counters the RTMP side maintains
-//! (listeners, bytes sent) live in [`Stats`], reached with [`EventLoop::stats_mut`].
+//! (listeners, bytes sent) come from the [`Service`] for the status line.
 
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -210,13 +210,40 @@ impl<S: Sink> Sink for Meter<'_, S> {
     }
 }
 
-/// The sink used until the RTMP side exists: drops every period (the loop still meters them).
+/// What the loop drives besides the source: the RTMP side. Every method has a do-nothing
+/// default, so a plain [`Sink`] (a test recorder, [`Discard`]) is a service with no sockets.
+pub trait Service: Sink {
+    /// Registers the service's own event sources (tokens from [`FIRST_FREE_TOKEN`] on).
+    fn register(&mut self, _registry: &mio::Registry) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// Readiness of one of the service's tokens.
+    fn ready(&mut self, _registry: &mio::Registry, _token: Token, _now: Instant) {}
+    /// Called after the source delivered periods: send them on.
+    fn flush(&mut self, _registry: &mio::Registry, _now: Instant) {}
+    /// The service's next deadline.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    /// Called when the deadline has passed.
+    fn timeout(&mut self, _registry: &mio::Registry, _now: Instant) {}
+    /// The process is stopping: end streams cleanly.
+    fn shutdown(&mut self, _registry: &mio::Registry, _now: Instant) {}
+    /// Listeners now and bytes sent so far, for the status line.
+    fn counters(&self) -> (usize, u64) {
+        (0, 0)
+    }
+}
+
+/// A sink that drops every period (the loop still meters them): `zerocast` without players.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Discard;
 
 impl Sink for Discard {
     fn period(&mut self, _pcm: &[i16], _position_frames: u64) {}
 }
+
+impl Service for Discard {}
 
 /// The loop and everything it owns.
 pub struct EventLoop<S> {
@@ -232,7 +259,7 @@ pub struct EventLoop<S> {
     options: Options,
 }
 
-impl<S: Sink> EventLoop<S> {
+impl<S: Service> EventLoop<S> {
     /// Sets up signals (SIGINT/SIGTERM through a signalfd, SIGPIPE ignored) and opens the source
     /// `spec` names.
     pub fn new(
@@ -288,6 +315,12 @@ impl<S: Sink> EventLoop<S> {
             })?;
         let now = Instant::now();
         let source = open(poll.registry(), now)?;
+        let mut sink = sink;
+        sink.register(poll.registry())
+            .map_err(|e| LoopError::Setup {
+                op: "registering the listener",
+                errno: e.raw_os_error().unwrap_or(0),
+            })?;
         let mut timers = Deadlines::default();
         // Two timers in four slots: cannot be full.
         let _ = timers.set(Timer::Status, now + options.status_interval);
@@ -324,10 +357,11 @@ impl<S: Sink> EventLoop<S> {
             None => self.timers.cancel(Timer::Source),
         }
         let now = Instant::now();
-        let until_deadline = self
-            .timers
-            .next()
-            .map(|at| at.saturating_duration_since(now));
+        let next = match (self.timers.next(), self.sink.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let until_deadline = next.map(|at| at.saturating_duration_since(now));
         let timeout = match (until_deadline, max_wait) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -343,20 +377,24 @@ impl<S: Sink> EventLoop<S> {
         }
         let mut source_due = false;
         let mut signalled = false;
+        let now = Instant::now();
         for event in self.events.iter() {
             match event.token() {
                 SIGNAL_TOKEN => signalled = true,
                 Token(t) if SOURCE_TOKENS.contains(&t) => source_due = true,
                 // FIRST_FREE_TOKEN..: the RTMP listener and connections.
-                Token(_) => {}
+                token => self.sink.ready(self.poll.registry(), token, now),
             }
         }
         if let Some(sig) = signalled.then(|| self.read_signal()).flatten() {
             log::info!("{sig} received; shutting down");
+            self.sink.shutdown(self.poll.registry(), now);
             self.source.close(self.poll.registry());
             return Ok(Some(Exit::Signal(sig)));
         }
-        let now = Instant::now();
+        if self.sink.deadline().is_some_and(|at| at <= now) {
+            self.sink.timeout(self.poll.registry(), now);
+        }
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Status => {
@@ -375,7 +413,9 @@ impl<S: Sink> EventLoop<S> {
             };
             let flow = self.source.pump(self.poll.registry(), now, &mut meter)?;
             self.stats.overruns = self.source.overruns();
+            self.sink.flush(self.poll.registry(), now);
             if flow == Flow::Ended {
+                self.sink.shutdown(self.poll.registry(), now);
                 self.source.close(self.poll.registry());
                 return Ok(Some(Exit::SourceEnded));
             }
@@ -397,6 +437,9 @@ impl<S: Sink> EventLoop<S> {
 
     /// The status line's text, resetting the peak.
     pub fn status_line(&mut self) -> String {
+        let (listeners, bytes_sent) = self.sink.counters();
+        self.stats.listeners = u32::try_from(listeners).unwrap_or(u32::MAX);
+        self.stats.bytes_sent = bytes_sent;
         let line = format!(
             "listeners={} bytes_sent={} overruns={} peak={} source={} state={} stream_time={:.1}s",
             self.stats.listeners,
@@ -414,11 +457,6 @@ impl<S: Sink> EventLoop<S> {
     fn log_status(&mut self) {
         let line = self.status_line();
         log::info!("{line}");
-    }
-
-    /// The counters; the RTMP side updates listeners and bytes sent here.
-    pub fn stats_mut(&mut self) -> &mut Stats {
-        &mut self.stats
     }
 
     /// The counters.

@@ -6,17 +6,23 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod broadcast;
 pub mod capture;
 pub mod config;
 pub mod event_loop;
 pub mod logging;
+pub mod rtmp;
+pub mod streamer;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use broadcast::Broadcast;
 use config::{Invocation, Settings};
-use event_loop::{Discard, EventLoop, Exit, Options};
+use event_loop::{EventLoop, Exit, LoopError, Options};
+use rtmp::{RtmpConfig, RtmpServer};
+use streamer::Streamer;
 
 /// Environment variable overriding the status line interval, in seconds (for tests).
 pub const STATUS_SECS_ENV: &str = "ZEROCAST_STATUS_SECS";
@@ -50,9 +56,6 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     let _ = logging::init(settings.log_level);
     match serve(&settings) {
         Ok(Exit::Signal(_) | Exit::SourceEnded) => ExitCode::SUCCESS,
-        Err(event_loop::LoopError::Capture(e)) => {
-            fail(&format_args!("source {}: {e}", settings.source))
-        }
         Err(e) => fail(&e),
     }
 }
@@ -63,7 +66,7 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 }
 
 /// Opens the source and runs the loop until a signal or the end of the input.
-fn serve(settings: &Settings) -> Result<Exit, event_loop::LoopError> {
+fn serve(settings: &Settings) -> Result<Exit, String> {
     let options = Options {
         status_interval: std::env::var(STATUS_SECS_ENV)
             .ok()
@@ -76,15 +79,60 @@ fn serve(settings: &Settings) -> Result<Exit, event_loop::LoopError> {
         channels: settings.channels,
         period_frames: settings.period_frames(),
     };
+    let broadcast = Broadcast::new(
+        settings.codec,
+        settings.rate,
+        settings.channels,
+        settings.period_frames(),
+    )
+    .map_err(|e| format!("codec {}: {e}", settings.codec))?;
+    let rtmp_config = RtmpConfig {
+        app: settings.stream.app.clone(),
+        name: settings.stream.name.clone(),
+        join_ms: u64::from(settings.join_ms),
+        max_clients: settings.max_clients as usize,
+        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
+        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+    };
+    let rtmp = RtmpServer::bind(settings.listen, rtmp_config, event_loop::FIRST_FREE_TOKEN)
+        .map_err(|e| listen_error(settings.listen, &e))?;
     log::info!(
-        "zerocast {} source={} rate={} channels={} period={} ms codec={} stream={} (RTMP not served yet)",
+        "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),
+        settings.listen,
+        settings.stream,
         settings.source,
         settings.rate,
         settings.channels,
         settings.period_ms,
         settings.codec,
-        settings.stream
     );
-    EventLoop::new(&settings.source, format, Discard, options)?.run()
+    let loop_error = |e: LoopError| match e {
+        LoopError::Capture(e) => format!("source {}: {e}", settings.source),
+        e => e.to_string(),
+    };
+    EventLoop::new(
+        &settings.source,
+        format,
+        Streamer::new(broadcast, rtmp),
+        options,
+    )
+    .map_err(loop_error)?
+    .run()
+    .map_err(loop_error)
+}
+
+/// What a user can do about a listen error.
+fn listen_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (port in use: is another zerocast or nginx-rtmp running? pick another with --listen)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (no such local address)",
+        _ => "",
+    };
+    format!("cannot listen on {addr}: {e}{hint}")
 }

@@ -38,8 +38,9 @@ pub struct RtmpConfig {
     pub max_clients: usize,
     /// Handshake deadline.
     pub handshake_timeout_ms: u64,
-    /// A player whose socket stays full this long is dropped.
-    pub write_timeout_ms: u64,
+    /// A peer silent this long (no answer to a ping either) is dropped, and so is a player
+    /// whose socket stays full this long.
+    pub idle_timeout_ms: u64,
 }
 
 /// Counters for the status line.
@@ -123,19 +124,13 @@ pub struct RtmpServer {
 }
 
 impl RtmpServer {
-    /// Binds `addr` and registers the listener as `token_base`; connections get the tokens after
-    /// it.
-    pub fn bind(
-        addr: SocketAddr,
-        config: RtmpConfig,
-        registry: &Registry,
-        token_base: usize,
-    ) -> io::Result<Self> {
-        let mut listener = TcpListener::bind(addr)?;
-        registry.register(&mut listener, Token(token_base), Interest::READABLE)?;
+    /// Binds `addr`; the listener will be token `token_base`, connections the tokens after it.
+    pub fn bind(addr: SocketAddr, config: RtmpConfig, token_base: usize) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
         let session_config = ServerConfig {
             chunk_size: CHUNK_SIZE,
             handshake_timeout_ms: config.handshake_timeout_ms,
+            idle_timeout_ms: config.idle_timeout_ms,
             ..ServerConfig::default()
         };
         let mut conns = Vec::with_capacity(config.max_clients);
@@ -149,6 +144,15 @@ impl RtmpServer {
             token_base,
             stats: RtmpStats::default(),
         })
+    }
+
+    /// Registers the listener with the loop.
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.register(
+            &mut self.listener,
+            Token(self.token_base),
+            Interest::READABLE,
+        )
     }
 
     /// The address actually bound (useful with port 0).
@@ -174,7 +178,13 @@ impl RtmpServer {
     }
 
     /// Handles readiness of the listener or a connection.
-    pub fn ready(&mut self, registry: &Registry, token: Token, now: Instant, broadcast: &Broadcast) {
+    pub fn ready(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+        broadcast: &Broadcast,
+    ) {
         if token.0 == self.token_base {
             self.accept(registry, now);
             return;
@@ -204,7 +214,10 @@ impl RtmpServer {
             };
             let Some(index) = self.conns.iter().position(Option::is_none) else {
                 // Excess connections are refused at once: closing the socket is the answer.
-                warn!("{peer}: refused, all {} connection slots busy", self.conns.len());
+                warn!(
+                    "{peer}: refused, all {} connection slots busy",
+                    self.conns.len()
+                );
                 continue;
             };
             // Small writes (replies, 20 ms periods) must not wait for Nagle + delayed ACK
@@ -262,7 +275,7 @@ impl RtmpServer {
 
     /// The earliest deadline of any connection.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let write_timeout = self.config.write_timeout_ms;
+        let write_timeout = self.config.idle_timeout_ms;
         self.conns
             .iter()
             .flatten()
@@ -283,7 +296,9 @@ impl RtmpServer {
                 continue;
             };
             let result = match conn.blocked_since {
-                Some(since) if now.saturating_millis_since(since) >= self.config.write_timeout_ms => {
+                Some(since)
+                    if now.saturating_millis_since(since) >= self.config.idle_timeout_ms =>
+                {
                     Err(Close::Stalled(now.saturating_millis_since(since)))
                 }
                 _ => conn
@@ -318,7 +333,12 @@ impl RtmpServer {
 
 impl Conn {
     /// Reads what the socket has and feeds it to the session.
-    fn read_input(&mut self, now: Instant, config: &RtmpConfig, broadcast: &Broadcast) -> Result<(), Close> {
+    fn read_input(
+        &mut self,
+        now: Instant,
+        config: &RtmpConfig,
+        broadcast: &Broadcast,
+    ) -> Result<(), Close> {
         loop {
             let free = &mut self.rx[self.rx_len..];
             if free.is_empty() {
@@ -340,7 +360,12 @@ impl Conn {
         }
     }
 
-    fn process(&mut self, now: Instant, config: &RtmpConfig, broadcast: &Broadcast) -> Result<(), Close> {
+    fn process(
+        &mut self,
+        now: Instant,
+        config: &RtmpConfig,
+        broadcast: &Broadcast,
+    ) -> Result<(), Close> {
         let mut start = 0;
         loop {
             let received = self.session.receive(now, &self.rx[start..self.rx_len])?;
@@ -350,20 +375,30 @@ impl Conn {
                 None => continue,
                 Some(Event::PlayRequested { app, name }) => {
                     let found = app == config.app && stream_name_base(name) == config.name;
-                    info!("{}: play {app}/{name}{}", self.peer, if found { "" } else { ": no such stream" });
+                    info!(
+                        "{}: play {app}/{name}{}",
+                        self.peer,
+                        if found { "" } else { ": no such stream" }
+                    );
                     Some(found)
                 }
                 Some(Event::PublishRequested { app, name }) => {
-                    info!("{}: publish {app}/{name} refused: zerocast publishes its own capture", self.peer);
+                    info!(
+                        "{}: publish {app}/{name} refused: zerocast publishes its own capture",
+                        self.peer
+                    );
                     None
                 }
                 Some(Event::PlayStopped) => {
                     self.player = None;
                     continue;
                 }
-                Some(Event::Connected { .. } | Event::Audio { .. } | Event::Metadata { .. } | Event::Unpublished) => {
-                    continue
-                }
+                Some(
+                    Event::Connected { .. }
+                    | Event::Audio { .. }
+                    | Event::Metadata { .. }
+                    | Event::Unpublished,
+                ) => continue,
             };
             match decision {
                 Some(true) => {
@@ -391,7 +426,12 @@ impl Conn {
     }
 
     /// Writes the session's output, then audio from the ring, until done or the socket is full.
-    fn flush(&mut self, now: Instant, broadcast: &Broadcast, stats: &mut RtmpStats) -> Result<(), Close> {
+    fn flush(
+        &mut self,
+        now: Instant,
+        broadcast: &Broadcast,
+        stats: &mut RtmpStats,
+    ) -> Result<(), Close> {
         let ring = broadcast.ring();
         loop {
             let out = self.session.transmit();
@@ -412,7 +452,11 @@ impl Conn {
                 return Ok(());
             };
             if player.tail_sent < player.tail.len() {
-                let Some(n) = write(&mut self.stream, &[IoSlice::new(&player.tail[player.tail_sent..])])? else {
+                let Some(n) = write(
+                    &mut self.stream,
+                    &[IoSlice::new(&player.tail[player.tail_sent..])],
+                )?
+                else {
                     self.blocked_since.get_or_insert(now);
                     return Ok(());
                 };
@@ -448,7 +492,10 @@ impl Conn {
                 Err(lagged) => {
                     stats.skipped_messages += lagged.skipped;
                     ring.skip_lagged(&mut player.cursor);
-                    debug!("{}: fell behind, skipped {} messages", self.peer, lagged.skipped);
+                    debug!(
+                        "{}: fell behind, skipped {} messages",
+                        self.peer, lagged.skipped
+                    );
                     continue;
                 }
             };
@@ -456,7 +503,10 @@ impl Conn {
                 self.blocked_since = None;
                 return Ok(());
             }
-            let Some(n) = write(&mut self.stream, &[IoSlice::new(slices.first), IoSlice::new(slices.second)])?
+            let Some(n) = write(
+                &mut self.stream,
+                &[IoSlice::new(slices.first), IoSlice::new(slices.second)],
+            )?
             else {
                 self.blocked_since.get_or_insert(now);
                 return Ok(());

@@ -14,6 +14,8 @@ struct Collect {
     samples: Vec<i16>,
 }
 
+impl zerocast::event_loop::Service for Collect {}
+
 impl Sink for Collect {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
         self.positions.push((position_frames, pcm.len() / 2));

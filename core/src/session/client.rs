@@ -48,6 +48,8 @@ pub struct ClientConfig<'a> {
     pub chunk_size: u32,
     /// Largest message accepted from the server.
     pub max_message: u32,
+    /// Ping a silent server after half of this; give up after all of it.
+    pub idle_timeout_ms: u64,
 }
 
 /// What one [`ClientSession::receive`] call did.
@@ -135,7 +137,7 @@ impl<const ARENA: usize, const TX: usize> ClientSession<ARENA, TX> {
                 entropy,
                 config.digest,
             )),
-            link: Link::new(now),
+            link: Link::new(now, config.idle_timeout_ms),
             state: State::Handshake,
             role: config.role,
             chunk_size: config.chunk_size,

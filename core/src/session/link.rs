@@ -69,13 +69,6 @@ impl<const N: usize> TxBuffer<N> {
     }
 }
 
-/// Sends a PingRequest after this long without a byte from the peer (nginx-rtmp `ping 60s`, but
-/// shorter: a dead player should free its slot on a Pi quickly).
-const PING_AFTER_MS: u64 = 30_000;
-
-/// Closes the session when no byte arrives this long after a PingRequest (nginx `ping_timeout`).
-const PING_TIMEOUT_MS: u64 = 15_000;
-
 /// The minimum time between two PingResponses: a ping flood costs O(1) and sends little.
 const PONG_INTERVAL_MS: u64 = 100;
 
@@ -91,13 +84,18 @@ pub(super) struct Link<const TX: usize> {
     /// `reader.bytes_received()` when the last Acknowledgement was sent.
     acked: u64,
     last_rx: Instant,
+    /// A PingRequest goes out after half the idle timeout without a byte from the peer, and the
+    /// session ends when the other half passes without one (nginx-rtmp's `ping` and
+    /// `ping_timeout`).
+    ping_after_ms: u64,
     ping_sent: Option<Instant>,
     next_pong: Instant,
 }
 
 impl<const TX: usize> Link<TX> {
-    pub(super) fn new(now: Instant) -> Self {
+    pub(super) fn new(now: Instant, idle_timeout_ms: u64) -> Self {
         Self {
+            ping_after_ms: idle_timeout_ms / 2,
             writer: ChunkWriter::new(),
             tx: TxBuffer::new(),
             peer_acked: 0,
@@ -209,20 +207,20 @@ impl<const TX: usize> Link<TX> {
     /// The next liveness deadline: when to ping, or when an unanswered ping times out.
     pub(super) fn poll_timeout(&self) -> Instant {
         match self.ping_sent {
-            Some(sent) => sent.saturating_add_millis(PING_TIMEOUT_MS),
-            None => self.last_rx.saturating_add_millis(PING_AFTER_MS),
+            Some(sent) => sent.saturating_add_millis(self.ping_after_ms),
+            None => self.last_rx.saturating_add_millis(self.ping_after_ms),
         }
     }
 
     /// Pings a quiet peer, and gives up on one that stays quiet.
     pub(super) fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
         match self.ping_sent {
-            Some(sent) if now.saturating_millis_since(sent) >= PING_TIMEOUT_MS => {
+            Some(sent) if now.saturating_millis_since(sent) >= self.ping_after_ms => {
                 Err(SessionError::IdleTimeout {
                     millis: now.saturating_millis_since(self.last_rx),
                 })
             }
-            None if now.saturating_millis_since(self.last_rx) >= PING_AFTER_MS => {
+            None if now.saturating_millis_since(self.last_rx) >= self.ping_after_ms => {
                 self.ping_sent = Some(now);
                 self.send_control(Control::User(UserControl::PingRequest(
                     now.as_millis() as u32

@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub chunk_size: u32,
     /// The whole handshake must finish within this many milliseconds.
     pub handshake_timeout_ms: u64,
+    /// A peer that sends nothing for half of this is pinged, and closed when the other half
+    /// passes without a byte (nginx-rtmp: `ping 60s`, `ping_timeout 30s`).
+    pub idle_timeout_ms: u64,
     /// Largest message accepted from the peer (commands, and audio from a publisher).
     pub max_message: u32,
     /// How many `createStream` calls one connection may make (protocol-notes #18).
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
             peer_bandwidth: 5_000_000,
             chunk_size: 4096,
             handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
             max_message: 64 * 1024,
             max_streams: 4,
         }
@@ -170,7 +174,7 @@ impl<const ARENA: usize, const TX: usize> ServerSession<ARENA, TX> {
                 config: *config,
                 handshake: Some(ServerHandshake::new(now.as_millis() as u32, entropy)),
                 handshake_deadline: now.saturating_add_millis(config.handshake_timeout_ms),
-                link: Link::new(now),
+                link: Link::new(now, config.idle_timeout_ms),
                 state: State::Handshaken,
                 app: heapless::String::new(),
                 name: heapless::String::new(),

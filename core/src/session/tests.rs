@@ -38,6 +38,7 @@ fn client_config(role: ClientRole, digest: bool) -> ClientConfig<'static> {
         digest,
         chunk_size: 4096,
         max_message: 16384,
+        idle_timeout_ms: 60_000,
     }
 }
 

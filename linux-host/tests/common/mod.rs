@@ -32,6 +32,8 @@ impl Recorder {
     }
 }
 
+impl zerocast::event_loop::Service for Recorder {}
+
 impl Sink for Recorder {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
         assert_eq!(pcm.len() % self.channels, 0, "whole frames");

@@ -12,6 +12,13 @@ fn zerocast() -> Command {
     Command::new(env!("CARGO_BIN_EXE_zerocast"))
 }
 
+/// The binary listening on a free loopback port, so tests never collide on 1935.
+fn serving() -> Command {
+    let mut cmd = zerocast();
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    cmd
+}
+
 /// Waits for `child` at most `limit`, killing it (and failing) when it takes longer.
 fn wait_bounded(mut child: Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
@@ -62,7 +69,7 @@ fn help_version_and_bad_arguments() {
 
 #[test]
 fn missing_alsa_device_is_a_clear_fatal_error() {
-    let out = zerocast()
+    let out = serving()
         .args(["--source", "alsa:hw:9,0"])
         .output()
         .unwrap();
@@ -76,7 +83,7 @@ fn missing_alsa_device_is_a_clear_fatal_error() {
 
 #[test]
 fn tone_logs_status_and_stops_cleanly_on_sigterm() {
-    let child = zerocast()
+    let child = serving()
         .args(["--source", "tone:1000"])
         .env("ZEROCAST_STATUS_SECS", "1")
         .stderr(Stdio::piped())
@@ -108,7 +115,7 @@ fn one_second_mono() -> Vec<u8> {
 
 #[test]
 fn stdin_pipe_ends_the_process_cleanly() {
-    let mut child = zerocast()
+    let mut child = serving()
         .args(["--source", "stdin", "--rate", "22050", "--channels", "1"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -134,7 +141,7 @@ fn stdin_pipe_ends_the_process_cleanly() {
 fn stdin_regular_file_is_read_to_its_end() {
     let path = std::env::temp_dir().join(format!("zerocast-stdin-{}.raw", std::process::id()));
     std::fs::write(&path, one_second_mono()).unwrap();
-    let child = zerocast()
+    let child = serving()
         .args([
             "--source",
             "stdin",

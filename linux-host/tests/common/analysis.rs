@@ -138,8 +138,8 @@ pub fn analyze_tone(wav: &Wav, params: &ToneParams) -> Result<ToneReport, Analys
 
     let crossings = rising_zero_crossings(steady, threshold);
     let intervals: Vec<f64> = crossings.windows(2).map(|w| w[1] - w[0]).collect();
-    let period = typical_interval(&intervals, params.interval_tolerance)
-        .ok_or(AnalysisError::TooShort {
+    let period =
+        typical_interval(&intervals, params.interval_tolerance).ok_or(AnalysisError::TooShort {
             crossings: crossings.len(),
         })?;
     let errors = intervals.iter().map(|iv| (iv - period).abs() / period);
@@ -162,7 +162,9 @@ pub fn analyze_tone(wav: &Wav, params: &ToneParams) -> Result<ToneReport, Analys
 
 /// The 16-bit amplitude of a level in dBFS, at least 1.
 pub fn dbfs_to_amplitude(dbfs: f64) -> i16 {
-    (32768.0 * 10f64.powf(dbfs / 20.0)).round().clamp(1.0, 32767.0) as i16
+    (32768.0 * 10f64.powf(dbfs / 20.0))
+        .round()
+        .clamp(1.0, 32767.0) as i16
 }
 
 /// RMS level in dBFS (−∞ for no samples or digital silence).
@@ -178,7 +180,11 @@ pub fn longest_quiet_run(samples: &[i16], threshold: i16) -> usize {
     let mut longest = 0;
     let mut run = 0;
     for s in samples {
-        run = if i32::from(*s).abs() < limit { run + 1 } else { 0 };
+        run = if i32::from(*s).abs() < limit {
+            run + 1
+        } else {
+            0
+        };
         longest = longest.max(run);
     }
     longest
@@ -252,7 +258,12 @@ mod tests {
 
     #[test]
     fn clean_tone_has_exact_frequency_level_and_no_gap() {
-        for (freq, rate) in [(440.0, RATE), (100.0, 48_000), (1000.0, RATE), (5000.0, 48_000)] {
+        for (freq, rate) in [
+            (440.0, RATE),
+            (100.0, 48_000),
+            (1000.0, RATE),
+            (5000.0, 48_000),
+        ] {
             let report = analyze(&stereo(&sine(freq, rate, 2.0, 0.3), rate));
             let error = (report.frequency_hz - freq).abs() / freq;
             assert!(error < 0.01, "{freq} Hz measured {report}");
@@ -285,7 +296,10 @@ mod tests {
             let at = 20_000 + offset;
             signal.drain(at..at + 882);
             let report = analyze(&stereo(&signal, RATE));
-            assert!((1..=2).contains(&report.discontinuities), "cut at {at}: {report}");
+            assert!(
+                (1..=2).contains(&report.discontinuities),
+                "cut at {at}: {report}"
+            );
             assert!(report.worst_interval_error > 0.15, "cut at {at}: {report}");
             assert!(report.longest_gap_ms < 1.0, "cut at {at}: {report}");
         }
@@ -304,7 +318,9 @@ mod tests {
     #[test]
     fn quiet_noise_is_silence_not_a_tone() {
         // ±100 LSB (−50 dBFS) alternating: below the −40 dBFS threshold everywhere.
-        let noise: Vec<i16> = (0..44_100).map(|i| if i % 3 == 0 { 100 } else { -100 }).collect();
+        let noise: Vec<i16> = (0..44_100)
+            .map(|i| if i % 3 == 0 { 100 } else { -100 })
+            .collect();
         let wav = Wav {
             sample_rate: RATE,
             channels: 1,
@@ -329,8 +345,14 @@ mod tests {
 
     #[test]
     fn a_blip_is_too_short_to_measure() {
-        let report = analyze_tone(&stereo(&sine(440.0, RATE, 0.12, 0.0), RATE), &ToneParams::default());
-        assert!(matches!(report, Err(AnalysisError::TooShort { .. })), "{report:?}");
+        let report = analyze_tone(
+            &stereo(&sine(440.0, RATE, 0.12, 0.0), RATE),
+            &ToneParams::default(),
+        );
+        assert!(
+            matches!(report, Err(AnalysisError::TooShort { .. })),
+            "{report:?}"
+        );
     }
 
     #[test]

@@ -31,10 +31,11 @@ pub struct Measured {
 /// Reads and analyses a recording made against `server`.
 pub fn measure(recording: Recording, server: &Server) -> Result<Measured, HarnessError> {
     let wav = Wav::read(&recording.wav)?;
-    let report = analyze_tone(&wav, &ToneParams::default()).map_err(|error| HarnessError::Analysis {
-        path: recording.wav.clone(),
-        error,
-    })?;
+    let report =
+        analyze_tone(&wav, &ToneParams::default()).map_err(|error| HarnessError::Analysis {
+            path: recording.wav.clone(),
+            error,
+        })?;
     Ok(Measured {
         expected: recording.expected_duration(server.join),
         join: server.join,
@@ -54,11 +55,17 @@ impl Measured {
         let r = &self.report;
         let mut problems = Vec::new();
         if (r.frequency_hz - TONE_HZ).abs() > FREQUENCY_TOLERANCE * TONE_HZ {
-            problems.push(format!("frequency {:.2} Hz, expected {TONE_HZ} Hz", r.frequency_hz));
+            problems.push(format!(
+                "frequency {:.2} Hz, expected {TONE_HZ} Hz",
+                r.frequency_hz
+            ));
         }
         let expected = self.expected.as_secs_f64();
         if (r.duration_s - expected).abs() > DURATION_TOLERANCE * expected {
-            problems.push(format!("decoded {:.3} s, expected {expected:.3} s", r.duration_s));
+            problems.push(format!(
+                "decoded {:.3} s, expected {expected:.3} s",
+                r.duration_s
+            ));
         }
         if self.recording.player.timing() == Timing::SelfTimed {
             let least = (1.0 - DURATION_TOLERANCE) * self.recording.played.as_secs_f64()
@@ -86,19 +93,28 @@ impl fmt::Display for Measured {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:16} {} | expected {:.3} s (played {:.3} s, ran {:.3} s)",
+            "{:16} {} | expected {:.3} s (played {:.3} s, ran {:.3} s){}",
             self.recording.player.name(),
             self.report,
             self.expected.as_secs_f64(),
             self.recording.played.as_secs_f64(),
-            self.recording.elapsed.as_secs_f64()
+            self.recording.elapsed.as_secs_f64(),
+            if self.recording.killed {
+                ", killed after ignoring SIGINT"
+            } else {
+                ""
+            }
         )
     }
 }
 
 /// Measures every recording, prints one line each, and fails listing every problem of every
 /// recording (so one run shows the whole picture).
-pub fn check_all(label: &str, recordings: Vec<Recording>, server: &Server) -> Result<(), HarnessError> {
+pub fn check_all(
+    label: &str,
+    recordings: Vec<Recording>,
+    server: &Server,
+) -> Result<(), HarnessError> {
     let mut failures = Vec::new();
     for recording in recordings {
         let name = recording.player.name();

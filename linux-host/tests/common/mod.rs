@@ -54,7 +54,7 @@ pub enum HarnessError {
     Failed {
         /// What failed.
         what: String,
-        /// Exit status, stderr tail or other evidence.
+        /// Exit status, output log tail or other evidence.
         detail: String,
     },
     /// A player's output is not a usable WAV file.
@@ -133,16 +133,18 @@ fn tool_exists(tool: &str) -> bool {
     }
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
-            fs::metadata(dir.join(tool)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            fs::metadata(dir.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
     })
 }
 
-/// A scratch directory removed on drop — unless the test is failing (panicking) or
-/// `ZEROCAST_E2E_KEEP` is set, in which case its path is printed so the recordings and logs
-/// can be inspected.
+/// A scratch directory removed on drop — unless the test failed (see [`TempDir::run`]), is
+/// panicking, or `ZEROCAST_E2E_KEEP` is set, in which case its path is printed so the
+/// recordings and logs can be inspected.
 pub struct TempDir {
     path: PathBuf,
+    keep: bool,
 }
 
 impl TempDir {
@@ -151,16 +153,26 @@ impl TempDir {
     pub fn new(label: &str) -> Result<Self, HarnessError> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "zerocast-e2e-{label}-{}-{n}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("zerocast-e2e-{label}-{}-{n}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path)
                 .map_err(|e| HarnessError::io(format!("remove stale {}", path.display()), e))?;
         }
         make_dir(&path, 0o755)?;
-        Ok(TempDir { path })
+        let keep = std::env::var_os("ZEROCAST_E2E_KEEP").is_some();
+        Ok(TempDir { path, keep })
+    }
+
+    /// Runs `test` in a new directory labelled `label` and keeps the directory if it fails.
+    pub fn run(
+        label: &str,
+        test: impl FnOnce(&Path) -> Result<(), HarnessError>,
+    ) -> Result<(), HarnessError> {
+        let mut dir = TempDir::new(label)?;
+        let result = test(dir.path());
+        dir.keep |= result.is_err();
+        result
     }
 
     /// The directory.
@@ -171,7 +183,7 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("ZEROCAST_E2E_KEEP").is_some() {
+        if self.keep || std::thread::panicking() {
             eprintln!("kept test files in {}", self.path.display());
         } else if let Err(e) = fs::remove_dir_all(&self.path) {
             eprintln!("could not remove {}: {e}", self.path.display());
@@ -182,7 +194,8 @@ impl Drop for TempDir {
 /// Creates `path` (and missing parents) and sets its permission bits to `mode` exactly
 /// (not filtered by the umask).
 pub fn make_dir(path: &Path, mode: u32) -> Result<(), HarnessError> {
-    fs::create_dir_all(path).map_err(|e| HarnessError::io(format!("create {}", path.display()), e))?;
+    fs::create_dir_all(path)
+        .map_err(|e| HarnessError::io(format!("create {}", path.display()), e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| HarnessError::io(format!("chmod {}", path.display()), e))
 }

@@ -17,8 +17,11 @@ use super::{make_dir, tools_available, HarnessError};
 /// How long a player may take to connect after it was started (VLC and GStreamer load plugins
 /// first).
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-/// How long a player may take to finish after it was told to stop (GStreamer drains on EOS).
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a player may take to finish after SIGINT before it is killed. GStreamer drains on
+/// EOS in milliseconds, but `rtmpsrc` sometimes never gets the forced EOS through (seen here in
+/// about one run in three when two pipelines run at once: stuck after "Forcing EOS on the
+/// pipeline"); what it wrote is still there, so the recording is used, marked as killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Extra time a self-timed player may take beyond what it records: libavformat-based players
 /// probe an audio-only RTMP stream for ~5 s before the first output (protocol-notes §6).
 const SELF_TIMED_SLACK: Duration = Duration::from_secs(20);
@@ -81,9 +84,10 @@ impl Player {
     pub fn timing(self) -> Timing {
         match self {
             Player::Ffmpeg | Player::Vlc => Timing::SelfTimed,
-            Player::FfmpegLowDelay | Player::Rtmpdump | Player::GstRtmpsrc | Player::GstRtmp2src => {
-                Timing::Wall
-            }
+            Player::FfmpegLowDelay
+            | Player::Rtmpdump
+            | Player::GstRtmpsrc
+            | Player::GstRtmp2src => Timing::Wall,
         }
     }
 
@@ -110,6 +114,8 @@ pub struct Recording {
     pub played: Duration,
     /// Wall time from start to exit of the player process.
     pub elapsed: Duration,
+    /// The player ignored SIGINT and was killed, so its file may be unfinalized.
+    pub killed: bool,
 }
 
 impl Recording {
@@ -136,31 +142,61 @@ pub fn play(
     make_dir(dir, 0o755)?;
     let name = player.name();
     let wav = dir.join(format!("{name}.wav"));
-    let stderr = dir.join(format!("{name}.stderr"));
+    let log = dir.join(format!("{name}.log"));
     let url = server.url.as_str();
     let seconds = format!("{:.3}", secs.as_secs_f64());
     let wav_arg = wav.display().to_string();
     let recording = match player {
         Player::Ffmpeg => {
-            let args = ["-nostdin", "-y", "-i", url, "-t", &seconds, "-f", "wav", &wav_arg];
-            self_timed(player, process::spawn("ffmpeg", &args, &[], &stderr)?, secs, &wav)?
+            let args = [
+                "-nostdin", "-y", "-i", url, "-t", &seconds, "-f", "wav", &wav_arg,
+            ];
+            self_timed(
+                player,
+                process::spawn("ffmpeg", &args, &[], &log)?,
+                secs,
+                &wav,
+            )?
         }
         Player::FfmpegLowDelay => {
             let args = [
-                "-nostdin", "-y", "-fflags", "nobuffer", "-probesize", "32", "-analyzeduration",
-                "0", "-i", url, "-f", "wav", &wav_arg,
+                "-nostdin",
+                "-y",
+                "-fflags",
+                "nobuffer",
+                "-probesize",
+                "32",
+                "-analyzeduration",
+                "0",
+                "-i",
+                url,
+                "-f",
+                "wav",
+                &wav_arg,
             ];
-            wall_timed(player, process::spawn("ffmpeg", &args, &[], &stderr)?, server, secs, &wav)?
+            wall_timed(
+                player,
+                process::spawn("ffmpeg", &args, &[], &log)?,
+                server,
+                secs,
+                &wav,
+            )?
         }
         Player::Rtmpdump => {
             let flv = dir.join(format!("{name}.flv"));
             let flv_arg = flv.display().to_string();
             let args = ["-r", url, "-v", "-o", &flv_arg];
-            let rec = wall_timed(player, process::spawn("rtmpdump", &args, &[], &stderr)?, server, secs, &wav)?;
-            flv_to_wav(&flv, &wav, &dir.join(format!("{name}-decode.stderr")))?;
+            let rec = wall_timed(
+                player,
+                process::spawn("rtmpdump", &args, &[], &log)?,
+                server,
+                secs,
+                &wav,
+            )?;
+            flv_to_wav(&flv, &wav, &dir.join(format!("{name}-decode.log")))?;
             rec
         }
-        Player::Vlc => vlc(server, secs, dir, &stderr)?,
+        Player::Vlc => vlc(server, secs, dir, &log)?,
         Player::GstRtmpsrc | Player::GstRtmp2src => {
             let source = if player == Player::GstRtmpsrc {
                 // One argv element: gst-launch escapes the space, so " live=1" stays part of
@@ -171,11 +207,34 @@ pub fn play(
             };
             let sink = format!("location={wav_arg}");
             let args = [
-                "-e", &source[0], &source[1], "!", "flvdemux", "name=d", "d.audio", "!", "queue",
-                "!", "decodebin", "!", "audioconvert", "!", "audio/x-raw,format=S16LE", "!",
-                "wavenc", "!", "filesink", &sink,
+                "-e",
+                &source[0],
+                &source[1],
+                "!",
+                "flvdemux",
+                "name=d",
+                "d.audio",
+                "!",
+                "queue",
+                "!",
+                "decodebin",
+                "!",
+                "audioconvert",
+                "!",
+                "audio/x-raw,format=S16LE",
+                "!",
+                "wavenc",
+                "!",
+                "filesink",
+                &sink,
             ];
-            wall_timed(player, process::spawn("gst-launch-1.0", &args, &[], &stderr)?, server, secs, &wav)?
+            wall_timed(
+                player,
+                process::spawn("gst-launch-1.0", &args, &[], &log)?,
+                server,
+                secs,
+                &wav,
+            )?
         }
     };
     Ok(Some(recording))
@@ -212,7 +271,12 @@ pub fn play_concurrently(
     results.into_iter().collect()
 }
 
-fn self_timed(player: Player, mut child: Spawned, secs: Duration, wav: &Path) -> Result<Recording, HarnessError> {
+fn self_timed(
+    player: Player,
+    mut child: Spawned,
+    secs: Duration,
+    wav: &Path,
+) -> Result<Recording, HarnessError> {
     let status = child.wait_timeout(secs + SELF_TIMED_SLACK)?;
     if !status.success() {
         return Err(child.failed(format!("exited with {status}")));
@@ -222,6 +286,7 @@ fn self_timed(player: Player, mut child: Spawned, secs: Duration, wav: &Path) ->
         wav: wav.to_owned(),
         played: secs,
         elapsed: child.started().elapsed(),
+        killed: false,
     })
 }
 
@@ -242,22 +307,20 @@ fn wall_timed(
     // SIGINT is the stop every one of them handles by finishing its file: ffmpeg writes the
     // trailer, rtmpdump closes the FLV, gst-launch -e sends EOS so wavenc fixes its header.
     let (_, clean) = child.stop(Signal::SIGINT, STOP_GRACE)?;
-    if !clean {
-        return Err(child.failed(format!("ignored SIGINT for {STOP_GRACE:?}")));
-    }
     Ok(Recording {
         player,
         wav: wav.to_owned(),
         played: stopped - connected,
         elapsed: child.started().elapsed(),
+        killed: !clean,
     })
 }
 
-fn flv_to_wav(flv: &Path, wav: &Path, stderr: &Path) -> Result<(), HarnessError> {
+fn flv_to_wav(flv: &Path, wav: &Path, log: &Path) -> Result<(), HarnessError> {
     let flv_arg = flv.display().to_string();
     let wav_arg = wav.display().to_string();
     let args = ["-nostdin", "-y", "-i", &flv_arg, "-f", "wav", &wav_arg];
-    let mut decoder = process::spawn("ffmpeg", &args, &[], stderr)?;
+    let mut decoder = process::spawn("ffmpeg", &args, &[], log)?;
     let status = decoder.wait_timeout(Duration::from_secs(30))?;
     if status.success() {
         Ok(())
@@ -268,15 +331,25 @@ fn flv_to_wav(flv: &Path, wav: &Path, stderr: &Path) -> Result<(), HarnessError>
 
 /// VLC refuses to run as root, so as root it runs as `nobody` through `runuser`, writing into a
 /// directory `nobody` can write (protocol-notes §4).
-fn vlc(server: &Server, secs: Duration, dir: &Path, stderr: &Path) -> Result<Recording, HarnessError> {
+fn vlc(server: &Server, secs: Duration, dir: &Path, log: &Path) -> Result<Recording, HarnessError> {
     let out_dir = dir.join("vlc-out");
     make_dir(&out_dir, 0o777)?;
     let wav = out_dir.join("vlc.wav");
     let wav_arg = wav.display().to_string();
     let run_time = format!("{:.3}", secs.as_secs_f64());
     let vlc_args = [
-        "cvlc", "--play-and-exit", "--run-time", &run_time, "--aout", "afile", "--audiofile-file",
-        &wav_arg, "--audiofile-format", "s16", &server.url, "vlc://quit",
+        "cvlc",
+        "--play-and-exit",
+        "--run-time",
+        &run_time,
+        "--aout",
+        "afile",
+        "--audiofile-file",
+        &wav_arg,
+        "--audiofile-format",
+        "s16",
+        &server.url,
+        "vlc://quit",
     ];
     let as_root = std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
@@ -284,9 +357,9 @@ fn vlc(server: &Server, secs: Duration, dir: &Path, stderr: &Path) -> Result<Rec
     let child = if as_root {
         let mut args = vec!["-u", "nobody", "--"];
         args.extend(vlc_args);
-        process::spawn("runuser", &args, &[], stderr)?
+        process::spawn("runuser", &args, &[], log)?
     } else {
-        process::spawn(vlc_args[0], &vlc_args[1..], &[], stderr)?
+        process::spawn(vlc_args[0], &vlc_args[1..], &[], log)?
     };
     self_timed(Player::Vlc, child, secs, &wav)
 }

@@ -24,34 +24,37 @@ pub const DROP_GRACE: Duration = Duration::from_secs(3);
 /// Poll interval of the bounded waits: short against the 20 ms audio period, long enough to
 /// cost nothing on a shared 2-core machine.
 const POLL: Duration = Duration::from_millis(5);
-/// How much of a child's stderr goes into error messages.
-const STDERR_TAIL: u64 = 2000;
+/// How much of a child's output log goes into error messages.
+const LOG_TAIL: u64 = 2000;
 
 /// A running child process, terminated (SIGTERM, then SIGKILL) when dropped.
 pub struct Spawned {
     child: Child,
     program: String,
-    stderr_path: PathBuf,
+    log_path: PathBuf,
     started: Instant,
     status: Option<ExitStatus>,
 }
 
-/// Starts `program` with `args` and extra `env`, stdin and stdout closed/discarded and stderr
-/// written to `stderr_path`.
+/// Starts `program` with `args` and extra `env`, stdin closed, and stdout and stderr both written
+/// to `log_path` (gst-launch reports its pipeline state on stdout).
 pub fn spawn<S: AsRef<OsStr>>(
     program: &str,
     args: &[S],
     env: &[(&str, &str)],
-    stderr_path: &Path,
+    log_path: &Path,
 ) -> Result<Spawned, HarnessError> {
-    let stderr = File::create(stderr_path)
-        .map_err(|e| HarnessError::io(format!("create {}", stderr_path.display()), e))?;
+    let stderr = File::create(log_path)
+        .map_err(|e| HarnessError::io(format!("create {}", log_path.display()), e))?;
+    let stdout = stderr
+        .try_clone()
+        .map_err(|e| HarnessError::io(format!("dup {}", log_path.display()), e))?;
     let mut command = Command::new(program);
     command
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr);
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let child = command
@@ -60,7 +63,7 @@ pub fn spawn<S: AsRef<OsStr>>(
     Ok(Spawned {
         child,
         program: program.to_owned(),
-        stderr_path: stderr_path.to_owned(),
+        log_path: log_path.to_owned(),
         started: Instant::now(),
         status: None,
     })
@@ -127,7 +130,11 @@ impl Spawned {
 
     /// Sends `signal` and waits up to `grace` for the child to exit; if it does not, SIGKILL.
     /// Returns the exit status and whether the signal alone was enough.
-    pub fn stop(&mut self, signal: Signal, grace: Duration) -> Result<(ExitStatus, bool), HarnessError> {
+    pub fn stop(
+        &mut self,
+        signal: Signal,
+        grace: Duration,
+    ) -> Result<(ExitStatus, bool), HarnessError> {
         if let Some(status) = self.try_status()? {
             return Ok((status, true));
         }
@@ -148,23 +155,23 @@ impl Spawned {
         self.stop(Signal::SIGTERM, grace).map(|(status, _)| status)
     }
 
-    /// The last part of the child's stderr, for error messages.
-    pub fn stderr_tail(&self) -> String {
-        read_tail(&self.stderr_path, STDERR_TAIL)
+    /// The last part of the child's output log, for error messages.
+    pub fn log_tail(&self) -> String {
+        read_tail(&self.log_path, LOG_TAIL)
     }
 
-    /// The whole stderr file so far.
-    pub fn stderr(&self) -> String {
-        fs::read(&self.stderr_path)
+    /// The whole output log so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     }
 
-    /// A [`HarnessError::Failed`] about this child, carrying its stderr tail.
+    /// A [`HarnessError::Failed`] about this child, carrying its log tail.
     pub fn failed(&self, what: String) -> HarnessError {
         HarnessError::Failed {
             what: format!("{}: {what}", self.program),
-            detail: format!("stderr ({}):\n{}", self.stderr_path.display(), self.stderr_tail()),
+            detail: format!("log ({}):\n{}", self.log_path.display(), self.log_tail()),
         }
     }
 }
@@ -241,7 +248,8 @@ pub fn wait_connected(pid: u32, port: u16, limit: Duration) -> Result<Instant, H
         limit,
         || {
             let inodes = socket_inodes(pid);
-            let connected = !inodes.is_empty() && established_inodes(port).any(|i| inodes.contains(&i));
+            let connected =
+                !inodes.is_empty() && established_inodes(port).any(|i| inodes.contains(&i));
             if connected {
                 seen = Some(Instant::now());
             }
@@ -263,7 +271,11 @@ fn socket_inodes(pid: u32) -> Vec<u64> {
         .filter_map(|entry| fs::read_link(entry.ok()?.path()).ok())
         .filter_map(|target| {
             let target = target.to_str()?;
-            target.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            target
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
         })
         .collect()
 }

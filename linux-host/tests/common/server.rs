@@ -125,7 +125,8 @@ impl Server {
     pub fn stop(mut self) -> Result<(), HarnessError> {
         let mut result = Ok(());
         for process in self.processes.iter_mut().rev() {
-            let (_, clean) = process.stop(nix::sys::signal::Signal::SIGTERM, process::DROP_GRACE)?;
+            let (_, clean) =
+                process.stop(nix::sys::signal::Signal::SIGTERM, process::DROP_GRACE)?;
             if !clean && result.is_ok() {
                 result = Err(process.failed("ignored SIGTERM".to_owned()));
             }
@@ -134,7 +135,12 @@ impl Server {
     }
 }
 
-fn start_nginx(codec: Codec, port: u16, url: &str, dir: &Path) -> Result<Vec<Spawned>, HarnessError> {
+fn start_nginx(
+    codec: Codec,
+    port: u16,
+    url: &str,
+    dir: &Path,
+) -> Result<Vec<Spawned>, HarnessError> {
     let prefix = dir.join("nginx");
     super::make_dir(&prefix, 0o755)?;
     let p = prefix.display();
@@ -152,9 +158,14 @@ fn start_nginx(codec: Codec, port: u16, url: &str, dir: &Path) -> Result<Vec<Spa
         .map_err(|e| HarnessError::io(format!("write {}", conf_path.display()), e))?;
     let nginx = process::spawn(
         "nginx",
-        &["-p".as_ref(), prefix.as_os_str(), "-c".as_ref(), conf_path.as_os_str()],
+        &[
+            "-p".as_ref(),
+            prefix.as_os_str(),
+            "-c".as_ref(),
+            conf_path.as_os_str(),
+        ],
         &[],
-        &prefix.join("nginx.stderr"),
+        &prefix.join("nginx.log"),
     )?;
     process::wait_for_port(port, STARTUP_LIMIT).map_err(|e| nginx.failed(e.to_string()))?;
 
@@ -162,17 +173,30 @@ fn start_nginx(codec: Codec, port: u16, url: &str, dir: &Path) -> Result<Vec<Spa
     let publisher = process::spawn(
         "ffmpeg",
         &[
-            "-nostdin", "-hide_banner", "-re", "-f", "lavfi", "-i",
+            "-nostdin",
+            "-hide_banner",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
             &format!("sine=f={TONE_HZ}"),
-            "-ac", "2", "-ar", "44100", "-c:a", codec.ffmpeg_encoder(), "-f", "flv", url,
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            "-c:a",
+            codec.ffmpeg_encoder(),
+            "-f",
+            "flv",
+            url,
         ],
         &[],
-        &dir.join("publisher.stderr"),
+        &dir.join("publisher.log"),
     )?;
     // ffmpeg prints its first progress line ("size= … time=") once it has muxed audio, i.e.
     // after nginx answered publish with NetStream.Publish.Start.
     process::wait_until("the publisher to send audio", STARTUP_LIMIT, || {
-        Ok(publisher.stderr().contains("time="))
+        Ok(publisher.log().contains("time="))
     })
     .map_err(|e| publisher.failed(e.to_string()))?;
     Ok(vec![nginx, publisher])
@@ -186,11 +210,21 @@ fn start_zerocast(codec: Codec, port: u16, dir: &Path) -> Result<Spawned, Harnes
     let server = process::spawn(
         env!("CARGO_BIN_EXE_zerocast"),
         &[
-            "--listen", &listen, "--source", &tone, "--stream", STREAM,
-            "--codec", codec.zerocast_flag(), "--join-ms", &join, "--period-ms", &period,
+            "--listen",
+            &listen,
+            "--source",
+            &tone,
+            "--stream",
+            STREAM,
+            "--codec",
+            codec.zerocast_flag(),
+            "--join-ms",
+            &join,
+            "--period-ms",
+            &period,
         ],
         &[("RUST_LOG", "info")],
-        &dir.join("zerocast.stderr"),
+        &dir.join("zerocast.log"),
     )?;
     process::wait_for_port(port, STARTUP_LIMIT).map_err(|e| server.failed(e.to_string()))?;
     Ok(server)

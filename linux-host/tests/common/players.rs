@@ -58,16 +58,6 @@ pub enum Timing {
 }
 
 impl Player {
-    /// Every player, in the order the tests run them.
-    pub const ALL: [Player; 6] = [
-        Player::Ffmpeg,
-        Player::FfmpegLowDelay,
-        Player::Rtmpdump,
-        Player::Vlc,
-        Player::GstRtmpsrc,
-        Player::GstRtmp2src,
-    ];
-
     /// Short name for file names and reports.
     pub fn name(self) -> &'static str {
         match self {

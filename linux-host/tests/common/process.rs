@@ -80,11 +80,6 @@ impl Spawned {
         self.started
     }
 
-    /// The program name, for messages.
-    pub fn program(&self) -> &str {
-        &self.program
-    }
-
     /// Sends `signal` to the child's process group. Fails once the child has been reaped.
     pub fn signal(&mut self, signal: Signal) -> Result<(), HarnessError> {
         if self.status.is_some() {

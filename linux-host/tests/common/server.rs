@@ -66,8 +66,6 @@ pub enum ServerKind {
 
 /// A running server; stops its processes when dropped.
 pub struct Server {
-    /// What runs.
-    pub kind: ServerKind,
     /// The port on 127.0.0.1.
     pub port: u16,
     /// The players' URL.
@@ -101,7 +99,6 @@ pub fn start_server(kind: ServerKind, dir: &Path) -> Result<Option<Server>, Harn
         ),
     };
     Ok(Some(Server {
-        kind,
         port,
         url,
         join,

@@ -131,103 +131,99 @@ pub fn play(
     }
     make_dir(dir, 0o755)?;
     let name = player.name();
-    let wav = dir.join(format!("{name}.wav"));
     let log = dir.join(format!("{name}.log"));
-    let url = server.url.as_str();
+    let flv = dir.join(format!("{name}.flv"));
+    let wav = if player == Player::Vlc {
+        // VLC may run as `nobody`; it needs a directory that user can write.
+        let out = dir.join("vlc-out");
+        make_dir(&out, 0o777)?;
+        out.join(format!("{name}.wav"))
+    } else {
+        dir.join(format!("{name}.wav"))
+    };
+    let command = command_line(player, &server.url, secs, &wav, &flv)?;
+    let (program, args) = command.split_first().ok_or_else(|| HarnessError::Failed {
+        what: name.to_owned(),
+        detail: "empty command line".to_owned(),
+    })?;
+    let child = process::spawn(program, args, &[], &log)?;
+    let recording = match player.timing() {
+        Timing::SelfTimed => self_timed(player, child, secs, &wav)?,
+        Timing::Wall => wall_timed(player, child, server, secs, &wav)?,
+    };
+    if player == Player::Rtmpdump {
+        flv_to_wav(&flv, &wav, &dir.join(format!("{name}-decode.log")))?;
+    }
+    Ok(Some(recording))
+}
+
+/// The program and arguments that make `player` play `url` into `wav` (rtmpdump: into `flv`).
+fn command_line(
+    player: Player,
+    url: &str,
+    secs: Duration,
+    wav: &Path,
+    flv: &Path,
+) -> Result<Vec<String>, HarnessError> {
+    // Command lines are written as text and split at spaces, so no word may contain one.
+    let (wav, flv) = (wav.display().to_string(), flv.display().to_string());
+    if [url, &wav, &flv]
+        .iter()
+        .any(|word| word.contains(char::is_whitespace))
+    {
+        return Err(HarnessError::Failed {
+            what: format!("{} command line", player.name()),
+            detail: format!("whitespace in {url}, {wav} or {flv} (set TMPDIR without spaces)"),
+        });
+    }
     let seconds = format!("{:.3}", secs.as_secs_f64());
-    let wav_arg = wav.display().to_string();
-    let recording = match player {
-        Player::Ffmpeg => {
-            let args = [
-                "-nostdin", "-y", "-i", url, "-t", &seconds, "-f", "wav", &wav_arg,
-            ];
-            self_timed(
-                player,
-                process::spawn("ffmpeg", &args, &[], &log)?,
-                secs,
-                &wav,
-            )?
+    let words = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    Ok(match player {
+        Player::Ffmpeg => words(&format!(
+            "ffmpeg -nostdin -y -i {url} -t {seconds} -f wav {wav}"
+        )),
+        Player::FfmpegLowDelay => words(&format!(
+            "ffmpeg -nostdin -y -fflags nobuffer -probesize 32 -analyzeduration 0 -i {url} \
+             -f wav {wav}"
+        )),
+        Player::Rtmpdump => words(&format!("rtmpdump -r {url} -v -o {flv}")),
+        Player::Vlc => {
+            let vlc = words(&format!(
+                "cvlc --play-and-exit --run-time {seconds} --aout afile --audiofile-file {wav} \
+                 --audiofile-format s16 {url} vlc://quit"
+            ));
+            if running_as_root()? {
+                let mut runuser = words("runuser -u nobody --");
+                runuser.extend(vlc);
+                runuser
+            } else {
+                vlc
+            }
         }
-        Player::FfmpegLowDelay => {
-            let args = [
-                "-nostdin",
-                "-y",
-                "-fflags",
-                "nobuffer",
-                "-probesize",
-                "32",
-                "-analyzeduration",
-                "0",
-                "-i",
-                url,
-                "-f",
-                "wav",
-                &wav_arg,
-            ];
-            wall_timed(
-                player,
-                process::spawn("ffmpeg", &args, &[], &log)?,
-                server,
-                secs,
-                &wav,
-            )?
-        }
-        Player::Rtmpdump => {
-            let flv = dir.join(format!("{name}.flv"));
-            let flv_arg = flv.display().to_string();
-            let args = ["-r", url, "-v", "-o", &flv_arg];
-            let rec = wall_timed(
-                player,
-                process::spawn("rtmpdump", &args, &[], &log)?,
-                server,
-                secs,
-                &wav,
-            )?;
-            flv_to_wav(&flv, &wav, &dir.join(format!("{name}-decode.log")))?;
-            rec
-        }
-        Player::Vlc => vlc(server, secs, dir, &log)?,
         Player::GstRtmpsrc | Player::GstRtmp2src => {
+            // The location is one argv element: gst-launch escapes its space, so " live=1"
+            // stays part of it (librtmp's URL option syntax).
             let source = if player == Player::GstRtmpsrc {
-                // One argv element: gst-launch escapes the space, so " live=1" stays part of
-                // the location (librtmp's URL option syntax).
                 ["rtmpsrc".to_owned(), format!("location={url} live=1")]
             } else {
                 ["rtmp2src".to_owned(), format!("location={url}")]
             };
-            let sink = format!("location={wav_arg}");
-            let args = [
-                "-e",
-                &source[0],
-                &source[1],
-                "!",
-                "flvdemux",
-                "name=d",
-                "d.audio",
-                "!",
-                "queue",
-                "!",
-                "decodebin",
-                "!",
-                "audioconvert",
-                "!",
-                "audio/x-raw,format=S16LE",
-                "!",
-                "wavenc",
-                "!",
-                "filesink",
-                &sink,
-            ];
-            wall_timed(
-                player,
-                process::spawn("gst-launch-1.0", &args, &[], &log)?,
-                server,
-                secs,
-                &wav,
-            )?
+            let mut line = words("gst-launch-1.0 -e");
+            line.extend(source);
+            line.extend(words(&format!(
+                "! flvdemux name=d d.audio ! queue ! decodebin ! audioconvert \
+                 ! audio/x-raw,format=S16LE ! wavenc ! filesink location={wav}"
+            )));
+            line
         }
-    };
-    Ok(Some(recording))
+    })
+}
+
+/// VLC refuses to run as root (protocol-notes §4), so as root it runs as `nobody`.
+fn running_as_root() -> Result<bool, HarnessError> {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .map_err(|e| HarnessError::io("stat /proc/self", e))
 }
 
 /// Runs `n` instances of `player` at once against `server`, each in `dir/<i>/`.
@@ -317,39 +313,4 @@ fn flv_to_wav(flv: &Path, wav: &Path, log: &Path) -> Result<(), HarnessError> {
     } else {
         Err(decoder.failed(format!("decoding {flv_arg} exited with {status}")))
     }
-}
-
-/// VLC refuses to run as root, so as root it runs as `nobody` through `runuser`, writing into a
-/// directory `nobody` can write (protocol-notes §4).
-fn vlc(server: &Server, secs: Duration, dir: &Path, log: &Path) -> Result<Recording, HarnessError> {
-    let out_dir = dir.join("vlc-out");
-    make_dir(&out_dir, 0o777)?;
-    let wav = out_dir.join("vlc.wav");
-    let wav_arg = wav.display().to_string();
-    let run_time = format!("{:.3}", secs.as_secs_f64());
-    let vlc_args = [
-        "cvlc",
-        "--play-and-exit",
-        "--run-time",
-        &run_time,
-        "--aout",
-        "afile",
-        "--audiofile-file",
-        &wav_arg,
-        "--audiofile-format",
-        "s16",
-        &server.url,
-        "vlc://quit",
-    ];
-    let as_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .map_err(|e| HarnessError::io("stat /proc/self", e))?;
-    let child = if as_root {
-        let mut args = vec!["-u", "nobody", "--"];
-        args.extend(vlc_args);
-        process::spawn("runuser", &args, &[], log)?
-    } else {
-        process::spawn(vlc_args[0], &vlc_args[1..], &[], log)?
-    };
-    self_timed(Player::Vlc, child, secs, &wav)
 }

@@ -222,12 +222,20 @@ pub fn wait_until(
 }
 
 /// Waits until a TCP connection to 127.0.0.1:`port` succeeds (the probe connection is closed
-/// at once), or fails with [`HarnessError::Timeout`] after `limit`.
-pub fn wait_for_port(port: u16, limit: Duration) -> Result<(), HarnessError> {
+/// at once). Fails after `limit`, or at once if `owner` — the process that should listen —
+/// exits first; both errors carry its log.
+pub fn wait_for_port(port: u16, limit: Duration, owner: &mut Spawned) -> Result<(), HarnessError> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    wait_until(&format!("127.0.0.1:{port} to accept"), limit, || {
-        Ok(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
-    })
+    let mut exited = false;
+    let waited = wait_until(&format!("127.0.0.1:{port} to accept"), limit, || {
+        exited = !owner.is_running()?;
+        Ok(exited || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+    });
+    match waited {
+        Ok(()) if exited => Err(owner.failed("exited before it listened".to_owned())),
+        Ok(()) => Ok(()),
+        Err(e) => Err(owner.failed(e.to_string())),
+    }
 }
 
 /// Waits until process `pid` holds an established TCP connection to 127.0.0.1:`port` and

@@ -153,7 +153,7 @@ fn start_nginx(
     let conf_path = prefix.join("nginx.conf");
     fs::write(&conf_path, conf)
         .map_err(|e| HarnessError::io(format!("write {}", conf_path.display()), e))?;
-    let nginx = process::spawn(
+    let mut nginx = process::spawn(
         "nginx",
         &[
             "-p".as_ref(),
@@ -164,7 +164,7 @@ fn start_nginx(
         &[],
         &prefix.join("nginx.log"),
     )?;
-    process::wait_for_port(port, STARTUP_LIMIT).map_err(|e| nginx.failed(e.to_string()))?;
+    process::wait_for_port(port, STARTUP_LIMIT, &mut nginx)?;
 
     // protocol-notes §4: the publisher that stands in for the capture side.
     let publisher = process::spawn(
@@ -204,7 +204,7 @@ fn start_zerocast(codec: Codec, port: u16, dir: &Path) -> Result<Spawned, Harnes
     let join = ZEROCAST_JOIN_MS.to_string();
     let period = PERIOD_MS.to_string();
     let tone = format!("tone:{TONE_HZ}");
-    let server = process::spawn(
+    let mut server = process::spawn(
         env!("CARGO_BIN_EXE_zerocast"),
         &[
             "--listen",
@@ -223,6 +223,6 @@ fn start_zerocast(codec: Codec, port: u16, dir: &Path) -> Result<Spawned, Harnes
         &[("RUST_LOG", "info")],
         &dir.join("zerocast.log"),
     )?;
-    process::wait_for_port(port, STARTUP_LIMIT).map_err(|e| server.failed(e.to_string()))?;
+    process::wait_for_port(port, STARTUP_LIMIT, &mut server)?;
     Ok(server)
 }

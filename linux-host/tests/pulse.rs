@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{dbfs, frequency, peak, Recorder};
+use common::capture::{dbfs, frequency, peak, Recorder};
 use zerocast::capture::{Format, SourceState};
 use zerocast::config::SourceSpec;
 use zerocast::event_loop::{EventLoop, Options};

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{dbfs, frequency, peak, Recorder};
+use common::capture::{dbfs, frequency, peak, Recorder};
 use zerocast::capture::{Format, SourceState};
 use zerocast::config::SourceSpec;
 use zerocast::event_loop::{EventLoop, Options};

@@ -406,15 +406,16 @@ fn rtmpdump_records_the_tone() {
     );
 }
 
-/// ffmpeg publishes `secs` of the tone encoded with `codec` to the test host.
-fn ffmpeg_publish(dir: &Path, codec: &str, secs: f64) -> HostLog {
+/// ffmpeg publishes `secs` of the tone encoded with `codec` to the test host; `extra` are more
+/// output options.
+fn ffmpeg_publish(dir: &Path, codec: &str, secs: f64, extra: &[&str]) -> HostLog {
     let (port, host) = spawn_host(Serve::Publish, Duration::from_secs(30));
     let url = url(port);
     let source = format!("sine=f=440:d={secs}");
-    let args = [
+    let input = [
         "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-ar", "44100", "-c:a", codec,
-        "-f", "flv", &url,
     ];
+    let args = [&input[..], extra, &["-f", "flv", &url]].concat();
     let mut ffmpeg = Peer::spawn(
         dir,
         &format!("ffmpeg-publish-{codec}"),
@@ -479,7 +480,7 @@ fn ffmpeg_publishes_pcm() {
         return;
     }
     let dir = scratch_dir("session-publish-pcm");
-    let host = ffmpeg_publish(&dir, "pcm_s16le", 3.0);
+    let host = ffmpeg_publish(&dir, "pcm_s16le", 3.0, &[]);
     assert!(host.seen.audio.iter().all(|(_, p)| p[0] == PCM_TAG));
     let stats = analyse(&host.seen.audio_pcm());
     println!(
@@ -499,12 +500,40 @@ fn ffmpeg_publishes_pcm() {
 }
 
 #[test]
+fn ffmpeg_publishes_with_extended_timestamps() {
+    if !require("ffmpeg", "-version") {
+        return;
+    }
+    // Timestamps from 16 800 000 ms on are above 0xFFFFFF: ffmpeg writes the 4-byte extended
+    // timestamp (a delta in fmt 1) and repeats it in every fmt-3 chunk, including the
+    // continuation of each 4097-byte PCM message over the 4096-byte chunk size
+    // (protocol-notes §2).
+    let dir = scratch_dir("session-publish-ext");
+    let host = ffmpeg_publish(&dir, "pcm_s16le", 3.0, &["-output_ts_offset", "16800"]);
+    let audio = &host.seen.audio;
+    let (first, last) = (audio[0].0, audio[audio.len() - 1].0);
+    println!(
+        "ffmpeg publish with extended timestamps: {} messages, {first} ms .. {last} ms",
+        audio.len()
+    );
+    assert_eq!(first, 16_800_000, "-output_ts_offset 16800 s");
+    // The last of 130 messages starts at frame 129 × 1024: 2995.3 ms after the first.
+    assert!((last - first).abs_diff(2995) <= 1, "{first} .. {last}");
+    let stats = analyse(&host.seen.audio_pcm());
+    stats.assert_tone("pcm_s16le with extended timestamps");
+    assert!(
+        stats.frames.abs_diff(3 * RATE as usize) <= 1024,
+        "{stats:?}"
+    );
+}
+
+#[test]
 fn ffmpeg_publishes_aac() {
     if !require("ffmpeg", "-version") {
         return;
     }
     let dir = scratch_dir("session-publish-aac");
-    let host = ffmpeg_publish(&dir, "aac", 3.0);
+    let host = ffmpeg_publish(&dir, "aac", 3.0, &[]);
     // The AudioSpecificConfig first (FLV spec E.4.2.1: AACPacketType 0), then raw frames.
     assert!(host.seen.audio[1..]
         .iter()
@@ -519,7 +548,7 @@ fn ffmpeg_publishes_adpcm() {
         return;
     }
     let dir = scratch_dir("session-publish-adpcm");
-    let host = ffmpeg_publish(&dir, "adpcm_swf", 3.0);
+    let host = ffmpeg_publish(&dir, "adpcm_swf", 3.0, &[]);
     // SoundFormat 1 (ADPCM), 44 kHz, 16-bit, stereo.
     check_published(&dir, "adpcm_swf", &host, &[0x1F], 4096.0);
 }
@@ -662,7 +691,7 @@ fn client_loop(
 
 /// The core's client publishes 3 s of the tone to nginx while ffmpeg plays it from nginx.
 fn client_publishes_to_nginx(digest: bool) {
-    if !require("nginx", "-v") || !require("ffmpeg", "-version") {
+    if !support::require_nginx_rtmp() || !require("ffmpeg", "-version") {
         return;
     }
     let dir = scratch_dir(&format!("session-nginx-publish-{digest}"));
@@ -733,7 +762,7 @@ fn client_publishes_to_nginx_plain() {
 
 #[test]
 fn client_plays_from_nginx() {
-    if !require("nginx", "-v") || !require("ffmpeg", "-version") {
+    if !support::require_nginx_rtmp() || !require("ffmpeg", "-version") {
         return;
     }
     let dir = scratch_dir("session-nginx-play");
@@ -787,11 +816,16 @@ fn client_plays_from_nginx() {
         .collect();
     let stats = analyse(&pcm);
     println!(
-        "ffmpeg → nginx → ClientSession: {} audio messages, {:.2} Hz, {:.3} s, {:.1} dBFS",
+        "ffmpeg → nginx → ClientSession: {} audio messages, {:.2} Hz, {:.3} s, {:.1} dBFS; \
+         other events {:?}",
         log.audio.len(),
         stats.hz,
         stats.seconds(),
-        stats.rms_dbfs
+        stats.rms_dbfs,
+        log.events
+            .iter()
+            .filter(|e| !e.starts_with("Audio"))
+            .collect::<Vec<_>>()
     );
     stats.assert_tone("client playing from nginx");
     assert!(
@@ -848,7 +882,7 @@ fn record_session_captures() {
     save_capture("rtmpdump_play", &rtmpdump_play(&dir, 1).0);
     save_capture(
         "ffmpeg_publish_pcm",
-        &ffmpeg_publish(&dir, "pcm_s16le", 0.5),
+        &ffmpeg_publish(&dir, "pcm_s16le", 0.5, &[]),
     );
 }
 

@@ -48,6 +48,25 @@ pub fn require(program: &str, probe_arg: &str) -> bool {
     found
 }
 
+/// nginx's RTMP module as Debian's libnginx-mod-rtmp installs it.
+const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/// Whether nginx and its RTMP module are installed; like [`require`] otherwise.
+pub fn require_nginx_rtmp() -> bool {
+    if !require("nginx", "-v") {
+        return false;
+    }
+    let found = Path::new(NGINX_RTMP_MODULE).exists();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{NGINX_RTMP_MODULE} is required when CI is set (apt-get install libnginx-mod-rtmp)"
+        );
+        eprintln!("skipping: {NGINX_RTMP_MODULE} not found");
+    }
+    found
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("zerocast-{name}-{}", std::process::id()));
@@ -426,7 +445,7 @@ impl Nginx {
         let port = free_port();
         let d = dir.display();
         let conf = format!(
-            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\n\
+            "load_module {NGINX_RTMP_MODULE};\n\
              daemon off; master_process off; worker_processes 1;\n\
              error_log {d}/error.log info; pid {d}/nginx.pid;\n\
              events {{}}\n\

@@ -91,13 +91,12 @@ struct Observed {
     metadata: Vec<Vec<u8>>,
 }
 
-impl Observed {
-    fn audio_pcm(&self) -> Vec<u8> {
-        self.audio
-            .iter()
-            .flat_map(|(_, p)| p[1..].iter().copied())
-            .collect()
-    }
+/// The samples of PCM audio messages: each payload without its FLV audio tag header byte.
+fn pcm_of(audio: &[(u32, Vec<u8>)]) -> Vec<u8> {
+    audio
+        .iter()
+        .flat_map(|(_, p)| p[1..].iter().copied())
+        .collect()
 }
 
 /// Feeds `pending` to the server session until it consumes nothing, noting each event and
@@ -482,7 +481,7 @@ fn ffmpeg_publishes_pcm() {
     let dir = scratch_dir("session-publish-pcm");
     let host = ffmpeg_publish(&dir, "pcm_s16le", 3.0, &[]);
     assert!(host.seen.audio.iter().all(|(_, p)| p[0] == PCM_TAG));
-    let stats = analyse(&host.seen.audio_pcm());
+    let stats = analyse(&pcm_of(&host.seen.audio));
     println!(
         "ffmpeg publish pcm_s16le: {} messages, {} frames, {:.2} Hz, {:.1} dBFS",
         host.seen.audio.len(),
@@ -519,7 +518,7 @@ fn ffmpeg_publishes_with_extended_timestamps() {
     assert_eq!(first, 16_800_000, "-output_ts_offset 16800 s");
     // The last of 130 messages starts at frame 129 × 1024: 2995.3 ms after the first.
     assert!((last - first).abs_diff(2995) <= 1, "{first} .. {last}");
-    let stats = analyse(&host.seen.audio_pcm());
+    let stats = analyse(&pcm_of(&host.seen.audio));
     stats.assert_tone("pcm_s16le with extended timestamps");
     assert!(
         stats.frames.abs_diff(3 * RATE as usize) <= 1024,
@@ -809,12 +808,7 @@ fn client_plays_from_nginx() {
     assert_eq!(log.events[..2], ["Connected", "Playing"]);
     assert!(log.audio.iter().all(|(_, p)| p[0] == PCM_TAG));
     assert!(log.audio.windows(2).all(|w| w[0].0 <= w[1].0));
-    let pcm: Vec<u8> = log
-        .audio
-        .iter()
-        .flat_map(|(_, p)| p[1..].iter().copied())
-        .collect();
-    let stats = analyse(&pcm);
+    let stats = analyse(&pcm_of(&log.audio));
     println!(
         "ffmpeg → nginx → ClientSession: {} audio messages, {:.2} Hz, {:.3} s, {:.1} dBFS; \
          other events {:?}",
@@ -954,7 +948,7 @@ fn captures_replay_to_the_same_events_in_any_split() {
             // one short), every one PCM s16le stereo 44.1 kHz, and still the tone.
             assert_eq!(whole.audio.len(), 22);
             assert!(whole.audio.iter().all(|(_, p)| p[0] == PCM_TAG));
-            let stats = analyse(&whole.audio_pcm());
+            let stats = analyse(&pcm_of(&whole.audio));
             assert_eq!(stats.frames, 22_050);
             stats.assert_tone(name);
         }

@@ -637,6 +637,7 @@ fn client_loop(
         digest,
         chunk_size: 4096,
         max_message: 16384,
+        idle_timeout_ms: 60_000,
     };
     let mut client = Client::new(clock(origin, origin), entropy(), &config)
         .map_err(|e| format!("client: {e}"))?;

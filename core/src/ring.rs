@@ -381,6 +381,19 @@ impl<const BYTES: usize, const SLOTS: usize> Ring<BYTES, SLOTS> {
         Ok(slices)
     }
 
+    /// The rest of the cursor's current message alone: from the cursor to the end of that one
+    /// message (empty at the live edge). A host copies it aside when a write ends mid-message, so
+    /// its cursor stays on message boundaries and can always skip forward when it lags.
+    pub fn current_message(&self, cursor: &Cursor) -> Result<&[u8], Lagged> {
+        let slices = self.read(cursor)?;
+        let Some(slot) = self.slot(cursor.sequence) else {
+            return Ok(&[]);
+        };
+        let rest = slot.len.saturating_sub(cursor.offset);
+        // A message never straddles the arena end, so it lies within `first`.
+        Ok(slices.first.get(..rest).unwrap_or(slices.first))
+    }
+
     /// Moves `cursor` forward by `n` bytes (at most what [`Ring::read`] returned), across message
     /// boundaries; it lands on the next non-empty message when a message is finished. Does nothing
     /// to a lagged cursor. Stops at the live edge if `n` is larger than what is there.
@@ -509,6 +522,27 @@ mod tests {
         out[..s.first.len()].copy_from_slice(s.first);
         out[s.first.len()..s.len()].copy_from_slice(s.second);
         (out, s.first.len(), s.second.len())
+    }
+
+    #[test]
+    fn current_message_is_one_message_from_the_cursor() {
+        let mut ring: Ring<16, 4> = Ring::new();
+        let mut c = ring.cursor_at_head();
+        assert_eq!(ring.current_message(&c), Ok(&[][..]));
+        ring.push(1, b"abcde").unwrap();
+        ring.push(2, b"xyz").unwrap();
+        assert_eq!(ring.current_message(&c), Ok(&b"abcde"[..]));
+        ring.advance(&mut c, 2);
+        assert_eq!(ring.current_message(&c), Ok(&b"cde"[..]));
+        ring.advance(&mut c, 3);
+        assert_eq!(ring.current_message(&c), Ok(&b"xyz"[..]));
+        // Wraps: "xyz" stays, the new message starts at offset 0 and evicts "abcde".
+        ring.push(3, &[9; 8]).unwrap();
+        assert_eq!(ring.current_message(&c), Ok(&b"xyz"[..]));
+        ring.advance(&mut c, 3);
+        assert_eq!(ring.current_message(&c), Ok(&[9u8; 8][..]));
+        ring.push(4, &[1; 16]).unwrap();
+        assert_eq!(ring.current_message(&c), Err(Lagged { skipped: 1 }));
     }
 
     #[test]

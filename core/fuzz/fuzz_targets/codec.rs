@@ -148,9 +148,11 @@ fuzz_target!(|data: &[u8]| {
     // span several 4096-frame ADPCM blocks.
     let mut position = 0;
     for _ in 0..6 {
+        // Tiny, typical (up to the 2048 frames of a large ALSA period) and multi-block counts.
         let frames = match rng.below(4) {
             0 => rng.below(9000),
-            _ => rng.piece_len(),
+            1 => 1 + rng.below(8),
+            _ => 1 + rng.below(2048),
         };
         let pcm: Vec<i16> = (position..position + frames * channels)
             .map(|k| samples[k % samples.len()])

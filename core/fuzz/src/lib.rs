@@ -1,25 +1,30 @@
-//! Helpers shared by the fuzz targets: a byte reader for structured inputs and a tiny PRNG that
-//! turns one byte of the input into the sizes of the pieces the input is fed in, so every target
-//! sees its bytes in random splits without needing `arbitrary`.
+//! Helpers shared by the zerocast-core fuzz targets.
+//!
+//! A peer's bytes reach the core in whatever pieces TCP hands over, and every parser must give the
+//! same result for any split. [`split`] lets the fuzzer choose the split along with the bytes, so
+//! one input exercises both the content and the resumption logic (a reader that loses state at a
+//! piece boundary is a classic streaming-parser bug). Targets that need other random choices
+//! (cut points, frame counts) draw them from the same seed with [`Rng`], and read structured
+//! inputs (operation lists, records) with [`Bytes`].
 
-/// xorshift32 (Marsaglia, "Xorshift RNGs", 2003): enough to pick split sizes deterministically.
+/// Marsaglia's xorshift32 (13, 17, 5; "Xorshift RNGs", 2003): cheap, deterministic, and the
+/// fuzzer only needs variety.
 #[derive(Clone, Copy, Debug)]
 pub struct Rng(u32);
 
 impl Rng {
-    /// A generator seeded from one input byte (never the all-zero state xorshift cannot leave).
+    /// A generator seeded from one input byte. xorshift never leaves 0, so the seed is moved
+    /// into a non-zero state.
     pub fn new(seed: u8) -> Self {
-        Self(u32::from(seed).wrapping_mul(0x9E37_79B9) | 1)
+        Self(u32::from(seed) | 0x100)
     }
 
     /// The next 32 random bits.
     pub fn next_u32(&mut self) -> u32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        x
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
     }
 
     /// A value in `0..n` (0 when `n` is 0).
@@ -30,34 +35,55 @@ impl Rng {
             self.next_u32() as usize % n
         }
     }
+}
 
-    /// A piece length of at least 1: mostly tiny (1..=8, where header parsing splits), sometimes
-    /// up to a chunk (64), sometimes large (4096), so both byte-at-a-time and bulk paths run.
-    pub fn piece_len(&mut self) -> usize {
-        match self.below(10) {
-            0..=4 => 1 + self.below(8),
-            5..=7 => 1 + self.below(64),
-            _ => 1 + self.below(4096),
-        }
-    }
-
-    /// Splits `data` into consecutive pieces of [`Rng::piece_len`] bytes (the last may be shorter).
-    pub fn pieces<'a>(&mut self, data: &'a [u8]) -> Vec<&'a [u8]> {
-        let mut out = Vec::new();
-        let mut rest = data;
-        while !rest.is_empty() {
-            let (piece, tail) = rest.split_at(self.piece_len().min(rest.len()));
-            out.push(piece);
-            rest = tail;
-        }
-        out
+/// Splits a fuzz input into the pieces it is fed in: the first byte is the split seed, the rest
+/// is the payload (see [`split_with`]).
+pub fn split(input: &[u8]) -> Splits<'_> {
+    match input.split_first() {
+        Some((&seed, payload)) => split_with(seed, payload),
+        None => split_with(0, &[]),
     }
 }
 
-/// Splits a fuzz input into the PRNG seed (its first byte) and the rest.
-pub fn seed_and_rest(data: &[u8]) -> Option<(Rng, &[u8])> {
-    let (&seed, rest) = data.split_first()?;
+/// Splits `payload` into pieces chosen by `seed`. The seed's low 3 bits pick the largest piece,
+/// `1 << (seed & 7)` bytes (1 to 128: byte-at-a-time up to a whole default RTMP chunk), and all
+/// 8 bits seed the [`Rng`] that picks each piece's length in `1..=largest`. Concatenating the
+/// pieces always gives back the payload exactly.
+pub fn split_with(seed: u8, payload: &[u8]) -> Splits<'_> {
+    Splits {
+        rest: payload,
+        largest: 1 << (seed & 7),
+        rng: Rng::new(seed),
+    }
+}
+
+/// Splits a fuzz input into the [`Rng`] its first byte seeds and the rest.
+pub fn seed_and_rest(input: &[u8]) -> Option<(Rng, &[u8])> {
+    let (&seed, rest) = input.split_first()?;
     Some((Rng::new(seed), rest))
+}
+
+/// The pieces of a payload, as chosen by [`split`]; never yields an empty piece.
+#[derive(Clone, Debug)]
+pub struct Splits<'a> {
+    rest: &'a [u8],
+    largest: usize,
+    rng: Rng,
+}
+
+impl<'a> Iterator for Splits<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let want = 1 + self.rng.below(self.largest);
+        let (piece, rest) = self.rest.split_at(want.min(self.rest.len()));
+        self.rest = rest;
+        Some(piece)
+    }
 }
 
 /// Reads fixed-size fields off the front of a byte slice; `None` once it runs out.
@@ -90,9 +116,66 @@ impl<'a> Bytes<'a> {
         self.take(4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+}
 
-    /// True when nothing is left.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+#[cfg(test)]
+mod tests {
+    use super::{split, Bytes, Rng};
+
+    #[test]
+    fn empty_input_and_seed_only_give_no_pieces() {
+        assert_eq!(split(&[]).count(), 0);
+        assert_eq!(split(&[0x42]).count(), 0);
+    }
+
+    #[test]
+    fn pieces_concatenate_to_the_payload_for_every_seed() {
+        let payload: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for seed in 0..=255u8 {
+            let mut input = vec![seed];
+            input.extend_from_slice(&payload);
+            let pieces: Vec<&[u8]> = split(&input).collect();
+            assert!(pieces.iter().all(|p| !p.is_empty()), "seed {seed}");
+            let largest = 1usize << (seed & 7);
+            assert!(pieces.iter().all(|p| p.len() <= largest), "seed {seed}");
+            assert_eq!(pieces.concat(), payload, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn seed_low_bits_choose_the_largest_piece() {
+        let payload = [7u8; 600];
+        // Seed 0: largest piece 1, so byte at a time.
+        let mut input = vec![0u8];
+        input.extend_from_slice(&payload);
+        assert_eq!(split(&input).count(), 600);
+        // Seed 7: pieces up to 128 bytes, so at least 5 and, on average, far fewer than 600.
+        input[0] = 7;
+        let n = split(&input).count();
+        assert!((5..100).contains(&n), "{n} pieces");
+        // Different seeds with the same largest piece give different splits.
+        input[0] = 0x0f;
+        let a: Vec<usize> = split(&input).map(<[u8]>::len).collect();
+        input[0] = 0x17;
+        let b: Vec<usize> = split(&input).map(<[u8]>::len).collect();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn rng_below_stays_in_range() {
+        let mut rng = Rng::new(0);
+        assert_eq!(rng.below(0), 0);
+        assert!((0..1000).all(|_| rng.below(7) < 7));
+    }
+
+    #[test]
+    fn bytes_reads_little_endian_fields_until_short() {
+        let mut b = Bytes(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(b.u8(), Some(1));
+        assert_eq!(b.u16(), Some(0x0302));
+        assert_eq!(b.u32(), Some(0x0706_0504));
+        assert_eq!(b.u16(), None);
+        assert_eq!(b.take(1), Some(&[8][..]));
+        assert_eq!(b.u8(), None);
     }
 }

@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# zerocast CI and tooling: one script, one subcommand per step (the shape of smoltcp's ci.sh).
+#
+#   ci/run.sh serve [ZEROCAST ARGS...]  install the few things a build needs, build, start serving
+#   ci/run.sh all                       setup fmt clippy test nostd cross fuzz e2e deb, timed
+#   ci/run.sh setup|fmt|clippy|test|nostd|cross|fuzz|e2e|deb
+#
+# Every step is idempotent and can be run alone (after `setup`). `.ci/run` runs `all`.
+# Environment: FUZZ_SECONDS (per fuzz target, default 30), ZEROCAST_SOURCE (serve, default
+# alsa:default), CI (when set, an empty fuzz target list and a missing check tool are errors).
+set -euo pipefail
+
+# shellcheck source=ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+tool_path
+
+# What the tests and the cross build need from Debian. The media tools are the real peers the
+# end-to-end tests talk to (players: ffmpeg/ffplay, rtmpdump, VLC, GStreamer; nginx-rtmp as the
+# upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
+# cross toolchain and qemu to run what it builds.
+APT_PACKAGES=(
+    ffmpeg rtmpdump vlc-bin vlc-plugin-base
+    gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-base gstreamer1.0-libav
+    nginx libnginx-mod-rtmp
+    pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
+    qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
+    pkg-config dpkg-dev python3 systemd man-db
+)
+# Only the libasound headers and .pc file for the cross build's pkg-config.
+APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
+# What `serve` needs to build and run on a Debian or Raspberry Pi OS machine.
+APT_SERVE_PACKAGES=(gcc libc6-dev pkg-config libasound2-dev alsa-utils ca-certificates curl)
+
+# Runs a command as root: directly when we are root (CI), through sudo otherwise (a Pi).
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Prints the packages of "$@" that dpkg does not have installed. A name without `:arch` means
+# the native architecture (or `all`): once armhf is added, `dpkg-query -W libasound2-dev` lists
+# both the amd64 and the armhf instance, and only the native one counts for that name.
+missing_packages() {
+    local p native
+    native=$(dpkg --print-architecture)
+    for p in "$@"; do
+        if [[ $p == *:* ]]; then
+            [[ $(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) == installed ]] && continue
+        else
+            dpkg-query -W -f='${Architecture} ${db:Status-Status}\n' "$p" 2>/dev/null |
+                grep -Eqx "($native|all) installed" && continue
+        fi
+        printf '%s\n' "$p"
+    done
+}
+
+# `apt-get update`, tried three times: a mirror caught mid-sync fails one index ("File has
+# unexpected size ... Mirror sync in progress?") and is fine seconds later. A last failure is
+# reported but not fatal: the lists that did arrive may hold every package needed, and
+# `apt-get install` says clearly when they do not.
+apt_update() {
+    local try
+    for try in 1 2 3; do
+        as_root apt-get update -qq && return
+        echo "apt-get update failed (try $try of 3)" >&2
+        [[ $try -lt 3 ]] && sleep 15
+    done
+    echo "warning: apt-get update kept failing; installing from the lists that arrived" >&2
+}
+
+APT_UPDATED=
+apt_install() {
+    local missing
+    mapfile -t missing < <(missing_packages "$@")
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        echo "apt: all ${#} packages present"
+        return
+    fi
+    echo "apt: installing ${missing[*]}"
+    if [[ -z $APT_UPDATED ]]; then
+        apt_update
+        APT_UPDATED=1
+    fi
+    # Packages with services (nginx) must not start them: a container has no systemd and the
+    # init script would put nginx on port 80; the tests start their own nginx on a free port.
+    # policy-rc.d answering 101 ("action forbidden") is Debian's switch for that, honoured by
+    # invoke-rc.d and deb-systemd-invoke (see /usr/share/doc/init-system-helpers/README.policy-rc.d).
+    local policy=/usr/sbin/policy-rc.d ours=
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        ours=1
+    fi
+    local rc=0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" || rc=$?
+    [[ -n $ours ]] && as_root rm -f "$policy"
+    [[ $rc -eq 0 ]] || die "apt-get install failed ($rc)"
+    # On a machine that runs systemd the unit is still enabled for the next boot: disable it.
+    if [[ " ${missing[*]} " == *" nginx "* && -d /run/systemd/system ]]; then
+        as_root systemctl disable --now nginx.service || true
+    fi
+}
+
+cmd_setup() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust with rustup first"
+    if ! dpkg --print-foreign-architectures | grep -qx armhf; then
+        echo "dpkg: adding architecture armhf"
+        as_root dpkg --add-architecture armhf
+    fi
+    apt_install "${APT_PACKAGES[@]}" "${APT_ARMHF_PACKAGES[@]}"
+
+    # Standard library sources, for -Zbuild-std (nostd, cross).
+    if [[ -d "$(rustc --print sysroot)/lib/rustlib/src/rust/library/core" ]]; then
+        echo "rustup: rust-src present"
+    else
+        rustup component add rust-src
+    fi
+
+    # cargo-zigbuild links the Pi binaries with zig (glibc version pinning, musl); both come from
+    # PyPI as prebuilt wheels, which is much faster than compiling cargo-zigbuild.
+    if cargo-zigbuild --version >/dev/null 2>&1 && python3 -m ziglang version >/dev/null 2>&1; then
+        echo "pip: cargo-zigbuild $(cargo-zigbuild --version | cut -d' ' -f2), zig $(python3 -m ziglang version) present"
+    else
+        python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+        # Debian's own python3 refuses system-wide pip installs (PEP 668); the image's pyenv
+        # python does not. Try the plain install first, then the user site with the override.
+        python3 -m pip install -q ziglang cargo-zigbuild ||
+            python3 -m pip install -q --user --break-system-packages ziglang cargo-zigbuild
+        tool_path
+        hash -r
+        cargo-zigbuild --version >/dev/null || die "cargo-zigbuild not on PATH after pip install"
+    fi
+
+    if cargo fuzz --version >/dev/null 2>&1; then
+        echo "cargo: $(cargo fuzz --version) present"
+    else
+        cargo install cargo-fuzz --locked
+    fi
+}
+
+cmd_fmt() {
+    cargo fmt --all --check
+    # The two crates outside the workspace (without --all, which would reformat their path
+    # dependency, the core, again).
+    (cd core/fuzz && cargo fmt --check)
+    (cd ci/nostd-smoke && cargo fmt --check)
+}
+
+cmd_clippy() {
+    cargo clippy --locked --workspace --all-targets -- -D warnings
+    # The core's two logging back ends (exclusive features, so one run each).
+    cargo clippy --locked -p zerocast-core --all-targets --features log -- -D warnings
+    cargo clippy --locked -p zerocast-core --all-targets --features defmt -- -D warnings
+    # The two crates outside the workspace have lockfiles of their own, used without --locked:
+    # a dependency added to the core must not need two more lockfile updates to pass CI.
+    (cd core/fuzz && cargo clippy --all-targets -- -D warnings)
+    local features
+    for features in "" defmt; do
+        (cd ci/nostd-smoke && RUSTC_BOOTSTRAP=1 cargo clippy --release \
+            -Zbuild-std=core --target thumbv6m-none-eabi --target-dir "$TARGET_DIR/nostd-smoke" \
+            ${features:+--features "$features"} -- -D warnings)
+    done
+}
+
+cmd_test() {
+    cargo test --locked --workspace
+    # The fuzz crate's shared helpers (the targets themselves are exercised by `fuzz`).
+    (cd core/fuzz && cargo test --lib)
+}
+
+# Proves the core is no_std and allocation-free: see ci/nostd-smoke/Cargo.toml. Only `core` is
+# built for the target (-Zbuild-std=core), so there is no `alloc` crate to link against at all.
+cmd_nostd() {
+    local features elf
+    for features in "" defmt; do
+        say "nostd: thumbv6m-none-eabi, features: ${features:-none}"
+        (cd ci/nostd-smoke && RUSTC_BOOTSTRAP=1 cargo build --release \
+            -Zbuild-std=core --target thumbv6m-none-eabi --target-dir "$TARGET_DIR/nostd-smoke" \
+            ${features:+--features "$features"})
+        elf="$TARGET_DIR/nostd-smoke/thumbv6m-none-eabi/release/zerocast-nostd-smoke"
+        arm-linux-gnueabihf-size "$elf"
+    done
+}
+
+# Prints the three ARM attributes that decide whether a binary runs on the Pi Zero's ARM1176 and
+# fails unless they are exactly ARMv6, VFPv2 and Thumb-1 (an ARMv7 object anywhere in the link
+# raises them; the Pi Zero then dies with SIGILL).
+check_armv6() {
+    local elf=$1 attrs
+    attrs=$(arm-linux-gnueabihf-readelf -A "$elf" | grep -E 'Tag_CPU_arch:|Tag_FP_arch:|Tag_THUMB_ISA_use:')
+    printf '%s\n' "$attrs"
+    grep -Eq 'Tag_CPU_arch: v6$' <<<"$attrs" || die "$elf: Tag_CPU_arch is not v6"
+    grep -Eq 'Tag_FP_arch: VFPv2$' <<<"$attrs" || die "$elf: Tag_FP_arch is not VFPv2"
+    grep -Eq 'Tag_THUMB_ISA_use: Thumb-1$' <<<"$attrs" || die "$elf: Tag_THUMB_ISA_use is not Thumb-1"
+}
+
+# Prints a file's size, and fails when it exceeds the limit given in bytes.
+check_size() {
+    local file=$1 limit=$2 size
+    size=$(stat -c %s "$file")
+    printf 'size: %s bytes (%s KiB, limit %s KiB): %s\n' "$size" $((size / 1024)) $((limit / 1024)) "$file"
+    [[ $size -le $limit ]] || die "$file is larger than $((limit / 1024)) KiB"
+}
+
+# The Pi Zero's CPU for qemu, so an ARMv7 instruction in anything we built traps.
+QEMU_PI=(qemu-arm -cpu arm1176)
+
+cmd_cross() {
+    say "cross: zerocast for $PI_TARGET (glibc $PI_GLIBC)"
+    build_pi_binary
+    check_armv6 "$PI_BIN"
+    # 1.5 MiB: the budget for the binary in the .deb (release profile strips it already).
+    check_size "$PI_BIN" $((3 * 1024 * 1024 / 2))
+    # No -cpu here: the dynamic loader and libasound under -L are Debian's ARMv7 builds.
+    qemu-arm -L /usr/arm-linux-gnueabihf "$PI_BIN" --version
+
+    # Static musl builds, run on the emulated ARM1176 itself. `link-self-contained=no`: the musl
+    # CRT objects rustc would add come with the prebuilt std we do not have; zig brings its own.
+    say "cross: zerocast-core tests for $PI_MUSL_TARGET, run under ${QEMU_PI[*]}"
+    local list bin n=0
+    list=$(mktemp)
+    (
+        export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
+        cargo zigbuild --locked --tests -p zerocast-core --target "$PI_MUSL_TARGET" \
+            -Zbuild-std --message-format=json-render-diagnostics
+    ) | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["executable"])
+' >"$list"
+    while IFS= read -r bin; do
+        echo "qemu: $bin"
+        check_armv6 "$bin"
+        "${QEMU_PI[@]}" "$bin"
+        n=$((n + 1))
+    done <"$list"
+    rm -f "$list"
+    [[ $n -gt 0 ]] || die "no zerocast-core test binary was built for $PI_MUSL_TARGET"
+
+    # A static zerocast needs a static libasound built against musl, which neither Debian nor
+    # the registries provide: the static binary is built without ALSA (stdin and tone sources)
+    # once linux-host offers an `alsa` cargo feature to leave out.
+    if cargo metadata --locked --no-deps --format-version 1 |
+        python3 -c 'import json,sys; sys.exit(0 if any(p["name"]=="zerocast" and "alsa" in p["features"] for p in json.load(sys.stdin)["packages"]) else 1)'; then
+        say "cross: static zerocast (no ALSA) for $PI_MUSL_TARGET"
+        (
+            export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
+            cargo zigbuild --locked --release -p zerocast --no-default-features \
+                --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
+        )
+        check_armv6 "$PI_MUSL_BIN"
+        check_size "$PI_MUSL_BIN" $((3 * 1024 * 1024 / 2))
+        "${QEMU_PI[@]}" "$PI_MUSL_BIN" --version
+    else
+        echo "cross: static musl zerocast not built: linux-host has no \`alsa\` feature to turn off"
+    fi
+}
+
+cmd_fuzz() {
+    bash ci/fuzz.sh
+}
+
+# End-to-end tests: every integration test of linux-host (linux-host/tests/*.rs), one at a time,
+# since they start real servers and players.
+cmd_e2e() {
+    local tests=(linux-host/tests/*.rs)
+    if [[ ! -e ${tests[0]} ]]; then
+        echo "e2e: no end-to-end tests in linux-host/tests/ yet"
+        return
+    fi
+    cargo test --locked -p zerocast --test '*' -- --test-threads=1
+}
+
+cmd_deb() {
+    bash ci/deb.sh
+}
+
+# Builds and starts zerocast on this machine (Debian, Raspberry Pi OS), installing only what the
+# build needs. Arguments go to zerocast; the source defaults to the default ALSA capture device.
+cmd_serve() {
+    apt_install "${APT_SERVE_PACKAGES[@]}"
+    if ! command -v cargo >/dev/null; then
+        # Debian's rustc is older than the workspace's rust-version, so Rust comes from rustup.
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+        tool_path
+    fi
+    cargo build --locked --release -p zerocast
+    local host
+    host=$(hostname -I 2>/dev/null | awk '{ print $1 }' || true)
+    say "serving rtmp://${host:-localhost}/live/audio (Ctrl-C stops)"
+    exec "$TARGET_DIR/release/zerocast" --source "${ZEROCAST_SOURCE:-alsa:default}" "$@"
+}
+
+ALL_STEPS=(setup fmt clippy test nostd cross fuzz e2e deb)
+
+cmd_all() {
+    local step start secs failed=() lines=() log="$TARGET_DIR/ci-all.log"
+    mkdir -p "$TARGET_DIR"
+    : >"$log"
+    for step in "${ALL_STEPS[@]}"; do
+        say "ci/run.sh $step"
+        start=$SECONDS
+        # A child process per step: `set -e` does not apply inside an `if` condition. The log
+        # is read back for the test totals below.
+        if bash "$ROOT/ci/run.sh" "$step" 2>&1 | tee -a "$log"; then
+            secs=$((SECONDS - start))
+            lines+=("$(printf '%-7s ok     %4ds' "$step" "$secs")")
+        else
+            secs=$((SECONDS - start))
+            lines+=("$(printf '%-7s FAILED %4ds' "$step" "$secs")")
+            failed+=("$step")
+            # Nothing after a failed setup can work.
+            [[ $step == setup ]] && break
+        fi
+        echo "time: $step ${secs}s"
+    done
+    printf '\n==> summary\n'
+    printf '%s\n' "${lines[@]}"
+    printf 'total   %ds\n' "$SECONDS"
+    # Every libtest summary of the run (host tests, the core's tests under qemu, end-to-end).
+    grep -E '^test result: ' "$log" |
+        sed -E 's/.* ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/' |
+        awk '{ p += $1; f += $2 } END { printf "tests: %d passed, %d failed\n", p, f }'
+    if [[ ${#failed[@]} -gt 0 ]]; then
+        echo "ci: failed steps: ${failed[*]}"
+        return 1
+    fi
+    echo "ci: all ${#ALL_STEPS[@]} steps ok"
+}
+
+main() {
+    local cmd=${1:-}
+    case $cmd in
+    setup | fmt | clippy | test | nostd | cross | fuzz | e2e | deb | all)
+        [[ $# -eq 1 ]] || die "ci/run.sh $cmd takes no arguments"
+        "cmd_$cmd"
+        ;;
+    serve)
+        shift
+        cmd_serve "$@"
+        ;;
+    *)
+        sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        [[ -z $cmd || $cmd == -h || $cmd == --help ]] || die "unknown command: $cmd"
+        ;;
+    esac
+}
+
+main "$@"

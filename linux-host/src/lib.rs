@@ -1,0 +1,90 @@
+//! zerocast, the Linux host: capture (ALSA, stdin, test tone), the mio event loop, configuration
+//! and logging. The RTMP side is built on [`event_loop`]: it takes tokens from
+//! [`event_loop::FIRST_FREE_TOKEN`], implements [`capture::Sink`] and keeps [`event_loop::Stats`].
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod capture;
+pub mod config;
+pub mod event_loop;
+pub mod logging;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use config::{Invocation, Settings};
+use event_loop::{Discard, EventLoop, Exit, Options};
+
+/// Environment variable overriding the status line interval, in seconds (for tests).
+pub const STATUS_SECS_ENV: &str = "ZEROCAST_STATUS_SECS";
+
+/// Runs the program with `args` (without the program name): exit 0 on a signal or end of input,
+/// 1 on a runtime error, 2 on a bad command line or config file.
+pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    let settings = match config::parse_args(args) {
+        Ok(Invocation::Help) => {
+            print!("{}", config::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("zerocast {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Devices(s)) => {
+            let _ = logging::init(s.log_level);
+            return match capture::alsa::list_devices(&mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            };
+        }
+        Ok(Invocation::Run(s)) => s,
+        Err(e) => {
+            eprintln!("zerocast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Only fails if a logger exists already, in which case that one is used.
+    let _ = logging::init(settings.log_level);
+    match serve(&settings) {
+        Ok(Exit::Signal(_) | Exit::SourceEnded) => ExitCode::SUCCESS,
+        Err(event_loop::LoopError::Capture(e)) => {
+            fail(&format_args!("source {}: {e}", settings.source))
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    log::error!("{e}");
+    ExitCode::FAILURE
+}
+
+/// Opens the source and runs the loop until a signal or the end of the input.
+fn serve(settings: &Settings) -> Result<Exit, event_loop::LoopError> {
+    let options = Options {
+        status_interval: std::env::var(STATUS_SECS_ENV)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .map_or(Options::default().status_interval, Duration::from_secs),
+    };
+    let format = capture::Format {
+        rate: settings.rate,
+        channels: settings.channels,
+        period_frames: settings.period_frames(),
+    };
+    log::info!(
+        "zerocast {} source={} rate={} channels={} period={} ms codec={} stream={} (RTMP not served yet)",
+        env!("CARGO_PKG_VERSION"),
+        settings.source,
+        settings.rate,
+        settings.channels,
+        settings.period_ms,
+        settings.codec,
+        settings.stream
+    );
+    EventLoop::new(&settings.source, format, Discard, options)?.run()
+}

@@ -1,0 +1,96 @@
+//! A `log` back end writing one line per record to stderr, stamped with seconds since start on
+//! the monotonic clock (not wall-clock time: a Pi Zero has no RTC and its clock jumps when NTP
+//! syncs; journald adds the wall time anyway).
+//!
+//! Line format: `[   12.345] WARN  zerocast::capture::alsa: message`.
+
+use std::io::Write;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+/// The logger; one static instance, installed by [`init`].
+pub struct StderrLogger {
+    start: OnceLock<Instant>,
+}
+
+static LOGGER: StderrLogger = StderrLogger {
+    start: OnceLock::new(),
+};
+
+/// Errors from [`init`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoggingError {
+    /// Another logger was installed first.
+    AlreadySet,
+}
+
+impl std::fmt::Display for LoggingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AlreadySet => f.write_str("a logger is already installed"),
+        }
+    }
+}
+
+impl std::error::Error for LoggingError {}
+
+/// Installs the stderr logger with `level` as the filter. The timestamp origin is this call.
+pub fn init(level: LevelFilter) -> Result<(), LoggingError> {
+    LOGGER.start.get_or_init(Instant::now);
+    log::set_logger(&LOGGER).map_err(|_| LoggingError::AlreadySet)?;
+    log::set_max_level(level);
+    Ok(())
+}
+
+/// Formats one record as a full line (newline included).
+fn format_line(secs: f64, record: &Record<'_>) -> String {
+    format!(
+        "[{secs:9.3}] {:<5} {}: {}\n",
+        record.level(),
+        record.target(),
+        record.args()
+    )
+}
+
+impl Log for StderrLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let secs = self.start.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
+        // One write per line so lines from a child sharing stderr never interleave mid-line;
+        // a failed write to stderr has nowhere to be reported, so it is dropped.
+        let _ = std::io::stderr().write_all(format_line(secs, record).as_bytes());
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_format() {
+        let line = format_line(
+            12.3456,
+            &Record::builder()
+                .level(log::Level::Warn)
+                .target("zerocast::capture")
+                .args(format_args!("device lost: {}", 5))
+                .build(),
+        );
+        assert_eq!(
+            line,
+            "[   12.346] WARN  zerocast::capture: device lost: 5\n"
+        );
+    }
+}

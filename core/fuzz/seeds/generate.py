@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpus seeds/<target>/ from the captured vectors in core/tests/vectors/.
 
-Every seed starts with the byte the targets use to seed their split sizes (0 here; the fuzzer
-mutates it). Deterministic: rerun after the vectors change and commit the result.
+Every seed starts with the byte the targets use to seed their split sizes and other choices
+(src/lib.rs `split`: 7 = pieces of up to 128 bytes; the fuzzer mutates it). Deterministic: rerun after the vectors change and commit the result.
     python3 core/fuzz/seeds/generate.py
 """
 import pathlib
@@ -14,9 +14,9 @@ VECTORS = HERE.parent.parent / "tests" / "vectors"
 HANDSHAKE = 1 + 1536 + 1536  # C0+C1+C2 / S0+S1+S2 at the start of each capture
 
 
-def write(target, name, data):
+def write(target, name, data, seed=0):
     (HERE / target).mkdir(exist_ok=True)
-    (HERE / target / name).write_bytes(bytes([0]) + data)
+    (HERE / target / name).write_bytes(bytes([seed]) + data)
 
 
 def chunk_records():
@@ -43,11 +43,13 @@ def ring_ops():
 
 
 def main():
-    for target in ("chunk", "amf0", "command", "ring", "codec"):
+    targets = ("chunk", "amf0", "command", "ring", "codec", "handshake", "session_server",
+               "session_client")
+    for target in targets:
         shutil.rmtree(HERE / target, ignore_errors=True)
     for name, keep in (("publish_pcm_c2s", 10_000), ("publish_aac_c2s", 8_000), ("play_s2c", 12_000)):
         stream = (VECTORS / "chunk" / f"{name}.bin").read_bytes()[HANDSHAKE:]
-        write("chunk", name, stream[:keep])
+        write("chunk", name, stream[:keep], seed=7)
     write("chunk", "records", chunk_records())
     for path in sorted((VECTORS / "amf0").glob("*.bin")):
         write("amf0", path.stem, path.read_bytes())
@@ -57,6 +59,16 @@ def main():
     pcm = (VECTORS / "chunk" / "publish_pcm_c2s.bin").read_bytes()[HANDSHAKE + 1200:][:4096]
     for config in (0x0E, 0x2F, 0x19, 0x3D, 0x4E, 0x8F):
         write("codec", f"config_{config:02x}", bytes([config]) + pcm)
+    # Whole connections, handshake included (byte 1 of handshake / session_client seeds is the mode:
+    # bit 0 publish, bit 1 digest client). Seed byte 7: pieces of up to 128 bytes.
+    c2s = (VECTORS / "chunk" / "publish_pcm_c2s.bin").read_bytes()
+    s2c = (VECTORS / "chunk" / "play_s2c.bin").read_bytes()
+    write("handshake", "ffmpeg_c2s", bytes([2]) + c2s[:HANDSHAKE + 64], seed=7)
+    write("handshake", "nginx_s2c", bytes([0]) + s2c[:HANDSHAKE + 64], seed=7)
+    write("session_server", "ffmpeg_publish_pcm", c2s[:HANDSHAKE + 12_000], seed=7)
+    aac = (VECTORS / "chunk" / "publish_aac_c2s.bin").read_bytes()
+    write("session_server", "ffmpeg_publish_aac", aac[:HANDSHAKE + 6_000], seed=7)
+    write("session_client", "nginx_play", bytes([2]) + s2c[:HANDSHAKE + 12_000], seed=7)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 //! Audio encoders that need no heap: 16-bit PCM little-endian passthrough and SWF ADPCM.
 //!
 //! Each encoder turns interleaved S16 frames into one FLV audio tag body (the bytes after the
-//! tag header byte) and describes that header byte with [`TagFormat`]. The host calls
+//! tag header byte) and describes that header byte with an [`AudioTagHeader`]. The host calls
 //! [`Encoder::encode`] once per message (e.g. 1024 frames, ~23 ms at 44.1 kHz), writes the header
 //! byte and the body into the ring through the chunk encoder, and stamps the message with the
 //! stream time it derives from the sample count.
 //!
 //! Only the legacy FLV sample rates can be signalled in the tag header (5512, 11025, 22050,
 //! 44100 Hz: FLV spec v10.1 §E.4.2.1; ffmpeg's flvdec maps the 2-bit field to `44100 << n >> 3`),
-//! and only mono or stereo, so the constructors refuse anything else.
+//! and only mono or stereo, so the constructors refuse anything else: the header and those checks
+//! are [`AudioTagHeader::for_rate`]'s.
 
 use core::fmt;
+
+use crate::flv::{AudioTagHeader, FlvError};
 
 mod adpcm;
 mod pcm;
@@ -22,16 +25,9 @@ pub use pcm::PcmS16Le;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum CodecError {
-    /// The FLV tag header can only signal 5512, 11025, 22050 or 44100 Hz for these formats.
-    UnsupportedRate {
-        /// The rate asked for.
-        rate: u32,
-    },
-    /// FLV signals mono or stereo only.
-    UnsupportedChannels {
-        /// The channel count asked for.
-        channels: u8,
-    },
+    /// The FLV audio tag header cannot signal this rate or channel count for the format
+    /// ([`AudioTagHeader::for_rate`]).
+    Flv(FlvError),
     /// SWF ADPCM codes are 2 to 5 bits wide.
     UnsupportedBits {
         /// The code size asked for.
@@ -61,16 +57,16 @@ pub enum CodecError {
     },
 }
 
+impl From<FlvError> for CodecError {
+    fn from(e: FlvError) -> Self {
+        CodecError::Flv(e)
+    }
+}
+
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnsupportedRate { rate } => write!(
-                f,
-                "sample rate {rate} Hz cannot be signalled in FLV (5512, 11025, 22050, 44100)"
-            ),
-            Self::UnsupportedChannels { channels } => {
-                write!(f, "{channels} channels: FLV carries mono or stereo only")
-            }
+            Self::Flv(e) => write!(f, "{e}"),
             Self::UnsupportedBits { bits } => {
                 write!(f, "{bits}-bit codes: SWF ADPCM has 2 to 5 bits per code")
             }
@@ -90,67 +86,21 @@ impl fmt::Display for CodecError {
     }
 }
 
-/// The FLV audio tag header byte an encoder's output needs (FLV spec v10.1 §E.4.2.1), as raw
-/// field values: `SoundFormat(4) | SoundRate(2) | SoundSize(1) | SoundType(1)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct TagFormat {
-    /// SoundFormat: 1 = ADPCM, 3 = PCM little-endian.
-    pub sound_format: u8,
-    /// SoundRate field: 0 = 5.5 kHz, 1 = 11 kHz, 2 = 22 kHz, 3 = 44 kHz.
-    pub rate_bits: u8,
-    /// SoundSize: 16-bit samples. The spec says compressed formats always decode to 16 bits, and
-    /// ffmpeg's flvenc sets it for ADPCM too.
-    pub sixteen_bit: bool,
-    /// SoundType: stereo.
-    pub stereo: bool,
+/// Samples per frame of audio described by `header`.
+fn channels(header: AudioTagHeader) -> u8 {
+    1 + u8::from(header.stereo)
 }
 
-impl TagFormat {
-    /// The header byte. Fields are masked to their widths.
-    pub fn to_byte(self) -> u8 {
-        ((self.sound_format & 0x0F) << 4)
-            | ((self.rate_bits & 0x03) << 2)
-            | (u8::from(self.sixteen_bit) << 1)
-            | u8::from(self.stereo)
+/// Number of whole frames of audio described by `header` in `pcm`, or `PartialFrame`.
+fn whole_frames(header: AudioTagHeader, pcm: &[i16]) -> Result<usize, CodecError> {
+    let channels = channels(header);
+    if pcm.len() % usize::from(channels) != 0 {
+        return Err(CodecError::PartialFrame {
+            samples: pcm.len(),
+            channels,
+        });
     }
-
-    /// Checks a rate and channel count against what FLV can signal.
-    fn new(sound_format: u8, sample_rate: u32, channels: u8) -> Result<Self, CodecError> {
-        let rate_bits = match sample_rate {
-            5512 => 0,
-            11_025 => 1,
-            22_050 => 2,
-            44_100 => 3,
-            rate => return Err(CodecError::UnsupportedRate { rate }),
-        };
-        if !(1..=2).contains(&channels) {
-            return Err(CodecError::UnsupportedChannels { channels });
-        }
-        Ok(Self {
-            sound_format,
-            rate_bits,
-            sixteen_bit: true,
-            stereo: channels == 2,
-        })
-    }
-
-    /// Samples per frame.
-    fn channels(self) -> u8 {
-        1 + u8::from(self.stereo)
-    }
-
-    /// Number of whole frames in `pcm`, or `PartialFrame`.
-    fn frames(self, pcm: &[i16]) -> Result<usize, CodecError> {
-        let channels = self.channels();
-        if pcm.len() % usize::from(channels) != 0 {
-            return Err(CodecError::PartialFrame {
-                samples: pcm.len(),
-                channels,
-            });
-        }
-        Ok(pcm.len() / usize::from(channels))
-    }
+    Ok(pcm.len() / usize::from(channels))
 }
 
 /// Checks that `out` can take `needed` bytes and returns exactly that much of it.
@@ -163,7 +113,7 @@ fn output(out: &mut [u8], needed: usize) -> Result<&mut [u8], CodecError> {
 /// An audio encoder producing FLV audio tag bodies.
 pub trait Encoder {
     /// The FLV audio tag header byte that goes before every body this encoder produces.
-    fn tag_header(&self) -> TagFormat;
+    fn tag_header(&self) -> AudioTagHeader;
 
     /// Encodes interleaved S16 samples (whole frames) into `out` (one FLV audio tag body, without
     /// the tag header byte); returns the length written. Nothing is written on error.
@@ -176,29 +126,49 @@ pub trait Encoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flv::{SoundFormat, SoundRate};
 
     #[test]
-    fn tag_format_bytes_match_ffmpeg_flvenc() {
+    fn tag_header_bytes_match_ffmpeg_flvenc() {
         // ffmpeg 5.1 `-c:a pcm_s16le -ar 44100 -ac 2 -f flv` writes 0x3F; adpcm_swf 44.1k stereo 0x1F.
-        assert_eq!(TagFormat::new(3, 44_100, 2).unwrap().to_byte(), 0x3F);
-        assert_eq!(TagFormat::new(1, 44_100, 2).unwrap().to_byte(), 0x1F);
-        assert_eq!(TagFormat::new(1, 22_050, 1).unwrap().to_byte(), 0x1A);
-        assert_eq!(TagFormat::new(3, 5512, 1).unwrap().to_byte(), 0x32);
+        let byte = |enc: &dyn Encoder| enc.tag_header().to_byte();
+        assert_eq!(byte(&PcmS16Le::new(44_100, 2).unwrap()), 0x3F);
+        assert_eq!(byte(&AdpcmSwf::new(44_100, 2, 4).unwrap()), 0x1F);
+        assert_eq!(byte(&AdpcmSwf::new(22_050, 1, 4).unwrap()), 0x1A);
+        assert_eq!(byte(&PcmS16Le::new(5512, 1).unwrap()), 0x32);
+        assert_eq!(
+            AdpcmSwf::new(11_025, 1, 2).unwrap().tag_header(),
+            AudioTagHeader {
+                format: SoundFormat::Adpcm,
+                rate: SoundRate::Khz11,
+                sixteen_bit: true,
+                stereo: false,
+            }
+        );
     }
 
     #[test]
-    fn tag_format_refuses_what_flv_cannot_signal() {
+    fn encoders_refuse_what_flv_cannot_signal() {
         assert_eq!(
-            TagFormat::new(3, 48_000, 2),
-            Err(CodecError::UnsupportedRate { rate: 48_000 })
+            PcmS16Le::new(48_000, 2).map(|_| ()),
+            Err(CodecError::Flv(FlvError::UnsupportedRate {
+                format: SoundFormat::PcmLe,
+                sample_rate: 48_000
+            }))
         );
         assert_eq!(
-            TagFormat::new(3, 44_100, 0),
-            Err(CodecError::UnsupportedChannels { channels: 0 })
+            AdpcmSwf::new(44_100, 0, 4).map(|_| ()),
+            Err(CodecError::Flv(FlvError::UnsupportedChannels {
+                format: SoundFormat::Adpcm,
+                channels: 0
+            }))
         );
         assert_eq!(
-            TagFormat::new(3, 44_100, 3),
-            Err(CodecError::UnsupportedChannels { channels: 3 })
+            PcmS16Le::new(44_100, 3).map(|_| ()),
+            Err(CodecError::Flv(FlvError::UnsupportedChannels {
+                format: SoundFormat::PcmLe,
+                channels: 3
+            }))
         );
     }
 }

@@ -363,6 +363,15 @@ impl<const BYTES: usize, const SLOTS: usize> Ring<BYTES, SLOTS> {
                 first: self.arena.get(first..=Self::offset(last)).unwrap_or(&[]),
                 second: &[],
             }
+        } else if first >= self.lap_end {
+            // The cursor is on an empty message written at the previous lap's data end: nothing
+            // of the run lies before the boundary, so it is one slice from offset 0 (an empty
+            // `first` with a non-empty `second` would look like "nothing to send" to a caller
+            // that checks `first`).
+            Slices {
+                first: self.arena.get(..=Self::offset(last)).unwrap_or(&[]),
+                second: &[],
+            }
         } else {
             Slices {
                 first: self.arena.get(first..self.lap_end).unwrap_or(&[]),
@@ -550,6 +559,21 @@ mod tests {
         ring.push(3, b"x").unwrap();
         assert_eq!(ring.len(), 1);
         assert_eq!(ring.read(&c), Err(Lagged { skipped: 1 }));
+    }
+
+    #[test]
+    fn empty_message_at_lap_end_reads_as_one_slice() {
+        // Found by the `ring` fuzz target: a cursor on an empty message at the end of the old
+        // lap's data, with the next message wrapped to offset 0, got `first` empty and the
+        // bytes in `second`.
+        let mut ring: Ring<16, 4> = Ring::new();
+        ring.push(1, &[1; 10]).unwrap();
+        let c = ring.cursor_at_head();
+        ring.push(2, &[]).unwrap();
+        ring.push(3, &[3; 10]).unwrap();
+        let mut want = [0; 16];
+        want[..10].copy_from_slice(&[3; 10]);
+        assert_eq!(bytes(&ring, &c), (want, 10, 0));
     }
 
     #[test]

@@ -27,10 +27,8 @@
 //!   which that happens are refused ([`AdpcmSwf::fit_frames`] gives the nearest good one); whole
 //!   blocks of 4096 frames are always exact, and so is any count for 4- and 5-bit stereo.
 
-use super::{output, CodecError, Encoder, TagFormat};
-
-/// SoundFormat of ADPCM (FLV spec v10.1 §E.4.2.1).
-const SOUND_FORMAT_ADPCM: u8 = 1;
+use super::{channels, output, whole_frames, CodecError, Encoder};
+use crate::flv::{AudioTagHeader, SoundFormat};
 
 /// Frames per block: the initial sample plus 4095 codes.
 const BLOCK_FRAMES: usize = 4096;
@@ -155,7 +153,7 @@ impl<'a> BitWriter<'a> {
 #[derive(Clone, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdpcmSwf {
-    format: TagFormat,
+    header: AudioTagHeader,
     bits: u8,
     channels: [Channel; 2],
 }
@@ -169,14 +167,14 @@ impl AdpcmSwf {
             return Err(CodecError::UnsupportedBits { bits });
         }
         Ok(Self {
-            format: TagFormat::new(SOUND_FORMAT_ADPCM, sample_rate, channels)?,
+            header: AudioTagHeader::for_rate(SoundFormat::Adpcm, sample_rate, channels)?,
             bits,
             channels: [Channel::default(); 2],
         })
     }
 
     fn channel_count(&self) -> usize {
-        usize::from(self.format.channels())
+        usize::from(channels(self.header))
     }
 
     fn index_table(&self) -> &'static [i8] {
@@ -232,12 +230,12 @@ impl AdpcmSwf {
 }
 
 impl Encoder for AdpcmSwf {
-    fn tag_header(&self) -> TagFormat {
-        self.format
+    fn tag_header(&self) -> AudioTagHeader {
+        self.header
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
-        let frames = self.format.frames(pcm)?;
+        let frames = whole_frames(self.header, pcm)?;
         let fit = self.fit_frames(frames);
         if fit != frames {
             return Err(CodecError::InexactFrameCount { frames, fit });

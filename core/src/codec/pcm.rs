@@ -4,16 +4,14 @@
 //! under 0 while its flvdec reads 0 as little-endian, so 0 plays as noise in the clients measured
 //! (protocol-notes §3); 3 is little-endian everywhere.
 
-use super::{output, CodecError, Encoder, TagFormat};
-
-/// SoundFormat of PCM little-endian (FLV spec v10.1 §E.4.2.1).
-const SOUND_FORMAT_PCM_LE: u8 = 3;
+use super::{channels, output, whole_frames, CodecError, Encoder};
+use crate::flv::{AudioTagHeader, SoundFormat};
 
 /// The PCM passthrough encoder: interleaved `i16` samples to little-endian bytes.
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PcmS16Le {
-    format: TagFormat,
+    header: AudioTagHeader,
 }
 
 impl PcmS16Le {
@@ -21,18 +19,18 @@ impl PcmS16Le {
     /// 44100 Hz).
     pub fn new(sample_rate: u32, channels: u8) -> Result<Self, CodecError> {
         Ok(Self {
-            format: TagFormat::new(SOUND_FORMAT_PCM_LE, sample_rate, channels)?,
+            header: AudioTagHeader::for_rate(SoundFormat::PcmLe, sample_rate, channels)?,
         })
     }
 }
 
 impl Encoder for PcmS16Le {
-    fn tag_header(&self) -> TagFormat {
-        self.format
+    fn tag_header(&self) -> AudioTagHeader {
+        self.header
     }
 
     fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
-        self.format.frames(pcm)?;
+        whole_frames(self.header, pcm)?;
         let out = output(out, pcm.len().saturating_mul(2))?;
         for (dst, sample) in out.chunks_exact_mut(2).zip(pcm) {
             dst.copy_from_slice(&sample.to_le_bytes());
@@ -41,7 +39,7 @@ impl Encoder for PcmS16Le {
     }
 
     fn max_encoded_len(&self, frames: usize) -> usize {
-        frames.saturating_mul(2 * usize::from(self.format.channels()))
+        frames.saturating_mul(2 * usize::from(channels(self.header)))
     }
 }
 

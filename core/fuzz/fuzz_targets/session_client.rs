@@ -107,6 +107,7 @@ fuzz_target!(|data: &[u8]| {
         digest: mode & 2 != 0,
         chunk_size: 4096,
         max_message: 16384,
+        idle_timeout_ms: 60_000,
     };
     let mut client =
         Box::new(Client::new(Instant::from_millis(0), [0; 32], &config).expect("valid config"));

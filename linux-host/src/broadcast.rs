@@ -65,7 +65,7 @@ impl Broadcast {
             Codec::Adpcm => 4 * u32::from(channels),
         };
         let meta = Metadata {
-            audiocodecid: header.to_byte() >> 4,
+            audiocodecid: header.format as u8,
             audiosamplerate: rate,
             audiosamplesize: 16,
             stereo: channels == 2,
@@ -74,12 +74,7 @@ impl Broadcast {
         let mut body = [0u8; 512];
         // The empty `videocodecid` object tells ffmpeg's flvdec no video will come, so players
         // start at once instead of probing for ~5 s (protocol-notes section 6).
-        let len = flv::encode_on_metadata(&mut body, &meta, true).map_err(|_| {
-            CodecError::OutputTooSmall {
-                needed: 512,
-                available: 512,
-            }
-        })?;
+        let len = flv::encode_on_metadata(&mut body, &meta, true)?;
         let metadata = standalone(CSID_DATA, message::DATA_AMF0, 0, &body[..len]);
         let max_body = 1 + encoder.max_encoded_len(frames_per_message * 2);
         Ok(Self {

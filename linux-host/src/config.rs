@@ -871,7 +871,7 @@ mod tests {
 
     #[test]
     fn packaged_config_is_the_defaults() {
-        let text = include_str!("../packaging/zerocast.toml");
+        let text = include_str!("../../packaging/zerocast.toml");
         let s = parse_file_text(text).unwrap().resolve().unwrap();
         assert_eq!(s, Settings::default());
     }

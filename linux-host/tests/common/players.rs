@@ -20,7 +20,8 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// How long a player may take to finish after SIGINT before it is killed. GStreamer drains on
 /// EOS in milliseconds, but `rtmpsrc` sometimes never gets the forced EOS through (seen here in
 /// about one run in three when two pipelines run at once: stuck after "Forcing EOS on the
-/// pipeline"); what it wrote is still there, so the recording is used, marked as killed.
+/// pipeline"); what it wrote is still there (the filesink is unbuffered, so only what sits in
+/// the pipeline's queue is lost), so the recording is used, marked as killed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Extra time a self-timed player may take beyond what it records: libavformat-based players
 /// probe an audio-only RTMP stream for ~5 s before the first output (protocol-notes §6).
@@ -212,7 +213,8 @@ fn command_line(
             line.extend(source);
             line.extend(words(&format!(
                 "! flvdemux name=d d.audio ! queue ! decodebin ! audioconvert \
-                 ! audio/x-raw,format=S16LE ! wavenc ! filesink location={wav}"
+                 ! audio/x-raw,format=S16LE ! wavenc \
+                 ! filesink buffer-mode=unbuffered location={wav}"
             )));
             line
         }

@@ -434,6 +434,22 @@ impl Conn {
     ) -> Result<(), Close> {
         let ring = broadcast.ring();
         loop {
+            // The rest of a message the socket took only part of goes first: anything else
+            // written now would land inside its chunk. (A PingRequest the session queued while a
+            // player was not reading did exactly that and corrupted its stream.)
+            if let Some(player) = self.player.as_mut().filter(|p| p.tail_sent < p.tail.len()) {
+                let Some(n) = write(
+                    &mut self.stream,
+                    &[IoSlice::new(&player.tail[player.tail_sent..])],
+                )?
+                else {
+                    self.blocked_since.get_or_insert(now);
+                    return Ok(());
+                };
+                player.tail_sent += n;
+                stats.bytes_sent += n as u64;
+                continue;
+            }
             let out = self.session.transmit();
             if !out.is_empty() {
                 let Some(n) = write(&mut self.stream, &[IoSlice::new(out)])? else {
@@ -451,19 +467,6 @@ impl Conn {
                 self.blocked_since = None;
                 return Ok(());
             };
-            if player.tail_sent < player.tail.len() {
-                let Some(n) = write(
-                    &mut self.stream,
-                    &[IoSlice::new(&player.tail[player.tail_sent..])],
-                )?
-                else {
-                    self.blocked_since.get_or_insert(now);
-                    return Ok(());
-                };
-                player.tail_sent += n;
-                stats.bytes_sent += n as u64;
-                continue;
-            }
             if player.needs_start {
                 // ffmpeg's flvdec stops probing on metadata that comes after the first audio
                 // tag (protocol-notes section 6): first message, then onMetaData.

@@ -19,6 +19,7 @@ pub mod capture;
 pub mod check;
 pub mod players;
 pub mod process;
+pub mod rtmp_client;
 pub mod server;
 pub mod wav;
 

@@ -62,6 +62,8 @@ struct Player {
     tail_sent: usize,
     /// The first audio message and the metadata have not been queued yet.
     needs_start: bool,
+    /// The player stopped its stream: send the rest of the tail, then nothing.
+    stopping: bool,
 }
 
 struct Conn {
@@ -390,7 +392,10 @@ impl Conn {
                     None
                 }
                 Some(Event::PlayStopped) => {
-                    self.player = None;
+                    // A message cut in the middle is finished first (flush), then nothing more.
+                    if let Some(player) = self.player.as_mut() {
+                        player.stopping = true;
+                    }
                     continue;
                 }
                 Some(
@@ -408,6 +413,7 @@ impl Conn {
                         tail: Vec::new(),
                         tail_sent: 0,
                         needs_start: true,
+                        stopping: false,
                     });
                 }
                 Some(false) => {
@@ -462,6 +468,9 @@ impl Conn {
             }
             if self.close_after_flush {
                 return Err(Close::Refused);
+            }
+            if self.player.as_ref().is_some_and(|p| p.stopping) {
+                self.player = None;
             }
             let Some(player) = self.player.as_mut() else {
                 self.blocked_since = None;

@@ -17,8 +17,12 @@
 pub mod analysis;
 pub mod capture;
 pub mod check;
+pub mod flv;
+pub mod live;
 pub mod players;
 pub mod process;
+pub mod pulse;
+pub mod rtmp_client;
 pub mod server;
 pub mod wav;
 

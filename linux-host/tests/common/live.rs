@@ -38,9 +38,9 @@ pub struct Zerocast {
 }
 
 impl Zerocast {
-    /// Starts the binary with `--listen 127.0.0.1:<free port>` and `args`, extra `env`
-    /// (`RUST_LOG`-independent: zerocast logs at info by default), its log in `dir/zerocast.log`,
-    /// and returns once it accepts connections.
+    /// Starts the binary with `--listen 127.0.0.1:<free port>`, `args` and extra `env`, its log
+    /// (info level, zerocast's default) in `dir/zerocast.log`, and returns once it accepts
+    /// connections.
     ///
     /// With `stdin` set, standard input is that FIFO: the shell opens it before `exec`, which
     /// blocks until a writer opens it ([`open_fifo_writer`] in another thread), so the port
@@ -63,10 +63,13 @@ impl Zerocast {
         let mut process = match stdin {
             None => process::spawn(&argv[0], &argv[1..], env, &log)?,
             Some(fifo) => {
-                // `sh -c 'exec "$0" "$@" < FIFO' zerocast ARGS…`: the redirection is the only
-                // shell code; the arguments travel as positional parameters, never parsed.
-                let script = format!("exec \"$0\" \"$@\" < '{}'", fifo.display());
-                let mut sh_args = vec!["-c".to_owned(), script];
+                // `sh -c 'exec "$@" < "$0"' FIFO zerocast ARGS…`: the redirection is the only
+                // shell code; the path and arguments travel as parameters, never parsed.
+                let mut sh_args = vec![
+                    "-c".to_owned(),
+                    "exec \"$@\" < \"$0\"".to_owned(),
+                    fifo.display().to_string(),
+                ];
                 sh_args.extend(argv);
                 process::spawn("sh", &sh_args, env, &log)?
             }
@@ -209,4 +212,65 @@ impl FifoReader {
             thread::sleep(FIFO_POLL);
         }
     }
+}
+
+/// How a short-lived zerocast run ended.
+pub struct Finished {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// What it wrote to stdout.
+    pub stdout: String,
+    /// What it wrote to stderr (the log).
+    pub stderr: String,
+}
+
+/// Runs the zerocast binary with `args` to its end, stdout and stderr kept apart in
+/// `dir/NAME.out` and `dir/NAME.err`; killed and an error after `limit`.
+pub fn run_to_exit(
+    args: &[&str],
+    name: &str,
+    dir: &Path,
+    limit: Duration,
+) -> Result<Finished, HarnessError> {
+    let create = |ext: &str| {
+        let path = dir.join(format!("{name}.{ext}"));
+        File::create(&path)
+            .map(|f| (f, path.clone()))
+            .map_err(|e| HarnessError::io(format!("create {}", path.display()), e))
+    };
+    let ((out, out_path), (err, err_path)) = (create("out")?, create("err")?);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zerocast"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| HarnessError::io("start zerocast", e))?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        let exited = child
+            .try_wait()
+            .map_err(|e| HarnessError::io("wait for zerocast", e))?;
+        if let Some(status) = exited {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(HarnessError::Timeout {
+                what: format!("zerocast {} to exit", args.join(" ")),
+                after: limit,
+            });
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .map_err(|e| HarnessError::io(format!("read {}", path.display()), e))
+    };
+    Ok(Finished {
+        status,
+        stdout: read(&out_path)?,
+        stderr: read(&err_path)?,
+    })
 }

@@ -89,8 +89,13 @@ impl RtmpPlayer {
     /// the server at most until `deadline`.
     pub fn next(&mut self, deadline: Instant) -> Result<Received, HarnessError> {
         loop {
-            let out = self.session.transmit();
-            if !out.is_empty() {
+            // The handshake's bytes and the chunk stream's are two buffers: write until both
+            // are empty.
+            loop {
+                let out = self.session.transmit();
+                if out.is_empty() {
+                    break;
+                }
                 self.stream
                     .write_all(out)
                     .map_err(|e| HarnessError::io("write to zerocast", e))?;

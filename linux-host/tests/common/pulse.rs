@@ -189,8 +189,8 @@ impl PulseServer {
 }
 
 /// Writes the sine to `file` at real time plus [`LEAD`] until `stop` or a write fails (pacat
-/// exited: its sink was unloaded). Returns the frames written.
-fn feed(mut file: File, hz: f64, amplitude: f64, stop: &AtomicBool) -> u64 {
+/// exited: its sink was unloaded).
+fn feed(mut file: File, hz: f64, amplitude: f64, stop: &AtomicBool) {
     let start = Instant::now();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -214,24 +214,19 @@ fn feed(mut file: File, hz: f64, amplitude: f64, stop: &AtomicBool) -> u64 {
         }
         n += CHUNK_FRAMES;
     }
-    n
 }
 
 /// A `pacat` playing a tone, and the thread writing it; both stopped when dropped.
 pub struct Tone {
     pacat: Spawned,
     stop: Arc<AtomicBool>,
-    feeder: Option<JoinHandle<u64>>,
+    feeder: Option<JoinHandle<()>>,
 }
 
 impl Tone {
-    /// Waits up to `limit` for pacat to exit by itself (its sink went away) and returns how
-    /// many frames were written to it.
-    pub fn wait_exit(mut self, limit: Duration) -> Result<u64, HarnessError> {
-        self.pacat.wait_timeout(limit)?;
-        self.stop.store(true, Ordering::Relaxed);
-        let feeder = self.feeder.take();
-        Ok(feeder.and_then(|f| f.join().ok()).unwrap_or(0))
+    /// Waits up to `limit` for pacat to exit by itself (its sink went away).
+    pub fn wait_exit(mut self, limit: Duration) -> Result<(), HarnessError> {
+        self.pacat.wait_timeout(limit).map(drop)
     }
 }
 

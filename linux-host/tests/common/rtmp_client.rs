@@ -108,18 +108,20 @@ impl RtmpPlayer {
                 .receive(now, &self.pending)
                 .map_err(|e| failed("receive", e))?;
             let consumed = received.consumed;
-            let event = received.event.map(|event| match event {
-                ClientEvent::Connected => Received::Connected,
-                ClientEvent::Playing => Received::Playing,
-                ClientEvent::Audio { timestamp, payload } => Received::Audio {
+            let event = match received.event {
+                None => None,
+                Some(ClientEvent::Connected) => Some(Received::Connected),
+                Some(ClientEvent::Playing) => Some(Received::Playing),
+                Some(ClientEvent::Audio { timestamp, payload }) => Some(Received::Audio {
                     timestamp,
                     payload: payload.to_vec(),
-                },
-                ClientEvent::Metadata { .. } => Received::Metadata,
-                ClientEvent::EndOfStream => Received::EndOfStream,
-                // A play session never publishes.
-                ClientEvent::Publishing => Received::Closed,
-            });
+                }),
+                Some(ClientEvent::Metadata { .. }) => Some(Received::Metadata),
+                Some(ClientEvent::EndOfStream) => Some(Received::EndOfStream),
+                Some(ClientEvent::Publishing) => {
+                    return Err(failed("receive", "Publish.Start on a play session"))
+                }
+            };
             self.pending.drain(..consumed);
             if let Some(event) = event {
                 return Ok(event);

@@ -126,6 +126,17 @@ impl Broadcast {
         }
     }
 
+    /// Encodes what [`Self::period`] holds back for want of a whole message: at the end of the
+    /// input (stdin EOF delivers a last, shorter period) that is the end of the stream, which
+    /// players must get before the end-of-stream message. (An ADPCM count that does not fit
+    /// its padding may decode to one extra frame at the very end.)
+    pub fn finish(&mut self) -> Result<(), CodecError> {
+        match self.pending.len() / self.channels {
+            0 => Ok(()),
+            frames => self.encode(frames),
+        }
+    }
+
     fn encode(&mut self, frames: usize) -> Result<(), CodecError> {
         let samples = frames * self.channels;
         let (first, rest) = self.body.split_at_mut(1);

@@ -88,6 +88,10 @@ impl Service for Streamer {
     }
 
     fn shutdown(&mut self, registry: &Registry, now: StdInstant) {
+        // The input's last frames, short of a whole message, go out before the end of stream.
+        if let Err(e) = self.broadcast.finish() {
+            log::error!("encoding the last frames failed: {e}");
+        }
         let now = self.core_time(now);
         self.rtmp.shutdown(registry, now, &self.broadcast);
     }

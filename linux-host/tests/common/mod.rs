@@ -17,9 +17,13 @@
 pub mod analysis;
 pub mod capture;
 pub mod check;
+pub mod flv;
+pub mod live;
 pub mod players;
 pub mod process;
+pub mod pulse;
 pub mod rtmp_client;
+pub mod rtmp_player;
 pub mod server;
 pub mod wav;
 

@@ -803,12 +803,13 @@ mod tests {
 
     #[test]
     fn hostile_lengths_and_counts_fail_fast() {
-        // Long string claiming 4 GiB.
+        // Long string claiming 4 GiB: 5 header bytes + 2^32 - 1, which saturates at
+        // `usize::MAX` on a 32-bit target (the Pi) rather than wrapping to a small number.
         assert_eq!(
             tokens(&[0x0C, 0xFF, 0xFF, 0xFF, 0xFF, b'a']),
             Err(Amf0Error::Truncated {
                 offset: 0,
-                needed: 5 + 0xFFFF_FFFF
+                needed: 5usize.saturating_add(0xFFFF_FFFF)
             })
         );
         // Strict array claiming 2^32 - 1 elements: the first missing element ends it.

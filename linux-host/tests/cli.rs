@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+mod common;
+
 fn zerocast() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_zerocast"))
+    common::process::zerocast_command()
 }
 
 /// The binary listening on a free loopback port, so tests never collide on 1935.

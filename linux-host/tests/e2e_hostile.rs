@@ -26,7 +26,7 @@ use common::check::FREQUENCY_TOLERANCE;
 use common::players::{Player, Recording};
 use common::process::{self, Spawned};
 use common::rtmp_client::{self, Closed, Continuity, End, PlayPlan, XorShift};
-use common::server::{PERIOD_MS, STREAM, TONE_HZ, ZEROCAST_JOIN_MS};
+use common::server::{Codec, PERIOD_MS, STREAM, TONE_HZ, ZEROCAST_JOIN_MS};
 use common::wav::Wav;
 use common::{tools_available, HarnessError, TempDir};
 use zerocast_core::message;
@@ -64,7 +64,7 @@ fn hostile_clients_do_not_harm_playback() -> Result<(), HarnessError> {
         let max_clients = MAX_CLIENTS.to_string();
         let handshake_ms = HANDSHAKE_TIMEOUT.as_millis().to_string();
         let (mut server, port) = rtmp_client::start_zerocast(
-            "pcm",
+            Codec::Pcm,
             &[
                 "--max-clients",
                 &max_clients,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::process::Spawned;
 use common::rtmp_client::{self, Continuity, End, Pause, PlayLog, PlayPlan};
+use common::server::Codec;
 use common::{HarnessError, TempDir};
 
 /// Players in the load test, and the connection slots zerocast gets for them.
@@ -52,7 +53,7 @@ const RSS_LIMIT_KIB: u64 = 32 * 1024;
 fn hundred_players() -> Result<(), HarnessError> {
     TempDir::run("load-hundred", |dir| {
         let (mut server, port) =
-            rtmp_client::start_zerocast("pcm", &["--max-clients", LOAD_MAX_CLIENTS], dir)?;
+            rtmp_client::start_zerocast(Codec::Pcm, &["--max-clients", LOAD_MAX_CLIENTS], dir)?;
         let pid = server.pid();
         let cpu_before = cpu_time(pid)?;
         let started = Instant::now();
@@ -102,7 +103,7 @@ fn hundred_players() -> Result<(), HarnessError> {
 #[test]
 fn slow_player_is_skipped_forward() -> Result<(), HarnessError> {
     TempDir::run("load-slow-skip", |dir| {
-        let (mut server, port) = rtmp_client::start_zerocast("pcm", &[], dir)?;
+        let (mut server, port) = rtmp_client::start_zerocast(Codec::Pcm, &[], dir)?;
         let slow = slow_player_run(&mut server, port)?;
         let mut failures = Vec::new();
         if slow.end != End::Deadline {
@@ -156,7 +157,7 @@ fn slow_player_is_skipped_forward() -> Result<(), HarnessError> {
 fn slow_player_is_dropped() -> Result<(), HarnessError> {
     TempDir::run("load-slow-drop", |dir| {
         let (mut server, port) =
-            rtmp_client::start_zerocast("pcm", &["--idle-timeout-ms", "10000"], dir)?;
+            rtmp_client::start_zerocast(Codec::Pcm, &["--idle-timeout-ms", "10000"], dir)?;
         let slow = slow_player_run(&mut server, port)?;
         let mut failures = Vec::new();
         let resumed = slow.resumed_at.unwrap_or(slow.ended_at);
@@ -264,7 +265,7 @@ fn slow_player_run(server: &mut Spawned, port: u16) -> Result<PlayLog, HarnessEr
 #[test]
 fn memory_with_ten_players() -> Result<(), HarnessError> {
     TempDir::run("load-rss", |dir| {
-        let (mut server, port) = rtmp_client::start_zerocast("pcm", &[], dir)?;
+        let (mut server, port) = rtmp_client::start_zerocast(Codec::Pcm, &[], dir)?;
         let pid = server.pid();
         let idle = Memory::of(pid)?;
         let play = RSS_AT + Duration::from_secs(2);

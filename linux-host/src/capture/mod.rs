@@ -11,6 +11,10 @@
 //! retries), and do their work in [`Source::pump`] whenever one of their tokens was ready or the
 //! deadline passed.
 
+#[cfg(feature = "alsa")]
+pub mod alsa;
+#[cfg(not(feature = "alsa"))]
+#[path = "no_alsa.rs"]
 pub mod alsa;
 pub mod stdin;
 pub mod tone;
@@ -178,6 +182,9 @@ pub enum CaptureError {
         /// How many it has.
         count: usize,
     },
+    /// An `alsa:` source was asked of a build without the `alsa` feature (the static build).
+    #[cfg(not(feature = "alsa"))]
+    AlsaNotBuilt,
 }
 
 impl CaptureError {
@@ -253,6 +260,12 @@ impl fmt::Display for CaptureError {
                 f,
                 "the device has {count} poll descriptors, more than the {} this build handles",
                 SOURCE_TOKENS.len()
+            ),
+            #[cfg(not(feature = "alsa"))]
+            Self::AlsaNotBuilt => f.write_str(
+                "this zerocast is the static build, without ALSA: capture with arecord and pipe \
+                 the audio in, e.g. `arecord -q -D hw:1,0 -f S16_LE -r 44100 -c 2 -t raw | \
+                 zerocast --source stdin`, or install the package built for Raspberry Pi OS",
             ),
         }
     }

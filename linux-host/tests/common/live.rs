@@ -53,11 +53,8 @@ impl Zerocast {
     ) -> Result<Zerocast, HarnessError> {
         let port = process::free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        let mut argv: Vec<String> = vec![
-            env!("CARGO_BIN_EXE_zerocast").to_owned(),
-            "--listen".to_owned(),
-            listen,
-        ];
+        let mut argv = process::zerocast_argv();
+        argv.extend(["--listen".to_owned(), listen]);
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         let log = dir.join("zerocast.log");
         let mut process = match stdin {
@@ -239,7 +236,7 @@ pub fn run_to_exit(
             .map_err(|e| HarnessError::io(format!("create {}", path.display()), e))
     };
     let ((out, out_path), (err, err_path)) = (create("out")?, create("err")?);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zerocast"))
+    let mut child = process::zerocast_command()
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(out)

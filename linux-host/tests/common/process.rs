@@ -36,6 +36,29 @@ pub struct Spawned {
     status: Option<ExitStatus>,
 }
 
+/// Environment variable naming the command that runs the zerocast under test, as words
+/// separated by spaces: `ci/run.sh cross` sets it to `qemu-arm -cpu arm1176 …/zerocast` to run
+/// these tests against the Pi build under emulation. Unset: the binary cargo built for the host.
+pub const ZEROCAST_COMMAND_ENV: &str = "ZEROCAST_E2E_COMMAND";
+
+/// The program and leading arguments that run zerocast (see [`ZEROCAST_COMMAND_ENV`]).
+pub fn zerocast_argv() -> Vec<String> {
+    match std::env::var(ZEROCAST_COMMAND_ENV) {
+        Ok(words) if !words.trim().is_empty() => {
+            words.split_whitespace().map(str::to_owned).collect()
+        }
+        _ => vec![env!("CARGO_BIN_EXE_zerocast").to_owned()],
+    }
+}
+
+/// A [`Command`] that runs zerocast (see [`zerocast_argv`]); the caller adds its arguments.
+pub fn zerocast_command() -> Command {
+    let argv = zerocast_argv();
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    command
+}
+
 /// Starts `program` with `args` and extra `env`, stdin closed, and stdout and stderr both written
 /// to `log_path` (gst-launch reports its pipeline state on stdout).
 pub fn spawn<S: AsRef<OsStr>>(

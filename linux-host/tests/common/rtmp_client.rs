@@ -23,7 +23,7 @@ use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, ClientSessio
 use zerocast_core::time::Instant as CoreInstant;
 
 use super::process::{self, Spawned};
-use super::server::{PERIOD_MS, STREAM, TONE_HZ, ZEROCAST_JOIN_MS};
+use super::server::{Codec, STREAM};
 use super::wav::Wav;
 use super::HarnessError;
 
@@ -621,41 +621,16 @@ impl XorShift {
     }
 }
 
-/// Starts the zerocast binary on a free port with its 440 Hz tone, `--codec codec`, the join
-/// and period of [`super::server`], and `extra` flags (limits the shared
-/// [`super::server::start_server`] does not take), log in `dir`; returns once it accepts
-/// connections.
+/// Starts the zerocast binary on a free port with its 440 Hz tone ([`super::server::start_zerocast`])
+/// and `extra` flags; returns it and its port once it accepts connections.
 pub fn start_zerocast(
-    codec: &str,
+    codec: Codec,
     extra: &[&str],
     dir: &Path,
 ) -> Result<(Spawned, u16), HarnessError> {
     let port = process::free_port()?;
-    let listen = format!("127.0.0.1:{port}");
-    let join = ZEROCAST_JOIN_MS.to_string();
-    let period = PERIOD_MS.to_string();
-    let tone = format!("tone:{TONE_HZ}");
-    let mut args = vec![
-        "--listen",
-        &listen,
-        "--source",
-        &tone,
-        "--stream",
-        STREAM,
-        "--codec",
-        codec,
-        "--join-ms",
-        &join,
-        "--period-ms",
-        &period,
-    ];
-    args.extend_from_slice(extra);
-    let mut server = process::spawn(
-        env!("CARGO_BIN_EXE_zerocast"),
-        &args,
-        &[("RUST_LOG", "info")],
-        &dir.join("zerocast.log"),
-    )?;
-    process::wait_for_port(port, Duration::from_secs(10), &mut server)?;
-    Ok((server, port))
+    Ok((
+        super::server::start_zerocast(codec, port, extra, dir)?,
+        port,
+    ))
 }

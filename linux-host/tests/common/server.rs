@@ -41,7 +41,7 @@ impl Codec {
     }
 
     /// The value of zerocast's `--codec`.
-    fn zerocast_flag(self) -> &'static str {
+    pub fn zerocast_flag(self) -> &'static str {
         match self {
             Codec::Pcm => "pcm",
             Codec::Adpcm => "adpcm",
@@ -94,7 +94,7 @@ pub fn start_server(kind: ServerKind, dir: &Path) -> Result<Option<Server>, Harn
             (start_nginx(codec, port, &url, dir)?, Duration::ZERO)
         }
         ServerKind::Zerocast { codec } => (
-            vec![start_zerocast(codec, port, dir)?],
+            vec![start_zerocast(codec, port, &[], dir)?],
             Duration::from_millis(ZEROCAST_JOIN_MS),
         ),
     };
@@ -199,14 +199,21 @@ fn start_nginx(
     Ok(vec![nginx, publisher])
 }
 
-fn start_zerocast(codec: Codec, port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
+/// Starts zerocast on `port` with its 440 Hz tone, `codec`, [`ZEROCAST_JOIN_MS`], [`PERIOD_MS`]
+/// and `extra` flags, log in `dir`; returns once it accepts connections.
+pub fn start_zerocast(
+    codec: Codec,
+    port: u16,
+    extra: &[&str],
+    dir: &Path,
+) -> Result<Spawned, HarnessError> {
     let listen = format!("127.0.0.1:{port}");
     let join = ZEROCAST_JOIN_MS.to_string();
     let period = PERIOD_MS.to_string();
     let tone = format!("tone:{TONE_HZ}");
-    let mut server = process::spawn(
-        env!("CARGO_BIN_EXE_zerocast"),
-        &[
+    let mut argv = process::zerocast_argv();
+    argv.extend(
+        [
             "--listen",
             &listen,
             "--source",
@@ -219,7 +226,13 @@ fn start_zerocast(codec: Codec, port: u16, dir: &Path) -> Result<Spawned, Harnes
             &join,
             "--period-ms",
             &period,
-        ],
+        ]
+        .map(str::to_owned),
+    );
+    argv.extend(extra.iter().map(|a| (*a).to_owned()));
+    let mut server = process::spawn(
+        &argv[0],
+        &argv[1..],
         &[("RUST_LOG", "info")],
         &dir.join("zerocast.log"),
     )?;

@@ -6,7 +6,8 @@
 //!   and leave no gap in another player's audio;
 //! - a player joining a server that has run for 5 s gets its start messages, the metadata and
 //!   the join buffer at once; ffmpeg with default settings decodes soon after connecting;
-//! - `zerocast devices` lists the PCMs alsa-lib knows, and a port in use is a clear error.
+//! - `zerocast devices` lists the PCMs alsa-lib knows, and a port in use is a clear error;
+//! - the status line counts the playing listeners and the bytes sent to them.
 //!
 //! Needs ffmpeg, rtmpdump, arecord (alsa-utils) and libasound2-plugins; a missing one skips the
 //! test, or fails it when `CI` is set. Run with `--nocapture` for the numbers.
@@ -411,5 +412,111 @@ fn port_in_use_is_a_clear_error() -> Result<(), HarnessError> {
             ));
         }
         Ok(())
+    })
+}
+
+/// PCM stream bytes per second: 44.1 kHz × 2 channels × 2 bytes (the tone's format).
+const PCM_BYTES_PER_SECOND: f64 = 176_400.0;
+
+/// `listeners`, `bytes_sent` and the whole line of every status line logged so far.
+fn status_lines(zc: &Zerocast) -> Vec<(u64, u64, String)> {
+    let field = |line: &str, key: &str| -> Option<u64> {
+        let start = line.find(key)? + key.len();
+        let digits: String = line[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    zc.process
+        .log()
+        .lines()
+        .filter_map(|line| {
+            let listeners = field(line, "listeners=")?;
+            let sent = field(line, "bytes_sent=")?;
+            Some((listeners, sent, line.to_owned()))
+        })
+        .collect()
+}
+
+/// (e) The status line (every second here, `ZEROCAST_STATUS_SECS`) counts two playing
+/// listeners, bytes sent at the stream's rate for both, no overruns and the tone's −12 dBFS
+/// peak; once the players are gone it counts none.
+#[test]
+fn status_line_counts_listeners_and_bytes() -> Result<(), HarnessError> {
+    TempDir::run("status-line", |dir| {
+        let mut zc = Zerocast::start(
+            &["--source", "tone:440", "--codec", "pcm"],
+            &[(zerocast::STATUS_SECS_ENV, "1")],
+            None,
+            dir,
+        )?;
+        let port = zc.port;
+        let read_for = Duration::from_millis(4500);
+        let players: Vec<_> = (0..2)
+            .map(|_| {
+                thread::spawn(move || -> Result<usize, HarnessError> {
+                    let mut player = RtmpPlayer::connect(port, "live", "audio")?;
+                    let end = Instant::now() + read_for;
+                    let mut audio = 0;
+                    loop {
+                        match player.next(end) {
+                            Ok(Received::Audio { .. }) => audio += 1,
+                            Ok(Received::Closed | Received::EndOfStream) => return Ok(audio),
+                            Ok(_) => {}
+                            Err(HarnessError::Timeout { .. }) => return Ok(audio),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for player in players {
+            let audio = player.join().expect("player thread")?;
+            if audio < 100 {
+                return Err(fail(
+                    "status line",
+                    format!("a player got {audio} messages"),
+                ));
+            }
+        }
+        // Both players closed their sockets: the next status lines count no listener.
+        process::wait_until(
+            "a status line with listeners=0",
+            Duration::from_secs(5),
+            || Ok(status_lines(&zc).last().is_some_and(|(n, _, _)| *n == 0)),
+        )?;
+
+        let lines = status_lines(&zc);
+        for (_, _, line) in &lines {
+            eprintln!("{line}");
+        }
+        let both: Vec<&(u64, u64, String)> = lines.iter().filter(|(n, _, _)| *n == 2).collect();
+        let mut problems = Vec::new();
+        if both.len() < 3 {
+            problems.push(format!("{} status lines with listeners=2", both.len()));
+        }
+        // Between two lines a second apart, both players got a second of stream (plus chunk
+        // headers; minus scheduling jitter).
+        for pair in both.windows(2) {
+            let rate = (pair[1].1 - pair[0].1) as f64 / 2.0;
+            if !(0.8 * PCM_BYTES_PER_SECOND..1.3 * PCM_BYTES_PER_SECOND).contains(&rate) {
+                problems.push(format!("{rate:.0} bytes/s per listener: {}", pair[1].2));
+            }
+        }
+        for (_, _, line) in &lines {
+            if !line.contains("overruns=0 peak=-12.0 dBFS") {
+                problems.push(format!("overruns or peak: {line}"));
+            }
+        }
+        let status = zc.process.terminate(process::DROP_GRACE)?;
+        if !status.success() {
+            problems.push(format!("exited with {status} on SIGTERM"));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(fail("status line", problems.join("\n")))
+        }
     })
 }

@@ -6,8 +6,7 @@
 //! - `nginx_*_baseline`: nginx-rtmp fed by an ffmpeg publisher, the setup zerocast replaces.
 //!   These are **harness self-tests**: they prove the players, timing and analysis are right on a
 //!   known-good server, so a zerocast failure means zerocast.
-//! - `zerocast_*`: the zerocast binary with its tone source, ignored until RTMP serving lands
-//!   (remove the `#[ignore]` in the invocations at the bottom).
+//! - `zerocast_*`: the zerocast binary with its tone source, the server under test.
 //!
 //! Needs ffmpeg, rtmpdump, cvlc, gst-launch-1.0 (+ plugins) and nginx with libnginx-mod-rtmp; a
 //! missing tool skips the test, or fails it when `CI` is set. Set `ZEROCAST_E2E_KEEP=1` to keep

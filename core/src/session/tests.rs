@@ -7,7 +7,7 @@ use std::vec::Vec;
 use super::*;
 use crate::chunk::{encode_standalone, standalone_len, ChunkReader, ChunkWriter, MessageHeader};
 use crate::command::{self, Command};
-use crate::message;
+use crate::message::{self, Control, UserControl};
 use crate::time::Instant;
 
 type Server = ServerSession<16384, 8192>;
@@ -333,20 +333,38 @@ fn handshake_deadline_covers_the_whole_handshake() {
 /// A connected server session, a chunk writer to talk raw RTMP to it, and everything the server
 /// has sent so far (to decode its replies with a reader that saw the whole stream).
 fn connected_server() -> (Server, ChunkWriter<8>, Instant, Vec<u8>) {
-    let mut p = Pair::new(9, &ServerConfig::default(), ClientRole::Play, false);
+    connected_server_as(ClientRole::Play)
+}
+
+/// [`connected_server`] with the client playing or publishing.
+fn connected_server_as(role: ClientRole) -> (Server, ChunkWriter<8>, Instant, Vec<u8>) {
+    let mut p = Pair::new(9, &ServerConfig::default(), role, false);
     p.run();
-    assert!(p.server.is_playing());
+    assert!(match role {
+        ClientRole::Play => p.server.is_playing(),
+        ClientRole::Publish => p.server.is_publishing(),
+    });
     // The client's writer state is unknown here: use fresh csids (10, 11), so fmt 0 first.
     (p.server, ChunkWriter::new(), p.now, p.log.server_output)
 }
 
 fn raw_command(writer: &mut ChunkWriter<8>, csid: u32, body: &[u8]) -> Vec<u8> {
+    raw_message(writer, csid, message::COMMAND_AMF0, 0, body)
+}
+
+fn raw_message(
+    writer: &mut ChunkWriter<8>,
+    csid: u32,
+    type_id: u8,
+    stream_id: u32,
+    body: &[u8],
+) -> Vec<u8> {
     let header = MessageHeader {
         csid,
         timestamp: 0,
         length: body.len() as u32,
-        type_id: message::COMMAND_AMF0,
-        stream_id: 0,
+        type_id,
+        stream_id,
     };
     let mut out = std::vec![0u8; body.len() + 64];
     let n = writer.write(&mut out, &header, body).unwrap();
@@ -354,14 +372,14 @@ fn raw_command(writer: &mut ChunkWriter<8>, csid: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Moves the server's new output into `history` and returns every `_result` / `_error`
-/// transaction id the server ever sent, decoded from the start of the stream.
-fn server_replies(server: &mut Server, history: &mut Vec<u8>) -> (Vec<f64>, Vec<f64>) {
+/// Moves the server's new output into `history` and returns every message the server ever
+/// sent (type and payload), decoded from the start of the stream.
+fn server_messages(server: &mut Server, history: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
     let out = server.transmit().to_vec();
     server.advance(out.len());
     history.extend_from_slice(&out);
     let mut reader: ChunkReader<8, 16384> = ChunkReader::new(16384);
-    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    let mut messages = Vec::new();
     // Skip S0 + S1 + S2.
     let mut at = 3073;
     while at < history.len() {
@@ -369,16 +387,191 @@ fn server_replies(server: &mut Server, history: &mut Vec<u8>) -> (Vec<f64>, Vec<
         assert!(n > 0, "server output ends in a partial chunk");
         at += n;
         if let Some(msg) = msg {
-            if msg.header.type_id == message::COMMAND_AMF0 {
-                match command::parse_command(msg.payload).unwrap() {
-                    Command::Result { transaction_id, .. } => results.push(transaction_id),
-                    Command::Error { transaction_id, .. } => errors.push(transaction_id),
-                    _ => {}
-                }
+            messages.push((msg.header.type_id, msg.payload.to_vec()));
+        }
+    }
+    messages
+}
+
+/// Every `_result` / `_error` transaction id the server ever sent (see [`server_messages`]).
+fn server_replies(server: &mut Server, history: &mut Vec<u8>) -> (Vec<f64>, Vec<f64>) {
+    let (mut results, mut errors) = (Vec::new(), Vec::new());
+    for (type_id, payload) in server_messages(server, history) {
+        if type_id == message::COMMAND_AMF0 {
+            match command::parse_command(&payload).unwrap() {
+                Command::Result { transaction_id, .. } => results.push(transaction_id),
+                Command::Error { transaction_id, .. } => errors.push(transaction_id),
+                _ => {}
             }
         }
     }
     (results, errors)
+}
+
+/// Every protocol / user control message the server ever sent (see [`server_messages`]).
+fn server_controls(server: &mut Server, history: &mut Vec<u8>) -> Vec<Control> {
+    server_messages(server, history)
+        .iter()
+        .filter_map(|(type_id, payload)| message::parse_control(*type_id, payload).unwrap())
+        .collect()
+}
+
+/// An AMF0 command body: name, transaction id, null, then an optional string or number.
+fn command_body(name: &str, transaction_id: f64, arg: Option<Result<&str, f64>>) -> Vec<u8> {
+    let mut body = [0u8; 128];
+    let mut enc = crate::amf0::Encoder::new(&mut body);
+    enc.string(name).unwrap();
+    enc.number(transaction_id).unwrap();
+    enc.null().unwrap();
+    match arg {
+        Some(Ok(s)) => enc.string(s).unwrap(),
+        Some(Err(n)) => enc.number(n).unwrap(),
+        None => {}
+    }
+    let len = enc.len();
+    body[..len].to_vec()
+}
+
+/// Sends one raw message and returns the event's name (the server must consume all of it).
+fn feed(server: &mut Server, now: Instant, raw: &[u8]) -> Option<&'static str> {
+    let r = server.receive(now, raw).expect("the session survives");
+    assert_eq!(r.consumed, raw.len());
+    r.event.map(|e| match e {
+        Event::PlayRequested { .. } => "play",
+        Event::PlayStopped => "play stopped",
+        Event::Unpublished => "unpublished",
+        Event::Audio { .. } => "audio",
+        _ => "other",
+    })
+}
+
+#[test]
+fn stream_commands_keep_the_connection_and_pings_are_answered() {
+    let (mut server, mut writer, now, mut history) = connected_server();
+    // What ffmpeg, OBS, rtmpdump and GStreamer send besides play/publish: no reply (nginx-rtmp
+    // answers none of them in live mode), no event, no disconnect.
+    for (name, arg) in [
+        ("releaseStream", Some(Ok("audio"))),
+        ("FCPublish", Some(Ok("audio"))),
+        ("FCUnpublish", Some(Ok("audio"))),
+        ("getStreamLength", Some(Ok("audio"))),
+        ("_checkbw", None),
+    ] {
+        let raw = raw_command(&mut writer, 10, &command_body(name, 30.0, arg));
+        assert_eq!(feed(&mut server, now, &raw), None, "{name}");
+        assert!(server.is_playing(), "{name}");
+    }
+    let (results, errors) = server_replies(&mut server, &mut history);
+    assert_eq!((results, errors), (std::vec![1.0, 4.0], std::vec![]));
+
+    // A PingRequest is answered with a PingResponse carrying its timestamp (spec 7.1.7).
+    let ping = Control::User(UserControl::PingRequest(0x1234_5678));
+    let mut body = [0u8; 16];
+    let len = ping.encode(&mut body).unwrap();
+    let raw = raw_message(&mut writer, 2, ping.type_id(), 0, &body[..len]);
+    assert_eq!(feed(&mut server, now, &raw), None);
+    assert!(server_controls(&mut server, &mut history)
+        .contains(&Control::User(UserControl::PingResponse(0x1234_5678))));
+
+    // closeStream and deleteStream end the play, not the connection: a new play is served.
+    for (name, arg) in [("closeStream", None), ("deleteStream", Some(Err(1.0)))] {
+        let raw = raw_message(
+            &mut writer,
+            11,
+            message::COMMAND_AMF0,
+            MEDIA_STREAM_ID,
+            &command_body(name, 0.0, arg),
+        );
+        assert_eq!(feed(&mut server, now, &raw), Some("play stopped"), "{name}");
+        assert!(!server.is_playing());
+        let mut body = [0u8; 64];
+        let len = command::encode_play(&mut body, 0.0, "audio", -2.0).unwrap();
+        let raw = raw_message(
+            &mut writer,
+            11,
+            message::COMMAND_AMF0,
+            MEDIA_STREAM_ID,
+            &body[..len],
+        );
+        assert_eq!(
+            feed(&mut server, now, &raw),
+            Some("play"),
+            "play after {name}"
+        );
+        server.accept_play().unwrap();
+        assert!(server.is_playing());
+    }
+}
+
+#[test]
+fn publisher_is_acknowledged_at_its_window_and_unpublishes_with_fc_unpublish() {
+    let (mut server, mut writer, now, mut history) = connected_server_as(ClientRole::Publish);
+    let acks = |server: &mut Server, history: &mut Vec<u8>| -> Vec<u32> {
+        server_controls(server, history)
+            .into_iter()
+            .filter_map(|c| match c {
+                Control::Acknowledgement { sequence } => Some(sequence),
+                _ => None,
+            })
+            .collect()
+    };
+    // The client announced a 5 MB window: nothing acknowledged yet.
+    assert_eq!(acks(&mut server, &mut history), []);
+
+    let window_ack_size = |size| {
+        let window = Control::WindowAckSize(size);
+        let mut body = [0u8; 16];
+        let len = window.encode(&mut body).unwrap();
+        raw_message(
+            &mut ChunkWriter::<8>::new(),
+            2,
+            window.type_id(),
+            0,
+            &body[..len],
+        )
+    };
+    // A window smaller than everything received so far (the client's commands): the first
+    // Acknowledgement comes at once and counts all of it.
+    let raw = window_ack_size(100);
+    assert_eq!(feed(&mut server, now, &raw), None);
+    let first = acks(&mut server, &mut history);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0] as usize > raw.len() + 100, "{first:?}");
+    let mut sent = u64::from(first[0]);
+
+    // Then a 4000-byte window and 1500-byte audio messages (one chunk each: the client set
+    // 4096): one Acknowledgement each time another 4000 bytes are in, with the exact count.
+    let raw = window_ack_size(4_000);
+    sent += raw.len() as u64;
+    assert_eq!(feed(&mut server, now, &raw), None);
+    writer.set_chunk_size(4096).unwrap();
+    let mut expected = std::vec![first[0]];
+    let mut last = u64::from(first[0]);
+    for _ in 0..10 {
+        let raw = raw_message(
+            &mut writer,
+            12,
+            message::AUDIO,
+            MEDIA_STREAM_ID,
+            &[0x3F; 1500],
+        );
+        sent += raw.len() as u64;
+        assert_eq!(feed(&mut server, now, &raw), Some("audio"));
+        if sent - last >= 4_000 {
+            expected.push(sent as u32);
+            last = sent;
+        }
+    }
+    assert_eq!(expected.len(), 4, "{expected:?}");
+    assert_eq!(acks(&mut server, &mut history), expected);
+
+    let raw = raw_command(
+        &mut writer,
+        10,
+        &command_body("FCUnpublish", 9.0, Some(Ok("audio"))),
+    );
+    assert_eq!(feed(&mut server, now, &raw), Some("unpublished"));
+    assert!(!server.is_publishing());
 }
 
 #[test]

@@ -8,145 +8,30 @@
 //! A missing tool skips a test with a message, except when `CI` is set: then it fails.
 //! Every wait is bounded; child processes are killed when a test ends, however it ends.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
 
+use std::net::{TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{accept, entropy, require, require_nginx_rtmp, scratch_dir, Conn, Nginx, Peer};
 use zerocast_core::handshake::{ClientHandshake, DigestScheme, HandshakeKind, ServerHandshake};
 
 /// Bound on a whole exchange with a peer.
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// Whether `program` can be run; when not, fails under `CI` and skips (returns false) otherwise.
-fn require(program: &str, probe_arg: &str) -> bool {
-    let found = Command::new(program)
-        .arg(probe_arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{program} is required when CI is set (apt-get install it)"
-        );
-        eprintln!("skipping: {program} not found");
-    }
-    found
-}
-
-/// A child process that is killed and reaped when dropped.
-struct Peer {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Peer {
-    /// Starts `program` with `args`, its stderr going to a fresh log file under `dir`.
-    fn spawn(dir: &Path, program: &str, args: &[&str]) -> Self {
-        let log = dir.join(format!("{program}.log"));
-        let child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        Self { child, log }
-    }
-
-    /// What the peer has logged so far, for failure messages.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fresh directory for one test's files.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("zerocast-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn entropy() -> [u8; 32] {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let mut out = [0u8; 32];
-    out[..16].copy_from_slice(&nanos.to_le_bytes());
-    out[16..20].copy_from_slice(&std::process::id().to_le_bytes());
-    out
-}
-
-/// Waits for one connection on `listener` until `deadline`.
-fn accept(listener: &TcpListener, deadline: Instant) -> Result<TcpStream, String> {
-    listener.set_nonblocking(true).unwrap();
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).unwrap();
-                return Ok(stream);
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(format!("no connection: {e}")),
-        }
-    }
-}
-
-/// Reads what is there (up to a short timeout) and appends it to `pending`; false on EOF.
-fn read_some(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<bool, String> {
-    let mut buf = [0u8; 4096];
-    match stream.read(&mut buf) {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            pending.extend_from_slice(&buf[..n]);
-            Ok(true)
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(true),
-        Err(e) => Err(format!("read: {e}")),
-    }
-}
-
-/// Reads until `pending` has grown or the deadline passes.
-fn read_more(
-    stream: &mut TcpStream,
-    pending: &mut Vec<u8>,
-    deadline: Instant,
-) -> Result<(), String> {
-    let before = pending.len();
-    while pending.len() == before {
+/// Reads until `conn.pending` has grown or the deadline passes.
+fn read_more(conn: &mut Conn, deadline: Instant) -> Result<(), String> {
+    let before = conn.pending.len();
+    while conn.pending.len() == before {
         if Instant::now() >= deadline {
             return Err(format!("timed out waiting for more than {before} bytes"));
         }
-        if !read_some(stream, pending)? {
+        if !conn.fill()? {
             return Err(format!("peer closed after {before} bytes"));
         }
     }
     Ok(())
-}
-
-fn connect_stream(stream: &TcpStream) {
-    stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    stream
-        .set_write_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream.set_nodelay(true).unwrap();
 }
 
 /// The first chunk in `bytes`, when complete: (type id, chunk body). Only fmt 0 is expected here,
@@ -179,7 +64,7 @@ fn serve_client(program: &str, args: &[&str]) -> HandshakeKind {
     let url = format!("rtmp://{}/live/a", listener.local_addr().unwrap());
     let args: Vec<String> = args.iter().map(|a| a.replace("{url}", &url)).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let peer = Peer::spawn(&dir, program, &args);
+    let peer = Peer::spawn(&dir, program, program, &args, Stdio::null());
     let result = exchange_with_client(&listener);
     let log = peer.log();
     drop(peer);
@@ -189,31 +74,27 @@ fn serve_client(program: &str, args: &[&str]) -> HandshakeKind {
 
 fn exchange_with_client(listener: &TcpListener) -> Result<HandshakeKind, String> {
     let deadline = Instant::now() + DEADLINE;
-    let mut stream = accept(listener, deadline)?;
-    connect_stream(&stream);
+    let mut conn = Conn::new(accept(listener, deadline)?);
     let mut server = ServerHandshake::new(0x0000_1000, entropy());
-    let mut pending = Vec::new();
     while !(server.is_complete() && server.transmit().is_empty()) {
         if Instant::now() >= deadline {
             return Err("handshake timed out".into());
         }
         if !server.transmit().is_empty() {
-            let n = stream
-                .write(server.transmit())
-                .map_err(|e| format!("write: {e}"))?;
-            server.advance(n);
+            conn.send(server.transmit())?;
+            server.advance(server.transmit().len());
         }
-        if !read_some(&mut stream, &mut pending)? {
+        if !conn.fill()? {
             return Err("client closed during the handshake".into());
         }
         let used = server
-            .receive(&pending)
+            .receive(&conn.pending)
             .map_err(|e| format!("handshake: {e}"))?;
-        pending.drain(..used);
+        conn.pending.drain(..used);
     }
     // Whatever follows C2 must be the client's first chunk: its `connect` command.
     loop {
-        match first_chunk(&pending) {
+        match first_chunk(&conn.pending) {
             Some(Ok((type_id, body))) => {
                 if type_id != 20 || !body.starts_with(AMF0_CONNECT) {
                     return Err(format!("not a connect: type {type_id}, body {body:02x?}"));
@@ -221,7 +102,7 @@ fn exchange_with_client(listener: &TcpListener) -> Result<HandshakeKind, String>
                 return Ok(server.kind());
             }
             Some(Err(e)) => return Err(e),
-            None => read_more(&mut stream, &mut pending, deadline)?,
+            None => read_more(&mut conn, deadline)?,
         }
     }
 }
@@ -278,20 +159,10 @@ fn connect_chunk() -> Vec<u8> {
     chunk
 }
 
-const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
 /// Runs a `ClientHandshake` against nginx-rtmp, then sends `connect` and waits for nginx's first
 /// chunk in reply. Returns the finished handshake.
 fn handshake_with_nginx(digest: bool) -> Option<ClientHandshake> {
-    if !require("nginx", "-v") {
-        return None;
-    }
-    assert!(
-        Path::new(NGINX_RTMP_MODULE).exists() || std::env::var_os("CI").is_none(),
-        "{NGINX_RTMP_MODULE} is required when CI is set (libnginx-mod-rtmp)"
-    );
-    if !Path::new(NGINX_RTMP_MODULE).exists() {
-        eprintln!("skipping: {NGINX_RTMP_MODULE} not found");
+    if !require_nginx_rtmp() {
         return None;
     }
     let dir = scratch_dir(if digest {
@@ -299,83 +170,51 @@ fn handshake_with_nginx(digest: bool) -> Option<ClientHandshake> {
     } else {
         "nginx-plain"
     });
-    // A free port: nginx binds it itself a moment later.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = format!(
-        "load_module {NGINX_RTMP_MODULE};\n\
-         daemon off; master_process off; worker_processes 1;\n\
-         pid {dir}/nginx.pid; error_log {dir}/error.log info;\n\
-         events {{ worker_connections 16; }}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}\n",
-        dir = dir.display()
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let conf_path = dir.join("nginx.conf");
-    let args = [
-        "-p",
-        dir.to_str().unwrap(),
-        "-e",
-        "stderr",
-        "-c",
-        conf_path.to_str().unwrap(),
-    ];
-    let peer = Peer::spawn(&dir, "nginx", &args);
-    let result = exchange_with_nginx(port, digest);
-    let log = peer.log() + &std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-    drop(peer);
+    let nginx = Nginx::start(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let result = exchange_with_nginx(nginx.port, digest);
+    let log = nginx.log();
+    drop(nginx);
     let _ = std::fs::remove_dir_all(&dir);
     Some(result.unwrap_or_else(|e| panic!("nginx: {e}\n--- nginx log ---\n{log}")))
 }
 
 fn exchange_with_nginx(port: u16, digest: bool) -> Result<ClientHandshake, String> {
     let deadline = Instant::now() + DEADLINE;
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("cannot connect: {e}")),
-        }
-    };
-    connect_stream(&stream);
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    let mut conn = Conn::new(stream);
     let mut client = ClientHandshake::new(0, entropy(), digest);
-    let mut pending = Vec::new();
     while !(client.is_complete() && client.transmit().is_empty()) {
         if Instant::now() >= deadline {
             return Err("handshake timed out".into());
         }
         if !client.transmit().is_empty() {
-            let n = stream
-                .write(client.transmit())
-                .map_err(|e| format!("write: {e}"))?;
-            client.advance(n);
+            conn.send(client.transmit())?;
+            client.advance(client.transmit().len());
             continue;
         }
-        if !read_some(&mut stream, &mut pending)? {
+        if !conn.fill()? {
             return Err("nginx closed during the handshake".into());
         }
         let used = client
-            .receive(&pending)
+            .receive(&conn.pending)
             .map_err(|e| format!("handshake: {e}"))?;
-        pending.drain(..used);
+        conn.pending.drain(..used);
     }
-    if !pending.is_empty() {
-        return Err(format!("{} bytes after S2 before connect", pending.len()));
+    if !conn.pending.is_empty() {
+        return Err(format!(
+            "{} bytes after S2 before connect",
+            conn.pending.len()
+        ));
     }
-    stream
-        .write_all(&connect_chunk())
-        .map_err(|e| format!("write connect: {e}"))?;
+    conn.send(&connect_chunk())?;
     // nginx answers connect with Window Acknowledgement Size (type 5) first
     // (ngx_rtmp_cmd_module.c / protocol-notes.md §2).
     loop {
-        match first_chunk(&pending) {
+        match first_chunk(&conn.pending) {
             Some(Ok((5, _))) => return Ok(client),
             Some(Ok((type_id, _))) => return Err(format!("nginx answered type {type_id}")),
             Some(Err(e)) => return Err(e),
-            None => read_more(&mut stream, &mut pending, deadline)?,
+            None => read_more(&mut conn, deadline)?,
         }
     }
 }

@@ -3,6 +3,10 @@
 //! zero-crossing check of decoded audio.
 //!
 //! Every wait here is bounded; a missing tool skips a test, except under `CI`, where it fails.
+//!
+//! Each test crate that declares `mod support;` compiles all of this and uses a subset, hence the
+//! `dead_code` allowance (the pattern of the Rust book's "Submodules in Integration Tests").
+#![allow(dead_code)]
 
 use std::f64::consts::PI;
 use std::fs::File;

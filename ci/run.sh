@@ -307,7 +307,9 @@ cmd_e2e() {
         echo "e2e: no end-to-end tests in linux-host/tests/ yet"
         return
     fi
-    cargo test --locked -p zerocast --test '*' -- --test-threads=1
+    # --nocapture: the tests print what they measured (each player's tone, RSS with 10 players,
+    # the slow player's memory), which is the report the issues ask for.
+    cargo test --locked -p zerocast --test '*' -- --test-threads=1 --nocapture
 }
 
 cmd_deb() {

@@ -11,6 +11,11 @@
 //! retries), and do their work in [`Source::pump`] whenever one of their tokens was ready or the
 //! deadline passed.
 
+#[cfg(feature = "alsa")]
+pub mod alsa;
+/// Without the `alsa` feature: the same interface, every device refused.
+#[cfg(not(feature = "alsa"))]
+#[path = "no_alsa.rs"]
 pub mod alsa;
 pub mod stdin;
 pub mod tone;

@@ -20,6 +20,8 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -54,6 +56,7 @@ Options:
   --ramp-ms N        spread the connects over this long       [default: N ms]
   --stall-ms N       a longer wait between audio messages is a stall [default: 500]
   --until-ended      exit early once every player's stream has ended or closed
+  --stop-on-eof      end the run when standard input reaches end of file
   --check            exit 1 unless every player played with no gap and no stall
   --help
 ";
@@ -70,6 +73,7 @@ struct Args {
     ramp: Duration,
     stall: Duration,
     until_ended: bool,
+    stop_on_eof: bool,
     check: bool,
 }
 
@@ -79,7 +83,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut duration = 10.0f64;
     let mut ramp_ms = None;
     let mut stall_ms = 500u64;
-    let (mut until_ended, mut check) = (false, false);
+    let (mut until_ended, mut stop_on_eof, mut check) = (false, false, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -90,6 +94,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--ramp-ms" => ramp_ms = Some(number(&value("--ramp-ms")?, "--ramp-ms")?),
             "--stall-ms" => stall_ms = number(&value("--stall-ms")?, "--stall-ms")?,
             "--until-ended" => until_ended = true,
+            "--stop-on-eof" => stop_on_eof = true,
             "--check" => check = true,
             "--help" | "-h" => return Ok(None),
             _ => return Err(format!("unknown argument {arg:?}")),
@@ -124,6 +129,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         ramp: Duration::from_millis(ramp_ms.unwrap_or(players as u64)),
         stall: Duration::from_millis(stall_ms),
         until_ended,
+        stop_on_eof,
         check,
     }))
 }
@@ -596,9 +602,17 @@ fn run(args: Args) -> Result<bool, String> {
     let n = load.args.players;
     let mut ready_printed = false;
     let mut next_timers = Duration::ZERO;
+    let eof = Arc::new(AtomicBool::new(false));
+    if load.args.stop_on_eof {
+        let eof = eof.clone();
+        std::thread::spawn(move || {
+            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            eof.store(true, Ordering::Relaxed);
+        });
+    }
     loop {
         let now = load.now();
-        if now >= load.args.duration {
+        if now >= load.args.duration || eof.load(Ordering::Relaxed) {
             break;
         }
         // Connect the players due by now on the ramp.

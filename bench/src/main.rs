@@ -47,6 +47,8 @@ struct Plan {
     /// Marker player's warm-up before its latencies count.
     marker_warm_up: Duration,
     default_runs: usize,
+    /// Only the marker player, before the fan-out levels.
+    latency_window: Duration,
     levels: Vec<usize>,
     settle: Duration,
     window: Duration,
@@ -61,6 +63,7 @@ impl Plan {
                 floor: Duration::from_secs(8),
                 marker_warm_up: Duration::from_secs(2),
                 default_runs: 1,
+                latency_window: Duration::from_secs(6),
                 levels: vec![1, 10, 100, 1000],
                 settle: Duration::from_secs(1),
                 window: Duration::from_secs(6),
@@ -71,6 +74,7 @@ impl Plan {
                 floor: Duration::from_secs(16),
                 marker_warm_up: Duration::from_secs(2),
                 default_runs: 3,
+                latency_window: Duration::from_secs(20),
                 levels: vec![1, 10, 100, 1000],
                 settle: Duration::from_secs(2),
                 window: Duration::from_secs(20),
@@ -87,6 +91,9 @@ enum Kind {
     Seed,
     /// `zerocast --source alsa:pulse --codec CODEC`.
     Zerocast(&'static str),
+    /// `zerocast --source tone --codec CODEC`: zerocast without the capture path (no
+    /// PulseAudio client library in the process), for what zerocast itself costs. No markers.
+    ZerocastTone(&'static str),
 }
 
 impl Kind {
@@ -94,6 +101,7 @@ impl Kind {
         match self {
             Kind::Seed => "seed".to_owned(),
             Kind::Zerocast(c) => format!("zerocast-{c}"),
+            Kind::ZerocastTone(c) => format!("zerocast-{c}-tone"),
         }
     }
 }
@@ -388,15 +396,20 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
             }
             Ok(server)
         }
-        Kind::Zerocast(codec) => {
+        Kind::Zerocast(codec) | Kind::ZerocastTone(codec) => {
             let listen = format!("127.0.0.1:{port}");
+            let source = if matches!(kind, Kind::ZerocastTone(_)) {
+                "tone"
+            } else {
+                "alsa:pulse"
+            };
             let mut zc = spawn(
                 &opts.zerocast,
                 &args(&[
                     "--listen",
                     &listen,
                     "--source",
-                    "alsa:pulse",
+                    source,
                     "--codec",
                     codec,
                     "--max-clients",
@@ -405,7 +418,7 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                     "warn",
                 ]),
                 &env,
-                &dir.join(format!("zerocast-{codec}.log")),
+                &dir.join("zerocast.log"),
                 Stdio3::LOG,
             )?;
             procs::wait_port(port, Duration::from_secs(10), &mut zc)?;
@@ -544,27 +557,37 @@ fn measure_server(
         label: label.clone(),
         ..ServerResult::default()
     };
+    let markers = !matches!(kind, Kind::ZerocastTone(_));
     // The marker player stays for the whole phase.
-    let mut marker_player = spawn(
-        "ffmpeg",
-        &low_delay_player(&server.url),
-        &[],
-        &dir.join("marker-player.log"),
-        Stdio3 {
-            stdin_piped: false,
-            stdout_piped: true,
-        },
-    )?;
-    let detector = Detector::start(marker_player.take_stdout().ok_or("no stdout")?);
-    let marker_from = Instant::now() + plan.marker_warm_up;
-    thread::sleep(plan.marker_warm_up);
-    for n in 0..plan.default_runs {
+    let mut marker_player = None;
+    let mut detector = None;
+    if markers {
+        let mut player = spawn(
+            "ffmpeg",
+            &low_delay_player(&server.url),
+            &[],
+            &dir.join("marker-player.log"),
+            Stdio3 {
+                stdin_piped: false,
+                stdout_piped: true,
+            },
+        )?;
+        detector = Some(Detector::start(player.take_stdout().ok_or("no stdout")?));
+        marker_player = Some(player);
+        thread::sleep(plan.marker_warm_up);
+    }
+    let marker_from = Instant::now();
+    for n in 0..if markers { plan.default_runs } else { 0 } {
         let t = first_audio(&server.url, &dir, n)?;
         say(&format!(
             "{label}: default ffmpeg player, first audio after {}",
             t.map_or("> 15 s".to_owned(), |t| format!("{t:.2} s"))
         ));
         result.first_audio.push(t);
+    }
+    if markers {
+        say(&format!("{label}: marker player alone for {:?}", plan.latency_window));
+        thread::sleep(plan.latency_window);
     }
     let mut windows = Vec::new();
     for &players in &plan.levels {
@@ -613,7 +636,13 @@ fn measure_server(
         result.levels.push(level);
     }
     server.alive()?;
-    marker_player.stop();
+    if let Some(mut player) = marker_player {
+        player.stop();
+    }
+    let Some(detector) = detector else {
+        server.stop();
+        return Ok(result);
+    };
     let (arrivals, _) = detector.finish();
     let emissions = generator.emissions();
     let first_window_end = windows.first().map_or_else(Instant::now, |w| w.1);
@@ -889,7 +918,12 @@ fn run(opts: &Opts) -> Result<Results, String> {
         let (floor, floor_lost) = measure_floor(&plan, &pulse, &generator, &dir)?;
         results.floor = floor;
         results.floor_lost = floor_lost;
-        for kind in [Kind::Seed, Kind::Zerocast("pcm"), Kind::Zerocast("adpcm")] {
+        for kind in [
+            Kind::Seed,
+            Kind::Zerocast("pcm"),
+            Kind::Zerocast("adpcm"),
+            Kind::ZerocastTone("adpcm"),
+        ] {
             let r = measure_server(kind, opts, &plan, &pulse, &generator, &dir)?;
             results.servers.push(r);
         }

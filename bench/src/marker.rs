@@ -85,7 +85,7 @@ impl Generator {
         self.emissions.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
-    /// Blocks dropped because the pipe was full.
+    /// Blocks dropped after the warm-up because the pipe was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -150,7 +150,10 @@ fn generate(
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                dropped.fetch_add(1, Ordering::Relaxed);
+                // pacat's start-up stall is expected; count only drops after the warm-up.
+                if k >= WARM_UP_BLOCKS {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 if first {
                     burst_lost = true;
                 }

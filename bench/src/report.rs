@@ -146,6 +146,14 @@ pub fn markdown(r: &Results) -> String {
             f3,
         ),
         (
+            "audio to each player (kB/s, 10 players)",
+            Box::new(|s| {
+                let l = level(s, 10);
+                load_value(l, "bytes") / load_value(l, "wall_s") / 10.0 / 1000.0
+            }),
+            f3,
+        ),
+        (
             "latency median under load, 100 players",
             Box::new(|s| level(s, 100).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
             ms,
@@ -188,7 +196,12 @@ pub fn markdown(r: &Results) -> String {
         r.floor_lost,
         r.dropped_blocks
     );
-    goals(&mut o, seed, &zc);
+    let captured: Vec<&ServerResult> = zc
+        .iter()
+        .copied()
+        .filter(|z| !z.label.ends_with("-tone"))
+        .collect();
+    goals(&mut o, seed, &captured);
     levels(&mut o, &r.servers);
     insn(&mut o, r);
     let _ = writeln!(o, "\n### Machine and run\n");

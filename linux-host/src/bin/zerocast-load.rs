@@ -5,8 +5,10 @@
 //! session's documented order (write `transmit()` and `advance`, feed received bytes to
 //! `receive` until it consumes nothing). It decodes no audio: it only counts audio messages,
 //! bytes and stream time (from the FLV tag: PCM, SWF ADPCM, MP3, AAC), and checks
-//! - **gaps**: a timestamp that is not the previous one plus the previous message's duration
-//!   (± [`GAP_SLACK_MS`]): audio the player never got, or time that jumped;
+//! - **gaps**: a timestamp more than half a message (and more than [`GAP_SLACK_MS`]) away from
+//!   the previous one plus the previous message's duration: audio the player never got, or time
+//!   that jumped (smaller differences are counted as timestamp **jitter**: ffmpeg stamps what
+//!   it captures with the wall clock);
 //! - **stalls**: more than `--stall-ms` of wall time between two audio messages (or from the
 //!   last one to the end of the run), after the first one.
 //!
@@ -171,8 +173,12 @@ struct Stats {
     worst_gap_ms: f64,
     stalls: u64,
     longest_stall: Duration,
-    /// Where the next message should start: previous timestamp + its duration (ms).
-    expected_ms: Option<f64>,
+    /// Where the next message should start: previous timestamp + its duration, and that
+    /// duration (ms).
+    expected_ms: Option<(f64, f64)>,
+    /// Timestamps off by more than [`GAP_SLACK_MS`] but less than half a message.
+    jitter: u64,
+    worst_jitter_ms: f64,
     end: End,
 }
 
@@ -192,6 +198,8 @@ impl Stats {
             stalls: 0,
             longest_stall: Duration::ZERO,
             expected_ms: None,
+            jitter: 0,
+            worst_jitter_ms: 0.0,
             end: End::Running,
         }
     }
@@ -213,14 +221,19 @@ impl Stats {
         }
         self.first_audio_at.get_or_insert(at);
         self.last_audio_at = Some(at);
-        if let Some(expected) = self.expected_ms {
-            let jump = f64::from(timestamp) - expected;
-            if jump.abs() > GAP_SLACK_MS {
+        if let Some((expected, previous)) = self.expected_ms {
+            // Less than half a message off is timestamp jitter (ffmpeg stamps captured audio
+            // with the wall clock), not audio that went missing.
+            let jump = (f64::from(timestamp) - expected).abs();
+            if jump > GAP_SLACK_MS.max(previous / 2.0) {
                 self.gaps += 1;
-                self.worst_gap_ms = self.worst_gap_ms.max(jump.abs());
+                self.worst_gap_ms = self.worst_gap_ms.max(jump);
+            } else if jump > GAP_SLACK_MS {
+                self.jitter += 1;
+                self.worst_jitter_ms = self.worst_jitter_ms.max(jump);
             }
         }
-        self.expected_ms = Some(f64::from(timestamp) + duration_ms);
+        self.expected_ms = Some((f64::from(timestamp) + duration_ms, duration_ms));
     }
 
     fn note_wait(&mut self, wait: Duration, stall: Duration) {
@@ -697,7 +710,7 @@ fn report(load: &Load, end: Duration) -> bool {
     println!(
         "summary players={} connected={} playing={} receiving={} continuous={} \
          messages={} bytes={} audio_s={:.2} min_audio_s={:.2} gaps={} worst_gap_ms={:.0} \
-         stalls={} longest_stall_ms={} first_audio_ms_median={:.0} first_audio_ms_max={:.0} \
+         jitter={} worst_jitter_ms={:.0} stalls={} longest_stall_ms={} first_audio_ms_median={:.0} first_audio_ms_max={:.0} \
          unknown_duration={} closed={} ended={} errors={} wall_s={:.2}",
         players.len(),
         count(&|s| s.connected_at.is_some()),
@@ -714,6 +727,11 @@ fn report(load: &Load, end: Duration) -> bool {
         },
         sum(&|s| s.gaps),
         worst_gap,
+        sum(&|s| s.jitter),
+        players
+            .iter()
+            .map(|p| p.stats.worst_jitter_ms)
+            .fold(0.0, f64::max),
         sum(&|s| s.stalls),
         longest_stall.as_millis(),
         percentile(&first_audio, 50.0),
@@ -806,9 +824,11 @@ mod tests {
         s.audio(ms(0), stall, 0, &pcm);
         s.audio(ms(20), stall, 20, &pcm);
         assert_eq!((s.gaps, s.stalls), (0, 0));
-        s.audio(ms(40), stall, 60, &pcm);
+        s.audio(ms(40), stall, 45, &pcm);
+        assert_eq!((s.gaps, s.jitter), (0, 1));
+        s.audio(ms(60), stall, 85, &pcm);
         assert_eq!(s.gaps, 1);
-        s.audio(ms(700), stall, 80, &pcm);
+        s.audio(ms(700), stall, 105, &pcm);
         assert_eq!(s.stalls, 1);
         assert!(!s.continuous());
     }

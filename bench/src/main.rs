@@ -113,6 +113,8 @@ pub struct Level {
     pub players: usize,
     /// Server-side CPU seconds per minute of audio, by process group (seed: nginx, ffmpeg).
     pub cpu_per_min: BTreeMap<String, f64>,
+    /// The part of it spent in the kernel (stime), all groups together.
+    pub kernel_per_min: f64,
     /// Memory of the server side at the end of the window.
     pub memory: Memory,
     /// zerocast-load's summary (`key=value`).
@@ -123,6 +125,8 @@ pub struct Level {
     pub lost: usize,
     /// How busy the whole machine was over the window.
     pub busy: f64,
+    /// Context switches of the server side per second over the window.
+    pub switches_per_s: f64,
 }
 
 impl Level {
@@ -213,13 +217,18 @@ impl Pulse {
             Stdio3::LOG,
         )?;
         let mut env = base;
-        env.push(("PULSE_SERVER".to_owned(), format!("unix:{run}/pulse/native")));
+        env.push((
+            "PULSE_SERVER".to_owned(),
+            format!("unix:{run}/pulse/native"),
+        ));
         let pactl = |a: &[&str], log: &str| -> bool {
             spawn("pactl", &args(a), &env, &dir.join(log), Stdio3::LOG)
                 .map(|mut p| p.succeeded(Duration::from_secs(10)))
                 .unwrap_or(false)
         };
-        if !procs::wait_until(Duration::from_secs(10), || pactl(&["info"], "pactl-info.log")) {
+        if !procs::wait_until(Duration::from_secs(10), || {
+            pactl(&["info"], "pactl-info.log")
+        }) {
             return Err(server.failed("did not answer pactl info within 10 s"));
         }
         let sink = [
@@ -255,21 +264,12 @@ fn say(msg: &str) {
     eprintln!("==> {msg}");
 }
 
-/// The low-delay player of measuring.md, writing PCM to stdout.
-fn low_delay_player(url: &str) -> Vec<String> {
-    args(&[
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-fflags",
-        "nobuffer",
-        "-flags",
-        "low_delay",
-        "-probesize",
-        "32",
-        "-analyzeduration",
-        "0",
+/// An ffmpeg player of `url` with `input` options, writing 44.1 kHz stereo S16LE to stdout,
+/// each packet flushed to the pipe (measuring.md: `-flush_packets 1` for a player on a pipe).
+fn player(url: &str, input: &[&str]) -> Vec<String> {
+    let mut a = args(&["-nostdin", "-hide_banner", "-loglevel", "error"]);
+    a.extend(args(input));
+    a.extend(args(&[
         "-i",
         url,
         "-f",
@@ -281,28 +281,30 @@ fn low_delay_player(url: &str) -> Vec<String> {
         "-flush_packets",
         "1",
         "-",
-    ])
+    ]));
+    a
 }
 
-/// A default-settings player (only the output is told to flush each packet to the pipe).
-fn default_player(url: &str) -> Vec<String> {
-    args(&[
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-i",
+/// The low-delay player of measuring.md.
+fn low_delay_player(url: &str) -> Vec<String> {
+    player(
         url,
-        "-f",
-        "s16le",
-        "-ac",
-        "2",
-        "-ar",
-        "44100",
-        "-flush_packets",
-        "1",
-        "-",
-    ])
+        &[
+            "-fflags",
+            "nobuffer",
+            "-flags",
+            "low_delay",
+            "-probesize",
+            "32",
+            "-analyzeduration",
+            "0",
+        ],
+    )
+}
+
+/// A default-settings player.
+fn default_player(url: &str) -> Vec<String> {
+    player(url, &[])
 }
 
 /// The server processes of one phase: (group label, process).
@@ -377,8 +379,19 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
             let publisher = spawn(
                 "ffmpeg",
                 &args(&[
-                    "-nostdin", "-hide_banner", "-f", "alsa", "-ac", "2", "-i", "pulse", "-ar",
-                    "44100", "-f", "flv", &url,
+                    "-nostdin",
+                    "-hide_banner",
+                    "-f",
+                    "alsa",
+                    "-ac",
+                    "2",
+                    "-i",
+                    "pulse",
+                    "-ar",
+                    "44100",
+                    "-f",
+                    "flv",
+                    &url,
                 ]),
                 &env,
                 &dir.join("seed-ffmpeg.log"),
@@ -386,7 +399,10 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
             )?;
             let mut server = Server {
                 url,
-                procs: vec![("nginx".to_owned(), nginx), ("ffmpeg".to_owned(), publisher)],
+                procs: vec![
+                    ("nginx".to_owned(), nginx),
+                    ("ffmpeg".to_owned(), publisher),
+                ],
             };
             if !procs::wait_until(Duration::from_secs(15), || {
                 server.procs[1].1.log().contains("time=")
@@ -469,7 +485,14 @@ struct LoadRun {
     lines: std::sync::mpsc::Receiver<String>,
 }
 
-fn start_load(opts: &Opts, url: &str, players: usize, max_secs: u64, extra: &[&str], log: &Path) -> Result<LoadRun, String> {
+fn start_load(
+    opts: &Opts,
+    url: &str,
+    players: usize,
+    max_secs: u64,
+    extra: &[&str],
+    log: &Path,
+) -> Result<LoadRun, String> {
     let mut a = args(&[
         "--url",
         url,
@@ -532,7 +555,7 @@ fn parse_summary(line: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn cpu_by_group(roots: &[(String, u32)], ticks: f64) -> BTreeMap<String, f64> {
+fn cpu_by_group(roots: &[(String, u32)], ticks: f64) -> BTreeMap<String, (f64, f64)> {
     roots
         .iter()
         .map(|(l, pid)| (l.clone(), procs::cpu_seconds(&[*pid], ticks)))
@@ -586,7 +609,10 @@ fn measure_server(
         result.first_audio.push(t);
     }
     if markers {
-        say(&format!("{label}: marker player alone for {:?}", plan.latency_window));
+        say(&format!(
+            "{label}: marker player alone for {:?}",
+            plan.latency_window
+        ));
         thread::sleep(plan.latency_window);
     }
     let mut windows = Vec::new();
@@ -605,24 +631,37 @@ fn measure_server(
         thread::sleep(plan.settle);
         let roots = server.roots();
         let cpu0 = cpu_by_group(&roots, ticks);
+        let pids: Vec<u32> = roots.iter().map(|(_, p)| *p).collect();
+        let switches0 = procs::context_switches(&pids);
         let busy0 = procs::machine_jiffies();
         let t0 = Instant::now();
         thread::sleep(plan.window);
         let cpu1 = cpu_by_group(&roots, ticks);
         let busy1 = procs::machine_jiffies();
+        let switches1 = procs::context_switches(&pids);
         let t1 = Instant::now();
-        let memory = procs::memory(&roots.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+        let memory = procs::memory(&pids);
         let secs = (t1 - t0).as_secs_f64();
         let summary = load.finish(Duration::from_secs(30))?;
         let level = Level {
             players,
             cpu_per_min: cpu1
                 .iter()
-                .map(|(l, c)| (l.clone(), (c - cpu0.get(l).copied().unwrap_or(0.0)) / secs * 60.0))
+                .map(|(l, (u, k))| {
+                    let (u0, k0) = cpu0.get(l).copied().unwrap_or_default();
+                    (l.clone(), (u + k - u0 - k0) / secs * 60.0)
+                })
                 .collect(),
+            kernel_per_min: cpu1
+                .iter()
+                .map(|(l, (_, k))| k - cpu0.get(l).map_or(0.0, |c| c.1))
+                .sum::<f64>()
+                / secs
+                * 60.0,
             memory,
             load: summary,
             busy: procs::busy_fraction(busy0, busy1),
+            switches_per_s: switches1.saturating_sub(switches0) as f64 / secs,
             ..Level::default()
         };
         say(&format!(
@@ -823,8 +862,7 @@ fn measure_insn(opts: &Opts, plan: &Plan, dir: &Path) -> Result<Vec<Insn>, Strin
                 continuous: 0.0,
             };
             for secs in [plan.insn_secs.0, plan.insn_secs.1] {
-                let (total, continuous) =
-                    insn_run(opts, musl, plugin, codec, players, secs, &dir)?;
+                let (total, continuous) = insn_run(opts, musl, plugin, codec, players, secs, &dir)?;
                 insn.runs.push((secs, total));
                 insn.continuous = continuous;
             }
@@ -853,7 +891,10 @@ fn facts(opts: &Opts) -> Vec<(String, String)> {
         .unwrap_or("?")
         .trim()
         .to_owned();
-    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let mem = fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
@@ -863,22 +904,42 @@ fn facts(opts: &Opts) -> Vec<(String, String)> {
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     vec![
         ("cpu".into(), format!("{model}, {cores} cores")),
-        ("memory".into(), mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")),
+        (
+            "memory".into(),
+            mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
+        ),
         ("kernel".into(), cmd("uname", &["-r"])),
         ("ffmpeg".into(), cmd("ffmpeg", &["-version"])),
         ("nginx".into(), cmd("nginx", &["-v"])),
         ("pulseaudio".into(), cmd("pulseaudio", &["--version"])),
         ("qemu".into(), cmd("qemu-arm", &["--version"])),
         ("load average at start".into(), load.trim().to_owned()),
-        ("mode".into(), if opts.quick { "quick (BENCH_QUICK=1)".into() } else { "full".into() }),
+        (
+            "mode".into(),
+            if opts.quick {
+                "quick (BENCH_QUICK=1)".into()
+            } else {
+                "full".into()
+            },
+        ),
     ]
 }
 
 fn run(opts: &Opts) -> Result<Results, String> {
     let plan = Plan::new(opts.quick);
-    for tool in ["pulseaudio", "pactl", "pacat", "parec", "ffmpeg", "nginx", NGINX_RTMP_MODULE] {
+    for tool in [
+        "pulseaudio",
+        "pactl",
+        "pacat",
+        "parec",
+        "ffmpeg",
+        "nginx",
+        NGINX_RTMP_MODULE,
+    ] {
         if !procs::have(tool) {
-            return Err(format!("{tool} is not installed (ci/run.sh setup installs it)"));
+            return Err(format!(
+                "{tool} is not installed (ci/run.sh setup installs it)"
+            ));
         }
     }
     let dir = opts.out.join("run");
@@ -941,9 +1002,10 @@ fn run(opts: &Opts) -> Result<Results, String> {
                 Some("not run: no static armv6 binary or qemu-insn plugin given".to_owned())
         }
     }
-    results
-        .facts
-        .push(("run time".into(), format!("{:.0} s", started.elapsed().as_secs_f64())));
+    results.facts.push((
+        "run time".into(),
+        format!("{:.0} s", started.elapsed().as_secs_f64()),
+    ));
     Ok(results)
 }
 

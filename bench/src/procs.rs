@@ -245,7 +245,11 @@ pub fn tree(roots: &[u32]) -> Vec<u32> {
     let mut parents = Vec::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             if let Some(ppid) = stat_fields(pid).and_then(|f| f.get(1)?.parse::<u32>().ok()) {
@@ -267,8 +271,8 @@ pub fn tree(roots: &[u32]) -> Vec<u32> {
     all
 }
 
-/// utime + stime of every process of the tree, in seconds (all threads included).
-pub fn cpu_seconds(roots: &[u32], ticks: f64) -> f64 {
+/// (utime, stime) of every process of the tree, in seconds (all threads included).
+pub fn cpu_seconds(roots: &[u32], ticks: f64) -> (f64, f64) {
     tree(roots)
         .iter()
         .filter_map(|&pid| {
@@ -276,9 +280,26 @@ pub fn cpu_seconds(roots: &[u32], ticks: f64) -> f64 {
             // proc(5): utime is field 14, stime 15 → indexes 11, 12 here.
             let utime: f64 = f.get(11)?.parse().ok()?;
             let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
+            Some((utime / ticks, stime / ticks))
         })
-        .sum()
+        .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+}
+
+/// Context switches (voluntary + involuntary) of every thread of the tree: how often it slept
+/// and woke, the cost a period-driven server pays even with nothing to send.
+pub fn context_switches(roots: &[u32]) -> u64 {
+    let mut n = 0;
+    for pid in tree(roots) {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            n += kib_field(&status, "voluntary_ctxt_switches:")
+                + kib_field(&status, "nonvoluntary_ctxt_switches:");
+        }
+    }
+    n
 }
 
 /// Memory of a process tree, summed over its processes (KiB).
@@ -294,6 +315,7 @@ pub struct Memory {
     pub processes: usize,
 }
 
+/// The number after `key` on its line of a `/proc` status-like file (0 when absent).
 fn kib_field(text: &str, key: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(key))
@@ -349,9 +371,8 @@ pub fn have(program: &str) -> bool {
     if program.contains('/') {
         return Path::new(program).is_file();
     }
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
 /// Reads lines from a child's stdout in a thread, so waits on them can be bounded.

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::marker::percentile;
+use crate::procs::Memory;
 use crate::{Level, Results, ServerResult};
 
 fn ms(v: f64) -> String {
@@ -71,14 +72,26 @@ fn load_value(l: Option<&Level>, key: &str) -> f64 {
 
 fn receiving(l: Option<&Level>) -> String {
     match l {
-        Some(l) => format!(
-            "{}/{}",
-            load_value(Some(l), "continuous"),
-            l.players
-        ),
+        Some(l) => format!("{}/{}", load_value(Some(l), "continuous"), l.players),
         None => "–".into(),
     }
 }
+
+/// One row of the main table: a memory figure (MiB) at `players`.
+fn mem_row<'a>(name: &'a str, players: usize, field: fn(&Memory) -> u64) -> Row<'a> {
+    (
+        name,
+        Box::new(move |s| level(s, players).map_or(f64::NAN, |l| field(&l.memory) as f64 / 1024.0)),
+        f3,
+    )
+}
+
+/// A row of the main table: its name, its value for a server, how the value is printed.
+type Row<'a> = (
+    &'a str,
+    Box<dyn Fn(&ServerResult) -> f64 + 'a>,
+    fn(f64) -> String,
+);
 
 /// The whole report.
 pub fn markdown(r: &Results) -> String {
@@ -95,7 +108,6 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "|---|---|{}", "---|".repeat(zc.len() * 2));
-    type Row<'a> = (&'a str, Box<dyn Fn(&ServerResult) -> f64 + 'a>, fn(f64) -> String);
     let rows: Vec<Row> = vec![
         (
             "marker → decoded PCM, low-delay ffmpeg player, median",
@@ -125,26 +137,12 @@ pub fn markdown(r: &Results) -> String {
             Box::new(|s| fan_out(s, 100)),
             f3,
         ),
-        (
-            "RSS, 10 players (MiB, all server processes)",
-            Box::new(|s| level(s, 10).map_or(f64::NAN, |l| l.memory.rss_kib as f64 / 1024.0)),
-            f3,
-        ),
-        (
-            "PSS, 10 players (MiB)",
-            Box::new(|s| level(s, 10).map_or(f64::NAN, |l| l.memory.pss_kib as f64 / 1024.0)),
-            f3,
-        ),
-        (
-            "RSS, 1000 players (MiB)",
-            Box::new(|s| level(s, 1000).map_or(f64::NAN, |l| l.memory.rss_kib as f64 / 1024.0)),
-            f3,
-        ),
-        (
-            "PSS, 1000 players (MiB)",
-            Box::new(|s| level(s, 1000).map_or(f64::NAN, |l| l.memory.pss_kib as f64 / 1024.0)),
-            f3,
-        ),
+        mem_row("RSS, 10 players (MiB, all server processes)", 10, |m| {
+            m.rss_kib
+        }),
+        mem_row("PSS, 10 players (MiB)", 10, |m| m.pss_kib),
+        mem_row("RSS, 1000 players (MiB)", 1000, |m| m.rss_kib),
+        mem_row("PSS, 1000 players (MiB)", 1000, |m| m.pss_kib),
         (
             "audio to each player (kB/s, 10 players)",
             Box::new(|s| {
@@ -165,7 +163,7 @@ pub fn markdown(r: &Results) -> String {
         ),
     ];
     for (name, value, fmt) in &rows {
-        let seed_v = seed.map_or(f64::NAN, |s| value(s));
+        let seed_v = seed.map_or(f64::NAN, value);
         let _ = write!(o, "| {name} | {} |", fmt(seed_v));
         for z in &zc {
             let _ = write!(o, " {} |", fmt(value(z)));
@@ -231,7 +229,14 @@ fn verdict(ok: bool) -> &'static str {
 
 fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
     let _ = writeln!(o, "\n### Goals\n");
-    let _ = writeln!(o, "| goal | {} |", zc.iter().map(|z| z.label.as_str()).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(
+        o,
+        "| goal | {} |",
+        zc.iter()
+            .map(|z| z.label.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     let _ = writeln!(o, "|---|{}", "---|".repeat(zc.len()));
     let Some(seed) = seed else {
         return;
@@ -245,14 +250,20 @@ fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
             "latency at a low-delay player ≤ 0.3 × seed",
             Box::new(|z| {
                 let v = percentile(&z.latency, 50.0);
-                (v <= 0.3 * seed_lat, format!("{} vs ≤ {}", ms(v), ms(0.3 * seed_lat)))
+                (
+                    v <= 0.3 * seed_lat,
+                    format!("{} vs ≤ {}", ms(v), ms(0.3 * seed_lat)),
+                )
             }),
         ),
         (
             "server CPU per minute of audio ≤ 1/25 × seed (1 player)",
             Box::new(|z| {
                 let v = cpu_at(z, 1);
-                (v <= seed_cpu / 25.0, format!("{} vs ≤ {} s", f3(v), f3(seed_cpu / 25.0)))
+                (
+                    v <= seed_cpu / 25.0,
+                    format!("{} vs ≤ {} s", f3(v), f3(seed_cpu / 25.0)),
+                )
             }),
         ),
         (
@@ -266,7 +277,10 @@ fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
             "fan-out CPU ≤ 0.5 × nginx-rtmp's at 100 players",
             Box::new(|z| {
                 let v = fan_out(z, 100);
-                (v <= 0.5 * seed_fan, format!("{} vs ≤ {} s", f3(v), f3(0.5 * seed_fan)))
+                (
+                    v <= 0.5 * seed_fan,
+                    format!("{} vs ≤ {} s", f3(v), f3(0.5 * seed_fan)),
+                )
             }),
         ),
         (
@@ -281,7 +295,10 @@ fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
             "default-settings ffmpeg player starts within 1 s",
             Box::new(|z| {
                 let v = median_first_audio(z);
-                (v <= 1.0, format!("{} s (seed {} s)", f3(v), f3(median_first_audio(seed))))
+                (
+                    v <= 1.0,
+                    format!("{} s (seed {} s)", f3(v), f3(median_first_audio(seed))),
+                )
             }),
         ),
     ];
@@ -304,9 +321,12 @@ fn levels(o: &mut String, servers: &[ServerResult]) {
     let _ = writeln!(o, "\n### Fan-out detail\n");
     let _ = writeln!(
         o,
-        "| server | players | CPU-s/min (by process) | RSS | PSS | VmHWM | continuous | gaps | stalls | longest stall | first audio (median / max) | latency median / p95 (bursts, lost) | machine busy |"
+        "| server | players | CPU-s/min (by process) | of which kernel | RSS | PSS | VmHWM | continuous | gaps | stalls | longest stall | first audio (median / max) | latency median / p95 (bursts, lost) | context switches/s | machine busy |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for s in servers {
         for l in &s.levels {
             let by: Vec<String> = l
@@ -316,10 +336,11 @@ fn levels(o: &mut String, servers: &[ServerResult]) {
                 .collect();
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {} ms | {} / {} ms | {} / {} ({}, {}) | {:.0}% |",
+                "| {} | {} | {} | {:.0}% | {} | {} | {} | {}/{} | {} | {} | {} ms | {} / {} ms | {} / {} ({}, {}) | {:.0} | {:.0}% |",
                 s.label,
                 l.players,
                 by.join(", "),
+                l.kernel_per_min / l.cpu_total().max(f64::MIN_POSITIVE) * 100.0,
                 mib(l.memory.rss_kib),
                 mib(l.memory.pss_kib),
                 mib(l.memory.hwm_kib),
@@ -334,6 +355,7 @@ fn levels(o: &mut String, servers: &[ServerResult]) {
                 ms(percentile(&l.latency, 95.0)),
                 l.latency.len(),
                 l.lost,
+                l.switches_per_s,
                 l.busy * 100.0
             );
         }
@@ -350,7 +372,10 @@ fn levels(o: &mut String, servers: &[ServerResult]) {
 }
 
 fn insn(o: &mut String, r: &Results) {
-    let _ = writeln!(o, "\n### Instructions on the Pi Zero's CPU (qemu-arm -cpu arm1176, qemu-insn)\n");
+    let _ = writeln!(
+        o,
+        "\n### Instructions on the Pi Zero's CPU (qemu-arm -cpu arm1176, qemu-insn)\n"
+    );
     if let Some(note) = &r.insn_note {
         let _ = writeln!(o, "{note}");
         return;
@@ -367,12 +392,13 @@ fn insn(o: &mut String, r: &Results) {
             .map(|(s, n)| format!("{s} s: {:.1} M", *n as f64 / 1e6))
             .collect();
         let per_s = match (i.runs.first(), i.runs.last()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                (b.1 as f64 - a.1 as f64) / (b.0 - a.0) as f64 / 1e6
-            }
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1 as f64 - a.1 as f64) / (b.0 - a.0) as f64 / 1e6,
             _ => f64::NAN,
         };
-        let whole = i.runs.last().map_or(f64::NAN, |(s, n)| *n as f64 / *s as f64 / 1e6);
+        let whole = i
+            .runs
+            .last()
+            .map_or(f64::NAN, |(s, n)| *n as f64 / *s as f64 / 1e6);
         let _ = writeln!(
             o,
             "| {} | {} | {} | {} | {} | {:.2}% of the CPU | {:.0}% |",

@@ -156,12 +156,10 @@ fn a_frozen_server_is_reported_as_stalls() -> Result<(), HarnessError> {
             let frozen = server.signal(nix::sys::signal::Signal::SIGSTOP);
             thread::sleep(Duration::from_millis(1200));
             let resumed = server.signal(nix::sys::signal::Signal::SIGCONT);
-            let output = client
-                .join()
-                .map_err(|_| HarnessError::Failed {
-                    what: "load client thread".to_owned(),
-                    detail: "panicked".to_owned(),
-                })?;
+            let output = client.join().map_err(|_| HarnessError::Failed {
+                what: "load client thread".to_owned(),
+                detail: "panicked".to_owned(),
+            })?;
             frozen.and(resumed).and(output)
         })?;
         stop(&mut server)?;

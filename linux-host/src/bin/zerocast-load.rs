@@ -18,6 +18,7 @@
 //! individual players go to stderr.
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -137,7 +138,8 @@ fn parse_args() -> Result<Option<Args>, String> {
 }
 
 fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
-    s.parse().map_err(|_| format!("{flag}: not a number: {s:?}"))
+    s.parse()
+        .map_err(|_| format!("{flag}: not a number: {s:?}"))
 }
 
 /// How a player's run ended.
@@ -274,7 +276,7 @@ fn duration_ms(payload: &[u8]) -> Option<f64> {
                 // always sets it; the real rate is in the sequence header, protocol-notes §3).
                 Some(_) => Some(1024.0 * 1000.0 / 44100.0),
                 None => None,
-            }
+            };
         }
         _ => return None,
     };
@@ -381,7 +383,11 @@ impl Load {
                 let _ = stream.set_nodelay(true);
                 self.poll
                     .registry()
-                    .register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)
+                    .register(
+                        &mut stream,
+                        Token(i),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
                     .map_err(|e| format!("register: {e}"))?;
                 player.stream = Some(stream);
             }
@@ -429,7 +435,11 @@ impl Load {
             if player.stats.end != End::Running {
                 continue;
             }
-            if player.session.poll_timeout().is_some_and(|at| at <= core_now) {
+            if player
+                .session
+                .poll_timeout()
+                .is_some_and(|at| at <= core_now)
+            {
                 if let Err(e) = player.session.handle_timeout(core_now) {
                     player.finish(End::Protocol(e.to_string()), &self.poll, now, stall);
                     continue;
@@ -468,9 +478,7 @@ impl Player {
             if let Err(kind) = self.send() {
                 return Some(End::Io(kind));
             }
-            let Some(stream) = self.stream.as_mut() else {
-                return None;
-            };
+            let stream = self.stream.as_mut()?;
             let n = match stream.read(buffer) {
                 Ok(0) => return Some(End::Closed),
                 Ok(n) => n,
@@ -524,7 +532,10 @@ impl Player {
                 }
                 Some(ClientEvent::EndOfStream) => return (used, Some(End::StreamEnded)),
                 Some(ClientEvent::Publishing) => {
-                    return (used, Some(End::Protocol("Publish.Start on a player".into())))
+                    return (
+                        used,
+                        Some(End::Protocol("Publish.Start on a player".into())),
+                    )
                 }
                 Some(ClientEvent::Connected | ClientEvent::Metadata { .. }) => {}
                 None if received.consumed == 0 => return (used, None),
@@ -750,7 +761,10 @@ fn report(load: &Load, end: Duration) -> bool {
         }
         shown += 1;
         if shown > 10 {
-            eprintln!("… and {} more players not continuous", players.len() - continuous - 10);
+            eprintln!(
+                "… and {} more players not continuous",
+                players.len() - continuous - 10
+            );
             break;
         }
         eprintln!(

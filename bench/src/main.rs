@@ -260,6 +260,20 @@ fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// pacat / parec arguments: `first`, then raw 44.1 kHz stereo S16LE with a 20 ms latency target
+/// (measuring.md: `--latency-msec=20` keeps pacat's own share at ~15 ms).
+fn pa_stream_args(first: &[&str]) -> Vec<String> {
+    let mut a = args(first);
+    a.extend(args(&[
+        "--latency-msec=20",
+        "--format=s16le",
+        "--rate=44100",
+        "--channels=2",
+        "--raw",
+    ]));
+    a
+}
+
 fn say(msg: &str) {
     eprintln!("==> {msg}");
 }
@@ -717,14 +731,7 @@ fn measure_floor(
     say("source floor: parec on radio.monitor");
     let mut parec = spawn(
         "parec",
-        &args(&[
-            "--device=radio.monitor",
-            "--latency-msec=20",
-            "--format=s16le",
-            "--rate=44100",
-            "--channels=2",
-            "--raw",
-        ]),
+        &pa_stream_args(&["--device=radio.monitor"]),
         &pulse.env,
         &dir.join("parec.log"),
         Stdio3 {
@@ -957,15 +964,7 @@ fn run(opts: &Opts) -> Result<Results, String> {
         let pulse = Pulse::start(&dir.join("pulse"))?;
         let mut pacat = spawn(
             "pacat",
-            &args(&[
-                "--playback",
-                "--device=radio",
-                "--latency-msec=20",
-                "--format=s16le",
-                "--rate=44100",
-                "--channels=2",
-                "--raw",
-            ]),
+            &pa_stream_args(&["--playback", "--device=radio"]),
             &pulse.env,
             &dir.join("pacat.log"),
             Stdio3 {

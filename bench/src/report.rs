@@ -361,7 +361,7 @@ fn levels(o: &mut String, servers: &[ServerResult]) {
         }
     }
     let _ = writeln!(o, "\nDefault-player runs (s to first decoded audio):");
-    for s in servers {
+    for s in servers.iter().filter(|s| !s.first_audio.is_empty()) {
         let runs: Vec<String> = s
             .first_audio
             .iter()

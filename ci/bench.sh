@@ -2,8 +2,8 @@
 # Benchmarks: zerocast against the seed (nginx-rtmp + ffmpeg) in one run, then instruction
 # counts of the static armv6 zerocast under qemu-arm -cpu arm1176. Prints numbers; asserts none.
 #
-#   ci/run.sh bench            full run (~10 minutes)
-#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (~5 minutes)
+#   ci/run.sh bench            full run (~9.5 minutes)
+#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (~3.5 minutes)
 #
 # Builds (one at a time, -j2): the release zerocast, zerocast-load and zerocast-bench; the static
 # musl zerocast without ALSA (when linux-host has the `alsa` feature); the qemu-insn plugin from

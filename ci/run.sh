@@ -4,6 +4,7 @@
 #   ci/run.sh serve [ZEROCAST ARGS...]  install the few things a build needs, build, start serving
 #   ci/run.sh all                       setup fmt clippy test nostd cross fuzz e2e deb, timed
 #   ci/run.sh setup|fmt|clippy|test|nostd|cross|fuzz|e2e|deb
+#   ci/run.sh bench                     zerocast against the seed, numbers only (not in `all`)
 #
 # Every step is idempotent and can be run alone (after `setup`). `.ci/run` runs `all`.
 # Environment: FUZZ_SECONDS (per fuzz target, default 30), ZEROCAST_SOURCE (serve, default
@@ -316,6 +317,12 @@ cmd_deb() {
     bash ci/deb.sh
 }
 
+# Benchmarks print numbers and assert none, so they are not part of `all`. BENCH_QUICK=1 for a
+# shorter run. See ci/bench.sh and docs/benchmarks.md.
+cmd_bench() {
+    bash ci/bench.sh
+}
+
 # Builds and starts zerocast on this machine (Debian, Raspberry Pi OS), installing only what the
 # build needs. Arguments go to zerocast; the source defaults to the default ALSA capture device.
 cmd_serve() {
@@ -372,7 +379,7 @@ cmd_all() {
 main() {
     local cmd=${1:-}
     case $cmd in
-    setup | fmt | clippy | test | nostd | cross | fuzz | e2e | deb | all)
+    setup | fmt | clippy | test | nostd | cross | fuzz | e2e | deb | all | bench)
         [[ $# -eq 1 ]] || die "ci/run.sh $cmd takes no arguments"
         "cmd_$cmd"
         ;;
@@ -381,7 +388,7 @@ main() {
         cmd_serve "$@"
         ;;
     *)
-        sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         [[ -z $cmd || $cmd == -h || $cmd == --help ]] || die "unknown command: $cmd"
         ;;
     esac

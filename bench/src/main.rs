@@ -1,0 +1,1066 @@
+//! `zerocast-bench`: zerocast against the seed it replaces (nginx-rtmp fed by `ffmpeg -f alsa`),
+//! in one run, on one marker signal, with the same players. See docs/benchmarks.md; run through
+//! `ci/run.sh bench`, which builds what this needs and passes the paths.
+//!
+//! Order of a run: a private PulseAudio with a null sink `radio`, the marker signal played into
+//! it (pacat `--latency-msec=20`); the source's own floor (parec on `radio.monitor`, alone);
+//! then per server (seed, zerocast pcm, zerocast adpcm), each capturing `radio.monitor` through
+//! ALSA `pulse`: a low-delay ffmpeg player that stays for the whole phase (marker latency),
+//! default-settings ffmpeg players (time to first decoded audio), and the fan-out levels
+//! (zerocast-load with N players; server CPU from /proc/PID/stat over a window, memory at its
+//! end). Last, instruction counts of the static armv6 zerocast under qemu-arm (qemu-insn).
+//! Nothing here asserts a number: goals are compared and reported.
+
+mod marker;
+mod procs;
+mod report;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::RecvTimeoutError;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use marker::{Detector, Generator};
+use procs::{spawn, Memory, Proc, Stdio3};
+
+const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+/// Command line (ci/bench.sh passes all of it).
+#[derive(Clone, Debug)]
+struct Opts {
+    quick: bool,
+    out: PathBuf,
+    zerocast: String,
+    load: String,
+    musl: Option<String>,
+    plugin: Option<String>,
+}
+
+/// How long each part runs.
+#[derive(Clone, Debug)]
+struct Plan {
+    floor: Duration,
+    /// Marker player's warm-up before its latencies count.
+    marker_warm_up: Duration,
+    default_runs: usize,
+    /// Only the marker player, before the fan-out levels.
+    latency_window: Duration,
+    levels: Vec<usize>,
+    settle: Duration,
+    window: Duration,
+    /// The two stdin lengths (s) of every qemu run: their difference removes start-up costs.
+    insn_secs: (u64, u64),
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                floor: Duration::from_secs(8),
+                marker_warm_up: Duration::from_secs(2),
+                default_runs: 1,
+                latency_window: Duration::from_secs(6),
+                levels: vec![1, 10, 100, 1000],
+                settle: Duration::from_secs(1),
+                window: Duration::from_secs(6),
+                insn_secs: (3, 6),
+            }
+        } else {
+            Plan {
+                floor: Duration::from_secs(16),
+                marker_warm_up: Duration::from_secs(2),
+                default_runs: 3,
+                latency_window: Duration::from_secs(20),
+                levels: vec![1, 10, 100, 1000],
+                settle: Duration::from_secs(2),
+                window: Duration::from_secs(20),
+                insn_secs: (5, 15),
+            }
+        }
+    }
+}
+
+/// Which server a phase measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// nginx-rtmp + `ffmpeg -f alsa -ac 2 -i pulse -ar 44100 -f flv` (MP3 128k).
+    Seed,
+    /// `zerocast --source alsa:pulse --codec CODEC`.
+    Zerocast(&'static str),
+    /// `zerocast --source tone --codec CODEC`: zerocast without the capture path (no
+    /// PulseAudio client library in the process), for what zerocast itself costs. No markers.
+    ZerocastTone(&'static str),
+}
+
+impl Kind {
+    fn label(self) -> String {
+        match self {
+            Kind::Seed => "seed".to_owned(),
+            Kind::Zerocast(c) => format!("zerocast-{c}"),
+            Kind::ZerocastTone(c) => format!("zerocast-{c}-tone"),
+        }
+    }
+}
+
+/// One fan-out level of one server.
+#[derive(Clone, Debug, Default)]
+pub struct Level {
+    /// Load players (the marker player comes on top).
+    pub players: usize,
+    /// Server-side CPU seconds per minute of audio, by process group (seed: nginx, ffmpeg).
+    pub cpu_per_min: BTreeMap<String, f64>,
+    /// The part of it spent in the kernel (stime), all groups together.
+    pub kernel_per_min: f64,
+    /// Memory of the server side at the end of the window.
+    pub memory: Memory,
+    /// zerocast-load's summary (`key=value`).
+    pub load: BTreeMap<String, f64>,
+    /// Marker latencies in the window (ms, sorted) and bursts lost.
+    pub latency: Vec<f64>,
+    /// Bursts emitted in the window that never arrived.
+    pub lost: usize,
+    /// How busy the whole machine was over the window.
+    pub busy: f64,
+    /// Context switches of the server side per second over the window.
+    pub switches_per_s: f64,
+}
+
+impl Level {
+    /// Total server-side CPU per minute of audio.
+    pub fn cpu_total(&self) -> f64 {
+        self.cpu_per_min.values().sum()
+    }
+}
+
+/// Everything measured of one server.
+#[derive(Clone, Debug, Default)]
+pub struct ServerResult {
+    /// `seed`, `zerocast-pcm`, ...
+    pub label: String,
+    /// Low-delay player latencies from its warm-up to the end of the 1-player window (ms).
+    pub latency: Vec<f64>,
+    /// Bursts lost in that time.
+    pub lost: usize,
+    /// Default ffmpeg player: seconds from start to first decoded audio (None: timed out).
+    pub first_audio: Vec<Option<f64>>,
+    /// Fan-out levels.
+    pub levels: Vec<Level>,
+}
+
+/// Instruction counts of one qemu configuration.
+#[derive(Clone, Debug)]
+pub struct Insn {
+    /// pcm or adpcm.
+    pub codec: &'static str,
+    /// Load players.
+    pub players: usize,
+    /// (seconds of audio, total instructions) of the two runs.
+    pub runs: Vec<(u64, u64)>,
+    /// Players continuous in the longer run / players.
+    pub continuous: f64,
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// parec on the monitor: the source's own latency (ms, sorted) and lost bursts.
+    pub floor: Vec<f64>,
+    /// Bursts lost by parec.
+    pub floor_lost: usize,
+    /// Per server.
+    pub servers: Vec<ServerResult>,
+    /// qemu-insn figures (empty when not run).
+    pub insn: Vec<Insn>,
+    /// Why the qemu part did not run, if it did not.
+    pub insn_note: Option<String>,
+    /// Machine and run facts for the report.
+    pub facts: Vec<(String, String)>,
+    /// Blocks the generator dropped (pipe full).
+    pub dropped_blocks: u64,
+}
+
+/// A private PulseAudio server with the null sink `radio`; stopped when dropped.
+struct Pulse {
+    _server: Proc,
+    env: Vec<(String, String)>,
+}
+
+impl Pulse {
+    fn start(dir: &Path) -> Result<Pulse, String> {
+        for sub in ["run", "home"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| format!("mkdir: {e}"))?;
+            let _ = fs::set_permissions(
+                dir.join(sub),
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            );
+        }
+        let run = dir.join("run").display().to_string();
+        let home = dir.join("home").display().to_string();
+        let base = vec![
+            ("XDG_RUNTIME_DIR".to_owned(), run.clone()),
+            ("HOME".to_owned(), home),
+        ];
+        let server = spawn(
+            "pulseaudio",
+            &args(&[
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "-n",
+                "--load=module-native-protocol-unix auth-anonymous=1",
+            ]),
+            &base,
+            &dir.join("pulseaudio.log"),
+            Stdio3::LOG,
+        )?;
+        let mut env = base;
+        env.push((
+            "PULSE_SERVER".to_owned(),
+            format!("unix:{run}/pulse/native"),
+        ));
+        let pactl = |a: &[&str], log: &str| -> bool {
+            spawn("pactl", &args(a), &env, &dir.join(log), Stdio3::LOG)
+                .map(|mut p| p.succeeded(Duration::from_secs(10)))
+                .unwrap_or(false)
+        };
+        if !procs::wait_until(Duration::from_secs(10), || {
+            pactl(&["info"], "pactl-info.log")
+        }) {
+            return Err(server.failed("did not answer pactl info within 10 s"));
+        }
+        let sink = [
+            "load-module",
+            "module-null-sink",
+            "sink_name=radio",
+            "rate=44100",
+            "channels=2",
+            "format=s16le",
+        ];
+        if !pactl(&sink, "pactl-sink.log") {
+            return Err(server.failed("could not load module-null-sink"));
+        }
+        Ok(Pulse {
+            _server: server,
+            env,
+        })
+    }
+
+    /// The environment of a capture client: its server and `PULSE_SOURCE=radio.monitor`.
+    fn capture_env(&self) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.push(("PULSE_SOURCE".to_owned(), "radio.monitor".to_owned()));
+        env
+    }
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// pacat / parec arguments: `first`, then raw 44.1 kHz stereo S16LE with a 20 ms latency target
+/// (measuring.md: `--latency-msec=20` keeps pacat's own share at ~15 ms).
+fn pa_stream_args(first: &[&str]) -> Vec<String> {
+    let mut a = args(first);
+    a.extend(args(&[
+        "--latency-msec=20",
+        "--format=s16le",
+        "--rate=44100",
+        "--channels=2",
+        "--raw",
+    ]));
+    a
+}
+
+fn say(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+/// An ffmpeg player of `url` with `input` options, writing 44.1 kHz stereo S16LE to stdout,
+/// each packet flushed to the pipe (measuring.md: `-flush_packets 1` for a player on a pipe).
+fn player(url: &str, input: &[&str]) -> Vec<String> {
+    let mut a = args(&["-nostdin", "-hide_banner", "-loglevel", "error"]);
+    a.extend(args(input));
+    a.extend(args(&[
+        "-i",
+        url,
+        "-f",
+        "s16le",
+        "-ac",
+        "2",
+        "-ar",
+        "44100",
+        "-flush_packets",
+        "1",
+        "-",
+    ]));
+    a
+}
+
+/// The low-delay player of measuring.md.
+fn low_delay_player(url: &str) -> Vec<String> {
+    player(
+        url,
+        &[
+            "-fflags",
+            "nobuffer",
+            "-flags",
+            "low_delay",
+            "-probesize",
+            "32",
+            "-analyzeduration",
+            "0",
+        ],
+    )
+}
+
+/// A default-settings player.
+fn default_player(url: &str) -> Vec<String> {
+    player(url, &[])
+}
+
+/// The server processes of one phase: (group label, process).
+struct Server {
+    url: String,
+    procs: Vec<(String, Proc)>,
+}
+
+impl Server {
+    fn roots(&self) -> Vec<(String, u32)> {
+        self.procs
+            .iter()
+            .map(|(l, p)| (l.clone(), p.pid()))
+            .collect()
+    }
+
+    fn alive(&mut self) -> Result<(), String> {
+        for (_, p) in &mut self.procs {
+            if !p.running() {
+                return Err(p.failed("exited during the benchmark"));
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        let mut unclean = Vec::new();
+        // Publisher first (seed), then the server.
+        while let Some((label, mut p)) = self.procs.pop() {
+            if !p.stop() {
+                unclean.push(label);
+            }
+        }
+        unclean
+    }
+}
+
+fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Server, String> {
+    let port = procs::free_port()?;
+    let url = format!("rtmp://127.0.0.1:{port}/live/audio");
+    let env = pulse.capture_env();
+    match kind {
+        Kind::Seed => {
+            let prefix = dir.join("nginx");
+            fs::create_dir_all(prefix.join("logs")).map_err(|e| format!("mkdir: {e}"))?;
+            let p = prefix.display();
+            // The seed's config (live on; record off; chunk_size 4096), one worker (needed for
+            // live streaming, measuring.md), enough connections for 1000 players.
+            let conf = format!(
+                "load_module {NGINX_RTMP_MODULE};\ndaemon off;\nworker_processes 1;\n\
+                 worker_rlimit_nofile 8192;\nerror_log {p}/error.log;\npid {p}/nginx.pid;\n\
+                 events {{ worker_connections 4096; }}\n\
+                 rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+                 application live {{ live on; record off; }} }} }}\n"
+            );
+            let conf_path = prefix.join("nginx.conf");
+            fs::write(&conf_path, conf).map_err(|e| format!("write nginx.conf: {e}"))?;
+            let mut nginx = spawn(
+                "nginx",
+                &[
+                    "-p".to_owned(),
+                    p.to_string(),
+                    "-c".to_owned(),
+                    conf_path.display().to_string(),
+                ],
+                &[],
+                &dir.join("nginx.log"),
+                Stdio3::LOG,
+            )?;
+            procs::wait_port(port, Duration::from_secs(10), &mut nginx)?;
+            // The seed's command, verbatim but for the URL.
+            let publisher = spawn(
+                "ffmpeg",
+                &args(&[
+                    "-nostdin",
+                    "-hide_banner",
+                    "-f",
+                    "alsa",
+                    "-ac",
+                    "2",
+                    "-i",
+                    "pulse",
+                    "-ar",
+                    "44100",
+                    "-f",
+                    "flv",
+                    &url,
+                ]),
+                &env,
+                &dir.join("seed-ffmpeg.log"),
+                Stdio3::LOG,
+            )?;
+            let mut server = Server {
+                url,
+                procs: vec![
+                    ("nginx".to_owned(), nginx),
+                    ("ffmpeg".to_owned(), publisher),
+                ],
+            };
+            if !procs::wait_until(Duration::from_secs(15), || {
+                server.procs[1].1.log().contains("time=")
+            }) {
+                server.alive()?;
+                return Err(server.procs[1].1.failed("sent no audio within 15 s"));
+            }
+            Ok(server)
+        }
+        Kind::Zerocast(codec) | Kind::ZerocastTone(codec) => {
+            let listen = format!("127.0.0.1:{port}");
+            let source = if matches!(kind, Kind::ZerocastTone(_)) {
+                "tone"
+            } else {
+                "alsa:pulse"
+            };
+            let mut zc = spawn(
+                &opts.zerocast,
+                &args(&[
+                    "--listen",
+                    &listen,
+                    "--source",
+                    source,
+                    "--codec",
+                    codec,
+                    "--max-clients",
+                    "1100",
+                    "--log-level",
+                    "warn",
+                ]),
+                &env,
+                &dir.join("zerocast.log"),
+                Stdio3::LOG,
+            )?;
+            procs::wait_port(port, Duration::from_secs(10), &mut zc)?;
+            Ok(Server {
+                url,
+                procs: vec![("zerocast".to_owned(), zc)],
+            })
+        }
+    }
+}
+
+/// Seconds from starting a default-settings ffmpeg player to its first decoded byte.
+fn first_audio(url: &str, dir: &Path, n: usize) -> Result<Option<f64>, String> {
+    let mut player = spawn(
+        "ffmpeg",
+        &default_player(url),
+        &[],
+        &dir.join(format!("default-player-{n}.log")),
+        Stdio3 {
+            stdin_piped: false,
+            stdout_piped: true,
+        },
+    )?;
+    let started = Instant::now();
+    let mut out = player.take_stdout().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        use std::io::Read;
+        let mut b = [0u8; 4096];
+        if matches!(out.read(&mut b), Ok(n) if n > 0) {
+            let _ = tx.send(Instant::now());
+        }
+        // Keep draining so the player never blocks on a full pipe until it is stopped.
+        while matches!(out.read(&mut b), Ok(n) if n > 0) {}
+    });
+    let got = match rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(at) => Some((at - started).as_secs_f64()),
+        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
+    };
+    player.stop();
+    Ok(got)
+}
+
+/// Runs zerocast-load with `players` until its stdin closes; returns it, its stdin and lines.
+struct LoadRun {
+    proc: Proc,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+fn start_load(
+    opts: &Opts,
+    url: &str,
+    players: usize,
+    max_secs: u64,
+    extra: &[&str],
+    log: &Path,
+) -> Result<LoadRun, String> {
+    let mut a = args(&[
+        "--url",
+        url,
+        "--players",
+        &players.to_string(),
+        "--duration",
+        &max_secs.to_string(),
+        "--stop-on-eof",
+    ]);
+    a.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut proc = spawn(
+        &opts.load,
+        &a,
+        &[],
+        log,
+        Stdio3 {
+            stdin_piped: true,
+            stdout_piped: true,
+        },
+    )?;
+    let stdin = proc.take_stdin();
+    let lines = procs::line_reader(proc.take_stdout().ok_or("no stdout")?);
+    Ok(LoadRun { proc, stdin, lines })
+}
+
+impl LoadRun {
+    /// Waits for the `ready` line.
+    fn ready(&mut self, limit: Duration) -> Result<String, String> {
+        match self.lines.recv_timeout(limit) {
+            Ok(line) if line.starts_with("ready") => Ok(line),
+            Ok(line) => Err(format!("zerocast-load said {line:?} instead of ready")),
+            Err(_) => Err(self.proc.failed("was not ready in time")),
+        }
+    }
+
+    /// Ends the run (closes its stdin) and parses the summary.
+    fn finish(mut self, limit: Duration) -> Result<BTreeMap<String, f64>, String> {
+        self.stdin.take();
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("summary ") => {
+                    self.proc.wait(Duration::from_secs(5));
+                    return Ok(parse_summary(&line));
+                }
+                Ok(_) => {}
+                Err(_) => return Err(self.proc.failed("printed no summary")),
+            }
+        }
+    }
+}
+
+fn parse_summary(line: &str) -> BTreeMap<String, f64> {
+    line.split_whitespace()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn cpu_by_group(roots: &[(String, u32)], ticks: f64) -> BTreeMap<String, (f64, f64)> {
+    roots
+        .iter()
+        .map(|(l, pid)| (l.clone(), procs::cpu_seconds(&[*pid], ticks)))
+        .collect()
+}
+
+fn measure_server(
+    kind: Kind,
+    opts: &Opts,
+    plan: &Plan,
+    pulse: &Pulse,
+    generator: &Generator,
+    dir: &Path,
+) -> Result<ServerResult, String> {
+    let label = kind.label();
+    let dir = dir.join(&label);
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir: {e}"))?;
+    say(&format!("{label}: starting"));
+    let mut server = start_server(kind, opts, pulse, &dir)?;
+    let ticks = procs::clock_ticks();
+    let mut result = ServerResult {
+        label: label.clone(),
+        ..ServerResult::default()
+    };
+    let markers = !matches!(kind, Kind::ZerocastTone(_));
+    // The marker player stays for the whole phase.
+    let mut marker_player = None;
+    let mut detector = None;
+    if markers {
+        let mut player = spawn(
+            "ffmpeg",
+            &low_delay_player(&server.url),
+            &[],
+            &dir.join("marker-player.log"),
+            Stdio3 {
+                stdin_piped: false,
+                stdout_piped: true,
+            },
+        )?;
+        detector = Some(Detector::start(player.take_stdout().ok_or("no stdout")?));
+        marker_player = Some(player);
+        thread::sleep(plan.marker_warm_up);
+    }
+    let marker_from = Instant::now();
+    for n in 0..if markers { plan.default_runs } else { 0 } {
+        let t = first_audio(&server.url, &dir, n)?;
+        say(&format!(
+            "{label}: default ffmpeg player, first audio after {}",
+            t.map_or("> 15 s".to_owned(), |t| format!("{t:.2} s"))
+        ));
+        result.first_audio.push(t);
+    }
+    if markers {
+        say(&format!(
+            "{label}: marker player alone for {:?}",
+            plan.latency_window
+        ));
+        thread::sleep(plan.latency_window);
+    }
+    let mut windows = Vec::new();
+    for &players in &plan.levels {
+        server.alive()?;
+        let max = 60 + plan.window.as_secs() * 2;
+        let mut load = start_load(
+            opts,
+            &server.url,
+            players,
+            max,
+            &[],
+            &dir.join(format!("load-{players}.log")),
+        )?;
+        let ready = load.ready(Duration::from_secs(40))?;
+        thread::sleep(plan.settle);
+        let roots = server.roots();
+        let cpu0 = cpu_by_group(&roots, ticks);
+        let pids: Vec<u32> = roots.iter().map(|(_, p)| *p).collect();
+        let switches0 = procs::context_switches(&pids);
+        let busy0 = procs::machine_jiffies();
+        let t0 = Instant::now();
+        thread::sleep(plan.window);
+        let cpu1 = cpu_by_group(&roots, ticks);
+        let busy1 = procs::machine_jiffies();
+        let switches1 = procs::context_switches(&pids);
+        let t1 = Instant::now();
+        let memory = procs::memory(&pids);
+        let secs = (t1 - t0).as_secs_f64();
+        let summary = load.finish(Duration::from_secs(30))?;
+        let level = Level {
+            players,
+            cpu_per_min: cpu1
+                .iter()
+                .map(|(l, (u, k))| {
+                    let (u0, k0) = cpu0.get(l).copied().unwrap_or_default();
+                    (l.clone(), (u + k - u0 - k0) / secs * 60.0)
+                })
+                .collect(),
+            kernel_per_min: cpu1
+                .iter()
+                .map(|(l, (_, k))| k - cpu0.get(l).map_or(0.0, |c| c.1))
+                .sum::<f64>()
+                / secs
+                * 60.0,
+            memory,
+            load: summary,
+            busy: procs::busy_fraction(busy0, busy1),
+            switches_per_s: switches1.saturating_sub(switches0) as f64 / secs,
+            ..Level::default()
+        };
+        say(&format!(
+            "{label}: {players} players ({ready}): cpu {:.3} s/min, rss {} KiB, pss {} KiB, continuous {}/{players}",
+            level.cpu_total(),
+            level.memory.rss_kib,
+            level.memory.pss_kib,
+            level.load.get("continuous").copied().unwrap_or(0.0)
+        ));
+        windows.push((t0, t1));
+        result.levels.push(level);
+    }
+    server.alive()?;
+    if let Some(mut player) = marker_player {
+        player.stop();
+    }
+    let Some(detector) = detector else {
+        server.stop();
+        return Ok(result);
+    };
+    let (arrivals, _) = detector.finish();
+    let emissions = generator.emissions();
+    let first_window_end = windows.first().map_or_else(Instant::now, |w| w.1);
+    let (lat, lost) = marker::latencies(&emissions, &arrivals, marker_from, first_window_end);
+    result.latency = lat;
+    result.lost = lost;
+    for (level, (t0, t1)) in result.levels.iter_mut().zip(windows) {
+        let (lat, lost) = marker::latencies(&emissions, &arrivals, t0, t1);
+        level.latency = lat;
+        level.lost = lost;
+    }
+    say(&format!(
+        "{label}: low-delay player latency median {:.0} ms, p95 {:.0} ms ({} bursts, {} lost)",
+        marker::percentile(&result.latency, 50.0),
+        marker::percentile(&result.latency, 95.0),
+        result.latency.len(),
+        result.lost
+    ));
+    let unclean = server.stop();
+    if !unclean.is_empty() {
+        say(&format!("{label}: needed SIGKILL: {unclean:?}"));
+    }
+    Ok(result)
+}
+
+/// The source's own floor: parec on the monitor, the only reader.
+fn measure_floor(
+    plan: &Plan,
+    pulse: &Pulse,
+    generator: &Generator,
+    dir: &Path,
+) -> Result<(Vec<f64>, usize), String> {
+    say("source floor: parec on radio.monitor");
+    let mut parec = spawn(
+        "parec",
+        &pa_stream_args(&["--device=radio.monitor"]),
+        &pulse.env,
+        &dir.join("parec.log"),
+        Stdio3 {
+            stdin_piped: false,
+            stdout_piped: true,
+        },
+    )?;
+    let detector = Detector::start(parec.take_stdout().ok_or("no stdout")?);
+    let from = Instant::now() + Duration::from_secs(1);
+    thread::sleep(plan.floor);
+    let to = Instant::now();
+    parec.stop();
+    let (arrivals, _) = detector.finish();
+    let (lat, lost) = marker::latencies(&generator.emissions(), &arrivals, from, to);
+    say(&format!(
+        "source floor: median {:.0} ms, p95 {:.0} ms ({} bursts, {lost} lost)",
+        marker::percentile(&lat, 50.0),
+        marker::percentile(&lat, 95.0),
+        lat.len()
+    ));
+    Ok((lat, lost))
+}
+
+/// Instructions of the static armv6 zerocast under `qemu-arm -cpu arm1176` with qemu-insn, fed
+/// `secs` of a 440 Hz tone on stdin at real time, with `players` load players.
+fn insn_run(
+    opts: &Opts,
+    musl: &str,
+    plugin: &str,
+    codec: &'static str,
+    players: usize,
+    secs: u64,
+    dir: &Path,
+) -> Result<(u64, f64), String> {
+    let port = procs::free_port()?;
+    let tag = format!("{codec}-{players}p-{secs}s");
+    let insn_log = dir.join(format!("insn-{tag}.txt"));
+    let listen = format!("127.0.0.1:{port}");
+    let mut qemu = spawn(
+        "qemu-arm",
+        &args(&[
+            "-cpu",
+            "arm1176",
+            "-plugin",
+            plugin,
+            "-d",
+            "plugin",
+            "-D",
+            &insn_log.display().to_string(),
+            musl,
+            "--listen",
+            &listen,
+            "--source",
+            "stdin",
+            "--codec",
+            codec,
+            "--max-clients",
+            "32",
+            "--log-level",
+            "warn",
+        ]),
+        &[],
+        &dir.join(format!("qemu-{tag}.log")),
+        Stdio3 {
+            stdin_piped: true,
+            stdout_piped: false,
+        },
+    )?;
+    let mut stdin = qemu.take_stdin().ok_or("no stdin")?;
+    procs::wait_port(port, Duration::from_secs(30), &mut qemu)?;
+    let url = format!("rtmp://{listen}/live/audio");
+    let mut load = start_load(
+        opts,
+        &url,
+        players,
+        secs + 60,
+        &["--until-ended"],
+        &dir.join(format!("load-{tag}.log")),
+    )?;
+    load.ready(Duration::from_secs(30))?;
+    // `secs` of a 440 Hz tone at about −12 dBFS, 20 ms at a time, at real time.
+    let start = Instant::now();
+    let frames = 882usize;
+    let mut n = 0u64;
+    let mut block = vec![0u8; frames * 4];
+    for k in 0..secs * 50 {
+        let due = start + Duration::from_millis(20 * k);
+        let now = Instant::now();
+        if due > now {
+            thread::sleep(due - now);
+        }
+        for frame in block.chunks_exact_mut(4) {
+            let t = n as f64 / 44100.0;
+            let s = (8231.0 * (std::f64::consts::TAU * 440.0 * t).sin()).round() as i16;
+            let [a, b] = s.to_le_bytes();
+            frame.copy_from_slice(&[a, b, a, b]);
+            n += 1;
+        }
+        stdin
+            .write_all(&block)
+            .map_err(|e| qemu.failed(&format!("stdin write: {e}")))?;
+    }
+    drop(stdin);
+    if !qemu.wait(Duration::from_secs(30)) {
+        return Err(qemu.failed("did not exit at the end of its input"));
+    }
+    let summary = load.finish(Duration::from_secs(30))?;
+    let text = fs::read_to_string(&insn_log).unwrap_or_default();
+    let total = text
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("total=")?.parse::<u64>().ok())
+        .ok_or_else(|| qemu.failed(&format!("no total= in {}", insn_log.display())))?;
+    let continuous = summary.get("continuous").copied().unwrap_or(0.0) / players as f64;
+    say(&format!(
+        "qemu-insn {tag}: {total} instructions ({:.2} M/s of audio), continuous {:.0}%",
+        total as f64 / secs as f64 / 1e6,
+        continuous * 100.0
+    ));
+    Ok((total, continuous))
+}
+
+fn measure_insn(opts: &Opts, plan: &Plan, dir: &Path) -> Result<Vec<Insn>, String> {
+    let (Some(musl), Some(plugin)) = (&opts.musl, &opts.plugin) else {
+        return Ok(Vec::new());
+    };
+    let dir = dir.join("qemu-insn");
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir: {e}"))?;
+    let mut out = Vec::new();
+    for codec in ["pcm", "adpcm"] {
+        for players in [1, 10] {
+            let mut insn = Insn {
+                codec,
+                players,
+                runs: Vec::new(),
+                continuous: 0.0,
+            };
+            for secs in [plan.insn_secs.0, plan.insn_secs.1] {
+                let (total, continuous) = insn_run(opts, musl, plugin, codec, players, secs, &dir)?;
+                insn.runs.push((secs, total));
+                insn.continuous = continuous;
+            }
+            out.push(insn);
+        }
+    }
+    Ok(out)
+}
+
+fn facts(opts: &Opts) -> Vec<(String, String)> {
+    let cmd = |p: &str, a: &[&str]| {
+        std::process::Command::new(p)
+            .args(a)
+            .output()
+            .map(|o| {
+                let s = String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr);
+                s.lines().next().unwrap_or_default().trim().to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let mem = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    vec![
+        ("cpu".into(), format!("{model}, {cores} cores")),
+        (
+            "memory".into(),
+            mem.split_whitespace().skip(1).collect::<Vec<_>>().join(" "),
+        ),
+        ("kernel".into(), cmd("uname", &["-r"])),
+        ("ffmpeg".into(), cmd("ffmpeg", &["-version"])),
+        ("nginx".into(), cmd("nginx", &["-v"])),
+        ("pulseaudio".into(), cmd("pulseaudio", &["--version"])),
+        ("qemu".into(), cmd("qemu-arm", &["--version"])),
+        ("load average at start".into(), load.trim().to_owned()),
+        (
+            "mode".into(),
+            if opts.quick {
+                "quick (BENCH_QUICK=1)".into()
+            } else {
+                "full".into()
+            },
+        ),
+    ]
+}
+
+fn run(opts: &Opts) -> Result<Results, String> {
+    let plan = Plan::new(opts.quick);
+    for tool in [
+        "pulseaudio",
+        "pactl",
+        "pacat",
+        "parec",
+        "ffmpeg",
+        "nginx",
+        NGINX_RTMP_MODULE,
+    ] {
+        if !procs::have(tool) {
+            return Err(format!(
+                "{tool} is not installed (ci/run.sh setup installs it)"
+            ));
+        }
+    }
+    let dir = opts.out.join("run");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| format!("clean {}: {e}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let mut results = Results {
+        facts: facts(opts),
+        ..Results::default()
+    };
+    let started = Instant::now();
+    {
+        say("PulseAudio with a null sink, marker signal through pacat --latency-msec=20");
+        let pulse = Pulse::start(&dir.join("pulse"))?;
+        let mut pacat = spawn(
+            "pacat",
+            &pa_stream_args(&["--playback", "--device=radio"]),
+            &pulse.env,
+            &dir.join("pacat.log"),
+            Stdio3 {
+                stdin_piped: true,
+                stdout_piped: false,
+            },
+        )?;
+        let generator = Generator::start(pacat.take_stdin().ok_or("no pacat stdin")?)?;
+        // pacat stalls ~1.5 s at start; the first burst comes at 3 s.
+        thread::sleep(Duration::from_secs(4));
+        let (floor, floor_lost) = measure_floor(&plan, &pulse, &generator, &dir)?;
+        results.floor = floor;
+        results.floor_lost = floor_lost;
+        for kind in [
+            Kind::Seed,
+            Kind::Zerocast("pcm"),
+            Kind::Zerocast("adpcm"),
+            Kind::ZerocastTone("adpcm"),
+        ] {
+            let r = measure_server(kind, opts, &plan, &pulse, &generator, &dir)?;
+            results.servers.push(r);
+        }
+        results.dropped_blocks = generator.dropped();
+        drop(generator);
+        pacat.stop();
+    }
+    match (&opts.musl, &opts.plugin) {
+        (Some(_), Some(_)) => {
+            say("qemu-insn: static armv6 zerocast under qemu-arm -cpu arm1176");
+            results.insn = measure_insn(opts, &plan, &dir)?;
+        }
+        _ => {
+            results.insn_note =
+                Some("not run: no static armv6 binary or qemu-insn plugin given".to_owned())
+        }
+    }
+    results.facts.push((
+        "run time".into(),
+        format!("{:.0} s", started.elapsed().as_secs_f64()),
+    ));
+    Ok(results)
+}
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut o = Opts {
+        quick: std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0"),
+        out: PathBuf::from("target/bench"),
+        zerocast: "target/release/zerocast".into(),
+        load: "target/release/zerocast-load".into(),
+        musl: None,
+        plugin: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut v = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--out" => o.out = PathBuf::from(v()?),
+            "--zerocast" => o.zerocast = v()?,
+            "--load" => o.load = v()?,
+            "--musl" => o.musl = Some(v()?),
+            "--plugin" => o.plugin = Some(v()?),
+            _ => {
+                return Err(format!(
+                    "unknown argument {a}; usage: zerocast-bench [--quick] [--out DIR] \
+                     [--zerocast BIN] [--load BIN] [--musl ARMV6_BIN --plugin LIBINSN_SO]"
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("zerocast-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(results) => {
+            let text = report::markdown(&results);
+            println!("{text}");
+            let path = opts.out.join("results.md");
+            if let Err(e) = fs::write(&path, &text) {
+                eprintln!("zerocast-bench: write {}: {e}", path.display());
+            } else {
+                eprintln!("==> written to {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zerocast-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

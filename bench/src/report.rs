@@ -1,0 +1,414 @@
+//! The results as Markdown: the comparison table with ratios zerocast / seed, the goals (met or
+//! missed, with the numbers), the fan-out detail, the qemu-insn figures and the run's facts.
+
+use std::fmt::Write;
+
+use crate::marker::percentile;
+use crate::procs::Memory;
+use crate::{Level, Results, ServerResult};
+
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else {
+        format!("{v:.0} ms")
+    }
+}
+
+fn f3(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() || b == 0.0 {
+        "–".into()
+    } else if a / b >= 0.1 {
+        format!("{:.2}", a / b)
+    } else {
+        format!("1/{:.0}", b / a.max(f64::MIN_POSITIVE))
+    }
+}
+
+fn median_first_audio(s: &ServerResult) -> f64 {
+    let mut v: Vec<f64> = s
+        .first_audio
+        .iter()
+        .map(|t| t.unwrap_or(f64::INFINITY))
+        .collect();
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 50.0)
+}
+
+fn level(s: &ServerResult, players: usize) -> Option<&Level> {
+    s.levels.iter().find(|l| l.players == players)
+}
+
+fn cpu_at(s: &ServerResult, players: usize) -> f64 {
+    level(s, players).map_or(f64::NAN, Level::cpu_total)
+}
+
+/// CPU of one process group of a server at a level (the seed's `nginx` alone).
+fn group_cpu(s: &ServerResult, players: usize, group: &str) -> f64 {
+    level(s, players)
+        .and_then(|l| l.cpu_per_min.get(group).copied())
+        .unwrap_or(f64::NAN)
+}
+
+fn load_value(l: Option<&Level>, key: &str) -> f64 {
+    l.and_then(|l| l.load.get(key).copied()).unwrap_or(f64::NAN)
+}
+
+fn receiving(l: Option<&Level>) -> String {
+    match l {
+        Some(l) => format!("{}/{}", load_value(Some(l), "continuous"), l.players),
+        None => "–".into(),
+    }
+}
+
+/// One row of the main table: a memory figure (MiB) at `players`.
+fn mem_row<'a>(name: &'a str, players: usize, field: fn(&Memory) -> u64) -> Row<'a> {
+    (
+        name,
+        Box::new(move |s| level(s, players).map_or(f64::NAN, |l| field(&l.memory) as f64 / 1024.0)),
+        f3,
+    )
+}
+
+/// A row of the main table: its name, its value for a server, how the value is printed.
+type Row<'a> = (
+    &'a str,
+    Box<dyn Fn(&ServerResult) -> f64 + 'a>,
+    fn(f64) -> String,
+);
+
+/// The whole report.
+pub fn markdown(r: &Results) -> String {
+    let mut o = String::new();
+    let seed = r.servers.iter().find(|s| s.label == "seed");
+    let zc: Vec<&ServerResult> = r.servers.iter().filter(|s| s.label != "seed").collect();
+    let _ = writeln!(o, "## Results\n");
+    let _ = write!(o, "| measure | seed: nginx-rtmp + ffmpeg (MP3 128k) |");
+    for z in &zc {
+        let _ = write!(o, " {} |", z.label);
+    }
+    for z in &zc {
+        let _ = write!(o, " {} / seed |", z.label);
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "|---|---|{}", "---|".repeat(zc.len() * 2));
+    let rows: Vec<Row> = vec![
+        (
+            "marker → decoded PCM, low-delay ffmpeg player, median",
+            Box::new(|s| percentile(&s.latency, 50.0)),
+            ms,
+        ),
+        (
+            "the same, p95",
+            Box::new(|s| percentile(&s.latency, 95.0)),
+            ms,
+        ),
+        (
+            "default-settings ffmpeg player: first decoded audio after (s, median)",
+            Box::new(median_first_audio),
+            f3,
+        ),
+        (
+            "server-side CPU-s per minute of audio, 1 player (+ marker player)",
+            Box::new(|s| cpu_at(s, 1)),
+            f3,
+        ),
+        ("… 10 players", Box::new(|s| cpu_at(s, 10)), f3),
+        ("… 100 players", Box::new(|s| cpu_at(s, 100)), f3),
+        ("… 1000 players", Box::new(|s| cpu_at(s, 1000)), f3),
+        (
+            "fan-out CPU-s/min, 100 players − 1 player (seed: nginx alone)",
+            Box::new(|s| fan_out(s, 100)),
+            f3,
+        ),
+        mem_row("RSS, 10 players (MiB, all server processes)", 10, |m| {
+            m.rss_kib
+        }),
+        mem_row("PSS, 10 players (MiB)", 10, |m| m.pss_kib),
+        mem_row("RSS, 1000 players (MiB)", 1000, |m| m.rss_kib),
+        mem_row("PSS, 1000 players (MiB)", 1000, |m| m.pss_kib),
+        (
+            "audio to each player (kB/s, 10 players)",
+            Box::new(|s| {
+                let l = level(s, 10);
+                load_value(l, "bytes") / load_value(l, "wall_s") / 10.0 / 1000.0
+            }),
+            f3,
+        ),
+        (
+            "latency median under load, 100 players",
+            Box::new(|s| level(s, 100).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
+            ms,
+        ),
+        (
+            "latency median under load, 1000 players",
+            Box::new(|s| level(s, 1000).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
+            ms,
+        ),
+    ];
+    for (name, value, fmt) in &rows {
+        let seed_v = seed.map_or(f64::NAN, value);
+        let _ = write!(o, "| {name} | {} |", fmt(seed_v));
+        for z in &zc {
+            let _ = write!(o, " {} |", fmt(value(z)));
+        }
+        for z in &zc {
+            let _ = write!(o, " {} |", ratio(value(z), seed_v));
+        }
+        let _ = writeln!(o);
+    }
+    for n in [10, 100, 1000] {
+        let _ = write!(
+            o,
+            "| players receiving continuously, {n} | {} |",
+            seed.map_or("–".into(), |s| receiving(level(s, n)))
+        );
+        for z in &zc {
+            let _ = write!(o, " {} |", receiving(level(z, n)));
+        }
+        let _ = writeln!(o, "{}", " |".repeat(zc.len()));
+    }
+    let _ = writeln!(
+        o,
+        "\nSource floor (parec on the monitor, the only reader): median {}, p95 {} ({} bursts, {} lost). \
+         Generator blocks dropped (pipe full): {}.",
+        ms(percentile(&r.floor, 50.0)),
+        ms(percentile(&r.floor, 95.0)),
+        r.floor.len(),
+        r.floor_lost,
+        r.dropped_blocks
+    );
+    let captured: Vec<&ServerResult> = zc
+        .iter()
+        .copied()
+        .filter(|z| !z.label.ends_with("-tone"))
+        .collect();
+    goals(&mut o, seed, &captured);
+    levels(&mut o, &r.servers);
+    insn(&mut o, r);
+    let _ = writeln!(o, "\n### Machine and run\n");
+    for (k, v) in &r.facts {
+        let _ = writeln!(o, "- {k}: {v}");
+    }
+    o
+}
+
+/// Fan-out cost: CPU at `n` players less CPU at 1, for the process that fans out (the seed's
+/// nginx; all of zerocast).
+fn fan_out(s: &ServerResult, n: usize) -> f64 {
+    if s.label == "seed" {
+        group_cpu(s, n, "nginx") - group_cpu(s, 1, "nginx")
+    } else {
+        cpu_at(s, n) - cpu_at(s, 1)
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "**met**"
+    } else {
+        "**missed**"
+    }
+}
+
+fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
+    let _ = writeln!(o, "\n### Goals\n");
+    let _ = writeln!(
+        o,
+        "| goal | {} |",
+        zc.iter()
+            .map(|z| z.label.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(o, "|---|{}", "---|".repeat(zc.len()));
+    let Some(seed) = seed else {
+        return;
+    };
+    let seed_lat = percentile(&seed.latency, 50.0);
+    let seed_cpu = cpu_at(seed, 1);
+    let seed_fan = fan_out(seed, 100);
+    type Goal<'a> = (&'a str, Box<dyn Fn(&ServerResult) -> (bool, String) + 'a>);
+    let list: Vec<Goal> = vec![
+        (
+            "latency at a low-delay player ≤ 0.3 × seed",
+            Box::new(|z| {
+                let v = percentile(&z.latency, 50.0);
+                (
+                    v <= 0.3 * seed_lat,
+                    format!("{} vs ≤ {}", ms(v), ms(0.3 * seed_lat)),
+                )
+            }),
+        ),
+        (
+            "server CPU per minute of audio ≤ 1/25 × seed (1 player)",
+            Box::new(|z| {
+                let v = cpu_at(z, 1);
+                (
+                    v <= seed_cpu / 25.0,
+                    format!("{} vs ≤ {} s", f3(v), f3(seed_cpu / 25.0)),
+                )
+            }),
+        ),
+        (
+            "RSS ≤ 3 MiB with 10 players",
+            Box::new(|z| {
+                let kib = level(z, 10).map_or(u64::MAX, |l| l.memory.rss_kib);
+                (kib <= 3 * 1024, mib(kib))
+            }),
+        ),
+        (
+            "fan-out CPU ≤ 0.5 × nginx-rtmp's at 100 players",
+            Box::new(|z| {
+                let v = fan_out(z, 100);
+                (
+                    v <= 0.5 * seed_fan,
+                    format!("{} vs ≤ {} s", f3(v), f3(0.5 * seed_fan)),
+                )
+            }),
+        ),
+        (
+            "1000 players all receiving",
+            Box::new(|z| {
+                let l = level(z, 1000);
+                let c = load_value(l, "continuous");
+                (c == 1000.0, format!("{} continuous", receiving(l)))
+            }),
+        ),
+        (
+            "default-settings ffmpeg player starts within 1 s",
+            Box::new(|z| {
+                let v = median_first_audio(z);
+                (
+                    v <= 1.0,
+                    format!("{} s (seed {} s)", f3(v), f3(median_first_audio(seed))),
+                )
+            }),
+        ),
+    ];
+    for (name, check) in &list {
+        let _ = write!(o, "| {name} |");
+        for z in zc {
+            let (ok, detail) = check(z);
+            let _ = write!(o, " {} ({detail}) |", verdict(ok));
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(
+        o,
+        "| the AAC goals (latency ≤ 0.6 ×, CPU ≤ 1/2 × seed) |{}",
+        " not measured: zerocast has no AAC encoder |".repeat(zc.len())
+    );
+}
+
+fn levels(o: &mut String, servers: &[ServerResult]) {
+    let _ = writeln!(o, "\n### Fan-out detail\n");
+    let _ = writeln!(
+        o,
+        "| server | players | CPU-s/min (by process) | of which kernel | RSS | PSS | VmHWM | continuous | gaps | stalls | longest stall | first audio (median / max) | latency median / p95 (bursts, lost) | context switches/s | machine busy |"
+    );
+    let _ = writeln!(
+        o,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in servers {
+        for l in &s.levels {
+            let by: Vec<String> = l
+                .cpu_per_min
+                .iter()
+                .map(|(k, v)| format!("{k} {}", f3(*v)))
+                .collect();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {:.0}% | {} | {} | {} | {}/{} | {} | {} | {} ms | {} / {} ms | {} / {} ({}, {}) | {:.0} | {:.0}% |",
+                s.label,
+                l.players,
+                by.join(", "),
+                l.kernel_per_min / l.cpu_total().max(f64::MIN_POSITIVE) * 100.0,
+                mib(l.memory.rss_kib),
+                mib(l.memory.pss_kib),
+                mib(l.memory.hwm_kib),
+                load_value(Some(l), "continuous"),
+                l.players,
+                load_value(Some(l), "gaps"),
+                load_value(Some(l), "stalls"),
+                load_value(Some(l), "longest_stall_ms"),
+                load_value(Some(l), "first_audio_ms_median"),
+                load_value(Some(l), "first_audio_ms_max"),
+                ms(percentile(&l.latency, 50.0)),
+                ms(percentile(&l.latency, 95.0)),
+                l.latency.len(),
+                l.lost,
+                l.switches_per_s,
+                l.busy * 100.0
+            );
+        }
+    }
+    let _ = writeln!(o, "\nDefault-player runs (s to first decoded audio):");
+    for s in servers.iter().filter(|s| !s.first_audio.is_empty()) {
+        let runs: Vec<String> = s
+            .first_audio
+            .iter()
+            .map(|t| t.map_or("> 15".into(), |t| format!("{t:.2}")))
+            .collect();
+        let _ = writeln!(o, "- {}: {}", s.label, runs.join(", "));
+    }
+}
+
+fn insn(o: &mut String, r: &Results) {
+    let _ = writeln!(
+        o,
+        "\n### Instructions on the Pi Zero's CPU (qemu-arm -cpu arm1176, qemu-insn)\n"
+    );
+    if let Some(note) = &r.insn_note {
+        let _ = writeln!(o, "{note}");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "| codec | players | runs (s of audio: instructions) | M instructions per s of audio (difference of the runs) | whole run / s | Pi Zero 1 GHz, IPC ≈ 1 | players continuous |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    for i in &r.insn {
+        let runs: Vec<String> = i
+            .runs
+            .iter()
+            .map(|(s, n)| format!("{s} s: {:.1} M", *n as f64 / 1e6))
+            .collect();
+        let per_s = match (i.runs.first(), i.runs.last()) {
+            (Some(a), Some(b)) if b.0 > a.0 => (b.1 as f64 - a.1 as f64) / (b.0 - a.0) as f64 / 1e6,
+            _ => f64::NAN,
+        };
+        let whole = i
+            .runs
+            .last()
+            .map_or(f64::NAN, |(s, n)| *n as f64 / *s as f64 / 1e6);
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} | {:.2}% of the CPU | {:.0}% |",
+            i.codec,
+            i.players,
+            runs.join(", "),
+            f3(per_s),
+            f3(whole),
+            per_s / 10.0,
+            i.continuous * 100.0
+        );
+    }
+}

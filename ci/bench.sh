@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Benchmarks: zerocast against the seed (nginx-rtmp + ffmpeg) in one run, then instruction
+# counts of the static armv6 zerocast under qemu-arm -cpu arm1176. Prints numbers; asserts none.
+#
+#   ci/run.sh bench            full run (~9.5 minutes)
+#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (~3.5 minutes)
+#
+# Builds (one at a time, -j2): the release zerocast, zerocast-load and zerocast-bench; the static
+# musl zerocast without ALSA (when linux-host has the `alsa` feature); the qemu-insn plugin from
+# ../shared/tools/qemu-insn (QEMU_INSN_DIR overrides). Results: target/bench/results.md, logs of
+# every process in target/bench/run/. See docs/benchmarks.md.
+set -euo pipefail
+
+# shellcheck source=ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+tool_path
+
+OUT="$TARGET_DIR/bench"
+mkdir -p "$OUT"
+
+say "bench: release build of zerocast, zerocast-load, zerocast-bench"
+cargo build --locked --release -j2 -p zerocast -p zerocast-bench
+
+extra=()
+QEMU_INSN_DIR=${QEMU_INSN_DIR:-$ROOT/../shared/tools/qemu-insn}
+if ! cargo metadata --locked --no-deps --format-version 1 |
+    python3 -c 'import json,sys; sys.exit(0 if any(p["name"]=="zerocast" and "alsa" in p["features"] for p in json.load(sys.stdin)["packages"]) else 1)'; then
+    echo "bench: qemu-insn part skipped: linux-host has no \`alsa\` feature to build a static binary without"
+elif [[ ! -f $QEMU_INSN_DIR/insn.c ]]; then
+    echo "bench: qemu-insn part skipped: no $QEMU_INSN_DIR/insn.c"
+elif ! command -v qemu-arm >/dev/null || ! command -v cargo-zigbuild >/dev/null; then
+    echo "bench: qemu-insn part skipped: qemu-arm or cargo-zigbuild missing (ci/run.sh setup)"
+else
+    say "bench: static zerocast (no ALSA) for $PI_MUSL_TARGET"
+    (
+        export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
+        cargo zigbuild --locked --release -j2 -p zerocast --bin zerocast --no-default-features \
+            --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
+    )
+    plugin="$TARGET_DIR/qemu-insn/libinsn.so"
+    mkdir -p "$(dirname "$plugin")"
+    if [[ ! -f $plugin || $QEMU_INSN_DIR/insn.c -nt $plugin ]]; then
+        # glib's headers only if the plugin source wants them (qemu-plugin.h is bundled).
+        # shellcheck disable=SC2046
+        gcc -O2 -shared -fPIC $(pkg-config --cflags glib-2.0 2>/dev/null || true) \
+            -o "$plugin" "$QEMU_INSN_DIR/insn.c"
+    fi
+    extra=(--musl "$PI_MUSL_BIN" --plugin "$plugin")
+fi
+
+quick=()
+[[ -n ${BENCH_QUICK:-} && ${BENCH_QUICK} != 0 ]] && quick=(--quick)
+say "bench: running (results in $OUT/results.md)"
+"$TARGET_DIR/release/zerocast-bench" "${quick[@]}" --out "$OUT" \
+    --zerocast "$TARGET_DIR/release/zerocast" --load "$TARGET_DIR/release/zerocast-load" \
+    "${extra[@]}"

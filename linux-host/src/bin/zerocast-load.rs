@@ -1,0 +1,849 @@
+//! `zerocast-load`: N RTMP players in one process, one thread, one `mio::Poll`, for benchmarks
+//! and load tests against zerocast or any RTMP server (nginx-rtmp).
+//!
+//! Each player is the core's sans-IO [`ClientSession`] over a nonblocking socket, driven in the
+//! session's documented order (write `transmit()` and `advance`, feed received bytes to
+//! `receive` until it consumes nothing). It decodes no audio: it only counts audio messages,
+//! bytes and stream time (from the FLV tag: PCM, SWF ADPCM, MP3, AAC), and checks
+//! - **gaps**: a timestamp more than half a message (and more than [`GAP_SLACK_MS`]) away from
+//!   the previous one plus the previous message's duration: audio the player never got, or time
+//!   that jumped (smaller differences are counted as timestamp **jitter**: ffmpeg stamps what
+//!   it captures with the wall clock);
+//! - **stalls**: more than `--stall-ms` of wall time between two audio messages (or from the
+//!   last one to the end of the run), after the first one.
+//!
+//! It prints one `ready …` line once every player is playing (or the ramp timed out), and one
+//! `summary …` line of `key=value` pairs at the end, for scripts; `--check` makes the exit
+//! status say whether every player received continuous audio (0 yes, 1 no). Problems of
+//! individual players go to stderr.
+#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, ClientSession};
+use zerocast_core::time::Instant as CoreInstant;
+
+/// Reassembly arena per player: a zerocast message is at most one period (20 ms of 44.1 kHz
+/// stereo PCM is 3529 B), nginx-rtmp's MP3 messages are ~420 B.
+const ARENA: usize = 16 * 1024;
+/// The player's own output: connect, createStream, play, acknowledgements, pongs.
+const TX: usize = 4096;
+type Session = ClientSession<ARENA, TX>;
+
+/// Timestamps are whole milliseconds (zerocast floors the exact stream time, ffmpeg rounds), so
+/// one step may differ from the exact duration by up to 1 ms; 2 ms leaves room for both.
+const GAP_SLACK_MS: f64 = 2.0;
+/// Socket reads go through one buffer shared by all players.
+const READ_BUFFER: usize = 64 * 1024;
+/// How long the `ready` line waits for every player to be playing after the ramp.
+const READY_LIMIT: Duration = Duration::from_secs(15);
+
+const USAGE: &str = "\
+zerocast-load: N RTMP players in one process; counts audio messages, bytes, gaps and stalls
+
+Usage: zerocast-load --url rtmp://HOST:PORT/APP/NAME [OPTIONS]
+
+Options:
+  --url URL          stream to play (host must be an address or resolvable name)
+  --players N        players                                  [default: 1]
+  --duration SECS    run time from the start (decimal)        [default: 10]
+  --ramp-ms N        spread the connects over this long       [default: N ms]
+  --stall-ms N       a longer wait between audio messages is a stall [default: 500]
+  --until-ended      exit early once every player's stream has ended or closed
+  --stop-on-eof      end the run when standard input reaches end of file
+  --check            exit 1 unless every player played with no gap and no stall
+  --help
+";
+
+/// Command line.
+#[derive(Clone, Debug)]
+struct Args {
+    addr: SocketAddr,
+    app: String,
+    name: String,
+    tc_url: String,
+    players: usize,
+    duration: Duration,
+    ramp: Duration,
+    stall: Duration,
+    until_ended: bool,
+    stop_on_eof: bool,
+    check: bool,
+}
+
+fn parse_args() -> Result<Option<Args>, String> {
+    let mut url = None;
+    let mut players = 1usize;
+    let mut duration = 10.0f64;
+    let mut ramp_ms = None;
+    let mut stall_ms = 500u64;
+    let (mut until_ended, mut stop_on_eof, mut check) = (false, false, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--url" => url = Some(value("--url")?),
+            "--players" => players = number(&value("--players")?, "--players")?,
+            "--duration" => duration = number(&value("--duration")?, "--duration")?,
+            "--ramp-ms" => ramp_ms = Some(number(&value("--ramp-ms")?, "--ramp-ms")?),
+            "--stall-ms" => stall_ms = number(&value("--stall-ms")?, "--stall-ms")?,
+            "--until-ended" => until_ended = true,
+            "--stop-on-eof" => stop_on_eof = true,
+            "--check" => check = true,
+            "--help" | "-h" => return Ok(None),
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    let url = url.ok_or("--url is required")?;
+    let rest = url
+        .strip_prefix("rtmp://")
+        .ok_or("the URL must start with rtmp://")?;
+    let (host, path) = rest.split_once('/').ok_or("the URL needs /APP/NAME")?;
+    let (app, name) = path.split_once('/').ok_or("the URL needs /APP/NAME")?;
+    let host_port = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:1935")
+    };
+    let addr = host_port
+        .to_socket_addrs()
+        .map_err(|e| format!("{host_port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host_port}: no address"))?;
+    if !(duration.is_finite() && duration > 0.0) || players == 0 {
+        return Err("--players and --duration must be positive".into());
+    }
+    Ok(Some(Args {
+        addr,
+        tc_url: format!("rtmp://{host}/{app}"),
+        app: app.to_owned(),
+        name: name.to_owned(),
+        players,
+        duration: Duration::from_secs_f64(duration),
+        ramp: Duration::from_millis(ramp_ms.unwrap_or(players as u64)),
+        stall: Duration::from_millis(stall_ms),
+        until_ended,
+        stop_on_eof,
+        check,
+    }))
+}
+
+fn number<T: std::str::FromStr>(s: &str, flag: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("{flag}: not a number: {s:?}"))
+}
+
+/// How a player's run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum End {
+    /// Still running at the end of the run.
+    Running,
+    /// The server ended the stream (Play.Stop, StreamEOF).
+    StreamEnded,
+    /// The server closed the connection.
+    Closed,
+    /// A socket error (connect refused, reset).
+    Io(io::ErrorKind),
+    /// The session could not parse what the server sent, or gave up (idle).
+    Protocol(String),
+}
+
+/// What one player saw.
+#[derive(Debug)]
+struct Stats {
+    connected_at: Option<Duration>,
+    playing_at: Option<Duration>,
+    first_audio_at: Option<Duration>,
+    last_audio_at: Option<Duration>,
+    messages: u64,
+    bytes: u64,
+    /// Stream time of the audio received, from the tags (ms).
+    audio_ms: f64,
+    /// Messages whose duration the tag does not tell (unknown codec).
+    unknown_duration: u64,
+    gaps: u64,
+    /// Largest |timestamp jump| of a gap (ms).
+    worst_gap_ms: f64,
+    stalls: u64,
+    longest_stall: Duration,
+    /// Where the next message should start: previous timestamp + its duration, and that
+    /// duration (ms).
+    expected_ms: Option<(f64, f64)>,
+    /// Timestamps off by more than [`GAP_SLACK_MS`] but less than half a message.
+    jitter: u64,
+    worst_jitter_ms: f64,
+    end: End,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            connected_at: None,
+            playing_at: None,
+            first_audio_at: None,
+            last_audio_at: None,
+            messages: 0,
+            bytes: 0,
+            audio_ms: 0.0,
+            unknown_duration: 0,
+            gaps: 0,
+            worst_gap_ms: 0.0,
+            stalls: 0,
+            longest_stall: Duration::ZERO,
+            expected_ms: None,
+            jitter: 0,
+            worst_jitter_ms: 0.0,
+            end: End::Running,
+        }
+    }
+
+    fn audio(&mut self, at: Duration, stall: Duration, timestamp: u32, payload: &[u8]) {
+        let Some(duration_ms) = duration_ms(payload) else {
+            self.unknown_duration += 1;
+            return;
+        };
+        // An AAC sequence header carries no audio.
+        if duration_ms == 0.0 {
+            return;
+        }
+        self.messages += 1;
+        self.bytes += payload.len() as u64;
+        self.audio_ms += duration_ms;
+        if let Some(last) = self.last_audio_at {
+            self.note_wait(at.saturating_sub(last), stall);
+        }
+        self.first_audio_at.get_or_insert(at);
+        self.last_audio_at = Some(at);
+        if let Some((expected, previous)) = self.expected_ms {
+            // Less than half a message off is timestamp jitter (ffmpeg stamps captured audio
+            // with the wall clock), not audio that went missing.
+            let jump = (f64::from(timestamp) - expected).abs();
+            if jump > GAP_SLACK_MS.max(previous / 2.0) {
+                self.gaps += 1;
+                self.worst_gap_ms = self.worst_gap_ms.max(jump);
+            } else if jump > GAP_SLACK_MS {
+                self.jitter += 1;
+                self.worst_jitter_ms = self.worst_jitter_ms.max(jump);
+            }
+        }
+        self.expected_ms = Some((f64::from(timestamp) + duration_ms, duration_ms));
+    }
+
+    fn note_wait(&mut self, wait: Duration, stall: Duration) {
+        if wait > stall {
+            self.stalls += 1;
+        }
+        self.longest_stall = self.longest_stall.max(wait);
+    }
+
+    /// Played audio with no gap and no stall, and was still receiving at the end (or the
+    /// server ended the stream in order).
+    fn continuous(&self) -> bool {
+        self.first_audio_at.is_some()
+            && self.gaps == 0
+            && self.stalls == 0
+            && matches!(self.end, End::Running | End::StreamEnded)
+    }
+}
+
+/// Stream time of one FLV audio tag body in milliseconds, from its header byte (FLV spec
+/// v10.1 §E.4.2.1); `Some(0.0)` for an AAC sequence header, `None` for codecs it cannot tell.
+fn duration_ms(payload: &[u8]) -> Option<f64> {
+    let (&tag, body) = payload.split_first()?;
+    let rate = [5512.5, 11025.0, 22050.0, 44100.0][usize::from((tag >> 2) & 3)];
+    let channels = if tag & 1 == 1 { 2 } else { 1 };
+    let frames = match tag >> 4 {
+        // PCM, platform-endian / little-endian; 8 or 16 bit.
+        0 | 3 => {
+            let bytes = if tag & 2 == 2 { 2 } else { 1 };
+            body.len() / (bytes * channels)
+        }
+        1 => adpcm_frames(body, channels)?,
+        2 => return mp3_duration_ms(body),
+        10 => {
+            return match body.first() {
+                Some(0) => Some(0.0),
+                // One raw AAC-LC frame: 1024 samples; the tag's rate says 44.1 kHz (FLV AAC
+                // always sets it; the real rate is in the sequence header, protocol-notes §3).
+                Some(_) => Some(1024.0 * 1000.0 / 44100.0),
+                None => None,
+            };
+        }
+        _ => return None,
+    };
+    Some(frames as f64 * 1000.0 / rate)
+}
+
+/// Frames of a SWF ADPCM packet the way ffmpeg's decoder counts them (`get_nb_samples` in
+/// libavcodec/adpcm.c): 2 bits of code size, then blocks of 4096 frames, each a 22-bit header
+/// per channel and 4095 codes per channel; padding in the last byte counts as codes.
+fn adpcm_frames(body: &[u8], channels: usize) -> Option<usize> {
+    let bits_per_code = usize::from(body.first()? >> 6) + 2;
+    let header = 22 * channels;
+    let frame = bits_per_code * channels;
+    let block = header + frame * 4095;
+    let bits = (body.len() * 8).checked_sub(2)?;
+    let rest = bits % block;
+    let partial = if rest >= header {
+        1 + (rest - header) / frame
+    } else {
+        0
+    };
+    Some(bits / block * 4096 + partial)
+}
+
+/// Duration of the MPEG audio frame(s) an FLV MP3 tag starts with (ffmpeg's flv muxer puts one
+/// frame in each tag): samples per frame and rate from the frame header (ISO 11172-3 §2.4.2.3).
+fn mp3_duration_ms(body: &[u8]) -> Option<f64> {
+    let h = body.get(..4)?;
+    if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
+        return None;
+    }
+    // Version: 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5; layer: 3 = I, 2 = II, 1 = III.
+    let version = (h[1] >> 3) & 3;
+    let layer = (h[1] >> 1) & 3;
+    let rate_index = usize::from((h[2] >> 2) & 3);
+    let base = *[44100.0, 48000.0, 32000.0].get(rate_index)?;
+    let rate = match version {
+        3 => base,
+        2 => base / 2.0,
+        0 => base / 4.0,
+        _ => return None,
+    };
+    let samples = match (layer, version) {
+        (3, _) => 384.0,
+        (2, _) | (1, 3) => 1152.0,
+        (1, _) => 576.0,
+        _ => return None,
+    };
+    Some(samples * 1000.0 / rate)
+}
+
+/// One player.
+struct Player {
+    stream: Option<TcpStream>,
+    session: Box<Session>,
+    /// Input the session has not consumed yet.
+    pending: Vec<u8>,
+    stats: Stats,
+}
+
+/// All players, the poll and the clock.
+struct Load {
+    args: Args,
+    poll: Poll,
+    players: Vec<Player>,
+    start: Instant,
+    buffer: Vec<u8>,
+}
+
+impl Load {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn core_now(&self) -> CoreInstant {
+        CoreInstant::from_millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    /// Opens player `i`'s connection (nonblocking connect; completion shows as writable).
+    fn connect(&mut self, i: usize) -> Result<(), String> {
+        let config = ClientConfig {
+            app: &self.args.app,
+            tc_url: &self.args.tc_url,
+            stream: &self.args.name,
+            role: ClientRole::Play,
+            // Like ffmpeg: an FP9 C1, and the server's S1 digest checked.
+            digest: true,
+            chunk_size: 4096,
+            max_message: ARENA as u32,
+            idle_timeout_ms: 60_000,
+        };
+        let mut entropy = [0u8; 32];
+        entropy[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+        let session = Session::new(self.core_now(), entropy, &config)
+            .map_err(|e| format!("client session: {e}"))?;
+        let mut player = Player {
+            stream: None,
+            session: Box::new(session),
+            pending: Vec::new(),
+            stats: Stats::new(),
+        };
+        match TcpStream::connect(self.args.addr) {
+            Ok(mut stream) => {
+                let _ = stream.set_nodelay(true);
+                self.poll
+                    .registry()
+                    .register(
+                        &mut stream,
+                        Token(i),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .map_err(|e| format!("register: {e}"))?;
+                player.stream = Some(stream);
+            }
+            Err(e) => player.stats.end = End::Io(e.kind()),
+        }
+        self.players.push(player);
+        Ok(())
+    }
+
+    /// Handles readiness of player `i`: finishes the connect, writes, reads and parses until
+    /// the socket would block.
+    fn ready(&mut self, i: usize) {
+        let now = self.now();
+        let core_now = self.core_now();
+        let stall = self.args.stall;
+        let Some(player) = self.players.get_mut(i) else {
+            return;
+        };
+        let end = player.pump(now, core_now, stall, &mut self.buffer);
+        if let Some(end) = end {
+            player.finish(end, &self.poll, now, stall);
+        }
+    }
+
+    fn running(&self) -> usize {
+        self.players
+            .iter()
+            .filter(|p| p.stats.end == End::Running)
+            .count()
+    }
+
+    fn playing(&self) -> usize {
+        self.players
+            .iter()
+            .filter(|p| p.stats.playing_at.is_some() && p.stats.end == End::Running)
+            .count()
+    }
+
+    /// Runs the idle timers of every session (pings to a silent server).
+    fn timers(&mut self) {
+        let now = self.now();
+        let core_now = self.core_now();
+        let stall = self.args.stall;
+        for player in &mut self.players {
+            if player.stats.end != End::Running {
+                continue;
+            }
+            if player
+                .session
+                .poll_timeout()
+                .is_some_and(|at| at <= core_now)
+            {
+                if let Err(e) = player.session.handle_timeout(core_now) {
+                    player.finish(End::Protocol(e.to_string()), &self.poll, now, stall);
+                    continue;
+                }
+                if let Err(kind) = player.send() {
+                    player.finish(End::Io(kind), &self.poll, now, stall);
+                }
+            }
+        }
+    }
+}
+
+impl Player {
+    /// Does everything the socket allows now; `Some` when this player is done.
+    fn pump(
+        &mut self,
+        now: Duration,
+        core_now: CoreInstant,
+        stall: Duration,
+        buffer: &mut [u8],
+    ) -> Option<End> {
+        let stream = self.stream.as_mut()?;
+        if self.stats.connected_at.is_none() {
+            match stream.take_error() {
+                Ok(Some(e)) | Err(e) => return Some(End::Io(e.kind())),
+                Ok(None) => {}
+            }
+            match stream.peer_addr() {
+                Ok(_) => self.stats.connected_at = Some(now),
+                // Still connecting.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return None,
+                Err(e) => return Some(End::Io(e.kind())),
+            }
+        }
+        loop {
+            if let Err(kind) = self.send() {
+                return Some(End::Io(kind));
+            }
+            let stream = self.stream.as_mut()?;
+            let n = match stream.read(buffer) {
+                Ok(0) => return Some(End::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Some(End::Io(e.kind())),
+            };
+            let input = buffer.get(..n).unwrap_or_default();
+            let result = if self.pending.is_empty() {
+                let (used, end) = self.parse(now, core_now, stall, input);
+                if let Some(rest) = input.get(used..) {
+                    self.pending.extend_from_slice(rest);
+                }
+                end
+            } else {
+                self.pending.extend_from_slice(input);
+                let pending = std::mem::take(&mut self.pending);
+                let (used, end) = self.parse(now, core_now, stall, &pending);
+                self.pending = pending;
+                self.pending.drain(..used.min(self.pending.len()));
+                end
+            };
+            if let Some(end) = result {
+                return Some(end);
+            }
+        }
+    }
+
+    /// Feeds `input` to the session until it consumes nothing; returns the bytes it used.
+    fn parse(
+        &mut self,
+        now: Duration,
+        core_now: CoreInstant,
+        stall: Duration,
+        input: &[u8],
+    ) -> (usize, Option<End>) {
+        let mut used = 0;
+        loop {
+            let rest = input.get(used..).unwrap_or_default();
+            let received = match self.session.receive(core_now, rest) {
+                Ok(received) => received,
+                Err(e) => return (used, Some(End::Protocol(e.to_string()))),
+            };
+            used += received.consumed;
+            match received.event {
+                Some(ClientEvent::Playing) => {
+                    self.stats.playing_at.get_or_insert(now);
+                }
+                Some(ClientEvent::Audio { timestamp, payload }) => {
+                    self.stats.audio(now, stall, timestamp, payload);
+                }
+                Some(ClientEvent::EndOfStream) => return (used, Some(End::StreamEnded)),
+                Some(ClientEvent::Publishing) => {
+                    return (
+                        used,
+                        Some(End::Protocol("Publish.Start on a player".into())),
+                    )
+                }
+                Some(ClientEvent::Connected | ClientEvent::Metadata { .. }) => {}
+                None if received.consumed == 0 => return (used, None),
+                None => {}
+            }
+        }
+    }
+
+    /// Writes what the session has queued, as far as the socket takes it.
+    fn send(&mut self) -> Result<(), io::ErrorKind> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        loop {
+            let out = self.session.transmit();
+            if out.is_empty() {
+                return Ok(());
+            }
+            match stream.write(out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero),
+                Ok(n) => self.session.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.kind()),
+            }
+        }
+    }
+
+    /// Closes the connection and records how it ended.
+    fn finish(&mut self, end: End, poll: &Poll, now: Duration, stall: Duration) {
+        if let Some(mut stream) = self.stream.take() {
+            let _ = poll.registry().deregister(&mut stream);
+        }
+        if end != End::StreamEnded && end != End::Running {
+            // Audio stopping because the connection failed is a stall too.
+            if let Some(last) = self.stats.last_audio_at {
+                self.stats.note_wait(now.saturating_sub(last), stall);
+            }
+        }
+        if self.stats.end == End::Running {
+            self.stats.end = end;
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit: 1000 players need 1000 sockets.
+fn raise_nofile_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+                hard
+            } else {
+                soft
+            }
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 0,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn run(args: Args) -> Result<bool, String> {
+    let limit = raise_nofile_limit();
+    if limit != 0 && (args.players as u64) + 16 > limit {
+        return Err(format!(
+            "{} players need more open files than RLIMIT_NOFILE allows ({limit}); raise the \
+             hard limit (ulimit -Hn)",
+            args.players
+        ));
+    }
+    let poll = Poll::new().map_err(|e| format!("epoll: {e}"))?;
+    let mut load = Load {
+        poll,
+        players: Vec::with_capacity(args.players),
+        start: Instant::now(),
+        buffer: vec![0; READ_BUFFER],
+        args,
+    };
+    let mut events = Events::with_capacity(1024);
+    let n = load.args.players;
+    let mut ready_printed = false;
+    let mut next_timers = Duration::ZERO;
+    let eof = Arc::new(AtomicBool::new(false));
+    if load.args.stop_on_eof {
+        let eof = eof.clone();
+        std::thread::spawn(move || {
+            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            eof.store(true, Ordering::Relaxed);
+        });
+    }
+    loop {
+        let now = load.now();
+        if now >= load.args.duration || eof.load(Ordering::Relaxed) {
+            break;
+        }
+        // Connect the players due by now on the ramp.
+        let due = if load.args.ramp.is_zero() {
+            n
+        } else {
+            ((now.as_secs_f64() / load.args.ramp.as_secs_f64() * n as f64) as usize + 1).min(n)
+        };
+        while load.players.len() < due {
+            load.connect(load.players.len())?;
+        }
+        if !ready_printed
+            && load.players.len() == n
+            && (load.playing() == n || now > load.args.ramp + READY_LIMIT)
+        {
+            ready_printed = true;
+            println!(
+                "ready players={n} playing={} t_ms={}",
+                load.playing(),
+                now.as_millis()
+            );
+        }
+        if now >= next_timers {
+            load.timers();
+            next_timers = now + Duration::from_millis(100);
+        }
+        if load.args.until_ended && load.players.len() == n && load.running() == 0 {
+            break;
+        }
+        let wait = if load.players.len() < n {
+            Duration::from_millis(1)
+        } else {
+            Duration::from_millis(20)
+        };
+        match load.poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(format!("epoll_wait: {e}")),
+        }
+        for event in events.iter() {
+            load.ready(event.token().0);
+        }
+    }
+    let end = load.now();
+    let stall = load.args.stall;
+    for player in &mut load.players {
+        if player.stats.end == End::Running {
+            if let Some(last) = player.stats.last_audio_at {
+                player.stats.note_wait(end.saturating_sub(last), stall);
+            }
+        }
+    }
+    Ok(report(&load, end))
+}
+
+/// Prints the summary line and each failed player's story; true when every player was
+/// continuous.
+fn report(load: &Load, end: Duration) -> bool {
+    let players = &load.players;
+    let count = |f: &dyn Fn(&Stats) -> bool| players.iter().filter(|p| f(&p.stats)).count();
+    let sum = |f: &dyn Fn(&Stats) -> u64| players.iter().map(|p| f(&p.stats)).sum::<u64>();
+    let mut first_audio: Vec<f64> = players
+        .iter()
+        .filter_map(|p| {
+            let (connected, first) = (p.stats.connected_at?, p.stats.first_audio_at?);
+            Some(first.saturating_sub(connected).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    first_audio.sort_by(f64::total_cmp);
+    let audio_s: Vec<f64> = players.iter().map(|p| p.stats.audio_ms / 1000.0).collect();
+    let min_audio = audio_s.iter().copied().fold(f64::INFINITY, f64::min);
+    let longest_stall = players
+        .iter()
+        .map(|p| p.stats.longest_stall)
+        .max()
+        .unwrap_or_default();
+    let worst_gap = players
+        .iter()
+        .map(|p| p.stats.worst_gap_ms)
+        .fold(0.0, f64::max);
+    let continuous = count(&|s| s.continuous());
+    println!(
+        "summary players={} connected={} playing={} receiving={} continuous={} \
+         messages={} bytes={} audio_s={:.2} min_audio_s={:.2} gaps={} worst_gap_ms={:.0} \
+         jitter={} worst_jitter_ms={:.0} stalls={} longest_stall_ms={} first_audio_ms_median={:.0} first_audio_ms_max={:.0} \
+         unknown_duration={} closed={} ended={} errors={} wall_s={:.2}",
+        players.len(),
+        count(&|s| s.connected_at.is_some()),
+        count(&|s| s.playing_at.is_some()),
+        count(&|s| s.first_audio_at.is_some()),
+        continuous,
+        sum(&|s| s.messages),
+        sum(&|s| s.bytes),
+        audio_s.iter().sum::<f64>(),
+        if min_audio.is_finite() {
+            min_audio
+        } else {
+            0.0
+        },
+        sum(&|s| s.gaps),
+        worst_gap,
+        sum(&|s| s.jitter),
+        players
+            .iter()
+            .map(|p| p.stats.worst_jitter_ms)
+            .fold(0.0, f64::max),
+        sum(&|s| s.stalls),
+        longest_stall.as_millis(),
+        percentile(&first_audio, 50.0),
+        percentile(&first_audio, 100.0),
+        sum(&|s| s.unknown_duration),
+        count(&|s| s.end == End::Closed),
+        count(&|s| s.end == End::StreamEnded),
+        count(&|s| matches!(s.end, End::Io(_) | End::Protocol(_))),
+        end.as_secs_f64(),
+    );
+    let mut shown = 0;
+    for (i, p) in players.iter().enumerate() {
+        let s = &p.stats;
+        if s.continuous() {
+            continue;
+        }
+        shown += 1;
+        if shown > 10 {
+            eprintln!(
+                "… and {} more players not continuous",
+                players.len() - continuous - 10
+            );
+            break;
+        }
+        eprintln!(
+            "player {i}: end={:?} connected={:?} playing={:?} first_audio={:?} messages={} \
+             audio_s={:.2} gaps={} (worst {:.0} ms) stalls={} (longest {} ms)",
+            s.end,
+            s.connected_at,
+            s.playing_at,
+            s.first_audio_at,
+            s.messages,
+            s.audio_ms / 1000.0,
+            s.gaps,
+            s.worst_gap_ms,
+            s.stalls,
+            s.longest_stall.as_millis()
+        );
+    }
+    continuous == players.len()
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("zerocast-load: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let check = args.check;
+    match run(args) {
+        Ok(all) if all || !check => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("zerocast-load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_of_the_codecs_seen() {
+        // zerocast PCM: 882 frames of stereo 16-bit = 20 ms.
+        let pcm = [&[0x3F][..], &[0u8; 882 * 4]].concat();
+        assert_eq!(duration_ms(&pcm), Some(20.0));
+        // zerocast ADPCM, 4-bit stereo, 882 frames: 2 + 44 + 881 * 8 bits = 7094 → 887 bytes.
+        let adpcm = [&[0x1F, 0b1000_0000][..], &[0u8; 886]].concat();
+        assert_eq!(adpcm_frames(&adpcm[1..], 2), Some(882));
+        // An MPEG-1 layer III frame at 44.1 kHz: 1152 samples.
+        let mp3 = [0x2F, 0xFF, 0xFB, 0x90, 0x64];
+        let ms = duration_ms(&mp3).unwrap();
+        assert!((ms - 26.122).abs() < 0.01, "{ms}");
+        assert_eq!(duration_ms(&[0xAF, 0x00, 0x12, 0x10]), Some(0.0));
+        assert_eq!(duration_ms(&[0x9F, 0x00]), None);
+        assert_eq!(duration_ms(&[]), None);
+    }
+
+    #[test]
+    fn a_timestamp_jump_is_a_gap_and_a_long_wait_a_stall() {
+        let mut s = Stats::new();
+        let pcm = [&[0x3F][..], &[0u8; 882 * 4]].concat();
+        let stall = Duration::from_millis(500);
+        let ms = Duration::from_millis;
+        s.audio(ms(0), stall, 0, &pcm);
+        s.audio(ms(20), stall, 20, &pcm);
+        assert_eq!((s.gaps, s.stalls), (0, 0));
+        s.audio(ms(40), stall, 45, &pcm);
+        assert_eq!((s.gaps, s.jitter), (0, 1));
+        s.audio(ms(60), stall, 85, &pcm);
+        assert_eq!(s.gaps, 1);
+        s.audio(ms(700), stall, 105, &pcm);
+        assert_eq!(s.stalls, 1);
+        assert!(!s.continuous());
+    }
+}

@@ -2,9 +2,9 @@
 # zerocast CI and tooling: one script, one subcommand per step (the shape of smoltcp's ci.sh).
 #
 #   ci/run.sh serve [ZEROCAST ARGS...]  install the few things a build needs, build, start serving
-#   ci/run.sh all                       setup fmt clippy test nostd cross fuzz e2e deb, timed
+#   ci/run.sh all                       setup fmt clippy test nostd cross fuzz e2e deb bench, timed
 #   ci/run.sh setup|fmt|clippy|test|nostd|cross|fuzz|e2e|deb
-#   ci/run.sh bench                     zerocast against the seed, numbers only (not in `all`)
+#   ci/run.sh bench                     zerocast against the seed, numbers only (`all`: quick run)
 #
 # Every step is idempotent and can be run alone (after `setup`). `.ci/run` runs `all`.
 # Environment: FUZZ_SECONDS (per fuzz target, default 30), ZEROCAST_SOURCE (serve, default
@@ -317,8 +317,9 @@ cmd_deb() {
     bash ci/deb.sh
 }
 
-# Benchmarks print numbers and assert none, so they are not part of `all`. BENCH_QUICK=1 for a
-# shorter run. See ci/bench.sh and docs/benchmarks.md.
+# Benchmarks print numbers and assert none (a goal missed is reported, not failed); the step fails
+# only when a measurement cannot be made. BENCH_QUICK=1 for a shorter run, which `all` uses so
+# that every CI run shows the comparison. See ci/bench.sh and docs/benchmarks.md.
 cmd_bench() {
     bash ci/bench.sh
 }
@@ -339,7 +340,7 @@ cmd_serve() {
     exec "$TARGET_DIR/release/zerocast" --source "${ZEROCAST_SOURCE:-alsa:default}" "$@"
 }
 
-ALL_STEPS=(setup fmt clippy test nostd cross fuzz e2e deb)
+ALL_STEPS=(setup fmt clippy test nostd cross fuzz e2e deb bench)
 
 cmd_all() {
     local step start secs failed=() lines=() log="$TARGET_DIR/ci-all.log"
@@ -350,7 +351,7 @@ cmd_all() {
         start=$SECONDS
         # A child process per step: `set -e` does not apply inside an `if` condition. The log
         # is read back for the test totals below.
-        if bash "$ROOT/ci/run.sh" "$step" 2>&1 | tee -a "$log"; then
+        if BENCH_QUICK=${BENCH_QUICK:-1} bash "$ROOT/ci/run.sh" "$step" 2>&1 | tee -a "$log"; then
             secs=$((SECONDS - start))
             lines+=("$(printf '%-7s ok     %4ds' "$step" "$secs")")
         else

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use nix::sys::resource::rlim_t;
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, ClientSession};
 use zerocast_core::time::Instant as CoreInstant;
 
@@ -582,7 +583,8 @@ impl Player {
 }
 
 /// Raises the soft limit of open files to the hard limit: 1000 players need 1000 sockets.
-fn raise_nofile_limit() -> u64 {
+/// (`rlim_t` is 32 bits on 32-bit glibc, the Pi's, and 64 bits elsewhere.)
+fn raise_nofile_limit() -> rlim_t {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok((soft, hard)) if soft < hard => {
@@ -606,7 +608,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn run(args: Args) -> Result<bool, String> {
-    let limit = raise_nofile_limit();
+    // `rlim_t` differs by target, hence the cast (u32 and u64 both fit).
+    let limit = raise_nofile_limit() as u64;
     if limit != 0 && (args.players as u64) + 16 > limit {
         return Err(format!(
             "{} players need more open files than RLIMIT_NOFILE allows ({limit}); raise the \

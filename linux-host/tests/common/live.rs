@@ -229,6 +229,17 @@ pub fn run_to_exit(
     dir: &Path,
     limit: Duration,
 ) -> Result<Finished, HarnessError> {
+    run_to_exit_env(args, &[], name, dir, limit)
+}
+
+/// [`run_to_exit`] with extra environment variables.
+pub fn run_to_exit_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    name: &str,
+    dir: &Path,
+    limit: Duration,
+) -> Result<Finished, HarnessError> {
     let create = |ext: &str| {
         let path = dir.join(format!("{name}.{ext}"));
         File::create(&path)
@@ -238,6 +249,7 @@ pub fn run_to_exit(
     let ((out, out_path), (err, err_path)) = (create("out")?, create("err")?);
     let mut child = process::zerocast_command()
         .args(args)
+        .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err)

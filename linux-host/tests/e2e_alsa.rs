@@ -112,13 +112,7 @@ fn alsa_pulse_source_vanishing_and_returning() -> Result<(), HarnessError> {
                     .failed(format!("{n} log lines with {line:?}, expected 1")));
             }
         }
-        let status = zc.process.terminate(process::DROP_GRACE)?;
-        if !status.success() {
-            return Err(zc
-                .process
-                .failed(format!("exited with {status} on SIGTERM")));
-        }
-        Ok(())
+        zc.stop_cleanly()
     })
 }
 

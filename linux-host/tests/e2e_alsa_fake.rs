@@ -307,12 +307,6 @@ fn an_overrun_is_recovered_counted_and_logged_once() -> Result<(), HarnessError>
                 format!("want {TONE_HZ} Hz for {RECORD:?} without gaps, got {report}"),
             ));
         }
-        let status = zc.process.terminate(process::DROP_GRACE)?;
-        if !status.success() {
-            return Err(zc
-                .process
-                .failed(format!("exited with {status} on SIGTERM")));
-        }
-        Ok(())
+        zc.stop_cleanly()
     })
 }

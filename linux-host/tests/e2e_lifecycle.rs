@@ -225,13 +225,7 @@ fn players_dropping_their_sockets_never_hurt_the_server() -> Result<(), HarnessE
                 .failed(format!("{closes} closes logged, expected 22")));
         }
         check_tone("ffmpeg", &Wav::read(&wav)?, record.as_secs_f64())?;
-        let status = zc.process.terminate(process::DROP_GRACE)?;
-        if !status.success() {
-            return Err(zc
-                .process
-                .failed(format!("exited with {status} on SIGTERM")));
-        }
-        Ok(())
+        zc.stop_cleanly()
     })
 }
 
@@ -333,13 +327,7 @@ fn late_joiner_starts_at_once() -> Result<(), HarnessError> {
         // Closing the read end first lets ffmpeg fail its next write and exit at once.
         drop(reader);
         drop(ffmpeg);
-        let status = zc.process.terminate(process::DROP_GRACE)?;
-        if !status.success() {
-            return Err(zc
-                .process
-                .failed(format!("exited with {status} on SIGTERM")));
-        }
-        Ok(())
+        zc.stop_cleanly()
     })
 }
 

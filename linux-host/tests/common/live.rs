@@ -79,6 +79,18 @@ impl Zerocast {
         })
     }
 
+    /// Stops zerocast with SIGTERM and fails (with its log) unless it exits 0 within
+    /// [`process::DROP_GRACE`]: what a clean shutdown must look like.
+    pub fn stop_cleanly(&mut self) -> Result<(), HarnessError> {
+        let status = self.process.terminate(process::DROP_GRACE)?;
+        if !status.success() {
+            return Err(self
+                .process
+                .failed(format!("exited with {status} on SIGTERM")));
+        }
+        Ok(())
+    }
+
     /// Counts the log lines containing `needle`.
     pub fn log_count(&self, needle: &str) -> usize {
         self.process

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::analysis::{analyze_tone, ToneParams};
-use common::live::{ffmpeg_wav, run_to_exit_env, Finished, Zerocast};
+use common::live::{ffmpeg_wav, run_to_exit_env, Zerocast};
 use common::wav::Wav;
 use common::{process, tools_available, HarnessError, TempDir};
 use nix::errno::Errno;
@@ -97,99 +97,76 @@ fn fail(what: &str, detail: String) -> HarnessError {
     }
 }
 
-/// Runs zerocast on `device` with `extra` arguments until it exits (it is expected to fail at
-/// start-up).
-fn run_on(dir: &Path, conf: &Path, device: &str, extra: &[&str]) -> Result<Finished, HarnessError> {
-    let listen = format!("127.0.0.1:{}", process::free_port()?);
-    let source = format!("alsa:{device}");
-    let mut args = vec!["--listen", &listen, "--source", &source];
-    args.extend_from_slice(extra);
-    let conf = conf.display().to_string();
-    let run = run_to_exit_env(
-        &args,
-        &[("ALSA_CONFIG_PATH", &conf)],
-        device,
-        dir,
-        EXIT_LIMIT,
-    )?;
-    eprintln!("{device}: {} / {}", run.status, run.stderr.trim());
-    Ok(run)
-}
-
-/// Fails unless `run` exited with code 1 and its stderr contains every one of `needles`.
-fn expect_failure(what: &str, run: &Finished, needles: &[&str]) -> Result<(), HarnessError> {
-    let missing: Vec<_> = needles
-        .iter()
-        .filter(|n| !run.stderr.contains(**n))
-        .collect();
-    if run.status.code() != Some(1) || !missing.is_empty() {
-        return Err(fail(
-            what,
-            format!(
-                "expected exit code 1 and {missing:?} in stderr; got {}:\n{}",
-                run.status, run.stderr
-            ),
-        ));
-    }
-    Ok(())
+/// Builds the fake card in a fresh directory, runs zerocast on `device` with `extra` arguments
+/// until it exits, and fails unless it exited with code 1 and its stderr contains every one of
+/// `needles` (each of these cards must be refused at start-up).
+fn refused(device: &str, extra: &[&str], needles: &[&str]) -> Result<(), HarnessError> {
+    TempDir::run(&format!("alsafake-{device}"), |dir| {
+        let Some(conf) = fake_card(dir)? else {
+            return Ok(());
+        };
+        let listen = format!("127.0.0.1:{}", process::free_port()?);
+        let source = format!("alsa:{device}");
+        let mut args = vec!["--listen", &listen, "--source", &source];
+        args.extend_from_slice(extra);
+        let conf = conf.display().to_string();
+        let run = run_to_exit_env(
+            &args,
+            &[("ALSA_CONFIG_PATH", &conf)],
+            device,
+            dir,
+            EXIT_LIMIT,
+        )?;
+        eprintln!("{device}: {} / {}", run.status, run.stderr.trim());
+        let missing: Vec<_> = needles
+            .iter()
+            .filter(|n| !run.stderr.contains(**n))
+            .collect();
+        if run.status.code() != Some(1) || !missing.is_empty() {
+            return Err(fail(
+                device,
+                format!(
+                    "expected exit code 1 and {missing:?} in stderr; got {}:\n{}",
+                    run.status, run.stderr
+                ),
+            ));
+        }
+        Ok(())
+    })
 }
 
 #[test]
 fn a_card_refusing_the_rate_names_the_rates_it_allows() -> Result<(), HarnessError> {
-    TempDir::run("alsafake-rate", |dir| {
-        let Some(conf) = fake_card(dir)? else {
-            return Ok(());
-        };
-        // zerocast's default rate is 44100 Hz; the card only allows 48000.
-        let run = run_on(dir, &conf, "fake_48k", &[])?;
-        expect_failure(
-            "fake_48k",
-            &run,
-            &[
-                "refuses 44100 Hz",
-                "48000..=48000 Hz",
-                "rates: 48000",
-                "plughw:",
-            ],
-        )
-    })
+    // zerocast's default rate is 44100 Hz; the card only allows 48000.
+    refused(
+        "fake_48k",
+        &[],
+        &[
+            "refuses 44100 Hz",
+            "48000..=48000 Hz",
+            "rates: 48000",
+            "plughw:",
+        ],
+    )
 }
 
 #[test]
 fn a_card_refusing_the_channel_count_says_what_it_allows() -> Result<(), HarnessError> {
-    TempDir::run("alsafake-channels", |dir| {
-        let Some(conf) = fake_card(dir)? else {
-            return Ok(());
-        };
-        let run = run_on(dir, &conf, "fake_mono", &["--channels", "2"])?;
-        expect_failure(
-            "fake_mono",
-            &run,
-            &["refuses 2 channel(s); it allows 1..=1", "--channels"],
-        )
-    })
+    refused(
+        "fake_mono",
+        &["--channels", "2"],
+        &["refuses 2 channel(s); it allows 1..=1", "--channels"],
+    )
 }
 
 #[test]
 fn a_busy_card_says_device_busy() -> Result<(), HarnessError> {
-    TempDir::run("alsafake-busy", |dir| {
-        let Some(conf) = fake_card(dir)? else {
-            return Ok(());
-        };
-        let run = run_on(dir, &conf, "fake_busy", &[])?;
-        expect_failure("fake_busy", &run, &["device busy"])
-    })
+    refused("fake_busy", &[], &["device busy"])
 }
 
 #[test]
 fn a_card_without_permission_points_to_the_audio_group() -> Result<(), HarnessError> {
-    TempDir::run("alsafake-denied", |dir| {
-        let Some(conf) = fake_card(dir)? else {
-            return Ok(());
-        };
-        let run = run_on(dir, &conf, "fake_denied", &[])?;
-        expect_failure("fake_denied", &run, &["permission denied", "`audio` group"])
-    })
+    refused("fake_denied", &[], &["permission denied", "`audio` group"])
 }
 
 /// One status line's fields of interest.

@@ -28,6 +28,8 @@ pub enum SourceSpec {
         /// Frequency in hertz.
         hz: u32,
     },
+    /// No capture: a pure server of what peers publish.
+    None,
 }
 
 impl SourceSpec {
@@ -44,13 +46,14 @@ impl SourceSpec {
         }
         match s {
             "stdin" => Ok(Self::Stdin),
+            "none" => Ok(Self::None),
             "tone" => Ok(Self::Tone {
                 hz: Self::DEFAULT_TONE_HZ,
             }),
             _ => match s.strip_prefix("tone:").map(str::parse::<u32>) {
                 Some(Ok(hz)) if (1..=20_000).contains(&hz) => Ok(Self::Tone { hz }),
                 Some(_) => Err("tone:HZ with HZ a whole number from 1 to 20000".into()),
-                None => Err("alsa:DEVICE, stdin or tone[:HZ]".into()),
+                None => Err("alsa:DEVICE, stdin, tone[:HZ] or none".into()),
             },
         }
     }
@@ -62,6 +65,7 @@ impl fmt::Display for SourceSpec {
             Self::Alsa(device) => write!(f, "alsa:{device}"),
             Self::Stdin => f.write_str("stdin"),
             Self::Tone { hz } => write!(f, "tone:{hz}"),
+            Self::None => f.write_str("none"),
         }
     }
 }
@@ -227,6 +231,12 @@ pub struct Settings {
     pub idle_timeout_ms: u32,
     /// Peers allowed to publish; playing is open to all.
     pub allow_publish: Vec<Cidr>,
+    /// The key publishers must present (`NAME?key=KEY`), if set.
+    pub publish_key: Option<String>,
+    /// Upstreams to push to (`rtmp://HOST[:PORT]/APP[/NAME]`).
+    pub pushes: Vec<String>,
+    /// Streams served at once.
+    pub max_streams: usize,
 }
 
 impl Settings {
@@ -264,6 +274,9 @@ impl Default for Settings {
                     prefix: 128,
                 },
             ],
+            publish_key: None,
+            pushes: Vec::new(),
+            max_streams: 16,
         }
     }
 }
@@ -374,6 +387,10 @@ Options (each can also be set in the --config file, with '_' for '-'):
   --idle-timeout-ms N           close silent peers after this  [default: 60000]
   --allow-publish LIST          comma-separated addresses or CIDR blocks allowed
                                   to publish                   [default: 127.0.0.0/8,::1]
+  --publish-key KEY             key publishers give as NAME?key=KEY [default: none]
+  --push URL                    push the stream to rtmp://HOST[:PORT]/APP[/NAME];
+                                  repeatable; without NAME every stream [default: none]
+  --max-streams N               streams served at once         [default: 16]
   --version                     print the version
   --help                        print this help
 ";
@@ -396,6 +413,9 @@ struct Partial {
     handshake_timeout_ms: Option<u32>,
     idle_timeout_ms: Option<u32>,
     allow_publish: Option<Vec<String>>,
+    publish_key: Option<String>,
+    push: Option<Vec<String>>,
+    max_streams: Option<usize>,
 }
 
 impl Partial {
@@ -414,6 +434,9 @@ impl Partial {
             "max-clients" => self.max_clients = Some(number(flag, &value)?),
             "handshake-timeout-ms" => self.handshake_timeout_ms = Some(number(flag, &value)?),
             "idle-timeout-ms" => self.idle_timeout_ms = Some(number(flag, &value)?),
+            "publish-key" => self.publish_key = Some(value),
+            "push" => self.push.get_or_insert_with(Vec::new).push(value),
+            "max-streams" => self.max_streams = Some(number(flag, &value)?),
             // `flag` is one of VALUED_FLAGS, all handled above; "allow-publish" is the last.
             _ => self.allow_publish = Some(value.split(',').map(|s| s.trim().to_owned()).collect()),
         }
@@ -436,6 +459,9 @@ impl Partial {
             handshake_timeout_ms: other.handshake_timeout_ms.or(self.handshake_timeout_ms),
             idle_timeout_ms: other.idle_timeout_ms.or(self.idle_timeout_ms),
             allow_publish: other.allow_publish.or(self.allow_publish),
+            publish_key: other.publish_key.or(self.publish_key),
+            push: other.push.or(self.push),
+            max_streams: other.max_streams.or(self.max_streams),
         }
     }
 
@@ -484,6 +510,9 @@ impl Partial {
                     })
                     .collect::<Result<_, _>>()?,
             },
+            publish_key: self.publish_key.filter(|k| !k.is_empty()),
+            pushes: self.push.unwrap_or_default(),
+            max_streams: ranged("max-streams", self.max_streams, d.max_streams, 1, 256)?,
         };
         if !s.codec.rates().contains(&s.rate) {
             return Err(ConfigError::BadValue {
@@ -555,7 +584,7 @@ fn parse_level(s: &str) -> Result<LevelFilter, String> {
 }
 
 /// Flags that take a value (without `--`), except `config`, which is handled apart.
-const VALUED_FLAGS: [&str; 13] = [
+const VALUED_FLAGS: [&str; 16] = [
     "listen",
     "source",
     "stream",
@@ -568,6 +597,9 @@ const VALUED_FLAGS: [&str; 13] = [
     "log-level",
     "handshake-timeout-ms",
     "idle-timeout-ms",
+    "publish-key",
+    "push",
+    "max-streams",
     "allow-publish",
 ];
 

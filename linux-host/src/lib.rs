@@ -1,6 +1,16 @@
-//! zerocast, the Linux host: capture (ALSA, stdin, test tone), the mio event loop, configuration
-//! and logging. The RTMP side is built on [`event_loop`]: it takes tokens from
-//! [`event_loop::FIRST_FREE_TOKEN`], implements [`capture::Sink`] and keeps [`event_loop::Stats`].
+//! zerocast, the Linux host: one thread, one mio loop.
+//!
+//! ```text
+//!  data in, one path                          data out, one path
+//!  capture (ALSA/stdin/tone) ─ broadcast ─┐                    ┌─> RTMP players   (conn)
+//!                         (CaptureEncoder)├─> stream::Stream ──┤
+//!  RTMP publishers (conn, session) ───────┘   ring + sticky    └─> push relays    (conn, relay)
+//!                                             in hub::Hub
+//! ```
+//!
+//! [`server::Server`] owns the listener, the connection slab and the [`hub::Hub`] (the stream
+//! table with the access rules); [`event_loop`] drives it, the capture [`capture::Source`],
+//! signals and timers.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,20 +19,23 @@
 pub mod broadcast;
 pub mod capture;
 pub mod config;
+pub mod conn;
 pub mod event_loop;
+pub mod hub;
 pub mod logging;
-pub mod rtmp;
-pub mod streamer;
+pub mod relay;
+pub mod server;
+pub mod stream;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broadcast::Broadcast;
-use config::{Invocation, Settings};
+use broadcast::CaptureEncoder;
+use config::{Invocation, Settings, SourceSpec};
 use event_loop::{EventLoop, Exit, LoopError, Options};
-use rtmp::{RtmpConfig, RtmpServer};
-use streamer::Streamer;
+use hub::Access;
+use server::Server;
 
 /// Environment variable overriding the status line interval, in seconds (for tests).
 pub const STATUS_SECS_ENV: &str = "ZEROCAST_STATUS_SECS";
@@ -79,23 +92,26 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         channels: settings.channels,
         period_frames: settings.period_frames(),
     };
-    let broadcast = Broadcast::new(
-        settings.codec,
-        settings.rate,
-        settings.channels,
-        settings.period_frames(),
-    )
-    .map_err(|e| format!("codec {}: {e}", settings.codec))?;
-    let rtmp_config = RtmpConfig {
-        app: settings.stream.app.clone(),
-        name: settings.stream.name.clone(),
-        join_ms: u64::from(settings.join_ms),
-        max_clients: settings.max_clients as usize,
-        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
-        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+    let capture = match settings.source {
+        SourceSpec::None => None,
+        _ => Some(
+            CaptureEncoder::new(
+                settings.codec,
+                settings.rate,
+                settings.channels,
+                settings.period_frames(),
+            )
+            .map_err(|e| format!("codec {}: {e}", settings.codec))?,
+        ),
     };
-    let rtmp = RtmpServer::bind(settings.listen, rtmp_config, event_loop::FIRST_FREE_TOKEN)
-        .map_err(|e| listen_error(settings.listen, &e))?;
+    let server_options = server_options(settings)?;
+    let server = Server::bind(
+        settings.listen,
+        server_options,
+        capture,
+        event_loop::FIRST_FREE_TOKEN,
+    )
+    .map_err(|e| listen_error(settings.listen, &e))?;
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),
@@ -111,15 +127,40 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         LoopError::Capture(e) => format!("source {}: {e}", settings.source),
         e => e.to_string(),
     };
-    EventLoop::new(
-        &settings.source,
-        format,
-        Streamer::new(broadcast, rtmp),
-        options,
-    )
-    .map_err(loop_error)?
-    .run()
-    .map_err(loop_error)
+    EventLoop::new(&settings.source, format, server, options)
+        .map_err(loop_error)?
+        .run()
+        .map_err(loop_error)
+}
+
+/// The server's part of the settings.
+fn server_options(settings: &Settings) -> Result<server::Options, String> {
+    let pushes = settings
+        .pushes
+        .iter()
+        .map(|url| relay::Target::parse(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(server::Options {
+        access: Access {
+            app: settings.stream.app.clone(),
+            allow_publish: settings.allow_publish.clone(),
+            publish_key: settings.publish_key.clone(),
+            stream_keys: Vec::new(),
+            allow_play: Vec::new(),
+            deny_play: Vec::new(),
+            play_key: None,
+        },
+        capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
+        default_stream: settings.stream.name.clone(),
+        join_ms: u64::from(settings.join_ms),
+        max_clients: settings.max_clients as usize,
+        max_per_addr: 32,
+        max_streams: settings.max_streams,
+        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
+        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+        publish_timeout_ms: 5000,
+        pushes,
+    })
 }
 
 /// What a user can do about a listen error.

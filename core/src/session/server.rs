@@ -318,6 +318,24 @@ impl<const ARENA: usize, const TX: usize> ServerSession<ARENA, TX> {
         self.inner.end_play()
     }
 
+    /// Tells a player that a new publisher took over its stream (`NetStream.Play.PublishNotify`);
+    /// the player keeps playing. Does nothing for a peer that is not playing.
+    ///
+    /// There is deliberately no "unpublish notify" for a live player: ffmpeg (and so ffplay and
+    /// VLC) ends the stream on `NetStream.Play.UnpublishNotify` (`rtmpproto.c` sets
+    /// `STATE_STOPPED`), while zerocast keeps a stream going with silence when its publisher is
+    /// lost; [`end_play`](Self::end_play) sends it when the stream really ends.
+    pub fn notify_published(&mut self) -> Result<(), SessionError> {
+        if self.inner.state != State::Playing {
+            return Ok(());
+        }
+        self.inner.status(
+            "status",
+            "NetStream.Play.PublishNotify",
+            "Publishing started",
+        )
+    }
+
     /// Bytes the session wants sent, in order (handshake reply first).
     pub fn transmit(&self) -> &[u8] {
         self.inner.transmit()
@@ -371,10 +389,16 @@ impl<const TX: usize> Server<TX> {
                     self.call_failed(transaction_id, "too many streams")?;
                 } else {
                     self.streams_created += 1;
-                    let id = self.streams_created;
+                    // Always stream 1, as nginx-rtmp answers: the host sends every player's
+                    // audio from the ring on MEDIA_STREAM_ID, so the stream the peer plays or
+                    // publishes on must be that one whatever its count of createStream calls.
                     self.link
                         .send_amf(CSID_RESULT, message::COMMAND_AMF0, 0, |buf| {
-                            command::encode_create_stream_result(buf, transaction_id, id)
+                            command::encode_create_stream_result(
+                                buf,
+                                transaction_id,
+                                MEDIA_STREAM_ID,
+                            )
                         })?;
                 }
                 Ok(None)

@@ -264,7 +264,8 @@ impl Conn {
     /// round, until everything is out or the socket is full.
     pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
         loop {
-            self.prepare(hub, counters);
+            let tx_pending = !transmit(&self.kind).is_empty();
+            self.prepare(hub, counters, tx_pending);
             let tail = self.egress.as_ref().map_or(&[][..], Egress::tail_rest);
             let tx = transmit(&self.kind);
             // Ring bytes only when nothing else is pending before them: a partial message is
@@ -310,8 +311,10 @@ impl Conn {
         }
     }
 
-    /// Queues the start bytes, drops a stopped egress, and skips a reader that fell behind.
-    fn prepare(&mut self, hub: &Hub, counters: &mut Counters) {
+    /// Queues the start bytes (once the session's own replies, Play.Start among them, are out:
+    /// players drop media that comes before it), drops a stopped egress, and skips a reader
+    /// that fell behind.
+    fn prepare(&mut self, hub: &Hub, counters: &mut Counters, tx_pending: bool) {
         let Some(e) = self.egress.as_mut() else {
             return;
         };
@@ -339,7 +342,7 @@ impl Conn {
                 lagged.skipped
             );
         }
-        if e.needs_start && e.tail.is_empty() {
+        if e.needs_start && e.tail.is_empty() && !tx_pending {
             // The first message goes out with the sequence header before it and the metadata
             // after it (Stream::start_bytes).
             if let Ok(message) = ring.current_message(&e.cursor) {

@@ -103,8 +103,8 @@ fn query_key(query: &str) -> Option<&str> {
 fn keys_equal(given: &str, expected: &str) -> bool {
     let (a, b) = (given.as_bytes(), expected.as_bytes());
     let mut diff = u8::from(a.len() != b.len());
-    for i in 0..b.len() {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b[i];
+    for (i, expected) in b.iter().enumerate() {
+        diff |= a.get(i).copied().unwrap_or(0) ^ expected;
     }
     diff == 0
 }

@@ -663,7 +663,7 @@ impl Server {
         else {
             return;
         };
-        if conn.scheduled.is_none_or(|s| at < s) {
+        if conn.scheduled.map_or(true, |s| at < s) {
             conn.scheduled = Some(at);
             self.timers.push(Reverse((at, index)));
         }
@@ -733,7 +733,7 @@ impl Server {
     fn connect_relays(&mut self, registry: &Registry, now: Instant) {
         for r in 0..self.relays.len() {
             let relay = &self.relays[r];
-            if relay.conn.is_some() || relay.retry_at.is_none_or(|t| t > now) {
+            if relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
                 continue;
             }
             let Some(stream) = self.hub.find(&relay.app, &relay.name) else {

@@ -1,0 +1,485 @@
+//! End to end, zerocast as an nginx-rtmp `live` server: real publishers in (ffmpeg with every
+//! codec the seed's users have, GStreamer's `rtmp2sink` and `rtmpsink`), many streams at once,
+//! a publisher lost and replaced while its players stay, who may publish, and the push relay to
+//! Debian's nginx-rtmp. Every check is by content: the publisher's tone frequency at the
+//! player, no gap, timestamps that never go back.
+//!
+//! Needs ffmpeg, rtmpdump, gst-launch-1.0 and nginx with libnginx-mod-rtmp (`ci/run.sh setup`);
+//! a missing tool skips a test, or fails it when `CI` is set.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use common::analysis::{analyze_tone, ToneParams, ToneReport};
+use common::check::FREQUENCY_TOLERANCE;
+use common::flv;
+use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
+use common::process::{self, Spawned};
+use common::server::NGINX_RTMP_MODULE;
+use common::wav::Wav;
+use common::{tools_available, HarnessError, TempDir};
+use nix::sys::signal::Signal;
+
+/// How long a publisher may take to be publishing, a player to finish, a push to come back.
+const LIMIT: Duration = Duration::from_secs(20);
+/// How long each player records.
+const RECORD: Duration = Duration::from_secs(3);
+
+/// A publisher the seed's users have, as a command line for `url` sending a tone of `hz`.
+#[derive(Clone, Copy, Debug)]
+enum Publisher {
+    /// `ffmpeg -re -f lavfi -i sine -c:a CODEC -ar RATE -f flv URL`.
+    Ffmpeg { codec: &'static str, rate: u32 },
+    /// GStreamer's own RTMP client, AAC from avenc_aac.
+    GstRtmp2sink,
+    /// GStreamer's librtmp sink (the OBS library family), MP3 from lamemp3enc.
+    GstRtmpsink,
+}
+
+impl Publisher {
+    fn tools(self) -> &'static [&'static str] {
+        match self {
+            Self::Ffmpeg { .. } => &["ffmpeg"],
+            Self::GstRtmp2sink | Self::GstRtmpsink => &["gst-launch-1.0"],
+        }
+    }
+
+    fn start(self, url: &str, hz: u32, dir: &Path, label: &str) -> Result<Spawned, HarnessError> {
+        let log = dir.join(format!("publisher-{label}.log"));
+        match self {
+            Self::Ffmpeg { codec, rate } => {
+                let source = format!("sine=f={hz}:r={rate}");
+                let rate = rate.to_string();
+                let args = [
+                    "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-ar", &rate,
+                    "-c:a", codec, "-f", "flv", url,
+                ];
+                process::spawn("ffmpeg", &args, &[], &log)
+            }
+            Self::GstRtmp2sink | Self::GstRtmpsink => {
+                let freq = format!("freq={hz}");
+                let (encoder, sink, location): (&[&str], &str, String) = match self {
+                    Self::GstRtmp2sink => (
+                        &["avenc_aac", "!", "aacparse"],
+                        "rtmp2sink",
+                        format!("location={url}"),
+                    ),
+                    _ => (
+                        &[
+                            "lamemp3enc",
+                            "target=bitrate",
+                            "bitrate=128",
+                            "!",
+                            "mpegaudioparse",
+                        ],
+                        "rtmpsink",
+                        format!("location={url} live=1"),
+                    ),
+                };
+                let mut args = vec![
+                    "-e",
+                    "audiotestsrc",
+                    "is-live=true",
+                    "wave=sine",
+                    &freq,
+                    "!",
+                ];
+                args.extend([
+                    "audioconvert",
+                    "!",
+                    "audioresample",
+                    "!",
+                    "audio/x-raw,rate=44100,channels=2",
+                    "!",
+                ]);
+                args.extend(encoder);
+                args.extend(["!", "flvmux", "streamable=true", "!", sink, &location]);
+                process::spawn("gst-launch-1.0", &args, &[], &log)
+            }
+        }
+    }
+}
+
+/// Starts zerocast with `args` (a pure server unless they name a source).
+fn zerocast(args: &[&str], dir: &Path) -> Result<Zerocast, HarnessError> {
+    let mut all = vec!["--source", "none", "--join-ms", "0"];
+    all.extend(args);
+    Zerocast::start(&all, &[("ZEROCAST_STATUS_SECS", "1")], None, dir)
+}
+
+/// Records `secs` of `url` with ffmpeg into `dir/NAME.wav`, waiting for it to finish.
+fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, HarnessError> {
+    let wav = dir.join(format!("{name}.wav"));
+    let mut player = ffmpeg_wav(url, secs, &wav, &dir.join(format!("{name}.log")))?;
+    let status = player.wait_timeout(LIMIT)?;
+    if !status.success() {
+        return Err(player.failed(format!("player {name} exited with {status}")));
+    }
+    Wav::read(&wav)
+}
+
+/// The tone in `wav` must be `hz`, last about `secs`, and have no gap longer than `max_gap_ms`.
+fn check_tone(wav: &Wav, hz: f64, max_gap_ms: f64, what: &str) -> Result<ToneReport, HarnessError> {
+    let report = analyze_tone(wav, &ToneParams::default()).map_err(|e| HarnessError::Failed {
+        what: what.to_owned(),
+        detail: e.to_string(),
+    })?;
+    println!("{what}: {report}");
+    let mut problems = Vec::new();
+    if (report.frequency_hz - hz).abs() > FREQUENCY_TOLERANCE * hz {
+        problems.push(format!(
+            "frequency {:.1} Hz, expected {hz}",
+            report.frequency_hz
+        ));
+    }
+    if report.longest_gap_ms > max_gap_ms {
+        problems.push(format!("gap of {:.1} ms", report.longest_gap_ms));
+    }
+    if report.duration_s < 1.0 {
+        problems.push(format!("only {:.2} s", report.duration_s));
+    }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(HarnessError::Failed {
+            what: what.to_owned(),
+            detail: problems.join("; "),
+        })
+    }
+}
+
+/// The last `secs` of `wav`.
+fn tail(wav: &Wav, secs: f64) -> Wav {
+    let frames = (secs * f64::from(wav.sample_rate)) as usize;
+    let keep = frames.min(wav.frames()) * usize::from(wav.channels);
+    Wav {
+        sample_rate: wav.sample_rate,
+        channels: wav.channels,
+        samples: wav.samples[wav.samples.len() - keep..].to_vec(),
+    }
+}
+
+/// The first `secs` of `wav` after its leading silence.
+fn head(wav: &Wav, secs: f64) -> Wav {
+    let ch = usize::from(wav.channels);
+    let start = wav
+        .samples
+        .iter()
+        .position(|s| s.unsigned_abs() > 300)
+        .unwrap_or(0)
+        / ch
+        * ch;
+    let n = ((secs * f64::from(wav.sample_rate)) as usize * ch).min(wav.samples.len() - start);
+    Wav {
+        sample_rate: wav.sample_rate,
+        channels: wav.channels,
+        samples: wav.samples[start..start + n].to_vec(),
+    }
+}
+
+#[test]
+fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
+    let publishers = [
+        (
+            "aac",
+            Publisher::Ffmpeg {
+                codec: "aac",
+                rate: 44_100,
+            },
+        ),
+        (
+            "mp3",
+            Publisher::Ffmpeg {
+                codec: "libmp3lame",
+                rate: 44_100,
+            },
+        ),
+        (
+            "pcm",
+            Publisher::Ffmpeg {
+                codec: "pcm_s16le",
+                rate: 44_100,
+            },
+        ),
+        (
+            "adpcm",
+            Publisher::Ffmpeg {
+                codec: "adpcm_swf",
+                rate: 44_100,
+            },
+        ),
+        (
+            "aac48",
+            Publisher::Ffmpeg {
+                codec: "aac",
+                rate: 48_000,
+            },
+        ),
+        ("gst2", Publisher::GstRtmp2sink),
+        ("gstlibrtmp", Publisher::GstRtmpsink),
+    ];
+    let tools: Vec<&str> = publishers
+        .iter()
+        .flat_map(|(_, p)| p.tools())
+        .copied()
+        .collect();
+    if !tools_available(&tools)? {
+        return Ok(());
+    }
+    TempDir::run("live-publishers", |dir| {
+        let mut server = zerocast(&[], dir)?;
+        // All publishers at once: every stream is live at the same time as the others.
+        let mut running = Vec::new();
+        for (i, (label, publisher)) in publishers.iter().enumerate() {
+            let hz = 300 + 100 * i as u32;
+            let url = format!("rtmp://127.0.0.1:{}/live/{label}", server.port);
+            running.push((
+                label,
+                hz,
+                url.clone(),
+                publisher.start(&url, hz, dir, label)?,
+            ));
+        }
+        for (label, _, _, _) in &running {
+            server.wait_log(&format!("publish live/{label}"), LIMIT)?;
+        }
+        let mut failures = Vec::new();
+        let players: Vec<_> = running
+            .iter()
+            .map(|(label, _, url, _)| {
+                let wav = dir.join(format!("{label}.wav"));
+                ffmpeg_wav(url, RECORD, &wav, &dir.join(format!("player-{label}.log")))
+                    .map(|p| (wav, p))
+            })
+            .collect::<Result<_, _>>()?;
+        for ((label, hz, _, _), (wav, mut player)) in running.iter().zip(players) {
+            let status = player.wait_timeout(LIMIT)?;
+            let result = if status.success() {
+                Wav::read(&wav).and_then(|w| check_tone(&w, f64::from(*hz), 60.0, label))
+            } else {
+                Err(player.failed(format!("player of {label} exited with {status}")))
+            };
+            if let Err(e) = result {
+                failures.push(format!("{label}: {e}"));
+            }
+        }
+        server.stop_cleanly()?;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(HarnessError::Failed {
+                what: "publishers".to_owned(),
+                detail: failures.join("\n"),
+            })
+        }
+    })
+}
+
+/// A player of `live/x` records with rtmpdump while the publisher is killed and, 2 s later,
+/// replaced (or frozen with SIGSTOP and replaced at once): the player stays connected, its
+/// timestamps never go back, and it hears the new publisher's tone.
+fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "rtmpdump"])? {
+        return Ok(());
+    }
+    TempDir::run(label, |dir| {
+        let mut server = zerocast(&[], dir)?;
+        let url = format!("rtmp://127.0.0.1:{}/live/x", server.port);
+        let pcm = Publisher::Ffmpeg {
+            codec: "pcm_s16le",
+            rate: 44_100,
+        };
+        let mut first = pcm.start(&url, 440, dir, "first")?;
+        server.wait_log("publish live/x", LIMIT)?;
+        let flv_path = dir.join("player.flv");
+        let mut player = rtmpdump_flv(&url, &flv_path, &dir.join("player.log"))?;
+        server.wait_log("play live/x", LIMIT)?;
+        thread::sleep(Duration::from_secs(2)); // the first tone plays a while
+        first.signal(stop)?;
+        if stop == Signal::SIGKILL {
+            server.wait_log("publisher gone", LIMIT)?;
+        }
+        thread::sleep(outage);
+        let mut second = pcm.start(&url, 880, dir, "second")?;
+        if stop == Signal::SIGSTOP {
+            server.wait_log("takes over", LIMIT)?;
+        }
+        process::wait_until("two publishes", LIMIT, || {
+            Ok(server.log_count("publish live/x") >= 2)
+        })?;
+        thread::sleep(Duration::from_secs(4)); // the second tone plays a while
+        if !player.is_running()? {
+            return Err(player.failed("the player disconnected".to_owned()));
+        }
+        player.signal(Signal::SIGINT)?;
+        player.wait_timeout(LIMIT)?;
+        let _ = second.signal(Signal::SIGKILL);
+        let _ = first.signal(Signal::SIGKILL);
+        let tags = flv::read(&flv_path)?;
+        let timestamps = flv::audio_timestamps(&tags);
+        let largest = flv::check_timestamps(&timestamps, 200)?;
+        println!(
+            "{label}: {} audio tags, largest step {largest} ms",
+            timestamps.len()
+        );
+        let wav_path = dir.join("player.wav");
+        let mut decode = process::spawn(
+            "ffmpeg",
+            &[
+                "-nostdin",
+                "-y",
+                "-i",
+                &flv_path.display().to_string(),
+                "-f",
+                "wav",
+                &wav_path.display().to_string(),
+            ],
+            &[],
+            &dir.join("decode.log"),
+        )?;
+        decode.wait_timeout(LIMIT)?;
+        let wav = Wav::read(&wav_path)?;
+        check_tone(&head(&wav, 1.5), 440.0, 30.0, &format!("{label}: before"))?;
+        // The new publisher is heard: the end of the recording is its tone, continuous.
+        check_tone(&tail(&wav, 2.5), 880.0, 30.0, &format!("{label}: after"))?;
+        server.stop_cleanly()
+    })
+}
+
+#[test]
+fn killed_publisher_is_replaced_and_the_player_stays() -> Result<(), HarnessError> {
+    replaced_publisher(Signal::SIGKILL, Duration::from_secs(2), "live-killed")
+}
+
+#[test]
+fn frozen_publisher_is_taken_over_at_once() -> Result<(), HarnessError> {
+    replaced_publisher(Signal::SIGSTOP, Duration::ZERO, "live-frozen")
+}
+
+/// Publishes 1 s of tone to `live/k` with `name` and returns whether ffmpeg succeeded.
+fn try_publish(
+    server: &Zerocast,
+    name: &str,
+    dir: &Path,
+    label: &str,
+) -> Result<bool, HarnessError> {
+    let url = format!("rtmp://127.0.0.1:{}/live/{name}", server.port);
+    let log = dir.join(format!("{label}.log"));
+    let args = [
+        "-nostdin",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=1",
+        "-c:a",
+        "pcm_s16le",
+        "-ar",
+        "44100",
+        "-f",
+        "flv",
+        &url,
+    ];
+    let mut p = process::spawn("ffmpeg", &args, &[], &log)?;
+    Ok(p.wait_timeout(LIMIT)?.success())
+}
+
+#[test]
+fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg"])? {
+        return Ok(());
+    }
+    TempDir::run("live-access", |dir| {
+        let mut server = zerocast(&["--allow-publish", "127.0.0.2/32"], dir)?;
+        if try_publish(&server, "k", dir, "outside")? {
+            return Err(server
+                .process
+                .failed("a publisher outside --allow-publish was taken".into()));
+        }
+        server.wait_log("refused: address not allowed", LIMIT)?;
+        server.stop_cleanly()?;
+        let mut server = zerocast(&["--publish-key", "s3cret"], dir)?;
+        for (name, label, refusal) in [
+            ("k", "nokey", "no key given"),
+            ("k?key=wrong", "wrongkey", "wrong key"),
+        ] {
+            if try_publish(&server, name, dir, label)? {
+                return Err(server
+                    .process
+                    .failed(format!("publisher with {label} was taken")));
+            }
+            server.wait_log(refusal, LIMIT)?;
+        }
+        if !try_publish(&server, "k?key=s3cret", dir, "rightkey")? {
+            return Err(server.process.failed("the right key was refused".into()));
+        }
+        server.wait_log("publish live/k", LIMIT)?;
+        server.stop_cleanly()
+    })
+}
+
+/// nginx with libnginx-mod-rtmp in the foreground on `port`, its files under `dir/nginx`.
+fn start_nginx(port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
+    let prefix = dir.join("nginx");
+    common::make_dir(&prefix, 0o755)?;
+    let p = prefix.display();
+    let conf = format!(
+        "load_module {NGINX_RTMP_MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
+         error_log {p}/error.log;\npid {p}/nginx.pid;\nevents {{}}\n\
+         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+         application live {{ live on; record off; }} }} }}\n"
+    );
+    let conf_path: PathBuf = prefix.join("nginx.conf");
+    fs::write(&conf_path, conf).map_err(|e| HarnessError::io("write nginx.conf", e))?;
+    let args = ["-p", &p.to_string(), "-c", &conf_path.display().to_string()];
+    let mut nginx = process::spawn("nginx", &args, &[], &prefix.join("nginx.log"))?;
+    process::wait_for_port(port, LIMIT, &mut nginx)?;
+    Ok(nginx)
+}
+
+#[test]
+fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "rtmpdump", "nginx", NGINX_RTMP_MODULE])? {
+        return Ok(());
+    }
+    TempDir::run("live-push", |dir| {
+        let nginx_port = process::free_port()?;
+        let mut nginx = start_nginx(nginx_port, dir)?;
+        let push = format!("rtmp://127.0.0.1:{nginx_port}/live/radio");
+        let mut server = Zerocast::start(&["--source", "tone", "--push", &push], &[], None, dir)?;
+        server.wait_log("publishing", LIMIT)?;
+        // zerocast's own player, through the whole outage.
+        let own_flv = dir.join("own.flv");
+        let mut own = rtmpdump_flv(&server.url, &own_flv, &dir.join("own.log"))?;
+        let upstream = format!("rtmp://127.0.0.1:{nginx_port}/live/radio");
+        let before = record(&upstream, RECORD, dir, "nginx-before")?;
+        check_tone(&before, 440.0, 30.0, "nginx player before the restart")?;
+        nginx.signal(Signal::SIGKILL)?;
+        nginx.wait_timeout(LIMIT)?;
+        server.wait_log("retrying", LIMIT)?;
+        thread::sleep(Duration::from_secs(5)); // the upstream's outage
+        let _nginx = start_nginx(nginx_port, dir)?;
+        process::wait_until("the push back up", Duration::from_secs(10), || {
+            Ok(server.log_count("back up") >= 1)
+        })
+        .map_err(|e| server.process.failed(e.to_string()))?;
+        let after = record(&upstream, RECORD, dir, "nginx-after")?;
+        check_tone(&after, 440.0, 30.0, "nginx player after the restart")?;
+        if !own.is_running()? {
+            return Err(own.failed("zerocast's own player disconnected".to_owned()));
+        }
+        own.signal(Signal::SIGINT)?;
+        own.wait_timeout(LIMIT)?;
+        let timestamps = flv::audio_timestamps(&flv::read(&own_flv)?);
+        let largest = flv::check_timestamps(&timestamps, 100)?;
+        println!(
+            "own player: {} tags, largest step {largest} ms",
+            timestamps.len()
+        );
+        server.stop_cleanly()
+    })
+}

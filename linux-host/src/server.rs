@@ -956,3 +956,23 @@ fn describe(stream: &mut crate::stream::Stream) {
         stream.set_metadata(&body[..len]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use crate::conn::{Conn, PeerSession, RelaySession, RX};
+    use crate::stream::{AudioRing, Stream};
+
+    /// What a stream, a publisher (or player) and a relay cost, for docs/architecture.md.
+    #[test]
+    fn memory_of_a_stream_and_a_connection_is_printed() {
+        let stream = size_of::<Stream>() + size_of::<AudioRing>();
+        let peer = size_of::<Conn>() + size_of::<PeerSession>() + RX;
+        let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
+        println!("stream (table entry + ring): {stream} bytes");
+        println!("peer connection (publisher or player): {peer} bytes + its tail (one message)");
+        println!("push relay connection: {relay} bytes + its tail");
+        assert!(stream > size_of::<AudioRing>() && peer > size_of::<PeerSession>());
+    }
+}

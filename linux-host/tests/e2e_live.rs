@@ -483,3 +483,228 @@ fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError
         server.stop_cleanly()
     })
 }
+
+/// A hand-driven publisher: handshake, connect, createStream, publish `name`, then whatever the
+/// test sends (chunk size 64 KiB, message stream 1). A thread drains what the server sends.
+struct RawPublisher {
+    socket: std::net::TcpStream,
+}
+
+impl RawPublisher {
+    const CHUNK: u32 = 65_536;
+
+    fn start(port: u16, name: &str) -> Result<Self, HarnessError> {
+        use zerocast_core::command;
+        let mut socket = common::rtmp_client::connect_raw(port)?;
+        common::rtmp_client::handshake(&mut socket)?;
+        let mut drain = socket
+            .try_clone()
+            .map_err(|e| HarnessError::io("clone", e))?;
+        thread::spawn(move || std::io::copy(&mut drain, &mut std::io::sink()));
+        let mut p = RawPublisher { socket };
+        let tc_url = format!("rtmp://127.0.0.1:{port}/live");
+        let mut buf = [0u8; 1024];
+        let n = command::encode_connect(&mut buf, 1.0, "live", &tc_url, "FMLE/3.0").unwrap_or(0);
+        p.send(
+            3,
+            zerocast_core::message::COMMAND_AMF0,
+            0,
+            0,
+            &buf[..n],
+            128,
+        )?;
+        p.send(2, 1, 0, 0, &Self::CHUNK.to_be_bytes(), 128)?; // Set Chunk Size
+        let n = command::encode_create_stream(&mut buf, 2.0).unwrap_or(0);
+        p.send(
+            3,
+            zerocast_core::message::COMMAND_AMF0,
+            0,
+            0,
+            &buf[..n],
+            Self::CHUNK,
+        )?;
+        let n = command::encode_publish(&mut buf, 3.0, name, "live").unwrap_or(0);
+        p.send(
+            8,
+            zerocast_core::message::COMMAND_AMF0,
+            1,
+            0,
+            &buf[..n],
+            Self::CHUNK,
+        )?;
+        Ok(p)
+    }
+
+    fn send(
+        &mut self,
+        csid: u32,
+        type_id: u8,
+        stream_id: u32,
+        timestamp: u32,
+        body: &[u8],
+        chunk: u32,
+    ) -> Result<(), HarnessError> {
+        use std::io::Write;
+        use zerocast_core::chunk::{encode_standalone, standalone_len, MessageHeader};
+        let header = MessageHeader {
+            csid,
+            timestamp,
+            length: body.len() as u32,
+            type_id,
+            stream_id,
+        };
+        let mut out = vec![0; standalone_len(chunk, &header)];
+        let n = encode_standalone(&mut out, chunk, &header, body).unwrap_or(0);
+        self.socket
+            .write_all(&out[..n])
+            .map_err(|e| HarnessError::io("send to zerocast", e))
+    }
+
+    /// 20 ms of a 1 kHz PCM tone (44.1 kHz stereo) at `timestamp`.
+    fn audio(&mut self, timestamp: u32, phase: &mut f64) -> Result<(), HarnessError> {
+        let mut body = vec![0x3F];
+        for _ in 0..882 {
+            let s = ((*phase).sin() * 8000.0) as i16;
+            *phase += 2.0 * std::f64::consts::PI * 1000.0 / 44_100.0;
+            body.extend(s.to_le_bytes());
+            body.extend(s.to_le_bytes());
+        }
+        self.send(
+            6,
+            zerocast_core::message::AUDIO,
+            1,
+            timestamp,
+            &body,
+            Self::CHUNK,
+        )
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "rtmpdump"])? {
+        return Ok(());
+    }
+    TempDir::run("live-hostile", |dir| {
+        let mut server =
+            Zerocast::start(&["--source", "tone", "--max-streams", "5"], &[], None, dir)?;
+        let port = server.port;
+        let rss_before = rss_kib(server.process.pid());
+        let wav = dir.join("tone.wav");
+        let mut player = ffmpeg_wav(
+            &server.url,
+            Duration::from_secs(8),
+            &wav,
+            &dir.join("tone.log"),
+        )?;
+        server.wait_log("play live/audio", LIMIT)?;
+        // A video flood: 300 frames of 60 kB, as fast as the socket takes them.
+        let mut flood = RawPublisher::start(port, "v")?;
+        server.wait_log("publish live/v", LIMIT)?;
+        let frame = vec![0x17u8; 60_000];
+        for i in 0..300 {
+            flood.send(
+                4,
+                zerocast_core::message::VIDEO,
+                1,
+                i * 33,
+                &frame,
+                RawPublisher::CHUNK,
+            )?;
+        }
+        // Metadata at the message-size limit (64 KiB).
+        let mut meta = RawPublisher::start(port, "m")?;
+        server.wait_log("publish live/m", LIMIT)?;
+        let mut body = Vec::new();
+        body.extend([0x02, 0x00, 0x0D]);
+        body.extend(b"@setDataFrame");
+        body.extend([0x02, 0x00, 0x0A]);
+        body.extend(b"onMetaData");
+        body.extend([0x02, 0xFF, 0x00]);
+        body.resize(64 * 1024 - 16, b'x');
+        meta.send(
+            4,
+            zerocast_core::message::DATA_AMF0,
+            1,
+            0,
+            &body,
+            RawPublisher::CHUNK,
+        )?;
+        // Timestamps jumping back and far ahead, with a player of that stream.
+        let mut jumpy = RawPublisher::start(port, "t")?;
+        server.wait_log("publish live/t", LIMIT)?;
+        let t_flv = dir.join("t.flv");
+        let mut t_player = rtmpdump_flv(
+            &format!("rtmp://127.0.0.1:{port}/live/t"),
+            &t_flv,
+            &dir.join("t.log"),
+        )?;
+        let mut phase = 0.0;
+        let mut stamps: Vec<u32> = (0..50).map(|i| i * 20).collect();
+        stamps.extend((0..50).map(|i| 100 + i * 20)); // back
+        stamps.extend((0..50).map(|i| 10_000_000 + i * 20)); // far ahead
+        stamps.extend((0..50).map(|i: u32| (u32::MAX - 500).wrapping_add(i * 20))); // wrapping
+        server.wait_log("play live/t", LIMIT)?;
+        for ts in stamps {
+            jumpy.audio(ts, &mut phase)?;
+            thread::sleep(Duration::from_millis(20)); // paced like a live publisher
+        }
+        // A publisher that publishes and then sends nothing is dropped after the timeout.
+        let _silent = RawPublisher::start(port, "q")?;
+        server.wait_log("publish live/q", LIMIT)?;
+        server.wait_log("publisher sent no audio", LIMIT)?;
+        let status = player.wait_timeout(LIMIT)?;
+        if !status.success() {
+            return Err(player.failed(format!("tone player exited with {status}")));
+        }
+        check_tone(
+            &Wav::read(&wav)?,
+            440.0,
+            30.0,
+            "tone player during the attacks",
+        )?;
+        t_player.signal(Signal::SIGINT)?;
+        t_player.wait_timeout(LIMIT)?;
+        let stamps = flv::audio_timestamps(&flv::read(&t_flv)?);
+        let largest = flv::check_timestamps(&stamps, 100)?;
+        println!(
+            "jumping publisher's player: {} tags, largest step {largest} ms",
+            stamps.len()
+        );
+        let rss_after = rss_kib(server.process.pid());
+        println!("zerocast RSS: {rss_before} KiB before, {rss_after} KiB after");
+        // Four streams of 512 KiB rings and the connections' buffers; a flood kept in memory
+        // would be 18 MB.
+        if rss_after > rss_before + 8 * 1024 {
+            return Err(server
+                .process
+                .failed(format!("RSS grew from {rss_before} to {rss_after} KiB")));
+        }
+        drop((flood, meta, jumpy));
+        server.stop_cleanly()?;
+        // More streams than --max-streams: the capture's and one more, then a refusal.
+        let mut small =
+            Zerocast::start(&["--source", "tone", "--max-streams", "2"], &[], None, dir)?;
+        let mut one = RawPublisher::start(small.port, "s1")?;
+        small.wait_log("publish live/s1", LIMIT)?;
+        one.audio(0, &mut phase)?;
+        if try_publish(&small, "s2", dir, "s2")? {
+            return Err(small
+                .process
+                .failed("a stream beyond --max-streams was taken".into()));
+        }
+        small.wait_log("too many streams", LIMIT)?;
+        small.stop_cleanly()
+    })
+}

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use broadcast::Broadcast;
-use config::{Invocation, Settings};
+use config::{Invocation, Settings, SourceSpec};
 use event_loop::{EventLoop, Exit, LoopError, Options};
 use rtmp::{RtmpConfig, RtmpServer};
 use streamer::Streamer;
@@ -79,13 +79,20 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         channels: settings.channels,
         period_frames: settings.period_frames(),
     };
+    // The stream table (the lead's rewrite) serves every codec of the list; until then, the first.
+    let codec = settings.codecs.first().copied().ok_or("no codec")?;
+    if settings.source == SourceSpec::None {
+        return Err(
+            "--source none needs the stream table, which this build does not have yet".into(),
+        );
+    }
     let broadcast = Broadcast::new(
-        settings.codec,
+        codec,
         settings.rate,
         settings.channels,
         settings.period_frames(),
     )
-    .map_err(|e| format!("codec {}: {e}", settings.codec))?;
+    .map_err(|e| format!("codec {codec}: {e}"))?;
     let rtmp_config = RtmpConfig {
         app: settings.stream.app.clone(),
         name: settings.stream.name.clone(),
@@ -105,7 +112,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         settings.rate,
         settings.channels,
         settings.period_ms,
-        settings.codec,
+        codec,
     );
     let loop_error = |e: LoopError| match e {
         LoopError::Capture(e) => format!("source {}: {e}", settings.source),

@@ -448,6 +448,8 @@ impl Source {
             }
             SourceSpec::Stdin => Self::Stdin(stdin::StdinSource::stdin(format, registry)?),
             SourceSpec::Tone { hz } => Self::Tone(tone::ToneSource::new(*hz, format, now)),
+            // `--source none` opens no capture; the caller does not get here with it.
+            SourceSpec::None => return Err(CaptureError::NoSuchDevice),
         })
     }
 

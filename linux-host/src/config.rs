@@ -221,6 +221,14 @@ impl StreamPath {
         }
     }
 
+    /// Not given (a serde default; never valid, so never the value of a setting).
+    fn unset() -> Self {
+        Self {
+            app: String::new(),
+            name: String::new(),
+        }
+    }
+
     /// Where the further codecs of a `--codec` list are served: `NAME_CODEC` under the same
     /// application (`live/audio_pcm` beside `live/audio`).
     pub fn rendition(&self, codec: Codec) -> StreamPath {
@@ -382,12 +390,12 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where the capture's audio comes from; [`SourceSpec::None`] for no capture.
     pub source: SourceSpec,
-    /// The capture's stream (`APP/NAME`). File key `capture_stream`: `stream` is the
-    /// `[[stream]]` tables.
-    #[serde(rename = "capture_stream")]
+    /// The capture's stream (`APP/NAME`, default `live/audio`; `APP/audio` with `--app APP`).
+    /// File key `capture_stream`: `stream` is the `[[stream]]` tables.
+    #[serde(rename = "capture_stream", default = "StreamPath::unset")]
     pub stream: StreamPath,
-    /// The application publishers and players use. When not set, the capture stream's
-    /// application (`live`, or `radio` with `--stream radio/main`).
+    /// The application publishers and players use (default `live`; the capture stream's
+    /// application when only `--stream` is given).
     #[serde(default = "String::new", deserialize_with = "app_name")]
     pub app: String,
     /// The capture's codecs: the first is served at [`Self::stream`], each further one at its
@@ -594,8 +602,18 @@ impl Settings {
 
     /// The checks that involve more than one setting.
     fn validate(&mut self) -> Result<(), ConfigError> {
-        if self.app.is_empty() {
-            self.app = self.stream.app.clone();
+        // `app` and the capture stream each default to the other when only one is given.
+        let default = Settings::default();
+        match (self.app.is_empty(), self.stream == StreamPath::unset()) {
+            (true, true) => (self.app, self.stream) = (default.app, default.stream),
+            (true, false) => self.app = self.stream.app.clone(),
+            (false, true) => {
+                self.stream = StreamPath {
+                    app: self.app.clone(),
+                    name: default.stream.name,
+                }
+            }
+            (false, false) => {}
         }
         let app = self.app.clone();
         let under_app = |setting: &str, path: &StreamPath| {
@@ -1328,7 +1346,7 @@ Capture:
                                   tone: sine at HZ (default 440) at -12 dBFS
                                   none: no capture, only publishers' streams
   --stream APP/NAME             the capture's stream (file: capture_stream)
-                                                               [default: live/audio]
+                                  [default: live/audio] (APP/audio with --app APP)
   --codec LIST                  pcm|adpcm|aac|mp3, comma-separated: the first is served at
                                   APP/NAME, each other at APP/NAME_CODEC [default: adpcm]
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
@@ -1468,4 +1486,856 @@ fn load_file(path: &Path) -> Result<Table, ConfigError> {
 fn parse_file_text(text: &str) -> Result<Table, String> {
     toml::from_str::<Settings>(text).map_err(|e| e.to_string())?;
     text.parse::<Table>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    fn run(list: &[&str]) -> Result<Settings, ConfigError> {
+        match parse_args(args(list))? {
+            Invocation::Run(s) => Ok(s),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    /// The settings without what records where they came from, to compare values only.
+    fn values(mut s: Settings) -> Settings {
+        s.flags.clear();
+        s.config = None;
+        s
+    }
+
+    /// The setting a bad command line is blamed on.
+    fn blamed(list: &[&str]) -> String {
+        match run(list) {
+            Err(ConfigError::BadValue { setting, .. }) => setting,
+            other => panic!("{list:?}: {other:?}"),
+        }
+    }
+
+    /// A config file with `text`, in a directory of its own, removed on drop.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(tag: &str, text: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("zerocast-cfg-{}-{tag}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("z.toml");
+            std::fs::write(&path, text).unwrap();
+            Self(path)
+        }
+
+        fn arg(&self) -> &str {
+            self.0.to_str().unwrap()
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+        }
+    }
+
+    fn cidrs(list: &[Cidr]) -> Vec<String> {
+        list.iter().map(Cidr::to_string).collect()
+    }
+
+    #[test]
+    fn defaults_are_documented_ones() {
+        let s = run(&[]).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.listen, "0.0.0.0:1935".parse().unwrap());
+        assert_eq!(s.source, SourceSpec::Alsa("default".into()));
+        assert_eq!(
+            (s.stream.to_string(), s.app.as_str()),
+            ("live/audio".into(), "live")
+        );
+        assert_eq!(
+            (s.codecs.as_slice(), s.bitrate_kbps),
+            (&[Codec::Adpcm][..], 128)
+        );
+        assert_eq!(
+            (s.join_ms, s.rate, s.channels, s.period_ms, s.max_clients),
+            (500, 44100, 2, 20, 100)
+        );
+        assert_eq!(
+            (
+                s.max_streams,
+                s.max_per_addr,
+                s.publish_timeout_ms,
+                s.send_interval_ms
+            ),
+            (16, 32, 5000, 20)
+        );
+        assert_eq!(s.log_level, LevelFilter::Info);
+        assert_eq!(s.period_frames(), 882);
+        assert_eq!(cidrs(&s.access.allow_publish), ["127.0.0.0/8", "::1/128"]);
+        assert_eq!(cidrs(&s.access.allow_play), ["0.0.0.0/0", "::/0"]);
+        assert!(s.access.deny_play.is_empty());
+        assert_eq!((&s.access.publish_key, &s.access.play_key), (&None, &None));
+        assert!(s.streams.is_empty() && s.pushes.is_empty() && s.tls_ca.is_none());
+        assert_eq!(s.http.listen, Some("0.0.0.0:8000".parse().unwrap()));
+        assert_eq!((&s.http.title, &s.http.admin_password), (&None, &None));
+        assert_eq!(
+            (s.http.max_clients, s.http.silence_db, s.http.silence_s),
+            (64, -50.0, 10)
+        );
+        assert_eq!(
+            (
+                &s.record,
+                s.record_interval_s,
+                s.record_max_mb,
+                s.record_keep_mb
+            ),
+            (&None, 3600, 64, 1024)
+        );
+        assert_eq!(s.config, None);
+    }
+
+    /// Each flag with a value other than its default, and where that value must land.
+    type Case = (&'static str, &'static str, fn(&Settings) -> bool);
+
+    const CASES: &[Case] = &[
+        ("listen", "127.0.0.1:19350", |s| {
+            s.listen == "127.0.0.1:19350".parse().unwrap()
+        }),
+        ("source", "alsa:plughw:CARD=Device,DEV=0", |s| {
+            s.source == SourceSpec::Alsa("plughw:CARD=Device,DEV=0".into())
+        }),
+        ("stream", "radio/main", |s| {
+            s.stream.to_string() == "radio/main"
+        }),
+        ("app", "radio", |s| s.app == "radio"),
+        ("codec", "aac,pcm", |s| s.codecs == [Codec::Aac, Codec::Pcm]),
+        ("bitrate", "96k", |s| s.bitrate_kbps == 96),
+        ("join-ms", "0", |s| s.join_ms == 0),
+        ("rate", "22050", |s| s.rate == 22050),
+        ("channels", "1", |s| s.channels == 1),
+        ("period-ms", "40", |s| s.period_ms == 40),
+        ("max-clients", "7", |s| s.max_clients == 7),
+        ("max-streams", "3", |s| s.max_streams == 3),
+        ("max-per-addr", "4", |s| s.max_per_addr == 4),
+        ("publish-timeout-ms", "2500", |s| {
+            s.publish_timeout_ms == 2500
+        }),
+        ("send-ms", "0", |s| s.send_interval_ms == 0),
+        ("log-level", "trace", |s| s.log_level == LevelFilter::Trace),
+        ("handshake-timeout-ms", "2000", |s| {
+            s.handshake_timeout_ms == 2000
+        }),
+        ("idle-timeout-ms", "5000", |s| s.idle_timeout_ms == 5000),
+        ("allow-publish", "10.0.0.0/8, 192.168.1.7", |s| {
+            cidrs(&s.access.allow_publish) == ["10.0.0.0/8", "192.168.1.7/32"]
+        }),
+        ("publish-key", "s3cret", |s| {
+            s.access.publish_key.as_deref() == Some("s3cret")
+        }),
+        ("allow-play", "192.168.0.0/16", |s| {
+            cidrs(&s.access.allow_play) == ["192.168.0.0/16"]
+        }),
+        ("deny-play", "192.168.0.9,fd00::/8", |s| {
+            cidrs(&s.access.deny_play) == ["192.168.0.9/32", "fd00::/8"]
+        }),
+        ("play-key", "k-1", |s| {
+            s.access.play_key.as_deref() == Some("k-1")
+        }),
+        ("push", "rtmp://up.example:1936/live/pi", |s| {
+            s.pushes.len() == 1
+                && s.pushes[0].stream.is_none()
+                && s.pushes[0].url.to_string() == "rtmp://up.example:1936/live/pi"
+        }),
+        ("tls-ca", "/etc/ca.pem", |s| {
+            s.tls_ca == Some("/etc/ca.pem".into())
+        }),
+        ("http", "off", |s| s.http.listen.is_none()),
+        ("title", "Pi radio", |s| {
+            s.http.title.as_deref() == Some("Pi radio")
+        }),
+        ("admin-password", "hackme", |s| {
+            s.http.admin_password.as_deref() == Some("hackme")
+        }),
+        ("http-max-clients", "5", |s| s.http.max_clients == 5),
+        ("silence-db", "-40.5", |s| s.http.silence_db == -40.5),
+        ("silence-s", "30", |s| s.http.silence_s == 30),
+        ("record", "/var/lib/zerocast", |s| {
+            s.record == Some("/var/lib/zerocast".into())
+        }),
+        ("record-interval", "600", |s| s.record_interval_s == 600),
+        ("record-max-mb", "8", |s| s.record_max_mb == 8),
+        ("record-keep-mb", "100", |s| s.record_keep_mb == 100),
+    ];
+
+    #[test]
+    fn every_flag_in_both_spellings() {
+        for flag in FLAGS {
+            assert!(
+                CASES.iter().any(|(name, ..)| *name == flag.name),
+                "--{} has no case here",
+                flag.name
+            );
+        }
+        for (name, value, check) in CASES {
+            let joined = format!("--{name}={value}");
+            let flag = format!("--{name}");
+            for list in [&[joined.as_str()][..], &[flag.as_str(), value]] {
+                let s = run(list).unwrap_or_else(|e| panic!("{list:?}: {e}"));
+                assert!(check(&s), "{list:?}: {s:#?}");
+                assert!(
+                    !check(&Settings::default()),
+                    "{name}: the case is the default"
+                );
+            }
+        }
+        // All at once, too: no flag disturbs another.
+        let mut all: Vec<String> = CASES.iter().map(|(n, v, _)| format!("--{n}={v}")).collect();
+        // Recording with --record-max-mb 8 and --record-keep-mb 100 is consistent; the 22050 Hz
+        // rate needs a codec that carries it.
+        all.retain(|a| !a.starts_with("--codec="));
+        let s = run(&all.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+        for (name, _, check) in CASES.iter().filter(|(n, ..)| *n != "codec") {
+            assert!(check(&s), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_flag_default_is_the_default() {
+        for flag in FLAGS {
+            if let Some(default) = flag.default {
+                let s = run(&[&format!("--{}={default}", flag.name)]).unwrap();
+                assert_eq!(values(s), Settings::default(), "--{}", flag.name);
+            }
+        }
+    }
+
+    /// The lines of `HELP` about `--flag`: its own and the indented ones after it.
+    fn help_paragraph(flag: &str) -> String {
+        let mut lines = HELP
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("  --{flag} ")));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("--{flag} is not in HELP"));
+        let rest = lines.take_while(|l| l.starts_with("    "));
+        std::iter::once(first)
+            .chain(rest)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_default_and_file_key() {
+        for flag in FLAGS {
+            let text = help_paragraph(flag.name);
+            match flag.default {
+                Some("") => assert!(text.contains("[default: none]"), "{text}"),
+                Some(d) => assert!(text.contains(&format!("[default: {d}]")), "{text}"),
+                None => assert!(!text.contains("[default:"), "{text}"),
+            }
+            let leaf = flag.key.rsplit('.').next().unwrap();
+            if leaf != flag.name.replace('-', "_") {
+                assert!(text.contains(&format!("file: {leaf}")), "{text}");
+            }
+            if let Some((section, _)) = flag.key.split_once('.') {
+                let heading = HELP[..HELP.find(&text).unwrap()]
+                    .lines()
+                    .rfind(|l| !l.starts_with(' ') && !l.is_empty())
+                    .unwrap();
+                assert!(heading.contains(&format!("[{section}]")), "--{}", flag.name);
+            }
+        }
+        for word in HELP.split_whitespace().filter(|w| w.starts_with("--")) {
+            let name = word.trim_start_matches('-');
+            let name = name
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .next()
+                .unwrap();
+            assert!(
+                FLAGS.iter().any(|f| f.name == name)
+                    || ["config", "version", "help"].contains(&name),
+                "HELP names --{name}, which is no flag"
+            );
+        }
+        for flag in ["config", "version", "help"] {
+            help_paragraph(flag);
+        }
+    }
+
+    #[test]
+    fn sources() {
+        assert_eq!(SourceSpec::parse("stdin"), Ok(SourceSpec::Stdin));
+        assert_eq!(SourceSpec::parse("none"), Ok(SourceSpec::None));
+        assert_eq!(SourceSpec::parse("tone"), Ok(SourceSpec::Tone { hz: 440 }));
+        assert_eq!(
+            SourceSpec::parse("tone:1000"),
+            Ok(SourceSpec::Tone { hz: 1000 })
+        );
+        assert_eq!(
+            SourceSpec::parse("alsa:hw:1,0"),
+            Ok(SourceSpec::Alsa("hw:1,0".into()))
+        );
+        for bad in [
+            "tone:0", "tone:x", "tone:", "alsa:", "hw:1,0", "pulse", "", "None",
+        ] {
+            assert!(SourceSpec::parse(bad).is_err(), "{bad}");
+        }
+        for spec in ["alsa:hw:1,0", "stdin", "tone:440", "none"] {
+            assert_eq!(SourceSpec::parse(spec).unwrap().to_string(), spec);
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--rate", "48000"], "rate"),
+            (&["--codec", "adpcm", "--rate", "5512"], "rate"),
+            (&["--channels", "3"], "channels"),
+            (&["--period-ms", "4"], "period-ms"),
+            (&["--codec", "flac"], "codec"),
+            (&["--codec", "aac,pcm,aac"], "codec"),
+            (&["--codec", ","], "codec"),
+            (&["--listen", "1935"], "listen"),
+            (&["--log-level", "loud"], "log-level"),
+            (&["--stream", "live"], "stream"),
+            (&["--app", "a/b"], "app"),
+            (&["--app", "radio", "--stream", "live/audio"], "stream"),
+            (&["--allow-publish", "10.0.0.0/33"], "allow-publish"),
+            (&["--allow-play", "everyone"], "allow-play"),
+            (&["--deny-play", "::1/129"], "deny-play"),
+            (&["--publish-key", ""], "publish-key"),
+            (&["--play-key", "a&b"], "play-key"),
+            (&["--join-ms", "-1"], "join-ms"),
+            (&["--join-ms", "99999999999"], "join-ms"),
+            (&["--bitrate", "16"], "bitrate"),
+            (&["--bitrate", "fast"], "bitrate"),
+            (&["--max-streams", "0"], "max-streams"),
+            (&["--max-streams", "257"], "max-streams"),
+            (&["--max-per-addr", "0"], "max-per-addr"),
+            (&["--max-clients", "0"], "max-clients"),
+            (&["--publish-timeout-ms", "10"], "publish-timeout-ms"),
+            (&["--send-ms", "501"], "send-ms"),
+            (&["--handshake-timeout-ms", "1"], "handshake-timeout-ms"),
+            (&["--idle-timeout-ms", "1"], "idle-timeout-ms"),
+            (&["--push", "http://example/live"], "push"),
+            (&["--source", "none", "--push", "rtmp://h/live/x"], "push"),
+            (&["--tls-ca", ""], "tls-ca"),
+            (&["--http", "8000"], "http"),
+            (&["--http", "0.0.0.0:1935"], "http"),
+            (
+                &["--listen", "127.0.0.1:9000", "--http", "[::]:9000"],
+                "http",
+            ),
+            (&["--title", "a\nb"], "title"),
+            (&["--admin-password", ""], "admin-password"),
+            (&["--http-max-clients", "0"], "http-max-clients"),
+            (&["--silence-db", "3"], "silence-db"),
+            (&["--silence-db", "quiet"], "silence-db"),
+            (&["--silence-s", "0"], "silence-s"),
+            (&["--record", ""], "record"),
+            (&["--record-interval", "1"], "record-interval"),
+            (&["--record-max-mb", "0"], "record-max-mb"),
+            (&["--record-keep-mb", "10"], "record-keep-mb"),
+            (&["--source", "mic"], "source"),
+        ];
+        for (list, setting) in cases {
+            assert_eq!(blamed(list), *setting, "{list:?}");
+        }
+        let msg = run(&["--rate", "48000"]).unwrap_err().to_string();
+        assert!(
+            msg.contains("plughw") && msg.contains("codec adpcm"),
+            "{msg}"
+        );
+        let msg = run(&["--period-ms", "4"]).unwrap_err().to_string();
+        assert_eq!(msg, "bad value '4' for period-ms: expected 5 to 1000");
+        let msg = run(&["--source", "mic"]).unwrap_err().to_string();
+        assert!(
+            msg.contains("bad value 'mic' for source: expected alsa:DEVICE"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn codec_lists_and_rates() {
+        // PCM may use 5512 where ADPCM may not.
+        assert_eq!(
+            run(&["--codec", "pcm", "--rate", "5512"]).unwrap().rate,
+            5512
+        );
+        // AAC carries 48 kHz itself, MP3 is resampled; PCM and ADPCM cannot say 48000.
+        for codec in ["aac", "mp3", "mp3,aac"] {
+            assert_eq!(
+                run(&["--codec", codec, "--rate", "48000"]).unwrap().rate,
+                48000
+            );
+        }
+        assert_eq!(
+            run(&["--codec", "aac", "--rate", "8000"]).unwrap().rate,
+            8000
+        );
+        assert_eq!(blamed(&["--codec", "aac", "--rate", "44000"]), "rate");
+        // A rendition that cannot carry the rate is named, wherever it stands in the list.
+        let msg = run(&["--codec", "aac,pcm", "--rate", "48000"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("for codec pcm"), "{msg}");
+        let msg = run(&["--codec", "mp3", "--rate", "22050"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("for codec mp3"), "{msg}");
+        let s = run(&["--codec", " aac , mp3 ,pcm"]).unwrap();
+        assert_eq!(s.codecs, [Codec::Aac, Codec::Mp3, Codec::Pcm]);
+        assert_eq!(s.stream.rendition(Codec::Mp3).to_string(), "live/audio_mp3");
+        let msg = run(&["--codec", "pcm,pcm"]).unwrap_err().to_string();
+        assert!(msg.contains("not pcm twice"), "{msg}");
+        for (codec, name) in [(Codec::Aac, "aac"), (Codec::Mp3, "mp3")] {
+            assert_eq!(codec.to_string(), name);
+            assert_eq!(Codec::parse(name), Ok(codec));
+        }
+        assert_eq!(run(&["--bitrate", "320"]).unwrap().bitrate_kbps, 320);
+        assert_eq!(run(&["--bitrate=32k"]).unwrap().bitrate_kbps, 32);
+    }
+
+    #[test]
+    fn push_urls() {
+        let url = |s: &str| PushUrl::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let u = url("rtmp://example.com/live/pi");
+        assert_eq!(
+            (
+                u.tls,
+                u.host.as_str(),
+                u.port,
+                u.app.as_str(),
+                u.name.as_deref(),
+                u.query
+            ),
+            (false, "example.com", 1935, "live", Some("pi"), None)
+        );
+        let u = url("rtmps://live-api-s.facebook.com/rtmp/FB-123-0-Ab?s_bl=1");
+        assert_eq!((u.tls, u.port, u.app.as_str()), (true, 443, "rtmp"));
+        assert_eq!(
+            (u.name.as_deref(), u.query.as_deref()),
+            (Some("FB-123-0-Ab"), Some("s_bl=1"))
+        );
+        let u = url("rtmp://[::1]:19350/live");
+        assert_eq!((u.host.as_str(), u.port, &u.name), ("::1", 19350, &None));
+        assert_eq!(u.to_string(), "rtmp://[::1]:19350/live");
+        let u = url("rtmp://10.0.0.2:1936/app/inst/name?key=k");
+        assert_eq!(
+            (u.host.as_str(), u.name.as_deref()),
+            ("10.0.0.2", Some("inst/name"))
+        );
+        assert_eq!(u.to_string(), "rtmp://10.0.0.2:1936/app/inst/name?key=k");
+        assert_eq!(url("rtmp://h/live/").name, None);
+        assert_eq!(url("rtmp://h/live?key=k").query.as_deref(), Some("key=k"));
+        for (bad, says) in [
+            ("http://h/live", "rtmp://"),
+            ("rtmp://h", "application"),
+            ("rtmp://h/", "application"),
+            ("rtmp:///live", "host"),
+            ("rtmp://h:0/live", "port"),
+            ("rtmp://h:70000/live", "port"),
+            ("rtmp://h:x/live", "port"),
+            ("rtmp://[::1/live", "IPv6"),
+            ("rtmp://[zz]/live", "IPv6"),
+            ("rtmp://[::1]x/live", "PORT"),
+            ("rtmp://h/live/a b", "spaces"),
+            ("rtmp://h/live/a?", "query"),
+            ("rtmp://h_h/live", "host"),
+        ] {
+            let e = PushUrl::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    const FULL: &str = r#"
+listen = "127.0.0.1:2000"
+source = "tone:1000"
+capture_stream = "radio/main"
+codec = ["aac", "mp3"]
+bitrate = "96k"
+rate = 48000
+join_ms = 250
+tls_ca = "/etc/zerocast/ca.pem"
+record = "/var/lib/zerocast"
+record_interval = 900
+
+[access]
+allow_publish = ["10.1.0.0/16"]
+publish_key = "general"
+deny_play = "192.168.1.66"
+
+[http]
+listen = "off"
+title = "Pi radio"
+admin_password = "hackme"
+silence_db = -45
+
+[[stream]]
+name = "radio/main"
+key = "main-key"
+title = "Main"
+push = "rtmp://up.example/live/main"
+
+[[stream]]
+name = "radio/guest"
+key = "guest-key"
+codec = "aac"
+record = "/srv/guest"
+push = ["rtmp://a/live", "rtmps://b/live/g"]
+
+[[push]]
+url = "rtmp://up.example/live"
+
+[[push]]
+url = "rtmp://other.example/app/x"
+stream = "radio/guest"
+"#;
+
+    #[test]
+    fn a_file_with_every_section() {
+        let file = TempFile::new("full", FULL);
+        let s = run(&["--config", file.arg()]).unwrap();
+        assert_eq!(s.config.as_deref(), Some(file.0.as_path()));
+        assert_eq!(s.listen, "127.0.0.1:2000".parse().unwrap());
+        assert_eq!(s.source, SourceSpec::Tone { hz: 1000 });
+        assert_eq!(
+            (s.stream.to_string(), s.app.as_str()),
+            ("radio/main".into(), "radio")
+        );
+        assert_eq!(
+            (s.codecs.as_slice(), s.bitrate_kbps, s.rate),
+            (&[Codec::Aac, Codec::Mp3][..], 96, 48000)
+        );
+        assert_eq!(s.join_ms, 250);
+        assert_eq!(s.tls_ca, Some("/etc/zerocast/ca.pem".into()));
+        assert_eq!(
+            (s.record.clone(), s.record_interval_s),
+            (Some("/var/lib/zerocast".into()), 900)
+        );
+        assert_eq!(cidrs(&s.access.allow_publish), ["10.1.0.0/16"]);
+        assert_eq!(s.access.publish_key.as_deref(), Some("general"));
+        assert_eq!(cidrs(&s.access.deny_play), ["192.168.1.66/32"]);
+        assert_eq!(cidrs(&s.access.allow_play), ["0.0.0.0/0", "::/0"]);
+        assert_eq!(s.http.listen, None);
+        assert_eq!(
+            (s.http.title.as_deref(), s.http.admin_password.as_deref()),
+            (Some("Pi radio"), Some("hackme"))
+        );
+        assert_eq!((s.http.silence_db, s.http.max_clients), (-45.0, 64));
+        let [main, guest] = s.streams.as_slice() else {
+            panic!("{:?}", s.streams)
+        };
+        assert_eq!(
+            (
+                main.name.to_string(),
+                main.key.as_deref(),
+                main.title.as_deref()
+            ),
+            ("radio/main".into(), Some("main-key"), Some("Main"))
+        );
+        assert_eq!((&main.codecs, &main.record), (&None, &None));
+        assert_eq!(
+            main.push,
+            [PushUrl::parse("rtmp://up.example/live/main").unwrap()]
+        );
+        assert_eq!(
+            (guest.codecs.as_deref(), guest.record.as_deref()),
+            (Some(&[Codec::Aac][..]), Some(Path::new("/srv/guest")))
+        );
+        assert_eq!(
+            guest.push.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            ["rtmp://a:1935/live", "rtmps://b:443/live/g"]
+        );
+        let [all, one] = s.pushes.as_slice() else {
+            panic!("{:?}", s.pushes)
+        };
+        assert_eq!((all.url.name.as_deref(), &all.stream), (None, &None));
+        assert_eq!(
+            one.stream.as_ref().map(ToString::to_string).as_deref(),
+            Some("radio/guest")
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_wherever_they_stand() {
+        let file = TempFile::new("over", FULL);
+        let s = run(&[
+            "--join-ms",
+            "100",
+            "--config",
+            file.arg(),
+            "--source=stdin",
+            "--allow-publish",
+            "127.0.0.1",
+            "--http",
+            "127.0.0.1:8001",
+            "--push",
+            "rtmp://x/live/a",
+            "--push=rtmp://y/live",
+        ])
+        .unwrap();
+        assert_eq!((s.join_ms, &s.source), (100, &SourceSpec::Stdin));
+        assert_eq!(s.listen, "127.0.0.1:2000".parse().unwrap());
+        // A flag replaces one key of a section; the file's other keys there stay.
+        assert_eq!(cidrs(&s.access.allow_publish), ["127.0.0.1/32"]);
+        assert_eq!(s.access.publish_key.as_deref(), Some("general"));
+        assert_eq!(s.http.listen, Some("127.0.0.1:8001".parse().unwrap()));
+        assert_eq!(s.http.title.as_deref(), Some("Pi radio"));
+        // --push replaces the file's [[push]] tables, and each use adds one.
+        let urls: Vec<String> = s.pushes.iter().map(|p| p.url.to_string()).collect();
+        assert_eq!(urls, ["rtmp://x:1935/live/a", "rtmp://y:1935/live"]);
+        assert_eq!(s.streams.len(), 2);
+        // A later flag wins over an earlier one.
+        assert_eq!(
+            run(&["--rate", "11025", "--rate=22050"]).unwrap().rate,
+            22050
+        );
+    }
+
+    #[test]
+    fn file_errors_name_line_and_column() {
+        let cases = [
+            (
+                "join-ms = 5\n",
+                "unknown field `join-ms`",
+                "line 1, column 1",
+            ),
+            (
+                "join_ms = \"soon\"\n",
+                "expected a whole number from 0 to 60000",
+                "line 1, column 11",
+            ),
+            ("rate = 44100\nrate = 22050\n", "duplicate", "line 2"),
+            ("channels = 6\n", "expected 1 to 2", "line 1, column 12"),
+            (
+                "[access]\nallow_publish = [\"10.0.0.0/33\"]\n",
+                "prefix length",
+                "line 2",
+            ),
+            (
+                "[access]\nallow_pubish = []\n",
+                "unknown field `allow_pubish`",
+                "line 2",
+            ),
+            (
+                "allow_publish = []\n",
+                "unknown field `allow_publish`",
+                "line 1",
+            ),
+            (
+                "stream = \"live/audio\"\n",
+                "capture_stream = \"APP/NAME\"",
+                "line 1",
+            ),
+            (
+                "[[stream]]\nkey = \"k\"\n",
+                "missing field `name`",
+                "line 1",
+            ),
+            (
+                "[[stream]]\nname = \"live/a\"\nkye = \"k\"\n",
+                "unknown field `kye`",
+                "line 3",
+            ),
+            ("[[push]]\nurl = \"rtmp://h\"\n", "application", "line 2"),
+            ("[http]\nlisten = \"on\"\n", "or off", "line 2"),
+            ("codec = []\n", "at least one codec", "line 1"),
+            ("listen = \n", "", "line 1"),
+        ];
+        for (text, says, at) in cases {
+            let e = parse_file_text(text).unwrap_err();
+            assert!(e.contains(says) && e.contains(at), "{text:?}: {e}");
+        }
+        let missing = PathBuf::from("/nonexistent/zerocast.toml");
+        let e = parse_args(args(&["--config", "/nonexistent/zerocast.toml"])).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::ReadFile { path, .. } if *path == missing),
+            "{e}"
+        );
+        let file = TempFile::new("bad", "listen = \"0.0.0.0:1935\"\nsorce = \"tone\"\n");
+        let e = run(&["--config", file.arg()]).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::ParseFile { path, .. } if *path == file.0),
+            "{e}"
+        );
+        let e = e.to_string();
+        assert!(
+            e.contains("unknown field `sorce`") && e.contains("line 2, column 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn checks_across_settings() {
+        let file_error = |tag: &str, text: &str, extra: &[&str]| {
+            let file = TempFile::new(tag, text);
+            let mut list = vec!["--config", file.arg()];
+            list.extend_from_slice(extra);
+            match run(&list) {
+                Err(ConfigError::BadValue { setting, value, .. }) => (setting, value),
+                other => panic!("{text}: {other:?}"),
+            }
+        };
+        // The capture stream may have a [[stream]] table, with a key; a name twice is an error.
+        let ok = TempFile::new("capkey", "[[stream]]\nname = \"live/audio\"\nkey = \"k\"\n");
+        assert_eq!(
+            run(&["--config", ok.arg()]).unwrap().streams[0]
+                .key
+                .as_deref(),
+            Some("k")
+        );
+        let twice = "[[stream]]\nname = \"live/a\"\n[[stream]]\nname = \"live/b\"\n[[stream]]\nname = \"live/a\"\n";
+        assert_eq!(
+            file_error("twice", twice, &[]),
+            ("[[stream]] name".into(), "live/a".into())
+        );
+        // Every stream is under the one application.
+        let other_app = "[[stream]]\nname = \"radio/a\"\n";
+        assert_eq!(
+            file_error("app", other_app, &[]),
+            ("[[stream]] name".into(), "radio/a".into())
+        );
+        let push_app = "[[push]]\nurl = \"rtmp://h/live\"\nstream = \"radio/a\"\n";
+        assert_eq!(file_error("papp", push_app, &[]).0, "[[push]] stream");
+        // The application follows --stream unless given.
+        assert_eq!(run(&["--stream", "radio/main"]).unwrap().app, "radio");
+        assert_eq!(
+            run(&["--app", "radio", "--stream", "radio/main"])
+                .unwrap()
+                .app,
+            "radio"
+        );
+        // A rendition's name is taken.
+        let taken = "codec = \"aac,pcm\"\n[[stream]]\nname = \"live/audio_pcm\"\n";
+        assert_eq!(
+            file_error("taken", taken, &[]),
+            ("[[stream]] name".into(), "live/audio_pcm".into())
+        );
+        // ... unless there is no capture.
+        let t = TempFile::new("taken-none", taken);
+        assert!(run(&["--config", t.arg(), "--source", "none"]).is_ok());
+        // A [[stream]] codec list is checked against the rate, and names the stream.
+        let rate = "[[stream]]\nname = \"live/audio\"\ncodec = \"adpcm\"\n";
+        let (setting, value) = file_error("rate", rate, &["--codec", "aac", "--rate", "48000"]);
+        assert_eq!(
+            (setting.as_str(), value.as_str()),
+            ("rate for [[stream]] live/audio", "48000")
+        );
+        // More configured streams than --max-streams.
+        let three = "[[stream]]\nname = \"live/a\"\n[[stream]]\nname = \"live/b\"\n";
+        assert_eq!(
+            file_error("max", three, &["--max-streams", "2"]).0,
+            "max-streams"
+        );
+        let t = TempFile::new("max-none", three);
+        assert!(run(&[
+            "--config",
+            t.arg(),
+            "--max-streams",
+            "2",
+            "--source",
+            "none"
+        ])
+        .is_ok());
+        // A push of "the capture stream" without a capture; with a stream named it is fine.
+        let t = TempFile::new(
+            "push-none",
+            "[[push]]\nurl = \"rtmp://h/live/x\"\nstream = \"live/a\"\n",
+        );
+        assert!(run(&["--config", t.arg(), "--source", "none"]).is_ok());
+        assert!(run(&["--source", "none", "--push", "rtmp://h/live"]).is_ok());
+        // Ephemeral ports never clash.
+        assert!(run(&["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"]).is_ok());
+        assert!(run(&["--listen", "127.0.0.1:1935", "--http", "127.0.0.2:1935"]).is_ok());
+        assert!(run(&["--record-max-mb", "100", "--record-keep-mb", "100"]).is_ok());
+    }
+
+    #[test]
+    fn reload_reads_the_file_again_under_the_same_flags() {
+        let file = TempFile::new("reload", "join_ms = 250\nrate = 22050\n");
+        let s = run(&["--config", file.arg(), "--rate", "11025"]).unwrap();
+        assert_eq!((s.join_ms, s.rate), (250, 11025));
+        assert_eq!(s.reload().unwrap(), s);
+        std::fs::write(
+            &file.0,
+            "join_ms = 750\nrate = 22050\n[http]\ntitle = \"new\"\n",
+        )
+        .unwrap();
+        let new = s.reload().unwrap();
+        assert_eq!(
+            (new.join_ms, new.rate, new.http.title.as_deref()),
+            (750, 11025, Some("new"))
+        );
+        assert_ne!(new, s);
+        std::fs::write(&file.0, "join_ms = 750\n[http\n").unwrap();
+        let e = s.reload().unwrap_err().to_string();
+        assert!(e.contains("line 2, column 6"), "{e}");
+    }
+
+    #[test]
+    fn argument_errors() {
+        assert_eq!(
+            parse_args(args(&["--lisen", "x"])),
+            Err(ConfigError::UnknownFlag("--lisen".into()))
+        );
+        assert_eq!(
+            parse_args(args(&["--rate"])),
+            Err(ConfigError::MissingValue("rate"))
+        );
+        assert_eq!(
+            parse_args(args(&["--push"])),
+            Err(ConfigError::MissingValue("push"))
+        );
+        assert_eq!(
+            parse_args(args(&["play"])),
+            Err(ConfigError::UnexpectedArgument("play".into()))
+        );
+        assert_eq!(parse_args(args(&["--help"])), Ok(Invocation::Help));
+        assert_eq!(
+            parse_args(args(&["--rate=1", "--version"])),
+            Ok(Invocation::Version)
+        );
+        assert!(matches!(
+            parse_args(args(&["devices", "--log-level", "debug"])),
+            Ok(Invocation::Devices(s)) if s.log_level == LevelFilter::Debug
+        ));
+    }
+
+    #[test]
+    fn packaged_config_is_the_defaults() {
+        let text = include_str!("../../packaging/zerocast.toml");
+        let table = parse_file_text(text).unwrap();
+        let mut s: Settings = table.try_into().unwrap();
+        s.validate().unwrap();
+        assert_eq!(s, Settings::default());
+        // Every flag's key is in it (a [[push]] only as an example, commented out).
+        for flag in FLAGS.iter().filter(|f| f.default.is_some()) {
+            let leaf = flag.key.rsplit('.').next().unwrap();
+            assert!(text.contains(&format!("\n{leaf} = ")), "{}", flag.key);
+        }
+        for example in ["#[[stream]]", "#[[push]]", "#publish_key = ", "#title = "] {
+            assert!(text.contains(example), "{example}");
+        }
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let lo = Cidr::parse("127.0.0.0/8").unwrap();
+        assert!(lo.contains("127.1.2.3".parse().unwrap()));
+        assert!(lo.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!lo.contains("128.0.0.1".parse().unwrap()));
+        assert!(!lo.contains("::1".parse().unwrap()));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fdaa::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("1.2.3.4/").is_err());
+    }
 }

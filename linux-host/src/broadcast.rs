@@ -3,7 +3,7 @@
 //! into a [`Stream`](crate::stream::Stream) as a peer's audio.
 
 use zerocast_core::codec::{AdpcmSwf, CodecError, Encoder, PcmS16Le};
-use zerocast_core::flv::{self, Metadata};
+use zerocast_core::flv::{self, FlvError, Metadata, SoundFormat};
 
 use crate::config::Codec;
 
@@ -33,20 +33,24 @@ impl CaptureEncoder {
         channels: u8,
         frames_per_message: usize,
     ) -> Result<Self, CodecError> {
-        let (encoder, frames_per_message): (Box<dyn Encoder>, usize) = match codec {
-            Codec::Pcm => (Box::new(PcmS16Le::new(rate, channels)?), frames_per_message),
-            Codec::Adpcm => {
-                let adpcm = AdpcmSwf::new(rate, channels, 4)?;
-                // Some counts leave padding bits decoders would read as an extra sample.
-                let fit = adpcm.fit_frames(frames_per_message);
-                (Box::new(adpcm), fit)
-            }
-        };
+        let (encoder, frames_per_message, bits_per_frame): (Box<dyn Encoder>, usize, u32) =
+            match codec {
+                Codec::Pcm => (
+                    Box::new(PcmS16Le::new(rate, channels)?),
+                    frames_per_message,
+                    16 * u32::from(channels),
+                ),
+                Codec::Adpcm => {
+                    let adpcm = AdpcmSwf::new(rate, channels, 4)?;
+                    // Some counts leave padding bits decoders would read as an extra sample.
+                    let fit = adpcm.fit_frames(frames_per_message);
+                    (Box::new(adpcm), fit, 4 * u32::from(channels))
+                }
+                // The AAC and MP3 encoders are not built yet.
+                Codec::Aac => return Err(not_built(SoundFormat::Aac)),
+                Codec::Mp3 => return Err(not_built(SoundFormat::Mp3)),
+            };
         let header = encoder.tag_header();
-        let bits_per_frame = match codec {
-            Codec::Pcm => 16 * u32::from(channels),
-            Codec::Adpcm => 4 * u32::from(channels),
-        };
         let meta = Metadata {
             audiocodecid: header.format as u8,
             audiosamplerate: rate,
@@ -121,4 +125,9 @@ impl CaptureEncoder {
         self.pending_position += frames as u64;
         Ok(())
     }
+}
+
+/// The error for a codec whose encoder is not in this build.
+fn not_built(format: SoundFormat) -> CodecError {
+    CodecError::Flv(FlvError::UnsupportedSoundFormat { id: format as u8 })
 }

@@ -92,16 +92,18 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         channels: settings.channels,
         period_frames: settings.period_frames(),
     };
+    // Every codec of the list becomes a rendition once the encoders exist; the first for now.
+    let codec = settings.codecs.first().copied().ok_or("no codec")?;
     let capture = match settings.source {
         SourceSpec::None => None,
         _ => Some(
             CaptureEncoder::new(
-                settings.codec,
+                codec,
                 settings.rate,
                 settings.channels,
                 settings.period_frames(),
             )
-            .map_err(|e| format!("codec {}: {e}", settings.codec))?,
+            .map_err(|e| format!("codec {codec}: {e}"))?,
         ),
     };
     let server_options = server_options(settings)?;
@@ -121,7 +123,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         settings.rate,
         settings.channels,
         settings.period_ms,
-        settings.codec,
+        codec,
     );
     let loop_error = |e: LoopError| match e {
         LoopError::Capture(e) => format!("source {}: {e}", settings.source),
@@ -135,30 +137,50 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
 
 /// The server's part of the settings.
 fn server_options(settings: &Settings) -> Result<server::Options, String> {
-    let pushes = settings
+    let mut pushes: Vec<server::Push> = settings
         .pushes
         .iter()
-        .map(|url| relay::Target::parse(url))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|p| server::Push {
+            target: p.url.clone(),
+            stream: p.stream.as_ref().map(|s| s.name.clone()),
+        })
+        .collect();
+    for stream in &settings.streams {
+        pushes.extend(stream.push.iter().map(|url| server::Push {
+            target: url.clone(),
+            stream: Some(stream.name.name.clone()),
+        }));
+    }
+    if let Some(push) = pushes.iter().find(|p| p.target.tls) {
+        return Err(format!(
+            "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
+            relay::Shown(&push.target)
+        ));
+    }
+    let access = &settings.access;
     Ok(server::Options {
         access: Access {
-            app: settings.stream.app.clone(),
-            allow_publish: settings.allow_publish.clone(),
-            publish_key: settings.publish_key.clone(),
-            stream_keys: Vec::new(),
-            allow_play: Vec::new(),
-            deny_play: Vec::new(),
-            play_key: None,
+            app: settings.app.clone(),
+            allow_publish: access.allow_publish.clone(),
+            publish_key: access.publish_key.clone(),
+            stream_keys: settings
+                .streams
+                .iter()
+                .filter_map(|s| Some((s.name.name.clone(), s.key.clone()?)))
+                .collect(),
+            allow_play: access.allow_play.clone(),
+            deny_play: access.deny_play.clone(),
+            play_key: access.play_key.clone(),
         },
         capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
         default_stream: settings.stream.name.clone(),
         join_ms: u64::from(settings.join_ms),
         max_clients: settings.max_clients as usize,
-        max_per_addr: 32,
+        max_per_addr: settings.max_per_addr,
         max_streams: settings.max_streams,
         handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
         idle_timeout_ms: u64::from(settings.idle_timeout_ms),
-        publish_timeout_ms: 5000,
+        publish_timeout_ms: u64::from(settings.publish_timeout_ms),
         pushes,
     })
 }

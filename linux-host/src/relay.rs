@@ -7,65 +7,47 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use zerocast_core::time::Instant;
 
-/// Where to push: `rtmp://HOST[:PORT]/APP[/NAME]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// The upstream application.
-    pub app: String,
-    /// The upstream stream name; `None` pushes every local stream under its own name.
-    pub name: Option<String>,
+use crate::config::PushUrl;
+
+/// Where to push: the upstream URL with the stream name resolved.
+pub type Target = PushUrl;
+
+/// `tcUrl` for connect: the application, with the URL's query when the URL has no name (a
+/// platform's key on the application).
+pub fn tc_url(target: &Target) -> String {
+    let host = if target.host.contains(':') {
+        format!("[{}]", target.host)
+    } else {
+        target.host.clone()
+    };
+    format!("rtmp://{host}:{}/{}", target.port, connect_app(target))
 }
 
-impl Target {
-    /// Parses `rtmp://HOST[:PORT]/APP[/NAME]`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("rtmp://")
-            .ok_or_else(|| format!("{url}: only rtmp:// URLs can be pushed to"))?;
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("{url}: no application (rtmp://HOST/APP[/NAME])"))?;
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-                h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url}: bad port {p:?}"))?,
-            ),
-            _ => (authority, 1935),
-        };
-        if host.is_empty() {
-            return Err(format!("{url}: no host"));
-        }
-        let (app, name) = match path.split_once('/') {
-            Some((app, name)) if !name.is_empty() => (app, Some(name.to_owned())),
-            Some((app, _)) => (app, None),
-            None => (path, None),
-        };
-        if app.is_empty() {
-            return Err(format!("{url}: no application"));
-        }
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            app: app.to_owned(),
-            name,
-        })
-    }
-
-    /// `tcUrl` for connect.
-    pub fn tc_url(&self) -> String {
-        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+/// The application `connect` names.
+pub fn connect_app(target: &Target) -> String {
+    match (&target.name, &target.query) {
+        (None, Some(q)) => format!("{}?{q}", target.app),
+        _ => target.app.clone(),
     }
 }
 
-impl std::fmt::Display for Target {
+/// The name `publish` names: the stream name with the URL's query.
+pub fn publish_name(target: &Target) -> String {
+    let name = target.name.clone().unwrap_or_default();
+    match (&target.name, &target.query) {
+        (Some(_), Some(q)) => format!("{name}?{q}"),
+        _ => name,
+    }
+}
+
+/// How a push is logged: the URL without its query (keys stay out of logs).
+pub struct Shown<'a>(pub &'a Target);
+
+impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.tc_url())?;
-        match &self.name {
+        let t = self.0;
+        write!(f, "rtmp://{}:{}/{}", t.host, t.port, t.app)?;
+        match &t.name {
             Some(name) => write!(f, "/{name}"),
             None => Ok(()),
         }
@@ -128,7 +110,7 @@ impl Relay {
     /// The upstream accepted the publish.
     pub fn up(&mut self, now: Instant) {
         if self.outage_logged {
-            log::info!("push {}: back up", self.target);
+            log::info!("push {}: back up", Shown(&self.target));
         }
         self.up_since = Some(now);
         self.outage_logged = false;
@@ -151,7 +133,10 @@ impl Relay {
         self.failures += 1;
         self.retry_at = Some(now.saturating_add_millis(jittered));
         if self.outage_logged {
-            log::debug!("push {}: {why}; retrying in {jittered} ms", self.target);
+            log::debug!(
+                "push {}: {why}; retrying in {jittered} ms",
+                Shown(&self.target)
+            );
         } else {
             log::warn!(
                 "push {}: {why}; retrying (backoff up to {MAX_RETRY_MS} ms)",
@@ -167,25 +152,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls() {
-        let t = Target::parse("rtmp://example.org/live/radio").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.app.as_str(), t.name.as_deref()),
-            ("example.org", 1935, "live", Some("radio"))
-        );
-        let t = Target::parse("rtmp://127.0.0.1:19350/live").unwrap();
-        assert_eq!((t.port, t.name), (19350, None));
-        let t = Target::parse("rtmp://[::1]:1936/live/").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.name), ("::1", 1936, None));
-        assert!(Target::parse("http://x/live").is_err());
-        assert!(Target::parse("rtmp://x").is_err());
-        assert!(Target::parse("rtmp://x:99999/live").is_err());
-        assert!(Target::parse("rtmp:///live").is_err());
+    fn connect_and_publish_names_carry_the_query() {
+        let t = PushUrl::parse("rtmp://example.org/live/radio?key=k").unwrap();
+        assert_eq!(tc_url(&t), "rtmp://example.org:1935/live");
+        assert_eq!(publish_name(&t), "radio?key=k");
+        assert_eq!(Shown(&t).to_string(), "rtmp://example.org:1935/live/radio");
+        let t = PushUrl::parse("rtmp://[::1]:1936/live?key=k").unwrap();
+        assert_eq!(tc_url(&t), "rtmp://[::1]:1936/live?key=k");
     }
 
     #[test]
     fn backoff_is_capped_with_jitter() {
-        let t = Target::parse("rtmp://h/live/x").unwrap();
+        let t = PushUrl::parse("rtmp://h/live/x").unwrap();
         let mut r = Relay::new(t, "live", "x", Instant::from_millis(0));
         let now = Instant::from_millis(1000);
         let mut delays = Vec::new();

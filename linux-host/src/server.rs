@@ -22,7 +22,7 @@ use crate::capture::Sink;
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
-use crate::relay::{Relay, Target};
+use crate::relay::{self, Relay, Shown, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
 
 /// What the server needs to know from the configuration.
@@ -49,7 +49,17 @@ pub struct Options {
     /// A publisher that sends no audio this long is dropped (its players stay).
     pub publish_timeout_ms: u64,
     /// Push targets.
-    pub pushes: Vec<Target>,
+    pub pushes: Vec<Push>,
+}
+
+/// One configured push.
+#[derive(Clone, Debug)]
+pub struct Push {
+    /// The upstream; without a name, each stream is pushed under its own name.
+    pub target: Target,
+    /// The local stream pushed; `None`: `--stream`'s when the URL has a name, every published
+    /// stream when it has none.
+    pub stream: Option<String>,
 }
 
 /// Counters for the status line.
@@ -304,7 +314,7 @@ impl Server {
                         Some(ClientEvent::Publishing) => {
                             if let Some(r) = self.relays.get_mut(*relay) {
                                 r.up(now);
-                                info!("push {}: publishing", r.target);
+                                info!("push {}: publishing", Shown(&r.target));
                             }
                             let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
                             if let Some(cursor) = cursor {
@@ -705,10 +715,12 @@ impl Server {
     /// name pushes `--stream`; one without pushes every stream that has a publisher.
     fn add_relays(&mut self, now: Instant) {
         let app = self.options.access.app.clone();
-        for target in self.options.pushes.clone() {
-            let names: Vec<String> = match &target.name {
-                Some(_) => vec![self.options.default_stream.clone()],
-                None => self
+        for push in self.options.pushes.clone() {
+            let target = push.target;
+            let names: Vec<String> = match (push.stream, &target.name) {
+                (Some(local), _) => vec![local],
+                (None, Some(_)) => vec![self.options.default_stream.clone()],
+                (None, None) => self
                     .hub
                     .iter()
                     .filter(|(_, s)| s.publisher() != Publisher::None)
@@ -770,10 +782,14 @@ impl Server {
                 Interest::READABLE | Interest::WRITABLE,
             )
             .map_err(|e| format!("register: {e}"))?;
-        let tc_url = target.tc_url();
-        let name = target.name.clone().unwrap_or_default();
+        if target.tls {
+            return Err("rtmps:// is not built into zerocast yet (use rtmp://)".to_owned());
+        }
+        let tc_url = relay::tc_url(&target);
+        let app = relay::connect_app(&target);
+        let name = relay::publish_name(&target);
         let config = ClientConfig {
-            app: &target.app,
+            app: &app,
             tc_url: &tc_url,
             stream: &name,
             role: ClientRole::Publish,
@@ -784,7 +800,7 @@ impl Server {
         };
         let session =
             RelaySession::new(now, self.entropy(), &config).map_err(|e| format!("session: {e}"))?;
-        debug!("push {target}: connecting to {addr}");
+        debug!("push {}: connecting to {addr}", Shown(&target));
         self.conns[index] = Some(Box::new(Conn::new(
             socket,
             addr,

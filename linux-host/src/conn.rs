@@ -8,23 +8,28 @@ use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 use zerocast_core::ring::Cursor;
-use zerocast_core::session::{ClientSession, ServerSession, SessionError};
+use zerocast_core::session::{ClientSession, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
 use crate::hub::{Hub, StreamId};
 
-/// Reassembly budget per connection: commands from players are < 1 KiB; 16 KiB leaves room for
-/// publishers' audio messages (a 4096-frame PCM message is 16 KiB + 1).
-pub const ARENA: usize = 16 * 1024;
+/// Reassembly budget of a connection until it publishes: players send only commands, < 1 KiB
+/// (ffmpeg's connect is 197 bytes, OBS's about 300).
+pub const ARENA: usize = 2 * 1024;
+/// Reassembly budget of a publisher: room for its audio messages (a 4096-frame PCM message is
+/// 16 KiB + 1) and its metadata.
+pub const PUBLISHER_ARENA: usize = 16 * 1024;
 /// The session's own output: control messages and command replies (~1 KiB at most at once).
 pub const TX: usize = 4 * 1024;
-/// Socket read buffer per connection.
-pub const RX: usize = 4 * 1024;
+/// Socket read buffer of a connection until it publishes.
+pub const RX: usize = 2 * 1024;
+/// Socket read buffer of a publisher (fewer reads per second of audio).
+pub const PUBLISHER_RX: usize = 8 * 1024;
 /// A relay's reassembly budget: it only reads the upstream's replies.
 pub const RELAY_ARENA: usize = 4 * 1024;
 
-/// The server side of a peer's session.
-pub type PeerSession = ServerSession<ARENA, TX>;
+/// The server side of a peer's session, its arena sized by what the peer does.
+pub type PeerSession = ServerSessionIn<Box<[u8]>, TX>;
 /// The client side of a relay's session.
 pub type RelaySession = ClientSession<RELAY_ARENA, TX>;
 
@@ -166,7 +171,7 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// What it is.
     pub kind: Kind,
-    rx: Box<[u8; RX]>,
+    rx: Box<[u8]>,
     rx_len: usize,
     /// Its reader of a stream, if it plays or relays one.
     pub egress: Option<Egress>,
@@ -185,7 +190,7 @@ impl Conn {
             socket,
             peer,
             kind,
-            rx: Box::new([0; RX]),
+            rx: vec![0; RX].into_boxed_slice(),
             rx_len: 0,
             egress: None,
             blocked_since: None,
@@ -201,7 +206,7 @@ impl Conn {
         mut handle: impl FnMut(&mut Self, usize) -> Result<usize, Close>,
     ) -> Result<(), Close> {
         loop {
-            if self.rx_len == RX {
+            if self.rx_len == self.rx.len() {
                 // The session consumes every complete chunk header, so a full buffer cannot
                 // stay full; this is a peer that floods faster than one pass handles.
                 self.consume(&mut handle)?;
@@ -229,6 +234,17 @@ impl Conn {
         self.rx.copy_within(used..self.rx_len, 0);
         self.rx_len -= used;
         Ok(())
+    }
+
+    /// Gives a publisher its larger read buffer and reassembly arena.
+    pub fn grow_for_publisher(&mut self) {
+        if let Kind::Peer { session, .. } = &mut self.kind {
+            // Too small for what is in flight cannot happen: the new arena is the larger.
+            let _ = session.replace_arena(vec![0; PUBLISHER_ARENA].into_boxed_slice());
+        }
+        let mut rx = vec![0; PUBLISHER_RX].into_boxed_slice();
+        rx[..self.rx_len].copy_from_slice(&self.rx[..self.rx_len]);
+        self.rx = rx;
     }
 
     /// The first `len` received bytes not yet consumed, beside the parts a session event

@@ -182,6 +182,7 @@ fn server_options(settings: &Settings) -> Result<server::Options, String> {
         idle_timeout_ms: u64::from(settings.idle_timeout_ms),
         publish_timeout_ms: u64::from(settings.publish_timeout_ms),
         pushes,
+        send_interval_ms: u64::from(settings.send_interval_ms),
     })
 }
 

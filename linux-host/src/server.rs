@@ -50,6 +50,8 @@ pub struct Options {
     pub publish_timeout_ms: u64,
     /// Push targets.
     pub pushes: Vec<Push>,
+    /// How much audio is gathered before it is written to readers (`--send-ms`).
+    pub send_interval_ms: u64,
 }
 
 /// One configured push.
@@ -92,8 +94,8 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     capture: Option<(StreamId, CaptureEncoder)>,
     encode_failed: bool,
-    /// Streams with audio not yet sent.
-    dirty: Vec<StreamId>,
+    /// Streams with audio not yet sent to their readers (the send schedule).
+    dirty: Vec<Unsent>,
     relays: Vec<Relay>,
     /// Connections to close once the one being handled is back in the slab (a publisher
     /// replaced by a new one).
@@ -254,7 +256,12 @@ impl Server {
                 continue;
             }
             debug!("{peer}: connected");
-            let session = Box::new(PeerSession::new(now, self.entropy(), &self.session_config));
+            let session = Box::new(PeerSession::with_arena(
+                vec![0; crate::conn::ARENA].into_boxed_slice(),
+                now,
+                self.entropy(),
+                &self.session_config,
+            ));
             self.conns[index] = Some(Box::new(Conn::new(
                 socket,
                 peer,
@@ -429,9 +436,7 @@ impl Server {
                             if s.last_header() != header {
                                 describe(s);
                             }
-                            if !self.dirty.contains(&id) {
-                                self.dirty.push(id);
-                            }
+                            self.mark_dirty(id);
                         }
                     }
                 }
@@ -483,6 +488,7 @@ impl Server {
                     stream: id,
                     last_audio: now,
                 };
+                conn.grow_for_publisher();
                 let old = self
                     .hub
                     .get_mut(id)
@@ -594,10 +600,40 @@ impl Server {
         }
     }
 
-    /// Sends new audio to the readers of the streams that have some; readers whose socket is
-    /// full are left alone until it says writable.
+    /// Notes that `id` has audio its readers have not been sent.
+    fn mark_dirty(&mut self, id: StreamId) {
+        if self.dirty.iter().any(|u| u.stream == id) {
+            return;
+        }
+        let first = self
+            .hub
+            .get(id)
+            .and_then(|s| s.ring().latest_time())
+            .unwrap_or(0);
+        self.dirty.push(Unsent {
+            stream: id,
+            first,
+            since: None,
+        });
+    }
+
+    /// Sends new audio to the readers of the streams whose unsent audio is due (see [`Unsent`]);
+    /// readers whose socket is full are left alone until it says writable.
     fn flush_dirty(&mut self, registry: &Registry, now: Instant) {
-        while let Some(id) = self.dirty.pop() {
+        let interval = self.options.send_interval_ms;
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let unsent = &mut self.dirty[i];
+            let since = *unsent.since.get_or_insert(now);
+            let span = self.hub.get(unsent.stream).map_or(u64::MAX, |s| {
+                s.ring().latest_time().unwrap_or(0) + s.step_ms() - unsent.first
+            });
+            let due = span >= interval || now.saturating_millis_since(since) >= interval;
+            if !due {
+                i += 1;
+                continue;
+            }
+            let id = self.dirty.swap_remove(i).stream;
             let readers = self
                 .hub
                 .get(id)
@@ -824,7 +860,13 @@ impl Server {
             .filter_map(|(_, s)| s.silence_deadline())
             .min();
         let relay = self.relays.iter().filter_map(|r| r.retry_at).min();
-        [conn, silence, relay].into_iter().flatten().min()
+        let send = self
+            .dirty
+            .iter()
+            .filter_map(|u| u.since)
+            .map(|t| t.saturating_add_millis(self.options.send_interval_ms))
+            .min();
+        [conn, silence, relay, send].into_iter().flatten().min()
     }
 
     fn run_timers(&mut self, registry: &Registry, now: Instant) {
@@ -846,7 +888,9 @@ impl Server {
             .iter_mut()
             .filter_map(|(id, s)| s.fill_silence(now).then_some(id))
             .collect();
-        self.dirty.extend(orphans);
+        for id in orphans {
+            self.mark_dirty(id);
+        }
         self.add_relays(now);
         self.connect_relays(registry, now);
         self.flush_dirty(registry, now);
@@ -865,9 +909,8 @@ impl Sink for Server {
             stream.push_audio(ts, body)
         }) {
             Ok(()) => {
-                if !self.dirty.contains(id) {
-                    self.dirty.push(*id);
-                }
+                let id = *id;
+                self.mark_dirty(id);
             }
             Err(e) if !self.encode_failed => {
                 log::error!("encoding a period failed: {e}");
@@ -941,6 +984,19 @@ impl Service for Server {
     }
 }
 
+/// A stream with audio its readers have not been sent. Readers are written when the unsent
+/// audio spans the send interval (`--send-ms`), or when its oldest message has waited that
+/// long on the clock (a publisher that slowed down): with the interval at or below the capture
+/// period every message goes out at once; above it, several periods go out in one write and one
+/// TCP segment per player, fewer wake-ups and packets for a few tens of milliseconds of delay.
+struct Unsent {
+    stream: StreamId,
+    /// Stream time of the first unsent message.
+    first: u64,
+    /// When the first unsent message was seen by the send schedule.
+    since: Option<Instant>,
+}
+
 /// What the server decided about a peer's request.
 enum Decision {
     Play(StreamId),
@@ -977,18 +1033,22 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
-    use crate::conn::{Conn, PeerSession, RelaySession, RX};
+    use crate::conn::{
+        Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX,
+    };
     use crate::stream::{AudioRing, Stream};
 
     /// What a stream, a publisher (or player) and a relay cost, for docs/architecture.md.
     #[test]
     fn memory_of_a_stream_and_a_connection_is_printed() {
         let stream = size_of::<Stream>() + size_of::<AudioRing>();
-        let peer = size_of::<Conn>() + size_of::<PeerSession>() + RX;
+        let player = size_of::<Conn>() + size_of::<PeerSession>() + ARENA + RX;
+        let publisher = size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
         let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
         println!("stream (table entry + ring): {stream} bytes");
-        println!("peer connection (publisher or player): {peer} bytes + its tail (one message)");
+        println!("player connection: {player} bytes + its tail (one message)");
+        println!("publisher connection: {publisher} bytes");
         println!("push relay connection: {relay} bytes + its tail");
-        assert!(stream > size_of::<AudioRing>() && peer > size_of::<PeerSession>());
+        assert!(stream > size_of::<AudioRing>() && publisher > player);
     }
 }

@@ -193,6 +193,11 @@ impl Stream {
         self.readers.retain(|&c| c != conn);
     }
 
+    /// The length of the latest message, as the step between the last two timestamps.
+    pub fn step_ms(&self) -> u64 {
+        self.clock.step
+    }
+
     /// Audio messages pushed since the stream was created.
     pub fn messages(&self) -> u64 {
         self.messages

@@ -409,7 +409,9 @@ pub struct Settings {
     /// How much already-sent audio a new player is given at once so it starts without waiting.
     #[serde(deserialize_with = "Range::<0, 60_000>::u32")]
     pub join_ms: u32,
-    /// Sample rate in Hz, asked of the capture device exactly.
+    /// Sample rate in Hz, asked of the capture device exactly; every codec of
+    /// [`Self::codecs`] must carry it ([`Codec::rates`]).
+    #[serde(deserialize_with = "Range::<5512, 48_000>::u32")]
     pub rate: u32,
     /// 1 or 2.
     #[serde(deserialize_with = "Range::<1, 2>::u8")]
@@ -1190,8 +1192,8 @@ impl Flag {
         let value = match self.kind {
             Kind::Text => Value::String(text.to_owned()),
             Kind::Number => text
-                .parse::<u32>()
-                .map(|n| Value::Integer(i64::from(n)))
+                .parse::<i64>()
+                .map(Value::Integer)
                 .map_err(|_| invalid("expected a whole number"))?,
             Kind::Float => text
                 .parse::<f64>()
@@ -1443,10 +1445,13 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocatio
                     return Err(ConfigError::UnknownFlag(arg));
                 };
                 let value = value_of(flag.name, inline, &mut args)?;
-                flag.check(&value)?;
                 flags.push(FlagValue { flag, value });
             }
         }
+    }
+    // After the loop, so that `--help` and `--version` win over a bad value before them.
+    for f in &flags {
+        f.flag.check(&f.value)?;
     }
     let settings = Settings::load(config_file, flags)?;
     Ok(if devices {
@@ -1811,6 +1816,8 @@ mod tests {
             (&["--play-key", "a&b"], "play-key"),
             (&["--join-ms", "-1"], "join-ms"),
             (&["--join-ms", "99999999999"], "join-ms"),
+            (&["--join-ms", "1.5"], "join-ms"),
+            (&["--rate", "96000"], "rate"),
             (&["--bitrate", "16"], "bitrate"),
             (&["--bitrate", "fast"], "bitrate"),
             (&["--max-streams", "0"], "max-streams"),
@@ -1850,6 +1857,12 @@ mod tests {
             msg.contains("plughw") && msg.contains("codec adpcm"),
             "{msg}"
         );
+        let msg = run(&["--max-streams", "99999999999"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.ends_with("expected 1 to 256"), "{msg}");
+        let msg = run(&["--join-ms", "soon"]).unwrap_err().to_string();
+        assert!(msg.ends_with("expected a whole number"), "{msg}");
         let msg = run(&["--period-ms", "4"]).unwrap_err().to_string();
         assert_eq!(msg, "bad value '4' for period-ms: expected 5 to 1000");
         let msg = run(&["--source", "mic"]).unwrap_err().to_string();

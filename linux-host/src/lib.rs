@@ -93,7 +93,11 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         period_frames: settings.period_frames(),
     };
     // Every codec of the list becomes a rendition once the encoders exist; the first for now.
-    let codec = settings.codecs.first().copied().ok_or("no codec")?;
+    let codec = settings
+        .capture_codecs()
+        .first()
+        .copied()
+        .ok_or("no codec")?;
     let capture = match settings.source {
         SourceSpec::None => None,
         _ => Some(

@@ -1033,9 +1033,7 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
-    use crate::conn::{
-        Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX,
-    };
+    use crate::conn::{Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX};
     use crate::stream::{AudioRing, Stream};
 
     /// What a stream, a publisher (or player) and a relay cost, for docs/architecture.md.
@@ -1043,7 +1041,8 @@ mod tests {
     fn memory_of_a_stream_and_a_connection_is_printed() {
         let stream = size_of::<Stream>() + size_of::<AudioRing>();
         let player = size_of::<Conn>() + size_of::<PeerSession>() + ARENA + RX;
-        let publisher = size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
+        let publisher =
+            size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
         let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
         println!("stream (table entry + ring): {stream} bytes");
         println!("player connection: {player} bytes + its tail (one message)");

@@ -106,7 +106,8 @@ pub struct ChunkReaderIn<const STREAMS: usize, A> {
 }
 
 /// A [`ChunkReaderIn`] with its arena inline: `ARENA` bytes.
-pub type ChunkReader<const STREAMS: usize, const ARENA: usize> = ChunkReaderIn<STREAMS, [u8; ARENA]>;
+pub type ChunkReader<const STREAMS: usize, const ARENA: usize> =
+    ChunkReaderIn<STREAMS, [u8; ARENA]>;
 
 /// The largest message an arena of `len` bytes can take, at most `max_message`.
 const fn clamp_message(max_message: u32, len: usize) -> u32 {

@@ -186,7 +186,8 @@ impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
     /// only for its commands); returns the old arena, or `Err(arena)` if it is too small for
     /// what is in flight. Call between `receive` calls.
     pub fn replace_arena(&mut self, arena: A) -> Result<A, A> {
-        self.reader.replace_arena(arena, self.inner.config.max_message)
+        self.reader
+            .replace_arena(arena, self.inner.config.max_message)
     }
 
     fn with_reader(

@@ -181,6 +181,8 @@ pub struct Conn {
     pub close_after_flush: bool,
     /// The deadline this connection is filed under in the server's timer heap.
     pub scheduled: Option<Instant>,
+    /// The peer's skipped video has been logged (once per connection).
+    pub skip_logged: bool,
 }
 
 impl Conn {
@@ -196,6 +198,7 @@ impl Conn {
             blocked_since: None,
             close_after_flush: false,
             scheduled: None,
+            skip_logged: false,
         }
     }
 

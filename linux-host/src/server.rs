@@ -284,6 +284,15 @@ impl Server {
             return Ok(());
         };
         let result = conn.read_input(|conn, len| self.process(conn, index, len, now));
+        if let Kind::Peer { session, .. } = &conn.kind {
+            if session.messages_skipped() > 0 && !conn.skip_logged {
+                conn.skip_logged = true;
+                info!(
+                    "{}: sends video too; zerocast serves its audio and skips the video unread",
+                    conn.peer
+                );
+            }
+        }
         self.conns[index] = Some(conn);
         result
     }

@@ -38,6 +38,9 @@ enum Publisher {
     GstRtmp2sink,
     /// GStreamer's librtmp sink (the OBS library family), MP3 from lamemp3enc.
     GstRtmpsink,
+    /// librtmp itself through python-librtmp (`tests/tools/librtmp_publish.py`), publishing an
+    /// AAC FLV that ffmpeg made, paced by its timestamps.
+    Librtmp,
 }
 
 impl Publisher {
@@ -45,6 +48,7 @@ impl Publisher {
         match self {
             Self::Ffmpeg { .. } => &["ffmpeg"],
             Self::GstRtmp2sink | Self::GstRtmpsink => &["gst-launch-1.0"],
+            Self::Librtmp => &["ffmpeg", "python3"],
         }
     }
 
@@ -59,6 +63,24 @@ impl Publisher {
                     "-c:a", codec, "-f", "flv", url,
                 ];
                 process::spawn("ffmpeg", &args, &[], &log)
+            }
+            Self::Librtmp => {
+                let flv = dir.join(format!("{label}.flv"));
+                let source = format!("sine=f={hz}:d=30");
+                let flv_arg = flv.display().to_string();
+                let args = [
+                    "-nostdin", "-y", "-f", "lavfi", "-i", &source, "-ac", "2", "-ar", "44100",
+                    "-c:a", "aac", "-f", "flv", &flv_arg,
+                ];
+                let mut make = process::spawn("ffmpeg", &args, &[], &dir.join("make-flv.log"))?;
+                if !make.wait_timeout(LIMIT)?.success() {
+                    return Err(make.failed("making the FLV for librtmp".to_owned()));
+                }
+                let script = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/tools/librtmp_publish.py"
+                );
+                process::spawn("python3", &[script, &flv_arg, url], &[], &log)
             }
             Self::GstRtmp2sink | Self::GstRtmpsink => {
                 let freq = format!("freq={hz}");
@@ -221,6 +243,7 @@ fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
         ),
         ("gst2", Publisher::GstRtmp2sink),
         ("gstlibrtmp", Publisher::GstRtmpsink),
+        ("librtmp", Publisher::Librtmp),
     ];
     let tools: Vec<&str> = publishers
         .iter()

@@ -161,7 +161,7 @@ mod chunk {
             ChunkReaderIn::with_arena(&mut small[..], black_box(256));
         black_box(show(reader.read(&wire[..len.min(200)])));
         black_box(reader.replace_arena(&mut large[..], black_box(2048)).is_ok());
-        black_box(reader.arena_len());
+        black_box((reader.arena_len(), reader.messages_skipped()));
     }
 }
 
@@ -466,7 +466,7 @@ mod session {
                 server.is_publishing(),
                 client.is_streaming(),
             ));
-            black_box(server.peer_acknowledged());
+            black_box((server.peer_acknowledged(), server.messages_skipped()));
             black_box(show(server.notify_published()));
             black_box(show(server.refuse_play(Refusal::NotFound)));
             black_box(show(server.end_play()));

@@ -101,6 +101,8 @@ pub struct ChunkReaderIn<const STREAMS: usize, A> {
     max_message: u32,
     skip_mask: u32,
     bytes_received: u64,
+    /// Messages skipped by type since the start.
+    skipped: u64,
     /// Arena region (start, length) of the message the last `read` completed, if any.
     last: (usize, u32),
 }
@@ -142,6 +144,7 @@ impl<const STREAMS: usize, A> ChunkReaderIn<STREAMS, A> {
             max_message: clamp_message(max_message, len),
             skip_mask: DEFAULT_SKIP_MASK,
             bytes_received: 0,
+            skipped: 0,
             last: (0, 0),
         }
     }
@@ -169,6 +172,11 @@ impl<const STREAMS: usize, A: AsRef<[u8]> + AsMut<[u8]>> ChunkReaderIn<STREAMS, 
         self.max_message = clamp_message(max_message, arena.as_ref().len());
         self.last = (0, 0);
         Ok(core::mem::replace(&mut self.arena, arena))
+    }
+
+    /// Messages skipped by type (video, by default) since the start.
+    pub fn messages_skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// The arena's size in bytes.
@@ -374,6 +382,7 @@ impl<const STREAMS: usize, A: AsRef<[u8]> + AsMut<[u8]>> ChunkReaderIn<STREAMS, 
             .checked_shl(u32::from(header.type_id))
             .is_some_and(|bit| self.skip_mask & bit != 0);
         if skip {
+            self.skipped += 1;
             return Ok(Partial::Skipping { received: 0 });
         }
         // Checked before buffering anything (protocol notes §5 #7).

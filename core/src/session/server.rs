@@ -190,6 +190,11 @@ impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
             .replace_arena(arena, self.inner.config.max_message)
     }
 
+    /// Messages the peer sent that were skipped unread (video, for an audio-only server).
+    pub fn messages_skipped(&self) -> u64 {
+        self.reader.messages_skipped()
+    }
+
     fn with_reader(
         reader: ChunkReaderIn<CHUNK_STREAMS, A>,
         now: Instant,

@@ -175,7 +175,9 @@ fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
             }
         }
         if server.log_count("retrying") > 0 || server.log_count("push") > 1 {
-            return Err(server.process.failed("the push was dropped or restarted".into()));
+            return Err(server
+                .process
+                .failed("the push was dropped or restarted".into()));
         }
         player.signal(Signal::SIGINT)?;
         player.wait_timeout(LIMIT)?;

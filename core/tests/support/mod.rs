@@ -1,6 +1,6 @@
 //! Plumbing for tests against real peers: child processes that die with the test, TCP on
 //! 127.0.0.1 with short read timeouts, a private nginx-rtmp, a paced 440 Hz PCM source, and a
-//! zero-crossing check of decoded audio.
+//! zero-crossing and silence check of decoded audio.
 //!
 //! Every wait here is bounded; a missing tool skips a test, except under `CI`, where it fails.
 //!
@@ -281,15 +281,27 @@ impl Tone {
         self.frames
     }
 
+    /// The next frame's sample (both channels carry it).
+    fn next_sample(&mut self) -> i16 {
+        let phase = 2.0 * PI * TONE_HZ * self.frames as f64 / RATE as f64;
+        self.frames += 1;
+        (AMPLITUDE * phase.sin()).round() as i16
+    }
+
     /// Appends `n` frames to `out`.
     pub fn render(&mut self, n: u64, out: &mut Vec<u8>) {
-        for i in self.frames..self.frames + n {
-            let phase = 2.0 * PI * TONE_HZ * i as f64 / RATE as f64;
-            let sample = ((AMPLITUDE * phase.sin()).round() as i16).to_le_bytes();
+        for _ in 0..n {
+            let sample = self.next_sample().to_le_bytes();
             out.extend_from_slice(&sample);
             out.extend_from_slice(&sample);
         }
-        self.frames += n;
+    }
+
+    /// Fills interleaved stereo samples (an audio source callback of `zerocast_core::board`).
+    pub fn fill(&mut self, pcm: &mut [i16]) {
+        for frame in pcm.chunks_exact_mut(2) {
+            frame.fill(self.next_sample());
+        }
     }
 }
 
@@ -335,6 +347,10 @@ pub struct ToneStats {
     pub hz: f64,
     /// Level of the left channel in dBFS (RMS).
     pub rms_dbfs: f64,
+    /// The longest run of samples below −40 dBFS after the first one above it, in ms: silence a
+    /// player inserted for audio that did not come (a tone passes through that band only for a
+    /// couple of samples around each zero crossing).
+    pub longest_gap_ms: f64,
 }
 
 impl ToneStats {
@@ -352,7 +368,19 @@ impl ToneStats {
         );
         assert!(self.rms_dbfs > -30.0, "{what}: too quiet ({self:?})");
     }
+
+    /// Panics when the audio has a gap (silence) longer than `max_ms` after it started.
+    pub fn assert_no_gap(&self, what: &str, max_ms: f64) {
+        assert!(
+            self.longest_gap_ms <= max_ms,
+            "{what}: {:.1} ms of silence in the tone ({self:?})",
+            self.longest_gap_ms
+        );
+    }
 }
+
+/// Magnitude below which a sample counts as silence: −40 dBFS.
+const SILENCE: f64 = 328.0;
 
 /// Measures stereo s16le audio. A rising crossing counts once the signal was below −1 % of full
 /// scale since the last one (hysteresis against noise near zero), at the interpolated instant it
@@ -367,7 +395,7 @@ pub fn analyse(pcm: &[u8]) -> ToneStats {
     let mut armed = false;
     for (i, pair) in left.windows(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
-        if a < -328.0 {
+        if a < -SILENCE {
             armed = true;
         }
         if armed && a < 0.0 && b >= 0.0 {
@@ -382,10 +410,20 @@ pub fn analyse(pcm: &[u8]) -> ToneStats {
         _ => 0.0,
     };
     let power = left.iter().map(|s| s * s).sum::<f64>() / left.len().max(1) as f64;
+    let start = left
+        .iter()
+        .position(|s| s.abs() >= SILENCE)
+        .unwrap_or(left.len());
+    let (mut run, mut longest) = (0usize, 0usize);
+    for s in &left[start..] {
+        run = if s.abs() < SILENCE { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
     ToneStats {
         frames: left.len(),
         hz,
         rms_dbfs: 10.0 * (power / (32768.0 * 32768.0)).log10(),
+        longest_gap_ms: longest as f64 * 1000.0 / RATE as f64,
     }
 }
 

@@ -1,0 +1,703 @@
+//! Serving players on a board: the core's sessions and ring driven over `embedded-io` byte streams.
+//!
+//! The Linux host drives the core from a `mio` loop; a board has a network stack (smoltcp,
+//! embassy-net, lwIP) whose sockets implement `embedded-io`. This module is the small driver a
+//! board port starts from: one live stream, a table of players, every buffer the caller's.
+//!
+//! ```text
+//!  audio source ──> Stream::pace / push_with ──> codec ──> chunk-encoded once ──> Ring (caller's)
+//!                                                                                   │ one Cursor each
+//!  transport (embedded-io) <──> Player::poll: handshake, session replies, first message +
+//!                                onMetaData (fast start), then ring bytes ──────────┘
+//! ```
+//!
+//! # The transport
+//! A player's connection is anything that implements [`embedded_io`]'s `Read`, `Write`,
+//! `ReadReady` and `WriteReady` (the [`Transport`] bound). `Read` and `Write` block by contract;
+//! [`Player::poll`] calls `read` only after `read_ready()` and `write` only after `write_ready()`
+//! said they would not block, so one loop serves every player, the network stack and the audio
+//! source without ever waiting on one slow peer. (`embedded-io`'s docs: the `*Ready` traits allow
+//! "using a `Read` in a nonblocking fashion".)
+//!
+//! # The loop a board runs
+//! 1. On a new connection: [`Player::open`] with the time and 32 bytes of entropy.
+//! 2. Every turn: [`Stream::pace`] (or [`Stream::push_with`] from a capture interrupt's buffer),
+//!    then [`Player::poll`] for each open player with its transport. An `Err` means: close that
+//!    connection (the player is already free again).
+//! 3. Sleep until the earliest of [`Stream::next_due`], every [`Player::poll_timeout`] and the
+//!    network stack's own deadline, or until a packet arrives.
+//!
+//! # What a player is sent
+//! The same bytes, in the same order, as the Linux host sends (`linux-host/src/rtmp.rs`): the
+//! session's own output (handshake, connect and play replies), then the first audio message at
+//! the join point followed by `onMetaData` with an empty `videocodecid` (ffmpeg then stops probing
+//! for video: protocol-notes §6), then the ring from there on. The session's output never goes in
+//! the middle of a ring message. A player that falls behind is moved forward in the ring (it
+//! hears a gap); one whose unfinished message was overwritten is closed, since no copy of it is
+//! kept ([`PlayerError::Lagged`]): that keeps a player at its fixed size.
+
+use core::fmt;
+
+use embedded_io::{ErrorKind, Read, ReadReady, Write, WriteReady};
+
+use crate::chunk::{encode_standalone, standalone_len, ChunkError, MessageHeader};
+use crate::codec::{CodecError, Encoder};
+use crate::command::stream_name_base;
+use crate::flv::{self, FlvError, Metadata};
+use crate::message;
+use crate::ring::{Cursor, PushError, Ring};
+use crate::session::{
+    Event, Refusal, ServerConfig, ServerSession, SessionError, CSID_AUDIO, CSID_DATA,
+    MEDIA_STREAM_ID,
+};
+use crate::time::Instant;
+
+/// What a player's connection must implement: blocking `embedded-io` reads and writes, and the
+/// readiness checks that let one loop avoid blocking on them (see the [module docs](self)).
+pub trait Transport: Read + Write + ReadReady + WriteReady {}
+
+impl<T: Read + Write + ReadReady + WriteReady + ?Sized> Transport for T {}
+
+/// Room for `onMetaData` chunk-encoded standalone: the body is under 200 bytes, plus a 12-byte
+/// header (16 with an extended timestamp, never needed at timestamp 0).
+pub const METADATA_CAPACITY: usize = 256;
+
+/// The smallest receive buffer a [`Player`] may have: a partial chunk header (at most 18 bytes)
+/// is all the session ever leaves unconsumed, so this never fills up.
+pub const MIN_RX: usize = 64;
+
+/// What the stream serves and how.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StreamConfig<'a> {
+    /// Application name players connect to (`live`).
+    pub app: &'a str,
+    /// Stream name they play (`audio`); a query string after it is ignored.
+    pub name: &'a str,
+    /// Sample rate of the audio source, in Hz (one the codec can signal in FLV).
+    pub rate: u32,
+    /// Channels of the audio source (1 or 2).
+    pub channels: u8,
+    /// Milliseconds of recent audio a joining player is sent at once (the join buffer).
+    pub join_ms: u64,
+    /// The players' sessions; its `chunk_size` is also the one the ring is encoded with.
+    pub session: ServerConfig,
+}
+
+/// Why a [`Stream`] could not be set up or take audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamError {
+    /// The PCM buffer is empty or not a whole number of frames.
+    PcmBuffer {
+        /// Samples in the buffer.
+        samples: usize,
+        /// Samples per frame.
+        channels: u8,
+    },
+    /// The body buffer cannot hold one encoded message of the PCM buffer's frames.
+    BodyBuffer {
+        /// Bytes one message needs (tag header byte + encoded audio).
+        needed: usize,
+        /// Bytes the buffer has.
+        available: usize,
+    },
+    /// `onMetaData` could not be encoded (into [`METADATA_CAPACITY`] bytes).
+    Metadata(FlvError),
+    /// The session's chunk size is invalid, or `onMetaData` does not fit
+    /// [`METADATA_CAPACITY`] bytes once chunk-encoded.
+    Chunk(ChunkError),
+    /// The encoder refused the audio.
+    Codec(CodecError),
+    /// A message is larger than the ring.
+    Ring(PushError),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PcmBuffer { samples, channels } => write!(
+                f,
+                "PCM buffer of {samples} samples is not one or more whole {channels}-channel frames"
+            ),
+            Self::BodyBuffer { needed, available } => write!(
+                f,
+                "body buffer of {available} bytes is too small for a {needed}-byte message"
+            ),
+            Self::Metadata(e) => write!(f, "onMetaData: {e}"),
+            Self::Chunk(e) => write!(f, "onMetaData message: {e}"),
+            Self::Codec(e) => write!(f, "encoder: {e}"),
+            Self::Ring(e) => write!(f, "ring: {e}"),
+        }
+    }
+}
+
+/// One live stream: an audio source encoded once per message into the caller's ring.
+///
+/// `pcm` holds one message of interleaved samples (its length sets the frames per message; for
+/// SWF ADPCM use a count from `AdpcmSwf::fit_frames`), `body` one encoded message
+/// (`1 + encoder.max_encoded_len(frames)` bytes). Stream time comes from the sample count.
+pub struct Stream<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> {
+    config: StreamConfig<'a>,
+    encoder: E,
+    header_byte: u8,
+    ring: &'a mut Ring<BYTES, SLOTS>,
+    pcm: &'a mut [i16],
+    body: &'a mut [u8],
+    metadata: [u8; METADATA_CAPACITY],
+    metadata_len: usize,
+    /// Frames pushed so far: the stream position.
+    frames: u64,
+    /// When [`Stream::pace`] started the clock.
+    origin: Option<Instant>,
+}
+
+impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES, SLOTS> {
+    /// A stream of `encoder`'s audio into `ring`, with `pcm` and `body` as its scratch buffers.
+    pub fn new(
+        config: StreamConfig<'a>,
+        encoder: E,
+        ring: &'a mut Ring<BYTES, SLOTS>,
+        pcm: &'a mut [i16],
+        body: &'a mut [u8],
+    ) -> Result<Self, StreamError> {
+        let channels = usize::from(config.channels);
+        let frames = pcm.len().checked_div(channels).unwrap_or(0);
+        if frames == 0 || pcm.len() % channels != 0 {
+            return Err(StreamError::PcmBuffer {
+                samples: pcm.len(),
+                channels: config.channels,
+            });
+        }
+        let needed = 1 + encoder.max_encoded_len(frames);
+        if body.len() < needed {
+            return Err(StreamError::BodyBuffer {
+                needed,
+                available: body.len(),
+            });
+        }
+        let header = encoder.tag_header();
+        let bits = needed.saturating_sub(1) as f64 * 8.0 / frames as f64;
+        let meta = Metadata {
+            audiocodecid: header.format as u8,
+            audiosamplerate: config.rate,
+            audiosamplesize: 16,
+            stereo: config.channels == 2,
+            audiodatarate_kbps: bits * f64::from(config.rate) / 1000.0,
+        };
+        let mut body_buf = [0u8; METADATA_CAPACITY];
+        let len =
+            flv::encode_on_metadata(&mut body_buf, &meta, true).map_err(StreamError::Metadata)?;
+        let message = MessageHeader {
+            csid: CSID_DATA,
+            timestamp: 0,
+            length: len as u32,
+            type_id: message::DATA_AMF0,
+            stream_id: MEDIA_STREAM_ID,
+        };
+        let mut metadata = [0u8; METADATA_CAPACITY];
+        let metadata_len = encode_standalone(
+            &mut metadata,
+            config.session.chunk_size,
+            &message,
+            body_buf.get(..len).unwrap_or_default(),
+        )
+        .map_err(StreamError::Chunk)?;
+        Ok(Self {
+            config,
+            header_byte: header.to_byte(),
+            encoder,
+            ring,
+            pcm,
+            body,
+            metadata,
+            metadata_len,
+            frames: 0,
+            origin: None,
+        })
+    }
+
+    /// The stream's settings.
+    pub fn config(&self) -> &StreamConfig<'a> {
+        &self.config
+    }
+
+    /// The ring every player reads.
+    pub fn ring(&self) -> &Ring<BYTES, SLOTS> {
+        self.ring
+    }
+
+    /// `onMetaData`, chunk-encoded standalone on [`CSID_DATA`]: sent to each player right after
+    /// its first audio message.
+    pub fn metadata(&self) -> &[u8] {
+        self.metadata.get(..self.metadata_len).unwrap_or_default()
+    }
+
+    /// Frames per message (the PCM buffer's length in frames).
+    pub fn frames_per_message(&self) -> usize {
+        self.pcm.len() / usize::from(self.config.channels)
+    }
+
+    /// Milliseconds of audio pushed so far (stream time, from the sample count).
+    pub fn millis(&self) -> u64 {
+        self.frames * 1000 / u64::from(self.config.rate)
+    }
+
+    /// Lets `fill` write one message of interleaved samples into the PCM buffer, encodes it and
+    /// stores it in the ring, stamped with the stream time. For sources that deliver audio
+    /// themselves (a DMA buffer filled by I2S or an ADC): call it once per buffer.
+    pub fn push_with(&mut self, fill: impl FnOnce(&mut [i16])) -> Result<(), StreamError> {
+        fill(self.pcm);
+        let (first, rest) = self.body.split_at_mut(1);
+        if let Some(byte) = first.first_mut() {
+            *byte = self.header_byte;
+        }
+        let n = self
+            .encoder
+            .encode(self.pcm, rest)
+            .map_err(StreamError::Codec)?;
+        let body = self.body.get(..1 + n).unwrap_or_default();
+        let time_ms = self.millis();
+        let header = MessageHeader {
+            csid: CSID_AUDIO,
+            // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days (players cope).
+            timestamp: time_ms as u32,
+            length: body.len() as u32,
+            type_id: message::AUDIO,
+            stream_id: MEDIA_STREAM_ID,
+        };
+        let chunk_size = self.config.session.chunk_size;
+        let len = standalone_len(chunk_size, &header);
+        self.ring
+            .push_with(time_ms, len, |dst| {
+                // `len` was computed for exactly this header and body.
+                let _ = encode_standalone(dst, chunk_size, &header, body);
+            })
+            .map_err(StreamError::Ring)?;
+        self.frames += self.frames_per_message() as u64;
+        Ok(())
+    }
+
+    /// Pushes every message that is due at `now` by the clock, each filled by `fill`: for
+    /// sources that can be read at any time (a generator, an ADC sampled on demand). The first
+    /// call starts the stream's clock. Returns when the next message is due.
+    pub fn pace(
+        &mut self,
+        now: Instant,
+        mut fill: impl FnMut(&mut [i16]),
+    ) -> Result<Instant, StreamError> {
+        let origin = *self.origin.get_or_insert(now);
+        loop {
+            let due = origin.saturating_add_millis(self.millis());
+            if due > now {
+                return Ok(due);
+            }
+            self.push_with(&mut fill)?;
+        }
+    }
+
+    /// When [`Stream::pace`] must be called next (`None` before its first call).
+    pub fn next_due(&self) -> Option<Instant> {
+        self.origin
+            .map(|origin| origin.saturating_add_millis(self.millis()))
+    }
+
+    /// Where a joining player starts: `join_ms` behind the newest message.
+    fn join_cursor(&self) -> Cursor {
+        match self.ring.latest_time() {
+            Some(latest) => self
+                .ring
+                .cursor_since(latest.saturating_sub(self.config.join_ms)),
+            None => self.ring.cursor_at_head(),
+        }
+    }
+}
+
+/// Why a player's connection must be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PlayerError {
+    /// The transport failed.
+    Io(ErrorKind),
+    /// The peer broke the protocol or went silent.
+    Session(SessionError),
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The request was refused (a publish, or another stream) and the answer was sent.
+    Refused,
+    /// The ring overwrote the message the player was in the middle of.
+    Lagged {
+        /// Messages the player lost.
+        skipped: u64,
+    },
+    /// The transport did not take a byte for this long (the session's idle timeout).
+    Stalled {
+        /// Milliseconds since the last write.
+        millis: u64,
+    },
+    /// The receive buffer filled up without the session consuming a byte (it is smaller than
+    /// [`MIN_RX`]).
+    InputFull {
+        /// The buffer's size.
+        capacity: usize,
+    },
+}
+
+impl fmt::Display for PlayerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(kind) => write!(f, "transport error: {kind:?}"),
+            Self::Session(e) => write!(f, "{e}"),
+            Self::PeerClosed => f.write_str("closed by the peer"),
+            Self::Refused => f.write_str("request refused"),
+            Self::Lagged { skipped } => write!(
+                f,
+                "fell {skipped} messages behind in the middle of a message"
+            ),
+            Self::Stalled { millis } => write!(f, "not reading for {millis} ms"),
+            Self::InputFull { capacity } => {
+                write!(f, "receive buffer of {capacity} bytes full")
+            }
+        }
+    }
+}
+
+impl From<SessionError> for PlayerError {
+    fn from(e: SessionError) -> Self {
+        Self::Session(e)
+    }
+}
+
+/// Where a player is in the stream.
+#[derive(Clone, Copy, Debug)]
+enum Media {
+    /// Not playing.
+    Off,
+    /// Accepted: the first message at `cursor` goes out next (or is going out).
+    First { cursor: Cursor },
+    /// `onMetaData` goes out, `sent` bytes of it are out.
+    Metadata { cursor: Cursor, sent: usize },
+    /// Ring bytes from `cursor` on.
+    Live { cursor: Cursor },
+    /// The player stopped: finish the message under way, then send no more media.
+    Stopping { cursor: Cursor },
+}
+
+/// What a piece of output came from.
+#[derive(Clone, Copy)]
+enum Piece {
+    Ring,
+    Metadata,
+    Session,
+}
+
+/// One connection slot: a server session, a receive buffer of `RX` bytes and a ring cursor. Its
+/// size is fixed by the three capacities (`ServerSession<ARENA, TX>`), whatever the peer does;
+/// keep the table of players in a `static` or in `main`'s frame.
+pub struct Player<const ARENA: usize, const TX: usize, const RX: usize> {
+    session: Option<ServerSession<ARENA, TX>>,
+    rx: [u8; RX],
+    rx_len: usize,
+    media: Media,
+    /// Close once the session's output is written.
+    refused: bool,
+    /// Since when output has been waiting for the transport.
+    blocked_since: Option<Instant>,
+    stall_ms: u64,
+}
+
+impl<const ARENA: usize, const TX: usize, const RX: usize> Default for Player<ARENA, TX, RX> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX> {
+    /// A free slot. `RX` must be at least [`MIN_RX`] (checked at compile time).
+    pub const fn new() -> Self {
+        const { assert!(RX >= MIN_RX, "a player's receive buffer needs MIN_RX bytes") };
+        Self {
+            session: None,
+            rx: [0; RX],
+            rx_len: 0,
+            media: Media::Off,
+            refused: false,
+            blocked_since: None,
+            stall_ms: 0,
+        }
+    }
+
+    /// Starts serving a connection accepted at `now`; `entropy` seeds the handshake. Whatever the
+    /// slot served before is forgotten.
+    pub fn open(&mut self, now: Instant, entropy: [u8; 32], config: &ServerConfig) {
+        self.session = Some(ServerSession::new(now, entropy, config));
+        self.rx_len = 0;
+        self.media = Media::Off;
+        self.refused = false;
+        self.blocked_since = None;
+        self.stall_ms = config.idle_timeout_ms;
+    }
+
+    /// Frees the slot (the connection was closed outside the driver).
+    pub fn close(&mut self) {
+        self.session = None;
+        self.media = Media::Off;
+    }
+
+    /// Whether the slot serves a connection.
+    pub fn is_open(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Whether the player has been accepted and is sent audio.
+    pub fn is_playing(&self) -> bool {
+        !matches!(self.media, Media::Off)
+    }
+
+    /// The next instant [`Player::poll`] must be called even if the transport stays quiet: a
+    /// session deadline (handshake, ping) or the stall limit of a blocked transport.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let session = self.session.as_ref()?.poll_timeout();
+        let stall = self
+            .blocked_since
+            .map(|since| since.saturating_add_millis(self.stall_ms));
+        match (session, stall) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Reads what `io` has, answers it, and writes what the player is due: the session's output,
+    /// then audio from `stream`'s ring, until `io` would block or nothing is left. Does nothing
+    /// on a free slot. On `Err` the slot is free again and the caller closes the connection.
+    pub fn poll<T, E, const BYTES: usize, const SLOTS: usize>(
+        &mut self,
+        io: &mut T,
+        stream: &Stream<'_, E, BYTES, SLOTS>,
+        now: Instant,
+    ) -> Result<(), PlayerError>
+    where
+        T: Transport + ?Sized,
+        E: Encoder,
+    {
+        if self.session.is_none() {
+            return Ok(());
+        }
+        let result = self.serve(io, stream, now);
+        if let Err(e) = &result {
+            debug!("player closed: {:?}", e);
+            self.close();
+        }
+        result
+    }
+
+    fn serve<T, E, const BYTES: usize, const SLOTS: usize>(
+        &mut self,
+        io: &mut T,
+        stream: &Stream<'_, E, BYTES, SLOTS>,
+        now: Instant,
+    ) -> Result<(), PlayerError>
+    where
+        T: Transport + ?Sized,
+        E: Encoder,
+    {
+        while io.read_ready().map_err(io_error)? {
+            let free = self.rx.get_mut(self.rx_len..).unwrap_or_default();
+            if free.is_empty() {
+                return Err(PlayerError::InputFull { capacity: RX });
+            }
+            let n = io.read(free).map_err(io_error)?;
+            if n == 0 {
+                return Err(PlayerError::PeerClosed);
+            }
+            self.rx_len += n;
+            self.receive(stream, now)?;
+        }
+        if let Some(session) = self.session.as_mut() {
+            if session.poll_timeout().is_some_and(|at| at <= now) {
+                session.handle_timeout(now)?;
+            }
+        }
+        if let Some(since) = self.blocked_since {
+            let millis = now.saturating_millis_since(since);
+            if millis >= self.stall_ms {
+                return Err(PlayerError::Stalled { millis });
+            }
+        }
+        self.flush(io, stream, now)
+    }
+
+    /// Feeds the received bytes to the session and answers its events.
+    fn receive<E: Encoder, const BYTES: usize, const SLOTS: usize>(
+        &mut self,
+        stream: &Stream<'_, E, BYTES, SLOTS>,
+        now: Instant,
+    ) -> Result<(), PlayerError> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(());
+        };
+        let config = stream.config();
+        let mut start = 0;
+        loop {
+            let input = self.rx.get(start..self.rx_len).unwrap_or_default();
+            let received = session.receive(now, input)?;
+            start += received.consumed;
+            match received.event {
+                None if received.consumed == 0 => break,
+                Some(Event::PlayRequested { app, name }) => {
+                    if app == config.app && stream_name_base(name) == config.name {
+                        session.accept_play()?;
+                        self.media = Media::First {
+                            cursor: stream.join_cursor(),
+                        };
+                    } else {
+                        session.refuse_play(Refusal::NotFound)?;
+                        self.refused = true;
+                    }
+                }
+                Some(Event::PublishRequested { .. }) => {
+                    session.refuse_publish(Refusal::Denied)?;
+                    self.refused = true;
+                }
+                Some(Event::PlayStopped) => {
+                    self.media = match self.media {
+                        Media::First { cursor }
+                        | Media::Metadata { cursor, .. }
+                        | Media::Live { cursor }
+                        | Media::Stopping { cursor } => Media::Stopping { cursor },
+                        Media::Off => Media::Off,
+                    };
+                }
+                _ => {}
+            }
+        }
+        self.rx.copy_within(start..self.rx_len, 0);
+        self.rx_len -= start;
+        Ok(())
+    }
+
+    /// Writes until the transport would block or nothing is due.
+    fn flush<T, E, const BYTES: usize, const SLOTS: usize>(
+        &mut self,
+        io: &mut T,
+        stream: &Stream<'_, E, BYTES, SLOTS>,
+        now: Instant,
+    ) -> Result<(), PlayerError>
+    where
+        T: Transport + ?Sized,
+        E: Encoder,
+    {
+        loop {
+            let Some((piece, out)) = self.next_output(stream)? else {
+                self.blocked_since = None;
+                return Ok(());
+            };
+            if !io.write_ready().map_err(io_error)? {
+                self.blocked_since.get_or_insert(now);
+                return Ok(());
+            }
+            let n = io.write(out).map_err(io_error)?;
+            self.blocked_since = None;
+            self.sent(piece, n, stream);
+        }
+    }
+
+    /// The next bytes to write, in the order the module docs give; `Err` to close.
+    fn next_output<'s, E: Encoder, const BYTES: usize, const SLOTS: usize>(
+        &'s mut self,
+        stream: &'s Stream<'_, E, BYTES, SLOTS>,
+    ) -> Result<Option<(Piece, &'s [u8])>, PlayerError> {
+        let ring = stream.ring();
+        // A message under way goes first: anything else would land inside its chunks.
+        match &mut self.media {
+            Media::First { cursor } | Media::Live { cursor } | Media::Stopping { cursor }
+                if !cursor.at_boundary() =>
+            {
+                let rest = ring
+                    .current_message(cursor)
+                    .map_err(|lagged| PlayerError::Lagged {
+                        skipped: lagged.skipped,
+                    })?;
+                return Ok(Some((Piece::Ring, rest)));
+            }
+            Media::Metadata { sent, .. } => {
+                let rest = stream.metadata().get(*sent..).unwrap_or_default();
+                return Ok(Some((Piece::Metadata, rest)));
+            }
+            _ => {}
+        }
+        if let Some(out) = self.session.as_ref().map(|s| s.transmit()) {
+            if !out.is_empty() {
+                return Ok(Some((Piece::Session, out)));
+            }
+        }
+        if self.refused {
+            return Err(PlayerError::Refused);
+        }
+        match &mut self.media {
+            Media::Off | Media::Metadata { .. } => Ok(None),
+            Media::Stopping { .. } => {
+                self.media = Media::Off;
+                Ok(None)
+            }
+            Media::First { cursor } => {
+                if ring.skip_lagged(cursor) > 0 {
+                    debug!("player: join point left the ring before it was sent");
+                }
+                let first = ring.current_message(cursor).unwrap_or_default();
+                Ok((!first.is_empty()).then_some((Piece::Ring, first)))
+            }
+            Media::Live { cursor } => {
+                let skipped = ring.skip_lagged(cursor);
+                if skipped > 0 {
+                    debug!("player: fell behind, skipped {} messages", skipped);
+                }
+                // Not lagged after the skip; `first` is empty only at the live edge.
+                let run = ring.read(cursor).map(|s| s.first).unwrap_or_default();
+                Ok((!run.is_empty()).then_some((Piece::Ring, run)))
+            }
+        }
+    }
+
+    /// Accounts for `n` bytes of `piece` written.
+    fn sent<E: Encoder, const BYTES: usize, const SLOTS: usize>(
+        &mut self,
+        piece: Piece,
+        n: usize,
+        stream: &Stream<'_, E, BYTES, SLOTS>,
+    ) {
+        let ring = stream.ring();
+        match (piece, &mut self.media) {
+            (Piece::Session, _) => {
+                if let Some(session) = self.session.as_mut() {
+                    session.advance(n);
+                }
+            }
+            (Piece::Metadata, Media::Metadata { cursor, sent }) => {
+                *sent += n;
+                if *sent >= stream.metadata().len() {
+                    self.media = Media::Live { cursor: *cursor };
+                }
+            }
+            (Piece::Ring, Media::First { cursor }) => {
+                let before = cursor.sequence();
+                ring.advance(cursor, n);
+                // The first message is out: onMetaData follows it (protocol-notes §6).
+                if cursor.sequence() != before {
+                    self.media = Media::Metadata {
+                        cursor: *cursor,
+                        sent: 0,
+                    };
+                }
+            }
+            (Piece::Ring, Media::Live { cursor } | Media::Stopping { cursor }) => {
+                ring.advance(cursor, n);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn io_error(e: impl embedded_io::Error) -> PlayerError {
+    PlayerError::Io(e.kind())
+}

@@ -701,3 +701,266 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
 fn io_error(e: impl embedded_io::Error) -> PlayerError {
     PlayerError::Io(e.kind())
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::codec::PcmS16Le;
+    use crate::session::{ClientConfig, ClientEvent, ClientRole, ClientSession};
+
+    /// An in-memory connection. What the client sent waits in `input`; the player's writes land
+    /// in `output`, at most `window` bytes per call and `room` bytes per turn (then `write_ready`
+    /// is false), so messages are cut at odd places.
+    struct Wire {
+        input: Vec<u8>,
+        output: Vec<u8>,
+        window: usize,
+        room: usize,
+    }
+
+    #[derive(Debug)]
+    struct Never;
+
+    impl embedded_io::Error for Never {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    impl embedded_io::ErrorType for Wire {
+        type Error = Never;
+    }
+
+    impl Read for Wire {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
+            let n = buf.len().min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl ReadReady for Wire {
+        fn read_ready(&mut self) -> Result<bool, Never> {
+            Ok(!self.input.is_empty())
+        }
+    }
+
+    impl Write for Wire {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
+            let n = buf.len().min(self.window).min(self.room);
+            self.output.extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    impl WriteReady for Wire {
+        fn write_ready(&mut self) -> Result<bool, Never> {
+            Ok(self.room > 0)
+        }
+    }
+
+    /// 20 ms messages of 22.05 kHz mono PCM, sample value = message number.
+    const FRAMES: usize = 441;
+
+    fn config(join_ms: u64) -> StreamConfig<'static> {
+        StreamConfig {
+            app: "live",
+            name: "audio",
+            rate: 22_050,
+            channels: 1,
+            join_ms,
+            session: ServerConfig::default(),
+        }
+    }
+
+    /// What a client playing `name` saw, event by event, in `turns` turns of the loop a board
+    /// runs; once it plays, a message is pushed every third turn.
+    fn play(name: &str, turns: usize) -> (Vec<std::string::String>, Result<(), PlayerError>) {
+        let mut ring: Ring<16384, 32> = Ring::new();
+        let mut pcm = [0i16; FRAMES];
+        let mut body = [0u8; 1 + 2 * FRAMES];
+        let encoder = PcmS16Le::new(22_050, 1).unwrap();
+        let mut stream = Stream::new(config(20), encoder, &mut ring, &mut pcm, &mut body).unwrap();
+        let mut pushed = 0i16;
+        let mut push = |stream: &mut Stream<'_, PcmS16Le, 16384, 32>| {
+            stream.push_with(|pcm| pcm.fill(pushed)).unwrap();
+            pushed += 1;
+        };
+        for _ in 0..5 {
+            push(&mut stream);
+        }
+        let now = Instant::from_millis(0);
+        let mut player: Player<2048, 1024, 64> = Player::new();
+        player.open(now, [1; 32], &stream.config().session);
+        let client_config = ClientConfig {
+            app: "live",
+            tc_url: "rtmp://board/live",
+            stream: name,
+            role: ClientRole::Play,
+            digest: false,
+            chunk_size: 4096,
+            max_message: 16384,
+            idle_timeout_ms: 60_000,
+        };
+        let mut client: ClientSession<16384, 4096> =
+            ClientSession::new(now, [2; 32], &client_config).unwrap();
+        let mut wire = Wire {
+            input: Vec::new(),
+            output: Vec::new(),
+            window: 13,
+            room: 0,
+        };
+        let mut seen = Vec::new();
+        let mut result = Ok(());
+        for turn in 0..turns {
+            if turn % 3 == 2 && seen.iter().any(|e| e == "Playing") {
+                push(&mut stream);
+            }
+            wire.input.extend_from_slice(client.transmit());
+            client.advance(client.transmit().len());
+            wire.room = 401;
+            result = player.poll(&mut wire, &stream, now);
+            loop {
+                let received = match client.receive(now, &wire.output) {
+                    Ok(received) => received,
+                    Err(e) => {
+                        seen.push(std::format!("client error {e:?}"));
+                        break;
+                    }
+                };
+                wire.output.drain(..received.consumed);
+                match received.event {
+                    Some(ClientEvent::Audio { timestamp, payload }) => {
+                        seen.push(std::format!("audio {timestamp} {}", payload[1]));
+                    }
+                    Some(ClientEvent::Metadata { .. }) => seen.push("metadata".into()),
+                    Some(event) => seen.push(std::format!("{event:?}")),
+                    None if received.consumed == 0 => break,
+                    None => {}
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        (seen, result)
+    }
+
+    #[test]
+    fn a_player_gets_the_join_point_then_metadata_then_every_message_in_order() {
+        let (seen, result) = play("audio?token=1", 400);
+        assert_eq!(result, Ok(()));
+        // Five messages (0..80 ms) were there at the play; 20 ms of join buffer start it at 60.
+        assert_eq!(
+            seen[..5],
+            [
+                "Connected",
+                "Playing",
+                "audio 60 3",
+                "metadata",
+                "audio 80 4"
+            ]
+        );
+        let audio: Vec<&std::string::String> =
+            seen.iter().filter(|e| e.starts_with("audio")).collect();
+        assert!(audio.len() > 100, "{seen:?}");
+        for (i, event) in audio.iter().enumerate() {
+            let n = i + 3;
+            assert_eq!(**event, std::format!("audio {} {n}", n * 20), "{seen:?}");
+        }
+        assert_eq!(seen.iter().filter(|e| *e == "metadata").count(), 1);
+    }
+
+    #[test]
+    fn another_stream_is_refused_and_the_connection_closed_after_the_answer() {
+        let (seen, result) = play("other", 50);
+        assert_eq!(result, Err(PlayerError::Refused));
+        assert_eq!(seen, ["Connected", "client error Refused"], "no Play.Start");
+    }
+
+    #[test]
+    fn a_player_that_stops_reading_is_skipped_forward_then_closed_when_cut_off() {
+        let mut ring: Ring<2048, 8> = Ring::new();
+        let mut pcm = [0i16; FRAMES];
+        let mut body = [0u8; 1 + 2 * FRAMES];
+        let encoder = PcmS16Le::new(22_050, 1).unwrap();
+        let mut stream = Stream::new(config(0), encoder, &mut ring, &mut pcm, &mut body).unwrap();
+        let mut player: Player<2048, 1024, 64> = Player::new();
+        let now = Instant::from_millis(0);
+        player.open(now, [1; 32], &stream.config().session);
+        // Playing from the live edge, set by hand: the media path alone, no session bytes.
+        player.media = Media::Live {
+            cursor: stream.ring().cursor_at_head(),
+        };
+        player.session = None;
+        let mut wire = Wire {
+            input: Vec::new(),
+            output: Vec::new(),
+            window: 100,
+            room: 100,
+        };
+        stream.push_with(|pcm| pcm.fill(1)).unwrap();
+        // `flush` directly: `poll` leaves a slot without a session alone.
+        assert_eq!(player.flush(&mut wire, &stream, now), Ok(()));
+        assert_eq!(wire.output.len(), 100);
+        // Mid-message, and the ring overwrites it: closed.
+        for _ in 0..10 {
+            stream.push_with(|pcm| pcm.fill(2)).unwrap();
+        }
+        wire.room = 100;
+        assert!(matches!(
+            player.flush(&mut wire, &stream, now),
+            Err(PlayerError::Lagged { skipped: 1.. })
+        ));
+        // At a boundary a lagging player is moved to the oldest message instead.
+        player.media = Media::Live {
+            cursor: stream.ring().cursor_since(0),
+        };
+        for _ in 0..10 {
+            stream.push_with(|pcm| pcm.fill(3)).unwrap();
+        }
+        wire.room = 10_000;
+        wire.output.clear();
+        assert_eq!(player.flush(&mut wire, &stream, now), Ok(()));
+        assert_eq!(
+            wire.output.len(),
+            stream.ring().len() * (12 + 1 + 2 * FRAMES)
+        );
+    }
+
+    #[test]
+    fn stream_refuses_buffers_that_do_not_fit() {
+        let mut ring: Ring<1024, 8> = Ring::new();
+        let encoder = PcmS16Le::new(22_050, 2).unwrap();
+        let stereo = StreamConfig {
+            channels: 2,
+            ..config(0)
+        };
+        let result = Stream::new(stereo, encoder, &mut ring, &mut [0; 3], &mut [0; 64]).err();
+        assert_eq!(
+            result,
+            Some(StreamError::PcmBuffer {
+                samples: 3,
+                channels: 2
+            })
+        );
+        let result = Stream::new(stereo, encoder, &mut ring, &mut [0; 20], &mut [0; 40]).err();
+        assert_eq!(
+            result,
+            Some(StreamError::BodyBuffer {
+                needed: 41,
+                available: 40
+            })
+        );
+    }
+}

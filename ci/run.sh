@@ -223,10 +223,17 @@ cmd_board() {
     say "board: smoltcp on a TAP device, ffmpeg and rtmpdump in a network namespace"
     cargo test --locked -p zerocast-board --features tap --test tap -- --nocapture
     say "board: the example for thumbv6m-none-eabi, no allocator"
-    board_bare build
+    # Symbols kept (the release profile strips them) to print what the RAM goes to.
+    CARGO_PROFILE_RELEASE_STRIP=false board_bare build
     local elf="$TARGET_DIR/board-bare/thumbv6m-none-eabi/release/zerocast-board-bare"
     # text = flash; data = flash and RAM (the buffers' initial image); bss = RAM.
     arm-linux-gnueabihf-size "$elf"
+    local _addr size kind name
+    while read -r _addr size kind name; do
+        if [[ $kind == [dDbB] && $name == zerocast_board_bare::* ]]; then
+            echo "RAM: $name $((16#$size)) bytes"
+        fi
+    done < <(arm-linux-gnueabihf-nm -S -C "$elf")
 }
 
 # Prints the three ARM attributes that decide whether a binary runs on the Pi Zero's ARM1176 and

@@ -282,3 +282,25 @@ impl<'a> Board<'a> {
 fn smol(now: Instant) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_millis(now.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+
+    #[test]
+    fn memory_of_the_example_is_printed() {
+        // On this (64-bit) host; docs/porting.md has the 32-bit numbers from the thumbv6m build.
+        std::println!(
+            "Buffers: {} bytes; BoardPlayer: {}; tcp::Socket: {}; Board (on the stack): {}",
+            size_of::<Buffers>(),
+            size_of::<BoardPlayer>(),
+            size_of::<tcp::Socket>(),
+            size_of::<Board>()
+        );
+        // The budget docs/porting.md gives for the example: 80 KiB of buffers, 2 KiB of stack.
+        assert!(size_of::<Buffers>() < 80 * 1024);
+        assert!(size_of::<Board>() < 2 * 1024);
+    }
+}

@@ -351,6 +351,9 @@ pub struct ToneStats {
     /// player inserted for audio that did not come (a tone passes through that band only for a
     /// couple of samples around each zero crossing).
     pub longest_gap_ms: f64,
+    /// Periods (between rising crossings) off the tone's by more than 5 %: audio lost without
+    /// silence in its place is a phase jump, which lengthens or shortens one period.
+    pub jumps: usize,
 }
 
 impl ToneStats {
@@ -369,13 +372,32 @@ impl ToneStats {
         assert!(self.rms_dbfs > -30.0, "{what}: too quiet ({self:?})");
     }
 
-    /// Panics when the audio has a gap (silence) longer than `max_ms` after it started.
-    pub fn assert_no_gap(&self, what: &str, max_ms: f64) {
+    /// Prints the measurement, then panics unless it is the test tone ([`Self::assert_tone`])
+    /// without a gap: no silence longer than 5 ms once it started (a lost 20 ms message played
+    /// as silence is four times that).
+    pub fn assert_clean_tone(&self, what: &str) {
+        println!("{what}: {self}");
+        self.assert_tone(what);
         assert!(
-            self.longest_gap_ms <= max_ms,
+            self.longest_gap_ms <= 5.0,
             "{what}: {:.1} ms of silence in the tone ({self:?})",
             self.longest_gap_ms
         );
+        assert_eq!(self.jumps, 0, "{what}: the tone's phase jumped ({self:?})");
+    }
+}
+
+impl std::fmt::Display for ToneStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} Hz, {:.3} s, {:.1} dBFS, longest gap {:.1} ms, {} phase jumps",
+            self.hz,
+            self.seconds(),
+            self.rms_dbfs,
+            self.longest_gap_ms,
+            self.jumps
+        )
     }
 }
 
@@ -419,11 +441,17 @@ pub fn analyse(pcm: &[u8]) -> ToneStats {
         run = if s.abs() < SILENCE { run + 1 } else { 0 };
         longest = longest.max(run);
     }
+    let period = RATE as f64 / TONE_HZ;
+    let jumps = crossings
+        .windows(2)
+        .filter(|w| ((w[1] - w[0]) - period).abs() > 0.05 * period)
+        .count();
     ToneStats {
         frames: left.len(),
         hz,
         rms_dbfs: 10.0 * (power / (32768.0 * 32768.0)).log10(),
         longest_gap_ms: longest as f64 * 1000.0 / RATE as f64,
+        jumps,
     }
 }
 

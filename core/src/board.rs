@@ -524,7 +524,20 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
                 return Err(PlayerError::Stalled { millis });
             }
         }
-        self.flush(io, stream, now)
+        // Write until the transport would block or nothing is due.
+        loop {
+            let Some((piece, out)) = self.next_output(stream)? else {
+                self.blocked_since = None;
+                return Ok(());
+            };
+            if !io.write_ready().map_err(io_error)? {
+                self.blocked_since.get_or_insert(now);
+                return Ok(());
+            }
+            let n = io.write(out).map_err(io_error)?;
+            self.blocked_since = None;
+            self.sent(piece, n, stream);
+        }
     }
 
     /// Feeds the received bytes to the session and answers its events.
@@ -574,32 +587,6 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
         self.rx.copy_within(start..self.rx_len, 0);
         self.rx_len -= start;
         Ok(())
-    }
-
-    /// Writes until the transport would block or nothing is due.
-    fn flush<T, E, const BYTES: usize, const SLOTS: usize>(
-        &mut self,
-        io: &mut T,
-        stream: &Stream<'_, E, BYTES, SLOTS>,
-        now: Instant,
-    ) -> Result<(), PlayerError>
-    where
-        T: Transport + ?Sized,
-        E: Encoder,
-    {
-        loop {
-            let Some((piece, out)) = self.next_output(stream)? else {
-                self.blocked_since = None;
-                return Ok(());
-            };
-            if !io.write_ready().map_err(io_error)? {
-                self.blocked_since.get_or_insert(now);
-                return Ok(());
-            }
-            let n = io.write(out).map_err(io_error)?;
-            self.blocked_since = None;
-            self.sent(piece, n, stream);
-        }
     }
 
     /// The next bytes to write, in the order the module docs give; `Err` to close.
@@ -910,8 +897,8 @@ mod tests {
             room: 100,
         };
         stream.push_with(|pcm| pcm.fill(1)).unwrap();
-        // `flush` directly: `poll` leaves a slot without a session alone.
-        assert_eq!(player.flush(&mut wire, &stream, now), Ok(()));
+        // `serve` directly: `poll` leaves a slot without a session alone.
+        assert_eq!(player.serve(&mut wire, &stream, now), Ok(()));
         assert_eq!(wire.output.len(), 100);
         // Mid-message, and the ring overwrites it: closed.
         for _ in 0..10 {
@@ -919,7 +906,7 @@ mod tests {
         }
         wire.room = 100;
         assert!(matches!(
-            player.flush(&mut wire, &stream, now),
+            player.serve(&mut wire, &stream, now),
             Err(PlayerError::Lagged { skipped: 1.. })
         ));
         // At a boundary a lagging player is moved to the oldest message instead.
@@ -931,7 +918,7 @@ mod tests {
         }
         wire.room = 10_000;
         wire.output.clear();
-        assert_eq!(player.flush(&mut wire, &stream, now), Ok(()));
+        assert_eq!(player.serve(&mut wire, &stream, now), Ok(()));
         assert_eq!(
             wire.output.len(),
             stream.ring().len() * (12 + 1 + 2 * FRAMES)

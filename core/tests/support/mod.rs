@@ -33,7 +33,20 @@ pub const PCM_TAG: u8 = 0x3F;
 /// Peak of the generated sine: a quarter of full scale (−12 dBFS).
 const AMPLITUDE: f64 = 8192.0;
 
-/// Whether `program` can be run; when not, fails under `CI` and skips (returns false) otherwise.
+/// `present`, or else: fails under `CI` saying `missing`, and returns false (skip the test)
+/// otherwise.
+pub fn available(present: bool, missing: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{missing}: required when CI is set"
+        );
+        eprintln!("skipping: {missing}");
+    }
+    present
+}
+
+/// Whether `program` can be run; like [`available`] otherwise.
 pub fn require(program: &str, probe_arg: &str) -> bool {
     let found = Command::new(program)
         .arg(probe_arg)
@@ -42,14 +55,7 @@ pub fn require(program: &str, probe_arg: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{program} is required when CI is set (apt-get install it)"
-        );
-        eprintln!("skipping: {program} not found");
-    }
-    found
+    available(found, &format!("{program} not found (apt-get install it)"))
 }
 
 /// nginx's RTMP module as Debian's libnginx-mod-rtmp installs it.
@@ -60,15 +66,10 @@ pub fn require_nginx_rtmp() -> bool {
     if !require("nginx", "-v") {
         return false;
     }
-    let found = Path::new(NGINX_RTMP_MODULE).exists();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{NGINX_RTMP_MODULE} is required when CI is set (apt-get install libnginx-mod-rtmp)"
-        );
-        eprintln!("skipping: {NGINX_RTMP_MODULE} not found");
-    }
-    found
+    available(
+        Path::new(NGINX_RTMP_MODULE).exists(),
+        &format!("{NGINX_RTMP_MODULE} not found (apt-get install libnginx-mod-rtmp)"),
+    )
 }
 
 /// A fresh directory for one test's files.

@@ -43,7 +43,7 @@ use embedded_io::{ErrorKind, Read, ReadReady, Write, WriteReady};
 use crate::chunk::{encode_standalone, standalone_len, ChunkError, MessageHeader};
 use crate::codec::{CodecError, Encoder};
 use crate::command::stream_name_base;
-use crate::flv::{self, FlvError, Metadata};
+use crate::flv::{self, AudioTagHeader, FlvError, Metadata};
 use crate::message;
 use crate::ring::{Cursor, PushError, Ring};
 use crate::session::{
@@ -88,6 +88,13 @@ pub struct StreamConfig<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum StreamError {
+    /// The rate or channel count of the configuration is not the encoder's.
+    Format {
+        /// The configured rate, in Hz.
+        rate: u32,
+        /// The configured channel count.
+        channels: u8,
+    },
     /// The PCM buffer is empty or not a whole number of frames.
     PcmBuffer {
         /// Samples in the buffer.
@@ -116,6 +123,10 @@ pub enum StreamError {
 impl fmt::Display for StreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Format { rate, channels } => write!(
+                f,
+                "{rate} Hz with {channels} channels is not what the encoder was made for"
+            ),
             Self::PcmBuffer { samples, channels } => write!(
                 f,
                 "PCM buffer of {samples} samples is not one or more whole {channels}-channel frames"
@@ -161,6 +172,13 @@ impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES
         pcm: &'a mut [i16],
         body: &'a mut [u8],
     ) -> Result<Self, StreamError> {
+        let header = encoder.tag_header();
+        if AudioTagHeader::for_rate(header.format, config.rate, config.channels) != Ok(header) {
+            return Err(StreamError::Format {
+                rate: config.rate,
+                channels: config.channels,
+            });
+        }
         let channels = usize::from(config.channels);
         let frames = pcm.len().checked_div(channels).unwrap_or(0);
         if frames == 0 || pcm.len() % channels != 0 {
@@ -176,7 +194,6 @@ impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES
                 available: body.len(),
             });
         }
-        let header = encoder.tag_header();
         let bits = needed.saturating_sub(1) as f64 * 8.0 / frames as f64;
         let meta = Metadata {
             audiocodecid: header.format as u8,
@@ -240,7 +257,10 @@ impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES
 
     /// Milliseconds of audio pushed so far (stream time, from the sample count).
     pub fn millis(&self) -> u64 {
-        self.frames * 1000 / u64::from(self.config.rate)
+        // `new` checked the rate against the encoder's, so it is not 0.
+        (self.frames * 1000)
+            .checked_div(u64::from(self.config.rate))
+            .unwrap_or(0)
     }
 
     /// Lets `fill` write one message of interleaved samples into the PCM buffer, encodes it and
@@ -933,6 +953,18 @@ mod tests {
             channels: 2,
             ..config(0)
         };
+        let mono = PcmS16Le::new(22_050, 1).unwrap();
+        let result = Stream::new(stereo, mono, &mut ring, &mut [0; 4], &mut [0; 64]).err();
+        assert_eq!(
+            result,
+            Some(StreamError::Format {
+                rate: 22_050,
+                channels: 2
+            })
+        );
+        let zero = StreamConfig { rate: 0, ..stereo };
+        let result = Stream::new(zero, encoder, &mut ring, &mut [0; 4], &mut [0; 64]).err();
+        assert!(matches!(result, Some(StreamError::Format { rate: 0, .. })));
         let result = Stream::new(stereo, encoder, &mut ring, &mut [0; 3], &mut [0; 64]).err();
         assert_eq!(
             result,

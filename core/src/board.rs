@@ -40,15 +40,13 @@ use core::fmt;
 
 use embedded_io::{ErrorKind, Read, ReadReady, Write, WriteReady};
 
-use crate::chunk::{encode_standalone, standalone_len, ChunkError, MessageHeader};
+use crate::chunk::ChunkError;
 use crate::codec::{CodecError, Encoder};
 use crate::command::stream_name_base;
 use crate::flv::{self, AudioTagHeader, FlvError, Metadata};
-use crate::message;
 use crate::ring::{Cursor, PushError, Ring};
 use crate::session::{
-    Event, Refusal, ServerConfig, ServerSession, SessionError, CSID_AUDIO, CSID_DATA,
-    MEDIA_STREAM_ID,
+    encode_media, media_len, Event, Media, Refusal, ServerConfig, ServerSession, SessionError,
 };
 use crate::time::Instant;
 
@@ -202,22 +200,18 @@ impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES
             stereo: config.channels == 2,
             audiodatarate_kbps: bits * f64::from(config.rate) / 1000.0,
         };
-        let mut body_buf = [0u8; METADATA_CAPACITY];
-        let len =
-            flv::encode_on_metadata(&mut body_buf, &meta, true).map_err(StreamError::Metadata)?;
-        let message = MessageHeader {
-            csid: CSID_DATA,
-            timestamp: 0,
-            length: len as u32,
-            type_id: message::DATA_AMF0,
-            stream_id: MEDIA_STREAM_ID,
-        };
         let mut metadata = [0u8; METADATA_CAPACITY];
-        let metadata_len = encode_standalone(
-            &mut metadata,
+        let metadata_len =
+            flv::encode_on_metadata(&mut metadata, &meta, true).map_err(StreamError::Metadata)?;
+        // Framed once here at the largest timestamp (the longest header), so that framing it
+        // for a player, at its first message's time, cannot fail.
+        let mut framed = [0u8; METADATA_CAPACITY];
+        encode_media(
+            &mut framed,
             config.session.chunk_size,
-            &message,
-            body_buf.get(..len).unwrap_or_default(),
+            Media::Data,
+            u32::MAX,
+            metadata.get(..metadata_len).unwrap_or_default(),
         )
         .map_err(StreamError::Chunk)?;
         Ok(Self {
@@ -244,8 +238,7 @@ impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES
         self.ring
     }
 
-    /// `onMetaData`, chunk-encoded standalone on [`CSID_DATA`]: sent to each player right after
-    /// its first audio message.
+    /// The `onMetaData` body (AMF0) each player is sent right after its first audio message.
     pub fn metadata(&self) -> &[u8] {
         self.metadata.get(..self.metadata_len).unwrap_or_default()
     }
@@ -278,20 +271,14 @@ impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES
             .map_err(StreamError::Codec)?;
         let body = self.body.get(..1 + n).unwrap_or_default();
         let time_ms = self.millis();
-        let header = MessageHeader {
-            csid: CSID_AUDIO,
-            // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days (players cope).
-            timestamp: time_ms as u32,
-            length: body.len() as u32,
-            type_id: message::AUDIO,
-            stream_id: MEDIA_STREAM_ID,
-        };
+        // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days (players cope).
+        let timestamp = time_ms as u32;
         let chunk_size = self.config.session.chunk_size;
-        let len = standalone_len(chunk_size, &header);
+        let len = media_len(chunk_size, Media::Audio, timestamp, body.len());
         self.ring
             .push_with(time_ms, len, |dst| {
-                // `len` was computed for exactly this header and body.
-                let _ = encode_standalone(dst, chunk_size, &header, body);
+                // `len` was computed for exactly this message.
+                let _ = encode_media(dst, chunk_size, Media::Audio, timestamp, body);
             })
             .map_err(StreamError::Ring)?;
         self.frames += self.frames_per_message() as u64;
@@ -390,13 +377,17 @@ impl From<SessionError> for PlayerError {
 
 /// Where a player is in the stream.
 #[derive(Clone, Copy, Debug)]
-enum Media {
+enum Phase {
     /// Not playing.
     Off,
     /// Accepted: the first message at `cursor` goes out next (or is going out).
     First { cursor: Cursor },
-    /// `onMetaData` goes out, `sent` bytes of it are out.
-    Metadata { cursor: Cursor, sent: usize },
+    /// `onMetaData` goes out from the player's `start` buffer: `sent` of `len` bytes are out.
+    Metadata {
+        cursor: Cursor,
+        sent: usize,
+        len: usize,
+    },
     /// Ring bytes from `cursor` on.
     Live { cursor: Cursor },
     /// The player stopped: finish the message under way, then send no more media.
@@ -418,7 +409,9 @@ pub struct Player<const ARENA: usize, const TX: usize, const RX: usize> {
     session: Option<ServerSession<ARENA, TX>>,
     rx: [u8; RX],
     rx_len: usize,
-    media: Media,
+    phase: Phase,
+    /// `onMetaData` framed at the time of the player's first message, as the Linux host does.
+    start: [u8; METADATA_CAPACITY],
     /// Close once the session's output is written.
     refused: bool,
     /// Since when output has been waiting for the transport.
@@ -440,7 +433,8 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
             session: None,
             rx: [0; RX],
             rx_len: 0,
-            media: Media::Off,
+            phase: Phase::Off,
+            start: [0; METADATA_CAPACITY],
             refused: false,
             blocked_since: None,
             stall_ms: 0,
@@ -452,7 +446,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     pub fn open(&mut self, now: Instant, entropy: [u8; 32], config: &ServerConfig) {
         self.session = Some(ServerSession::new(now, entropy, config));
         self.rx_len = 0;
-        self.media = Media::Off;
+        self.phase = Phase::Off;
         self.refused = false;
         self.blocked_since = None;
         self.stall_ms = config.idle_timeout_ms;
@@ -461,7 +455,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     /// Frees the slot (the connection was closed outside the driver).
     pub fn close(&mut self) {
         self.session = None;
-        self.media = Media::Off;
+        self.phase = Phase::Off;
     }
 
     /// Whether the slot serves a connection.
@@ -471,7 +465,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
 
     /// Whether the player has been accepted and is sent audio.
     pub fn is_playing(&self) -> bool {
-        !matches!(self.media, Media::Off)
+        !matches!(self.phase, Phase::Off)
     }
 
     /// The next instant [`Player::poll`] must be called even if the transport stays quiet: a
@@ -580,7 +574,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
                 Some(Event::PlayRequested { app, name }) => {
                     if app == config.app && stream_name_base(name) == config.name {
                         session.accept_play()?;
-                        self.media = Media::First {
+                        self.phase = Phase::First {
                             cursor: stream.join_cursor(),
                         };
                     } else {
@@ -593,12 +587,12 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
                     self.refused = true;
                 }
                 Some(Event::PlayStopped) => {
-                    self.media = match self.media {
-                        Media::First { cursor }
-                        | Media::Metadata { cursor, .. }
-                        | Media::Live { cursor }
-                        | Media::Stopping { cursor } => Media::Stopping { cursor },
-                        Media::Off => Media::Off,
+                    self.phase = match self.phase {
+                        Phase::First { cursor }
+                        | Phase::Metadata { cursor, .. }
+                        | Phase::Live { cursor }
+                        | Phase::Stopping { cursor } => Phase::Stopping { cursor },
+                        Phase::Off => Phase::Off,
                     };
                 }
                 _ => {}
@@ -616,8 +610,8 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     ) -> Result<Option<(Piece, &'s [u8])>, PlayerError> {
         let ring = stream.ring();
         // A message under way goes first: anything else would land inside its chunks.
-        match &mut self.media {
-            Media::First { cursor } | Media::Live { cursor } | Media::Stopping { cursor }
+        match &mut self.phase {
+            Phase::First { cursor } | Phase::Live { cursor } | Phase::Stopping { cursor }
                 if !cursor.at_boundary() =>
             {
                 let rest = ring
@@ -627,8 +621,8 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
                     })?;
                 return Ok(Some((Piece::Ring, rest)));
             }
-            Media::Metadata { sent, .. } => {
-                let rest = stream.metadata().get(*sent..).unwrap_or_default();
+            Phase::Metadata { sent, len, .. } => {
+                let rest = self.start.get(*sent..*len).unwrap_or_default();
                 return Ok(Some((Piece::Metadata, rest)));
             }
             _ => {}
@@ -641,20 +635,20 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
         if self.refused {
             return Err(PlayerError::Refused);
         }
-        match &mut self.media {
-            Media::Off | Media::Metadata { .. } => Ok(None),
-            Media::Stopping { .. } => {
-                self.media = Media::Off;
+        match &mut self.phase {
+            Phase::Off | Phase::Metadata { .. } => Ok(None),
+            Phase::Stopping { .. } => {
+                self.phase = Phase::Off;
                 Ok(None)
             }
-            Media::First { cursor } => {
+            Phase::First { cursor } => {
                 if ring.skip_lagged(cursor) > 0 {
                     debug!("player: join point left the ring before it was sent");
                 }
                 let first = ring.current_message(cursor).unwrap_or_default();
                 Ok((!first.is_empty()).then_some((Piece::Ring, first)))
             }
-            Media::Live { cursor } => {
+            Phase::Live { cursor } => {
                 let skipped = ring.skip_lagged(cursor);
                 if skipped > 0 {
                     debug!("player: fell behind, skipped {} messages", skipped);
@@ -674,30 +668,40 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
         stream: &Stream<'_, E, BYTES, SLOTS>,
     ) {
         let ring = stream.ring();
-        match (piece, &mut self.media) {
+        match (piece, &mut self.phase) {
             (Piece::Session, _) => {
                 if let Some(session) = self.session.as_mut() {
                     session.advance(n);
                 }
             }
-            (Piece::Metadata, Media::Metadata { cursor, sent }) => {
+            (Piece::Metadata, Phase::Metadata { cursor, sent, len }) => {
                 *sent += n;
-                if *sent >= stream.metadata().len() {
-                    self.media = Media::Live { cursor: *cursor };
+                if *sent >= *len {
+                    self.phase = Phase::Live { cursor: *cursor };
                 }
             }
-            (Piece::Ring, Media::First { cursor }) => {
-                let before = cursor.sequence();
+            (Piece::Ring, Phase::First { cursor }) => {
+                let (before, time) = (cursor.sequence(), ring.time_at(cursor));
                 ring.advance(cursor, n);
-                // The first message is out: onMetaData follows it (protocol-notes §6).
+                // The first message is out: onMetaData follows it, stamped with its time
+                // (protocol-notes §6). `Stream::new` framed it once at the longest header.
                 if cursor.sequence() != before {
-                    self.media = Media::Metadata {
+                    let len = encode_media(
+                        &mut self.start,
+                        stream.config.session.chunk_size,
+                        Media::Data,
+                        time.unwrap_or(0) as u32,
+                        stream.metadata(),
+                    )
+                    .unwrap_or(0);
+                    self.phase = Phase::Metadata {
                         cursor: *cursor,
                         sent: 0,
+                        len,
                     };
                 }
             }
-            (Piece::Ring, Media::Live { cursor } | Media::Stopping { cursor }) => {
+            (Piece::Ring, Phase::Live { cursor } | Phase::Stopping { cursor }) => {
                 ring.advance(cursor, n);
             }
             _ => {}
@@ -906,7 +910,7 @@ mod tests {
         let now = Instant::from_millis(0);
         player.open(now, [1; 32], &stream.config().session);
         // Playing from the live edge, set by hand: the media path alone, no session bytes.
-        player.media = Media::Live {
+        player.phase = Phase::Live {
             cursor: stream.ring().cursor_at_head(),
         };
         player.session = None;
@@ -930,7 +934,7 @@ mod tests {
             Err(PlayerError::Lagged { skipped: 1.. })
         ));
         // At a boundary a lagging player is moved to the oldest message instead.
-        player.media = Media::Live {
+        player.phase = Phase::Live {
             cursor: stream.ring().cursor_since(0),
         };
         for _ in 0..10 {

@@ -36,9 +36,10 @@ const SLOTS: usize = 4;
 /// One player: a 2 KiB reassembly arena (players send only commands), 1 KiB for the session's
 /// replies, 512 bytes of receive buffer.
 type TestPlayer = Player<2048, 1024, 512>;
-/// 1024-frame ADPCM messages of 44.1 kHz stereo are 1 + 4 + 2048 bytes (+ 12 of header): 64 KiB
-/// hold about 1.4 s.
-type TestRing = Ring<{ 64 * 1024 }, 64>;
+/// 1024-frame ADPCM messages of 44.1 kHz stereo are 1 + 4 + 2048 bytes (+ 12 of header): 256 KiB
+/// hold about 6 s, so a server thread descheduled for a while on a loaded machine (or under
+/// qemu) does not make its players lag.
+type TestRing = Ring<{ 256 * 1024 }, 256>;
 const FRAMES: usize = 1024;
 
 /// `FromStd<TcpStream>` plus the readiness the driver asks for; reads and writes go through the
@@ -240,7 +241,7 @@ fn memory_of_the_board_driver_is_printed() {
             size_of::<Stream<'static, AdpcmSwf, 16384, 32>>(),
         ),
         ("Ring<16384, 32>", size_of::<Ring<16384, 32>>()),
-        ("Ring<65536, 64>", size_of::<TestRing>()),
+        ("Ring<65536, 64>", size_of::<Ring<65536, 64>>()),
     ];
     for (what, bytes) in sizes {
         println!("{what}: {bytes} bytes");

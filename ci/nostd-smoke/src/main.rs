@@ -113,8 +113,7 @@ mod message {
 mod chunk {
     use core::hint::black_box;
     use zerocast_core::chunk::{
-        encode_standalone, standalone_len, ChunkReader, ChunkReaderIn, ChunkWriter,
-        MessageHeader,
+        encode_standalone, standalone_len, ChunkReader, ChunkReaderIn, ChunkWriter, MessageHeader,
     };
     use zerocast_core::message;
 
@@ -160,7 +159,11 @@ mod chunk {
         let mut reader: ChunkReaderIn<4, &mut [u8]> =
             ChunkReaderIn::with_arena(&mut small[..], black_box(256));
         black_box(show(reader.read(&wire[..len.min(200)])));
-        black_box(reader.replace_arena(&mut large[..], black_box(2048)).is_ok());
+        black_box(
+            reader
+                .replace_arena(&mut large[..], black_box(2048))
+                .is_ok(),
+        );
         black_box((reader.arena_len(), reader.messages_skipped()));
     }
 }
@@ -354,7 +357,11 @@ mod ring {
             ring.advance(&mut cursor, n);
         }
         black_box(show(ring.current_message(&cursor)));
-        black_box((cursor.at_boundary(), cursor.sequence(), ring.time_at(&cursor)));
+        black_box((
+            cursor.at_boundary(),
+            cursor.sequence(),
+            ring.time_at(&cursor),
+        ));
         if show(ring.read(&early)).is_none() {
             black_box(ring.skip_lagged(&mut early));
         }
@@ -556,7 +563,13 @@ mod session {
             black_box(small.replace_arena(&mut [][..]).is_err());
             let mut media = [0u8; 256];
             let n = media_len(4096, Media::Audio, black_box(20), 64);
-            black_box(show(encode_media(&mut media, 4096, Media::Data, 20, &[0x02; 64])));
+            black_box(show(encode_media(
+                &mut media,
+                4096,
+                Media::Data,
+                20,
+                &[0x02; 64],
+            )));
             black_box(n);
             let client_config = ClientConfig {
                 app: "live",

@@ -41,9 +41,9 @@ pub const PLAYERS: usize = 4;
 pub const RATE: u32 = 22_050;
 /// Frames per message: ~46 ms; an odd count, so 4-bit mono SWF ADPCM has no padding sample.
 pub const FRAMES: usize = 1023;
-/// One encoded message: the tag header byte and the ADPCM packet (2 + 1 + 6 bits of header,
-/// 4 bits per further frame).
-pub const BODY: usize = 1 + 515;
+/// One encoded message: the tag header byte and the ADPCM packet (2 bits of code size, a 22-bit
+/// block header, 4 bits for each further frame: 514 bytes).
+pub const BODY: usize = 1 + 514;
 /// Ring arena: 16 KiB hold ~1.4 s of this stream (a message is ~530 bytes chunk-encoded).
 pub const RING_BYTES: usize = 16 * 1024;
 /// Ring index: more slots than messages fit, so the arena is the limit.
@@ -288,6 +288,14 @@ mod tests {
     extern crate std;
 
     use super::*;
+
+    #[test]
+    fn the_buffers_fit_the_encoder_exactly() {
+        use zerocast_core::codec::Encoder;
+        let adpcm = AdpcmSwf::new(RATE, 1, 4).unwrap();
+        assert_eq!(adpcm.fit_frames(FRAMES), FRAMES);
+        assert_eq!(1 + adpcm.max_encoded_len(FRAMES), BODY);
+    }
 
     #[test]
     fn memory_of_the_example_is_printed() {

@@ -28,10 +28,11 @@
 //!    network stack's own deadline, or until a packet arrives.
 //!
 //! # What a player is sent
-//! The same bytes, in the same order, as the Linux host sends (`linux-host/src/rtmp.rs`): the
-//! session's own output (handshake, connect and play replies), then the first audio message at
-//! the join point followed by `onMetaData` with an empty `videocodecid` (ffmpeg then stops probing
-//! for video: protocol-notes §6), then the ring from there on. The session's output never goes in
+//! The same bytes, in the same order, as the Linux host sends (`linux-host/src/conn.rs`, framed by
+//! [`encode_media`]): the session's own output (handshake, connect and play replies), then the
+//! first audio message at the join point followed by `onMetaData` stamped with its time and with
+//! an empty `videocodecid` (ffmpeg then stops probing for video: protocol-notes §6), then the ring
+//! from there on. The session's output never goes in
 //! the middle of a ring message. A player that falls behind is moved forward in the ring (it
 //! hears a gap); one whose unfinished message was overwritten is closed, since no copy of it is
 //! kept ([`PlayerError::Lagged`]): that keeps a player at its fixed size.
@@ -56,8 +57,9 @@ pub trait Transport: Read + Write + ReadReady + WriteReady {}
 
 impl<T: Read + Write + ReadReady + WriteReady + ?Sized> Transport for T {}
 
-/// Room for `onMetaData` chunk-encoded standalone: the body is under 200 bytes, plus a 12-byte
-/// header (16 with an extended timestamp, never needed at timestamp 0).
+/// Room for `onMetaData`, its body and the body framed as a message: the body is under 200 bytes,
+/// the header 12 bytes (16 with an extended timestamp), a continuation 1 to 5 bytes when the chunk
+/// size is smaller than the body. [`Stream::new`] checks that the longest framing fits.
 pub const METADATA_CAPACITY: usize = 256;
 
 /// The smallest receive buffer a [`Player`] may have: a partial chunk header (at most 18 bytes)

@@ -380,6 +380,119 @@ mod ring {
     }
 }
 
+/// `zerocast_core::board`: a stream and a player over an in-memory `embedded-io` transport that
+/// plays back what a client would send.
+mod board {
+    use core::hint::black_box;
+    use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
+    use zerocast_core::board::{Player, Stream, StreamConfig};
+    use zerocast_core::codec::AdpcmSwf;
+    use zerocast_core::ring::Ring;
+    use zerocast_core::session::ServerConfig;
+    use zerocast_core::time::Instant;
+
+    use crate::display::show;
+
+    /// Reads from `input` and discards what is written, `room` bytes at a time.
+    struct Wire<'a> {
+        input: &'a [u8],
+        room: usize,
+    }
+
+    #[derive(Debug)]
+    struct Never;
+
+    impl embedded_io::Error for Never {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    impl ErrorType for Wire<'_> {
+        type Error = Never;
+    }
+
+    impl Read for Wire<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
+            let n = buf.len().min(self.input.len());
+            let (now, rest) = self.input.split_at(n);
+            buf[..n].copy_from_slice(now);
+            self.input = rest;
+            Ok(n)
+        }
+    }
+
+    impl ReadReady for Wire<'_> {
+        fn read_ready(&mut self) -> Result<bool, Never> {
+            Ok(black_box(!self.input.is_empty()))
+        }
+    }
+
+    impl Write for Wire<'_> {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
+            let n = black_box(buf).len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    impl WriteReady for Wire<'_> {
+        fn write_ready(&mut self) -> Result<bool, Never> {
+            Ok(self.room > 0)
+        }
+    }
+
+    pub fn run() {
+        let config = StreamConfig {
+            app: "live",
+            name: "audio",
+            rate: 22_050,
+            channels: 1,
+            join_ms: black_box(500),
+            session: ServerConfig::default(),
+        };
+        let mut ring: Ring<4096, 8> = Ring::new();
+        let mut pcm = [0i16; 255];
+        let mut body = [0u8; 1 + 131];
+        let Some(encoder) = show(AdpcmSwf::new(config.rate, 1, 4)) else {
+            return;
+        };
+        let Some(mut stream) = show(Stream::new(config, encoder, &mut ring, &mut pcm, &mut body))
+        else {
+            return;
+        };
+        black_box(show(stream.push_with(|pcm| pcm.fill(black_box(100)))));
+        let now = Instant::from_millis(black_box(40));
+        black_box(show(stream.pace(now, |pcm| pcm.fill(black_box(-100)))));
+        black_box((
+            stream.next_due(),
+            stream.millis(),
+            stream.frames_per_message(),
+        ));
+        black_box((
+            stream.metadata().len(),
+            stream.ring().len(),
+            stream.config().rate,
+        ));
+
+        let mut player: Player<1024, 1024, 64> = Player::new();
+        player.open(now, black_box([7; 32]), &stream.config().session);
+        // C0 + the start of C1: the handshake is under way, its reply not yet due.
+        let mut wire = Wire {
+            input: black_box(&[3, 0, 0, 0, 0]),
+            room: black_box(64),
+        };
+        black_box(show(player.poll(&mut wire, &stream, now)));
+        black_box((player.is_open(), player.is_playing(), player.poll_timeout()));
+        player.close();
+        black_box(player.is_open());
+    }
+}
+
 /// `zerocast_core::session`: the client session playing from the server session, then
 /// publishing to another, bytes moved between them in a bounded loop.
 mod session {
@@ -509,6 +622,7 @@ pub extern "C" fn zerocast_smoke_entry() -> ! {
     codec::run();
     ring::run();
     session::run();
+    board::run();
     loop {
         black_box(());
     }

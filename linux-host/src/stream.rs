@@ -356,7 +356,9 @@ impl Stream {
         let ts = time as u32;
         append_media(out, Media::Audio, ts, &self.sequence_header);
         out.extend_from_slice(first);
-        append_media(out, Media::Data, ts, &self.metadata);
+        // Metadata at time 0, as the capture's was always sent: ffmpeg's flvdec takes an
+        // onMetaData tag at any other time for a subtitle stream.
+        append_media(out, Media::Data, 0, &self.metadata);
     }
 }
 

@@ -13,6 +13,7 @@ pub mod event_loop;
 pub mod logging;
 pub mod rtmp;
 pub mod streamer;
+pub mod systemd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod config;
 pub mod event_loop;
 pub mod logging;
+pub mod record;
 pub mod rtmp;
 pub mod streamer;
 pub mod systemd;

@@ -19,7 +19,8 @@ tool_path
 # What the tests and the cross build need from Debian. The media tools are the real peers the
 # end-to-end tests talk to (players: ffmpeg/ffplay, rtmpdump, VLC, GStreamer; nginx-rtmp as the
 # upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
-# cross toolchain and qemu to run what it builds.
+# cross toolchain and qemu to run what it builds; lintian, debootstrap and qemu-user-static check
+# the .deb and install it in an armhf root (ci/deb-chroot.sh).
 APT_PACKAGES=(
     ffmpeg rtmpdump vlc-bin vlc-plugin-base
     gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -28,6 +29,7 @@ APT_PACKAGES=(
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
     qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
+    lintian debootstrap qemu-user-static binfmt-support
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
@@ -313,8 +315,11 @@ cmd_e2e() {
     cargo test --locked -p zerocast --test '*' -- --test-threads=1 --nocapture
 }
 
+# The package built and checked (ci/deb.sh), then installed, run, upgraded and purged in an
+# armhf Debian root under qemu (ci/deb-chroot.sh, which prints its time).
 cmd_deb() {
     bash ci/deb.sh
+    bash ci/deb-chroot.sh
 }
 
 # Benchmarks print numbers and assert none (a goal missed is reported, not failed); the step fails

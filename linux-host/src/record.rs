@@ -383,7 +383,9 @@ impl Recorder {
         };
         segment.buffered_since.get_or_insert(timestamp_ms);
         if let Some((raw, out)) = &mut segment.raw {
-            let data = &flv_audio_body[if aac { 2 } else { 1 }..];
+            let data = flv_audio_body
+                .get(if aac { 2 } else { 1 }..)
+                .unwrap_or_default();
             let before = out.buf.len();
             raw.frame(data, &mut out.buf);
             out.size += (out.buf.len() - before) as u64;
@@ -714,6 +716,40 @@ fn zero_number(amf: &mut [u8], key: &[u8]) {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn odd_bodies_neither_panic_nor_stop_the_recording() {
+        let dir = std::env::temp_dir().join(format!("zerocast-record-odd-{}", std::process::id()));
+        let settings = Settings {
+            interval_s: 1,
+            max_mb: 1,
+            keep_mb: 1,
+            raw: true,
+        };
+        let mut recorder = Recorder::new(&dir, "live/odd", settings).unwrap();
+        recorder.metadata(&[]);
+        recorder.sequence_header(&[0xAF]);
+        let bodies: [&[u8]; 8] = [
+            &[],
+            &[0xAF],
+            &[0xAF, 1],
+            &[0xAF, 0],
+            &[0x2F],
+            &[0x3F, 1, 2],
+            &[0xFF; 3],
+            &[0xAF, 0, 0x12, 0x10],
+        ];
+        for (i, body) in bodies.iter().cycle().take(400).enumerate() {
+            // Timestamps that jump back and forth.
+            let at = (i as u32).wrapping_mul(if i % 3 == 0 { 977 } else { u32::MAX - 400 });
+            recorder.audio(at, body);
+        }
+        recorder.flush();
+        assert_eq!(recorder.stopped(), None);
+        assert!(recorder.stats().files > 1);
+        drop(recorder);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn utc_stamps() {

@@ -11,6 +11,7 @@
 #   4. the administrator edits /etc/zerocast/zerocast.toml; an upgrade to a newer version (the
 #      same package repacked with a higher version and a changed default config) keeps the edit
 #      (the new default lands in zerocast.toml.dpkg-dist) and the enablement, and still serves;
+#      a unit the administrator disabled stays disabled through a reinstall;
 #   5. `dpkg --purge`: config, state directory (recordings) and enablement are gone.
 # Run by `ci/run.sh deb` after ci/deb.sh built target/deb/zerocast_<version>_armhf.deb. Needs root
 # (chroot, mount), debootstrap, qemu-user-static, ffmpeg, python3. DEB_MIRROR overrides the
@@ -91,14 +92,15 @@ cp "$deb" "$root/tmp/"
 in_root dpkg -i "/tmp/$(basename "$deb")"
 passwd_line=$(in_root getent passwd zerocast) || die "deb-chroot: no user zerocast"
 echo "deb-chroot: $passwd_line"
-IFS=: read -r _ _ uid _ _ home shell <<<"$passwd_line"
+IFS=: read -r _ _ uid gid _ home shell <<<"$passwd_line"
 check "zerocast is a system user (uid $uid < 1000) with home /var/lib/zerocast and no login" \
     test "$uid" -lt 1000 -a "$home" = /var/lib/zerocast -a "$shell" = /usr/sbin/nologin
 groups=$(in_root id -nG zerocast)
 check "zerocast's groups ($groups) are zerocast and audio" \
     test "$(tr ' ' '\n' <<<"$groups" | sort | tr '\n' ' ')" = "audio zerocast "
+# Numeric ids: the names are the root's, not this machine's.
 check "/var/lib/zerocast is zerocast's, mode 750" \
-    test "$(stat -c '%U:%G %a' "$root/var/lib/zerocast")" = "zerocast:zerocast 750"
+    test "$(stat -c '%u:%g %a' "$root/var/lib/zerocast")" = "$uid:$gid 750"
 wants=/etc/systemd/system/multi-user.target.wants/zerocast.service
 check "the unit is enabled ($wants)" \
     test "$(readlink "$root$wants")" = /lib/systemd/system/zerocast.service
@@ -125,8 +127,8 @@ start_service() {
         sleep 0.2
     done
     check "zerocast runs as user zerocast with group audio" \
-        grep -q "^Groups:.* $(in_root getent group audio | cut -d: -f3)\b" "/proc/$zc_pid/status"
-    [[ $(stat -c %U "/proc/$zc_pid") == zerocast ]] || die "deb-chroot: zerocast does not run as zerocast"
+        grep -Eq "^Groups:.*[[:space:]]$(in_root getent group audio | cut -d: -f3)([[:space:]]|$)" "/proc/$zc_pid/status"
+    check "zerocast runs as uid $uid" grep -q "^Uid:[[:space:]]*$uid[[:space:]]" "/proc/$zc_pid/status"
 }
 stop_service() {
     kill -TERM "$zc_pid"
@@ -198,6 +200,11 @@ port=$(free_port)
 start_service "$port"
 play "$port"
 stop_service
+# An administrator who disabled the service keeps it disabled through a reinstall.
+# (`systemctl disable zerocast` removes the wants link; no systemctl works in a chroot.)
+rm "$root$wants"
+in_root dpkg -i "/tmp/$(basename "$new_deb")"
+check "a disabled unit stays disabled through a reinstall" test ! -e "$root$wants"
 
 # --- 5. purge ---
 in_root dpkg --purge zerocast

@@ -232,13 +232,15 @@ e2e_with() {
 }
 
 # The end-to-end subset that runs under emulation with binary "$1": the tone served to ffmpeg
-# players and checked by content, the command line, a clean SIGTERM with players connected.
+# players and checked by content, the command line, a clean SIGTERM with players connected, the
+# systemd notifications and watchdog.
 e2e_pi_binary() {
     local command=$1
     e2e_with "$command" cli help_version_and_bad_arguments \
         tone_logs_status_and_stops_cleanly_on_sigterm stdin_pipe_ends_the_process_cleanly
     e2e_with "$command" e2e_players zerocast_adpcm::ffmpeg zerocast_pcm::ffmpeg_low_delay
     e2e_with "$command" e2e_lifecycle sigterm_ends_every_players_stream_cleanly
+    e2e_with "$command" e2e_systemd ready_status_and_a_watchdog_that_stops_with_the_loop
 }
 
 cmd_cross() {

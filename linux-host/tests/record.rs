@@ -81,6 +81,24 @@ fn encode(dir: &Path, name: &str, codec: &[&str], secs: u32) -> Result<Vec<Tag>,
     Ok(tags)
 }
 
+/// A recorder of `stream` in `dir`, writing raw `.aac`/`.mp3` files too.
+fn start(
+    dir: &Path,
+    stream: &str,
+    interval_s: u32,
+    max_mb: u32,
+    keep_mb: u32,
+) -> Result<Recorder, HarnessError> {
+    let settings = Settings {
+        interval_s,
+        max_mb,
+        keep_mb,
+        raw: true,
+    };
+    Recorder::new(dir, stream, settings)
+        .map_err(|e| fail(&format!("record {stream}"), e.to_string()))
+}
+
 /// Feeds tags to the recorder as the stream would, with `base` added to every timestamp.
 fn feed(recorder: &mut Recorder, tags: &[Tag], base: u32) {
     for tag in tags {
@@ -200,14 +218,7 @@ fn aac_rotates_by_time_and_every_file_plays() -> Result<(), HarnessError> {
     }
     TempDir::run("record-aac", |dir| {
         let tags = encode(dir, "aac", &["-c:a", "aac", "-b:a", "128k"], 25)?;
-        let settings = Settings {
-            interval_s: 10,
-            max_mb: 0,
-            keep_mb: 0,
-            raw: true,
-        };
-        let mut recorder =
-            Recorder::new(dir, "live/aac", settings).map_err(|e| fail("new", e.to_string()))?;
+        let mut recorder = start(dir, "live/aac", 10, 0, 0)?;
         // The stream's clock wraps past 2^32 ms in the first file (49.7 days of uptime).
         feed(&mut recorder, &tags, u32::MAX - 3_000);
         recorder.flush();
@@ -276,14 +287,7 @@ fn pcm_rotates_by_size_and_keeps_the_newest_under_keep_mb() -> Result<(), Harnes
             fs::write(path, vec![0u8; 100_000]).map_err(|e| HarnessError::io("write", e))?;
         }
         let tags = encode(dir, "pcm", &["-c:a", "pcm_s16le"], 20)?;
-        let settings = Settings {
-            interval_s: 0,
-            max_mb: 1,
-            keep_mb: 2,
-            raw: true,
-        };
-        let mut recorder =
-            Recorder::new(dir, "live/pcm", settings).map_err(|e| fail("new", e.to_string()))?;
+        let mut recorder = start(dir, "live/pcm", 0, 1, 2)?;
         feed(&mut recorder, &tags, 0);
         recorder.flush();
         let stats = recorder.stats();
@@ -356,12 +360,6 @@ fn mp3_gets_an_mp3_file_and_adpcm_only_flv() -> Result<(), HarnessError> {
         return Ok(());
     }
     TempDir::run("record-mp3", |dir| {
-        let settings = Settings {
-            interval_s: 0,
-            max_mb: 0,
-            keep_mb: 0,
-            raw: true,
-        };
         for (stream, codec, raw) in [
             (
                 "live/mp3",
@@ -371,8 +369,7 @@ fn mp3_gets_an_mp3_file_and_adpcm_only_flv() -> Result<(), HarnessError> {
             ("live/adpcm", &["-c:a", "adpcm_swf"][..], None),
         ] {
             let tags = encode(dir, stream.replace('/', "_").as_str(), codec, 6)?;
-            let mut recorder =
-                Recorder::new(dir, stream, settings).map_err(|e| fail("new", e.to_string()))?;
+            let mut recorder = start(dir, stream, 0, 0, 0)?;
             feed(&mut recorder, &tags, 1_000);
             let current: Vec<PathBuf> = recorder
                 .current_files()
@@ -416,14 +413,7 @@ fn a_killed_recorder_leaves_files_that_open_even_cut_at_a_random_byte() -> Resul
     }
     TempDir::run("record-cut", |dir| {
         let tags = encode(dir, "cut", &["-c:a", "aac", "-b:a", "128k"], 30)?;
-        let settings = Settings {
-            interval_s: 0,
-            max_mb: 0,
-            keep_mb: 0,
-            raw: true,
-        };
-        let mut recorder =
-            Recorder::new(dir, "live/cut", settings).map_err(|e| fail("new", e.to_string()))?;
+        let mut recorder = start(dir, "live/cut", 0, 0, 0)?;
         feed(&mut recorder, &tags, 0);
         let current: Vec<PathBuf> = recorder
             .current_files()
@@ -494,15 +484,8 @@ fn a_full_disk_stops_the_recording_with_one_error() -> Result<(), HarnessError> 
         }
         let _mounted = Tmpfs(mnt.clone());
         let tags = encode(dir, "full", &["-c:a", "pcm_s16le"], 8)?;
-        let settings = Settings {
-            interval_s: 0,
-            max_mb: 0,
-            keep_mb: 0,
-            raw: true,
-        };
         let errors_before = error_lines("live/full");
-        let mut recorder =
-            Recorder::new(&mnt, "live/full", settings).map_err(|e| fail("new", e.to_string()))?;
+        let mut recorder = start(&mnt, "live/full", 0, 0, 0)?;
         feed(&mut recorder, &tags, 0);
         let stats = recorder.stats();
         let stopped = recorder.stopped().cloned();

@@ -513,3 +513,43 @@ fn a_full_disk_stops_the_recording_with_one_error() -> Result<(), HarnessError> 
         Ok(())
     })
 }
+
+/// The write policy's cost per minute of audio, for each codec a stream can carry: printed (the
+/// numbers in `record`'s documentation) and held to the policy's bound.
+#[test]
+fn write_and_sync_calls_per_minute() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg"])? {
+        return Ok(());
+    }
+    TempDir::run("record-minute", |dir| {
+        for (stream, codec, kinds) in [
+            ("live/aac128", &["-c:a", "aac", "-b:a", "128k"][..], 2),
+            (
+                "live/mp3128",
+                &["-c:a", "libmp3lame", "-b:a", "128k"][..],
+                2,
+            ),
+            ("live/adpcm", &["-c:a", "adpcm_swf"][..], 1),
+            ("live/pcm", &["-c:a", "pcm_s16le"][..], 1),
+        ] {
+            let tags = encode(dir, &stream.replace('/', "_"), codec, 60)?;
+            let mut recorder = start(dir, stream, 0, 0, 0)?;
+            feed(&mut recorder, &tags, 0);
+            recorder.flush();
+            let stats = recorder.stats();
+            drop(recorder);
+            let bound = write_bound(&stats, 60.0, kinds);
+            println!(
+                "record {stream}: per minute {} writes, {} syncs, {} KiB ({} files; bound {bound} writes)",
+                stats.writes,
+                stats.syncs,
+                stats.bytes / 1024,
+                stats.files
+            );
+            if stats.writes > bound || stats.writes < 6 * kinds {
+                return Err(fail(stream, format!("{stats:?}, bound {bound}")));
+            }
+        }
+        Ok(())
+    })
+}

@@ -25,10 +25,20 @@
 //! (353 kbit/s) 11, stereo PCM (1411 kbit/s) 41; plus one directory `fsync` per new file, so the
 //! file's name survives a power cut too. [`Stats`] counts them.
 //!
+//! ## A thread for the card
+//! Writes, `fdatasync`s, file creation and deletion run on one writer thread per recorder: an SD
+//! card can take hundreds of milliseconds for an `fdatasync`, and a failing one can block for
+//! seconds, which on the event loop's thread would stall every player and overrun the capture.
+//! The loop only appends to the buffer and hands full blocks over (no copy: the buffer itself
+//! moves). At most [`MAX_BLOCKS_IN_FLIGHT`] blocks wait for the card; when it falls further
+//! behind, new blocks are dropped whole (the files stay valid, with a gap), counted in
+//! [`Stats::dropped`] and logged once per episode.
+//!
 //! ## Failures
 //! Any error creating, writing or syncing a file (a full disk, `EIO` from a failing card) stops
 //! this recording: one error line in the log, [`Stats::failures`] counts it, [`Recorder::stopped`]
-//! says why, and every later call returns at once. The stream itself never sees it.
+//! says why (on the next call after the writer thread met it), and every later call returns at
+//! once. The stream itself never sees it.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -36,6 +46,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use zerocast_core::flv::{self, AacPacketType, SoundFormat};
@@ -45,7 +58,15 @@ pub const BLOCK_BYTES: usize = 256 * 1024;
 /// Buffered audio is written and synced once it spans this much stream time: the most a power
 /// cut can lose.
 pub const SYNC_MS: u32 = 10_000;
+/// Blocks handed to the writer thread and not yet on the card before new ones are dropped: what
+/// a stalled card can cost in memory (two blocks per recorder, beside the two being filled).
+pub const MAX_BLOCKS_IN_FLIGHT: usize = 2;
 const MIB: u64 = 1024 * 1024;
+/// A buffer's capacity: a block and the largest message that may overshoot it.
+const BUFFER_CAPACITY: usize = BLOCK_BYTES + 64 * 1024;
+/// errno values for errors std reports without one.
+const ENOSPC: i32 = 28;
+const EPIPE: i32 = 32;
 
 /// How a stream is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +96,8 @@ pub struct Stats {
     pub syncs: u64,
     /// Old files deleted to stay under `keep_mb`.
     pub deleted: u64,
+    /// Bytes dropped because the card was [`MAX_BLOCKS_IN_FLIGHT`] blocks behind.
+    pub dropped: u64,
     /// Recordings stopped by an error (0 or 1 for one recorder).
     pub failures: u64,
 }
@@ -110,6 +133,11 @@ pub enum RecordError {
         /// The errno.
         errno: i32,
     },
+    /// The writer thread could not be started (or is gone: `EPIPE`).
+    Thread {
+        /// The errno.
+        errno: i32,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -119,6 +147,10 @@ impl fmt::Display for RecordError {
             Self::Create { path, errno } => ("create", path, errno),
             Self::Write { path, errno } => ("write", path, errno),
             Self::Sync { path, errno } => ("sync", path, errno),
+            Self::Thread { errno } => {
+                let e = io::Error::from_raw_os_error(*errno);
+                return write!(f, "writer thread: {e}");
+            }
         };
         write!(
             f,
@@ -198,12 +230,19 @@ impl Raw {
     }
 }
 
-/// One open file and its write buffer.
+/// Which of a segment's two files an operation is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Flv = 0,
+    Raw = 1,
+}
+
+/// One file being written and its buffer.
 struct Output {
-    file: File,
+    slot: Slot,
     path: PathBuf,
     buf: Vec<u8>,
-    /// Bytes in the file plus the buffer.
+    /// Bytes handed to the writer plus the buffer.
     size: u64,
 }
 
@@ -223,10 +262,6 @@ struct Segment {
 }
 
 impl Segment {
-    fn outputs(&mut self) -> impl Iterator<Item = &mut Output> {
-        std::iter::once(&mut self.flv).chain(self.raw.as_mut().map(|(_, out)| out))
-    }
-
     fn size(&self) -> u64 {
         self.flv.size + self.raw.as_ref().map_or(0, |(_, out)| out.size)
     }
@@ -252,6 +287,9 @@ pub struct Recorder {
     archive: VecDeque<Archived>,
     stats: Stats,
     stopped: Option<RecordError>,
+    writer: Option<Writer>,
+    /// Bytes dropped in the current episode of a card that does not keep up.
+    dropping: Option<u64>,
 }
 
 impl Recorder {
@@ -287,6 +325,7 @@ impl Recorder {
         }
         archive.sort_by_key(|a| a.seq);
         let next_seq = archive.last().map_or(1, |a| a.seq + 1);
+        let writer = Writer::start(dir, stream_name)?;
         Ok(Recorder {
             dir: dir.to_owned(),
             stream: stream_name.to_owned(),
@@ -299,12 +338,15 @@ impl Recorder {
             archive: archive.into(),
             stats: Stats::default(),
             stopped: None,
+            writer: Some(writer),
+            dropping: None,
         })
     }
 
     /// The stream's metadata message body (`onMetaData` + ECMA array, with or without a leading
     /// `@setDataFrame`): kept for the head of every file, and written to the current one.
     pub fn metadata(&mut self, on_metadata_body: &[u8]) {
+        self.poll_writer();
         if self.stopped.is_some() {
             return;
         }
@@ -323,6 +365,7 @@ impl Recorder {
     /// for the head of every file, and written to the current one (a new one starts a new
     /// file when its framing differs).
     pub fn sequence_header(&mut self, body: &[u8]) {
+        self.poll_writer();
         if self.stopped.is_some() || self.sequence_header == body {
             return;
         }
@@ -346,6 +389,7 @@ impl Recorder {
         let Some(&first) = flv_audio_body.first() else {
             return;
         };
+        self.poll_writer();
         if self.stopped.is_some() {
             return;
         }
@@ -369,8 +413,8 @@ impl Recorder {
                 }
             }
         }
-        if self.segment.is_none() && !self.open(timestamp_ms, format) {
-            return;
+        if self.segment.is_none() {
+            self.open(timestamp_ms, format);
         }
         let Some(segment) = &mut self.segment else {
             return;
@@ -409,29 +453,82 @@ impl Recorder {
         }
     }
 
-    /// Writes and syncs what is buffered (also done on drop). Call it when the stream stops
-    /// sending audio for a while (its publisher left and no silence is made), or on shutdown.
+    /// Hands what is buffered to the writer thread, to be written and synced (also done on
+    /// drop). Call it when the stream stops sending audio for a while (its publisher left and
+    /// no silence is made).
     pub fn flush(&mut self) {
+        self.poll_writer();
         let Some(segment) = &mut self.segment else {
             return;
         };
+        let Some(writer) = &self.writer else {
+            return;
+        };
         segment.buffered_since = None;
-        let mut result = Ok(());
-        for out in segment.outputs() {
-            result = write_out(out, &mut self.stats);
-            if result.is_err() {
-                break;
+        let mut lost = false;
+        let (flv, raw) = (&mut segment.flv, segment.raw.as_mut().map(|(_, out)| out));
+        for out in std::iter::once(flv).chain(raw) {
+            if out.buf.is_empty() {
+                continue;
             }
+            if writer.in_flight.load(Ordering::Acquire) >= MAX_BLOCKS_IN_FLIGHT {
+                let len = out.buf.len() as u64;
+                out.buf.clear();
+                out.size -= len;
+                self.stats.dropped += len;
+                if self.dropping.is_none() {
+                    log::warn!(
+                        "recording {}: the card is {MAX_BLOCKS_IN_FLIGHT} blocks behind; dropping audio",
+                        self.stream
+                    );
+                }
+                *self.dropping.get_or_insert(0) += len;
+                continue;
+            }
+            if let Some(dropped) = self.dropping.take() {
+                log::warn!(
+                    "recording {}: the card caught up after {} KiB were dropped",
+                    self.stream,
+                    dropped / 1024
+                );
+            }
+            writer.in_flight.fetch_add(1, Ordering::AcqRel);
+            let data = std::mem::replace(&mut out.buf, Vec::with_capacity(BUFFER_CAPACITY));
+            lost |= writer
+                .ops
+                .send(Op::Write {
+                    slot: out.slot,
+                    data,
+                })
+                .is_err();
         }
-        match result {
-            Ok(()) => self.trim(),
-            Err(e) => self.stop(e),
+        if lost {
+            self.stop(RecordError::Thread { errno: EPIPE });
         }
+        self.trim();
+    }
+
+    /// Blocks until the writer thread has written and synced everything handed to it (or
+    /// failed), and takes note of a failure. For shutdown and tests; the loop never waits.
+    pub fn wait(&mut self) {
+        let (done, finished) = mpsc::channel();
+        self.send(Op::Idle(done));
+        // An Err means the thread is gone, which the next poll reports.
+        let _ = finished.recv();
+        self.poll_writer();
     }
 
     /// The counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        let mut stats = self.stats;
+        if let Some(writer) = &self.writer {
+            let c = &writer.counters;
+            stats.bytes = c.bytes.load(Ordering::Relaxed);
+            stats.writes = c.writes.load(Ordering::Relaxed);
+            stats.syncs = c.syncs.load(Ordering::Relaxed);
+            stats.deleted = c.deleted.load(Ordering::Relaxed);
+        }
+        stats
     }
 
     /// Why the recording stopped, if it did.
@@ -473,8 +570,8 @@ impl Recorder {
     }
 
     /// Starts new files at stream time `epoch` with the file header, metadata and sequence
-    /// header; false when that failed (the recording is then stopped).
-    fn open(&mut self, epoch: u32, format: u8) -> bool {
+    /// header.
+    fn open(&mut self, epoch: u32, format: u8) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let base = format!("{}-{seq:06}-{}", self.prefix, utc_stamp(SystemTime::now()));
@@ -484,29 +581,8 @@ impl Recorder {
             f if f == SoundFormat::Aac as u8 => Raw::adts(&self.sequence_header),
             _ => None,
         };
-        let flv_out = match self.create(&base, "flv") {
-            Ok(out) => out,
-            Err(e) => {
-                self.stop(e);
-                return false;
-            }
-        };
-        let raw_out = match raw.map(|r| self.create(&base, r.extension()).map(|out| (r, out))) {
-            None => None,
-            Some(Ok(pair)) => Some(pair),
-            Some(Err(e)) => {
-                self.stop(e);
-                return false;
-            }
-        };
-        if let Err(e) = File::open(&self.dir).and_then(|d| d.sync_all()) {
-            self.stop(RecordError::Sync {
-                path: self.dir.clone(),
-                errno: errno(&e),
-            });
-            return false;
-        }
-        self.stats.syncs += 1;
+        let flv_out = self.create(&base, "flv", Slot::Flv);
+        let raw_out = raw.map(|r| (r, self.create(&base, r.extension(), Slot::Raw)));
         let mut header = [0u8; flv::FILE_HEADER_LEN];
         let _ = flv::encode_file_header(&mut header, true, false);
         let mut segment = Segment {
@@ -540,32 +616,30 @@ impl Recorder {
                 .collect::<Vec<_>>()
                 .join(" and ")
         );
-        true
     }
 
-    fn create(&mut self, base: &str, extension: &str) -> Result<Output, RecordError> {
+    /// Has the writer create `<base>.<extension>` for `slot`.
+    fn create(&mut self, base: &str, extension: &str, slot: Slot) -> Output {
         let path = self.dir.join(format!("{base}.{extension}"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o640)
-            .open(&path)
-            .map_err(|e| RecordError::Create {
-                path: path.clone(),
-                errno: errno(&e),
-            })?;
         self.stats.files += 1;
-        Ok(Output {
-            file,
+        self.send(Op::Open {
+            slot,
+            path: path.clone(),
+        });
+        Output {
+            slot,
             path,
-            buf: Vec::with_capacity(BLOCK_BYTES + 64 * 1024),
+            buf: Vec::with_capacity(BUFFER_CAPACITY),
             size: 0,
-        })
+        }
     }
 
-    /// Writes out and closes the current files; they join the archive.
+    /// Hands the rest to the writer and closes the current files; they join the archive.
     fn close(&mut self) {
         self.flush();
+        if self.segment.is_some() {
+            self.send(Op::Close);
+        }
         if let Some(segment) = self.segment.take() {
             let seq = segment.seq;
             for out in std::iter::once(segment.flv).chain(segment.raw.map(|(_, out)| out)) {
@@ -591,75 +665,240 @@ impl Recorder {
                 break;
             };
             total -= oldest.size;
-            match fs::remove_file(&oldest.path) {
-                Ok(()) => self.stats.deleted += 1,
-                // Removed by someone else: nothing to do.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                // Not fatal to the recording; it is forgotten rather than retried forever.
-                Err(e) => log::warn!(
-                    "recording {}: cannot delete {}: {e}",
-                    self.stream,
-                    oldest.path.display()
-                ),
-            }
             log::debug!(
-                "recording {}: deleted {} (seq {})",
+                "recording {}: deleting {} (seq {})",
                 self.stream,
                 oldest.path.display(),
                 oldest.seq
             );
+            self.send(Op::Delete(oldest.path));
         }
     }
 
-    /// Stops the recording: one log line, one failure counted, files closed.
+    /// Hands an operation to the writer thread; a thread that is gone stops the recording.
+    fn send(&mut self, op: Op) {
+        let sent = self.writer.as_ref().map(|w| w.ops.send(op));
+        if let Some(Err(_)) = sent {
+            self.stop(RecordError::Thread { errno: EPIPE });
+        }
+    }
+
+    /// Takes note of an error the writer thread met.
+    fn poll_writer(&mut self) {
+        let error = self.writer.as_ref().and_then(|w| w.errors.try_recv().ok());
+        if let Some(error) = error {
+            self.stop(error);
+        }
+    }
+
+    /// Stops the recording: one log line, one failure counted, files closed, the writer ended.
     fn stop(&mut self, error: RecordError) {
+        if self.stopped.is_some() {
+            return;
+        }
         log::error!("recording {} stopped: {error}", self.stream);
+        self.stats = self.stats();
         self.stats.failures += 1;
         self.segment = None;
         self.stopped = Some(error);
+        self.end_writer();
+    }
+
+    /// Ends the writer thread after what it was handed, and waits for it.
+    fn end_writer(&mut self) {
+        if let Some(Writer { ops, thread, .. }) = self.writer.take() {
+            drop(ops);
+            // A thread that panicked has nothing more to say: the recording is over either way.
+            let _ = thread.join();
+        }
     }
 }
 
 impl Drop for Recorder {
+    /// Hands the buffers over and waits for the writer to finish: on a clean shutdown the last
+    /// audio is on the card (a card that hangs holds the process up until systemd kills it).
     fn drop(&mut self) {
         self.flush();
+        self.end_writer();
     }
 }
 
-/// Writes an output's buffer (counting each `write` call) and syncs its data.
-fn write_out(out: &mut Output, stats: &mut Stats) -> Result<(), RecordError> {
-    if out.buf.is_empty() {
-        return Ok(());
+/// What the writer thread is asked to do, in order.
+enum Op {
+    /// Create a file (new, mode 0640) for a slot, and sync the directory so its name survives.
+    Open { slot: Slot, path: PathBuf },
+    /// Write a block to a slot's file and `fdatasync` it.
+    Write { slot: Slot, data: Vec<u8> },
+    /// Close both files.
+    Close,
+    /// Delete an old file.
+    Delete(PathBuf),
+    /// Report that everything before has been done.
+    Idle(mpsc::Sender<()>),
+}
+
+/// Counters the writer thread keeps.
+#[derive(Default)]
+struct Counters {
+    bytes: AtomicU64,
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    deleted: AtomicU64,
+}
+
+/// The recorder's end of its writer thread.
+struct Writer {
+    ops: mpsc::Sender<Op>,
+    errors: mpsc::Receiver<RecordError>,
+    counters: Arc<Counters>,
+    /// Write operations sent and not yet done.
+    in_flight: Arc<AtomicUsize>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(dir: &Path, stream: &str) -> Result<Writer, RecordError> {
+        let (ops, ops_rx) = mpsc::channel();
+        let (errors_tx, errors) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let state = WriterThread {
+            dir: dir.to_owned(),
+            stream: stream.to_owned(),
+            counters: Arc::clone(&counters),
+            in_flight: Arc::clone(&in_flight),
+            files: [None, None],
+        };
+        let thread = thread::Builder::new()
+            .name("record".to_owned())
+            // The thread only moves buffers around: a small stack.
+            .stack_size(64 * 1024)
+            .spawn(move || state.run(&ops_rx, &errors_tx))
+            .map_err(|e| RecordError::Thread { errno: errno(&e) })?;
+        Ok(Writer {
+            ops,
+            errors,
+            counters,
+            in_flight,
+            thread,
+        })
     }
-    let mut at = 0;
-    while at < out.buf.len() {
-        stats.writes += 1;
-        match out.file.write(&out.buf[at..]) {
-            Ok(0) => {
-                return Err(RecordError::Write {
-                    path: out.path.clone(),
-                    errno: 28, // ENOSPC: a regular file that takes nothing is full.
-                });
-            }
-            Ok(n) => {
-                at += n;
-                stats.bytes += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(RecordError::Write {
-                    path: out.path.clone(),
-                    errno: errno(&e),
-                })
+}
+
+/// The writer thread's state.
+struct WriterThread {
+    dir: PathBuf,
+    stream: String,
+    counters: Arc<Counters>,
+    in_flight: Arc<AtomicUsize>,
+    files: [Option<(File, PathBuf)>; 2],
+}
+
+impl WriterThread {
+    /// Does the operations until the recorder hangs up; after the first error only `Idle` is
+    /// answered (and blocks are let go), the error having been sent once.
+    fn run(mut self, ops: &mpsc::Receiver<Op>, errors: &mpsc::Sender<RecordError>) {
+        let mut failed = false;
+        for op in ops {
+            let result = match op {
+                Op::Idle(done) => {
+                    let _ = done.send(());
+                    Ok(())
+                }
+                Op::Write { slot, data } => {
+                    let result = if failed {
+                        Ok(())
+                    } else {
+                        self.write(slot, &data)
+                    };
+                    self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    result
+                }
+                _ if failed => Ok(()),
+                Op::Open { slot, path } => self.open(slot, path),
+                Op::Close => {
+                    self.files = [None, None];
+                    Ok(())
+                }
+                Op::Delete(path) => {
+                    self.delete(&path);
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                failed = true;
+                self.files = [None, None];
+                let _ = errors.send(e);
             }
         }
     }
-    out.buf.clear();
-    stats.syncs += 1;
-    out.file.sync_data().map_err(|e| RecordError::Sync {
-        path: out.path.clone(),
-        errno: errno(&e),
-    })
+
+    fn open(&mut self, slot: Slot, path: PathBuf) -> Result<(), RecordError> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&path)
+            .map_err(|e| RecordError::Create {
+                path: path.clone(),
+                errno: errno(&e),
+            })?;
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| RecordError::Sync {
+                path: self.dir.clone(),
+                errno: errno(&e),
+            })?;
+        self.files[slot as usize] = Some((file, path));
+        Ok(())
+    }
+
+    /// Writes a block (counting each `write` call) and syncs its data.
+    fn write(&mut self, slot: Slot, data: &[u8]) -> Result<(), RecordError> {
+        let Some((file, path)) = &mut self.files[slot as usize] else {
+            return Ok(());
+        };
+        let error = |errno| RecordError::Write {
+            path: path.clone(),
+            errno,
+        };
+        let mut at = 0;
+        while at < data.len() {
+            self.counters.writes.fetch_add(1, Ordering::Relaxed);
+            match file.write(&data[at..]) {
+                // A regular file that takes nothing is full.
+                Ok(0) => return Err(error(ENOSPC)),
+                Ok(n) => {
+                    at += n;
+                    self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(error(errno(&e))),
+            }
+        }
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        file.sync_data().map_err(|e| RecordError::Sync {
+            path: path.clone(),
+            errno: errno(&e),
+        })
+    }
+
+    fn delete(&self, path: &Path) {
+        match fs::remove_file(path) {
+            Ok(()) => {
+                self.counters.deleted.fetch_add(1, Ordering::Relaxed);
+            }
+            // Removed by someone else: nothing to do.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Not fatal to the recording; it is forgotten rather than retried forever.
+            Err(e) => log::warn!(
+                "recording {}: cannot delete {}: {e}",
+                self.stream,
+                path.display()
+            ),
+        }
+    }
 }
 
 /// The sequence number of one of this stream's files: `<prefix>-<digits>-….{flv,aac,mp3}`.
@@ -746,6 +985,7 @@ mod tests {
             recorder.audio(at, body);
         }
         recorder.flush();
+        recorder.wait();
         assert_eq!(recorder.stopped(), None);
         assert!(recorder.stats().files > 1);
         drop(recorder);

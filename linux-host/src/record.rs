@@ -31,8 +31,9 @@
 //! seconds, which on the event loop's thread would stall every player and overrun the capture.
 //! The loop only appends to the buffer and hands full blocks over (no copy: the buffer itself
 //! moves). At most [`MAX_BLOCKS_IN_FLIGHT`] blocks wait for the card; when it falls further
-//! behind, new blocks are dropped whole (the files stay valid, with a gap), counted in
-//! [`Stats::dropped`] and logged once per episode.
+//! behind, new blocks are dropped whole (the files stay valid, with a gap; a file's first block,
+//! with the FLV header, is never dropped), counted in [`Stats::dropped`] and logged once per
+//! episode.
 //!
 //! ## Failures
 //! Any error creating, writing or syncing a file (a full disk, `EIO` from a failing card) stops
@@ -244,6 +245,9 @@ struct Output {
     buf: Vec<u8>,
     /// Bytes handed to the writer plus the buffer.
     size: u64,
+    /// Whether its first block (an FLV's file header) has been handed over: that one is never
+    /// dropped, or the file could not be read at all.
+    started: bool,
 }
 
 /// The files being written now.
@@ -362,15 +366,16 @@ impl Recorder {
     }
 
     /// The AAC sequence header (the whole audio tag body: `AF 00` + AudioSpecificConfig): kept
-    /// for the head of every file, and written to the current one (a new one starts a new
-    /// file when its framing differs).
+    /// for the head of every AAC file, and written to the current one if it is AAC (a new one
+    /// starts a new file when its ADTS framing differs).
     pub fn sequence_header(&mut self, body: &[u8]) {
         self.poll_writer();
         if self.stopped.is_some() || self.sequence_header == body {
             return;
         }
         self.sequence_header = body.to_vec();
-        if let Some(segment) = &self.segment {
+        let aac = SoundFormat::Aac as u8;
+        if let Some(segment) = self.segment.as_ref().filter(|s| s.format == aac) {
             // The raw file's ADTS headers would be wrong from here on: start afresh.
             let framing = segment.raw.as_ref().map(|(raw, _)| *raw);
             if framing.is_some_and(|raw| Some(raw) != Raw::adts(body)) {
@@ -471,7 +476,7 @@ impl Recorder {
             if out.buf.is_empty() {
                 continue;
             }
-            if writer.in_flight.load(Ordering::Acquire) >= MAX_BLOCKS_IN_FLIGHT {
+            if out.started && writer.in_flight.load(Ordering::Acquire) >= MAX_BLOCKS_IN_FLIGHT {
                 let len = out.buf.len() as u64;
                 out.buf.clear();
                 out.size -= len;
@@ -493,6 +498,7 @@ impl Recorder {
                 );
             }
             writer.in_flight.fetch_add(1, Ordering::AcqRel);
+            out.started = true;
             let data = std::mem::replace(&mut out.buf, Vec::with_capacity(BUFFER_CAPACITY));
             lost |= writer
                 .ops
@@ -631,6 +637,7 @@ impl Recorder {
             path,
             buf: Vec::with_capacity(BUFFER_CAPACITY),
             size: 0,
+            started: false,
         }
     }
 

@@ -352,8 +352,10 @@ impl<S: Service> EventLoop<S> {
             options,
             notifier,
         };
-        let status = event_loop.status_line();
-        event_loop.notify(&format!("READY=1\nSTATUS={status}"));
+        if event_loop.notifier.is_some() {
+            let status = event_loop.status_line();
+            event_loop.notify(&format!("READY=1\nSTATUS={status}"));
+        }
         Ok(event_loop)
     }
 

@@ -8,10 +8,13 @@
 //! - a recorder killed without a flush (SIGKILL: the buffer is lost) and then cut at a random
 //!   byte still leaves files ffmpeg opens and decodes;
 //! - a full filesystem (a 320 KiB tmpfs, mounted by the test as root) stops the recording with
-//!   one error line and one counted failure, and later audio is ignored.
+//!   one error line and one counted failure, and later audio is ignored; so does a card that
+//!   fails under the filesystem, at `fdatasync` (ext4 on a loop device over a too small tmpfs);
+//! - a stream that outruns the card loses whole blocks, counted, and its files stay valid;
+//! - the write and sync calls a minute of each codec costs.
 //!
-//! Needs ffmpeg and ffprobe; the tmpfs test needs root (a missing tool or mount permission skips,
-//! or fails with `CI` set). Run with `--nocapture` for the write counts.
+//! Needs ffmpeg and ffprobe; the tmpfs and loop device tests need root, mount, losetup and
+//! mkfs.ext4 (a missing tool or mount permission skips, or fails with `CI` set). Run with `--nocapture` for the write counts.
 
 mod common;
 
@@ -466,12 +469,38 @@ fn a_killed_recorder_leaves_files_that_open_even_cut_at_a_random_byte() -> Resul
     })
 }
 
-/// A tmpfs mounted on a directory, unmounted on drop.
-struct Tmpfs(PathBuf);
+/// What a test mounted (mount points, loop devices), undone in reverse order on drop.
+#[derive(Default)]
+struct Mounts(Vec<(&'static str, String)>);
 
-impl Drop for Tmpfs {
+impl Mounts {
+    /// Mounts a tmpfs of `size` on `dir`; false (with a note, or an error with `CI` set) when
+    /// this process may not mount.
+    fn tmpfs(&mut self, dir: &Path, size: &str) -> Result<bool, HarnessError> {
+        let d = dir.display().to_string();
+        let options = format!("size={size},mode=0755");
+        if let Err(e) = run("mount", &["-t", "tmpfs", "-o", &options, "tmpfs", &d]) {
+            if std::env::var_os("CI").is_some() {
+                return Err(e);
+            }
+            eprintln!("skipping: cannot mount a tmpfs (not root?): {e}");
+            return Ok(false);
+        }
+        self.0.push(("umount", d));
+        Ok(true)
+    }
+}
+
+impl Drop for Mounts {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        for (undo, what) in self.0.iter().rev() {
+            let args: &[&str] = if *undo == "losetup" {
+                &["-d", what]
+            } else {
+                &[what]
+            };
+            let _ = Command::new(undo).args(args).status();
+        }
     }
 }
 
@@ -483,18 +512,10 @@ fn a_full_disk_stops_the_recording_with_one_error() -> Result<(), HarnessError> 
     TempDir::run("record-full", |dir| {
         let mnt = dir.join("small");
         fs::create_dir(&mnt).map_err(|e| HarnessError::io("mkdir", e))?;
-        let m = mnt.display().to_string();
-        if let Err(e) = run(
-            "mount",
-            &["-t", "tmpfs", "-o", "size=320k,mode=0755", "tmpfs", &m],
-        ) {
-            if std::env::var_os("CI").is_some() {
-                return Err(e);
-            }
-            eprintln!("skipping: cannot mount a tmpfs (not root?): {e}");
+        let mut mounts = Mounts::default();
+        if !mounts.tmpfs(&mnt, "320k")? {
             return Ok(());
         }
-        let _mounted = Tmpfs(mnt.clone());
         let tags = encode(dir, "full", &["-c:a", "pcm_s16le"], 8)?;
         let errors_before = error_lines("live/full");
         let mut recorder = start(&mnt, "live/full", 0, 0, 0)?;
@@ -627,6 +648,59 @@ fn blocks_a_slow_card_cannot_take_are_dropped_whole() -> Result<(), HarnessError
                 ),
             ));
         }
+        Ok(())
+    })
+}
+
+/// A card that fails under the filesystem: ext4 on a loop device whose backing file lives on a
+/// 3 MiB tmpfs, so the filesystem takes the writes into the page cache and the card (the loop
+/// device) fails them at `fdatasync` ("Buffer I/O error" in the kernel log; the loop driver
+/// passes the backing file's ENOSPC up where a real card gives EIO). The recording stops with
+/// one error line, as a sync error, and what was synced before still plays.
+#[test]
+fn a_card_failing_at_fdatasync_stops_the_recording_with_one_error() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "mount", "umount", "losetup", "mkfs.ext4"])? {
+        return Ok(());
+    }
+    TempDir::run("record-eio", |dir| {
+        let (backing, card) = (dir.join("backing"), dir.join("card"));
+        for d in [&backing, &card] {
+            fs::create_dir(d).map_err(|e| HarnessError::io("mkdir", e))?;
+        }
+        let mut mounts = Mounts::default();
+        if !mounts.tmpfs(&backing, "3m")? {
+            return Ok(());
+        }
+        let image = backing.join("card.img").display().to_string();
+        run("truncate", &["-s", "64M", &image])?;
+        run("mkfs.ext4", &["-q", "-O", "^has_journal", &image])?;
+        let device = run("losetup", &["-f", "--show", &image])?.trim().to_owned();
+        mounts.0.push(("losetup", device.clone()));
+        let c = card.display().to_string();
+        run("mount", &[&device, &c])?;
+        mounts.0.push(("umount", c));
+
+        let tags = encode(dir, "eio", &["-c:a", "pcm_s16le"], 30)?;
+        let errors_before = error_lines("live/eio");
+        let mut recorder = start(&card, "live/eio", 0, 0, 0)?;
+        feed(&mut recorder, &tags, 0);
+        recorder.flush();
+        recorder.wait();
+        let stats = recorder.stats();
+        let stopped = recorder.stopped().cloned();
+        drop(recorder);
+        let errors = error_lines("live/eio") - errors_before;
+        println!("record eio: {stopped:?} {stats:?}, {errors} error line(s)");
+        if !matches!(stopped, Some(RecordError::Sync { .. })) || stats.failures != 1 || errors != 1
+        {
+            return Err(fail(
+                "failing card",
+                format!("{stopped:?}, {stats:?}, {errors} lines"),
+            ));
+        }
+        let flvs = files(&card, "flv")?;
+        let tone = decode_tone(&flvs[0], dir)?;
+        println!("record eio: {} holds {tone}", flvs[0].display());
         Ok(())
     })
 }

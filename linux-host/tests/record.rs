@@ -14,7 +14,8 @@
 //! - the write and sync calls a minute of each codec costs.
 //!
 //! Needs ffmpeg and ffprobe; the tmpfs and loop device tests need root, mount, losetup and
-//! mkfs.ext4 (a missing tool or mount permission skips, or fails with `CI` set). Run with `--nocapture` for the write counts.
+//! mkfs.ext4 (a missing tool or mount permission skips, or fails with `CI` set). Run with
+//! `--nocapture` for the write counts.
 
 mod common;
 

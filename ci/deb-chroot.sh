@@ -77,7 +77,8 @@ rm -rf "$root"
 mkdir -p "$root"
 tar -C "$root" -xf "$cache"
 mount -t proc proc "$root/proc"
-echo "deb-chroot: root ready after $((SECONDS - start)) s ($(chroot "$root" uname -m), $(cat "$root/etc/debian_version"))"
+echo "deb-chroot: root ready after $((SECONDS - start)) s:" \
+    "$(chroot "$root" uname -m), Debian $(cat "$root/etc/debian_version")"
 
 in_root() { chroot "$root" "$@"; }
 check() {
@@ -109,7 +110,8 @@ check "deb-systemd-helper recorded the enablement" \
 
 # --- 3. run as the unit does, and play ---
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 # Starts zerocast from the installed unit's ExecStart, as user zerocast with the unit's groups.
 start_service() {
@@ -122,13 +124,17 @@ start_service() {
     zc_pid=$!
     local deadline=$((SECONDS + 60))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
-        kill -0 "$zc_pid" 2>/dev/null || { cat "$work/zerocast.log"; die "deb-chroot: zerocast exited"; }
-        [[ $SECONDS -lt $deadline ]] || { cat "$work/zerocast.log"; die "deb-chroot: zerocast did not listen within 60 s"; }
+        if ! kill -0 "$zc_pid" 2>/dev/null || [[ $SECONDS -ge $deadline ]]; then
+            cat "$work/zerocast.log"
+            die "deb-chroot: zerocast exited or did not listen within 60 s"
+        fi
         sleep 0.2
     done
+    local audio status="/proc/$zc_pid/status"
+    audio=$(in_root getent group audio | cut -d: -f3)
     check "zerocast runs as user zerocast with group audio" \
-        grep -Eq "^Groups:.*[[:space:]]$(in_root getent group audio | cut -d: -f3)([[:space:]]|$)" "/proc/$zc_pid/status"
-    check "zerocast runs as uid $uid" grep -q "^Uid:[[:space:]]*$uid[[:space:]]" "/proc/$zc_pid/status"
+        grep -Eq "^Groups:.*[[:space:]]$audio([[:space:]]|$)" "$status"
+    check "zerocast runs as uid $uid" grep -q "^Uid:[[:space:]]*$uid[[:space:]]" "$status"
 }
 stop_service() {
     kill -TERM "$zc_pid"
@@ -144,7 +150,8 @@ stop_service() {
 play() {
     local port=$1 url info wav="$work/played.wav"
     url="rtmp://127.0.0.1:$port/live/audio"
-    info=$(timeout 30 ffprobe -v error -show_entries stream=codec_name,sample_rate,channels -of csv=p=0 "$url")
+    info=$(timeout 30 ffprobe -v error -of csv=p=0 \
+        -show_entries stream=codec_name,sample_rate,channels "$url")
     echo "deb-chroot: ffprobe $url: $info"
     check "the stream is SWF ADPCM, 44.1 kHz stereo" test "$info" = "adpcm_swf,44100,2"
     timeout 30 ffmpeg -v error -y -i "$url" -t 3 -f wav "$wav"
@@ -215,6 +222,7 @@ check "purge removed deb-systemd-helper's state" \
     test ! -e "$root/var/lib/systemd/deb-systemd-helper-enabled/zerocast.service.dsh-also"
 check "the binary is gone" test ! -e "$root/usr/bin/zerocast"
 check "dpkg forgot the package" sh -c "! chroot '$root' dpkg-query -W zerocast 2>/dev/null"
-echo "deb-chroot: the zerocast user is kept after purge (Debian policy 9.2.2): $(in_root getent passwd zerocast)"
+echo "deb-chroot: the zerocast user is kept after purge (Debian policy 9.2.2):" \
+    "$(in_root getent passwd zerocast)"
 
 echo "time: deb-chroot $((SECONDS - start))s"

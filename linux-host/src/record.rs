@@ -20,9 +20,10 @@
 //! takes less) and `fdatasync`ed when it is full, when it holds [`SYNC_MS`] of stream time, and
 //! when the file is closed. A power cut therefore loses at most the last [`SYNC_MS`] (10 s) of
 //! audio. Writes per minute and file, each followed by one `fdatasync`: `max(60 / 10, bytes per
-//! minute / 256 KiB)`. Measured over a minute (`tests/record.rs`, `write_and_sync_calls_per_minute`):
-//! AAC or MP3 at 128 kbit/s 6 (12 with the `.aac`/`.mp3` beside the FLV), 44.1 kHz stereo ADPCM
-//! (353 kbit/s) 11, stereo PCM (1411 kbit/s) 41; plus one directory `fsync` per new file, so the
+//! minute / 256 KiB)`. Measured over a minute (`write_and_sync_calls_per_minute` in
+//! `tests/record.rs`): AAC or MP3 at 128 kbit/s 6 (12 with the `.aac`/`.mp3` beside the FLV),
+//! 44.1 kHz stereo ADPCM (353 kbit/s) 11, stereo PCM (1411 kbit/s) 41; plus one directory
+//! `fsync` per new file, so the
 //! file's name survives a power cut too. [`Stats`] counts them.
 //!
 //! ## A thread for the card
@@ -483,8 +484,9 @@ impl Recorder {
                 self.stats.dropped += len;
                 if self.dropping.is_none() {
                     log::warn!(
-                        "recording {}: the card is {MAX_BLOCKS_IN_FLIGHT} blocks behind; dropping audio",
-                        self.stream
+                        "recording {}: the card is {} blocks behind; dropping audio",
+                        self.stream,
+                        MAX_BLOCKS_IN_FLIGHT
                     );
                 }
                 *self.dropping.get_or_insert(0) += len;

@@ -576,11 +576,12 @@ fn write_and_sync_calls_per_minute() -> Result<(), HarnessError> {
             drop(recorder);
             let bound = write_bound(&stats, 60.0, kinds);
             println!(
-                "record {stream}: per minute {} writes, {} syncs, {} KiB ({} files; bound {bound} writes)",
+                "record {stream}: per minute {} writes, {} syncs, {} KiB ({} files; bound {})",
                 stats.writes,
                 stats.syncs,
                 stats.bytes / 1024,
-                stats.files
+                stats.files,
+                bound
             );
             if stats.writes > bound || stats.writes < 6 * kinds || stats.dropped != 0 {
                 return Err(fail(stream, format!("{stats:?}, bound {bound}")));

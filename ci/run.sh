@@ -29,6 +29,7 @@ APT_PACKAGES=(
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
     qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
+    librtmp-dev libffi-dev
     lintian debootstrap qemu-user-static binfmt-support
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
@@ -134,6 +135,14 @@ cmd_setup() {
         tool_path
         hash -r
         cargo-zigbuild --version >/dev/null || die "cargo-zigbuild not on PATH after pip install"
+    fi
+
+    # python-librtmp: librtmp (OBS's RTMP library family) as a publisher in the e2e tests.
+    if python3 -c 'import librtmp' 2>/dev/null; then
+        echo "pip: python-librtmp present"
+    else
+        python3 -m pip install -q python-librtmp ||
+            python3 -m pip install -q --user --break-system-packages python-librtmp
     fi
 
     if cargo fuzz --version >/dev/null 2>&1; then

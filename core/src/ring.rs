@@ -427,6 +427,12 @@ impl<const BYTES: usize, const SLOTS: usize> Ring<BYTES, SLOTS> {
         skipped
     }
 
+    /// Stream time of the cursor's current message, if it is retained (not lagged, not at the
+    /// live edge).
+    pub fn time_at(&self, cursor: &Cursor) -> Option<u64> {
+        self.slot(cursor.sequence).map(|slot| slot.time_ms)
+    }
+
     /// Stream time of the newest message, if any is retained.
     pub fn latest_time(&self) -> Option<u64> {
         self.slot(self.head.wrapping_sub(1))

@@ -1,6 +1,16 @@
-//! zerocast, the Linux host: capture (ALSA, stdin, test tone), the mio event loop, configuration
-//! and logging. The RTMP side is built on [`event_loop`]: it takes tokens from
-//! [`event_loop::FIRST_FREE_TOKEN`], implements [`capture::Sink`] and keeps [`event_loop::Stats`].
+//! zerocast, the Linux host: one thread, one mio loop.
+//!
+//! ```text
+//!  data in, one path                          data out, one path
+//!  capture (ALSA/stdin/tone) ─ broadcast ─┐                    ┌─> RTMP players   (conn)
+//!                         (CaptureEncoder)├─> stream::Stream ──┤
+//!  RTMP publishers (conn, session) ───────┘   ring + sticky    └─> push relays    (conn, relay)
+//!                                             in hub::Hub
+//! ```
+//!
+//! [`server::Server`] owns the listener, the connection slab and the [`hub::Hub`] (the stream
+//! table with the access rules); [`event_loop`] drives it, the capture [`capture::Source`],
+//! signals and timers.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -9,22 +19,25 @@
 pub mod broadcast;
 pub mod capture;
 pub mod config;
+pub mod conn;
 pub mod event_loop;
+pub mod hub;
 pub mod logging;
 pub mod record;
-pub mod rtmp;
-pub mod streamer;
+pub mod relay;
+pub mod server;
+pub mod stream;
 pub mod systemd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broadcast::Broadcast;
-use config::{Invocation, Settings};
+use broadcast::CaptureEncoder;
+use config::{Invocation, Settings, SourceSpec};
 use event_loop::{EventLoop, Exit, LoopError, Options};
-use rtmp::{RtmpConfig, RtmpServer};
-use streamer::Streamer;
+use hub::Access;
+use server::Server;
 
 /// Environment variable overriding the status line interval, in seconds (for tests).
 pub const STATUS_SECS_ENV: &str = "ZEROCAST_STATUS_SECS";
@@ -81,23 +94,32 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         channels: settings.channels,
         period_frames: settings.period_frames(),
     };
-    let broadcast = Broadcast::new(
-        settings.codec,
-        settings.rate,
-        settings.channels,
-        settings.period_frames(),
-    )
-    .map_err(|e| format!("codec {}: {e}", settings.codec))?;
-    let rtmp_config = RtmpConfig {
-        app: settings.stream.app.clone(),
-        name: settings.stream.name.clone(),
-        join_ms: u64::from(settings.join_ms),
-        max_clients: settings.max_clients as usize,
-        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
-        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+    // Every codec of the list becomes a rendition once the encoders exist; the first for now.
+    let codec = settings
+        .capture_codecs()
+        .first()
+        .copied()
+        .ok_or("no codec")?;
+    let capture = match settings.source {
+        SourceSpec::None => None,
+        _ => Some(
+            CaptureEncoder::new(
+                codec,
+                settings.rate,
+                settings.channels,
+                settings.period_frames(),
+            )
+            .map_err(|e| format!("codec {codec}: {e}"))?,
+        ),
     };
-    let rtmp = RtmpServer::bind(settings.listen, rtmp_config, event_loop::FIRST_FREE_TOKEN)
-        .map_err(|e| listen_error(settings.listen, &e))?;
+    let server_options = server_options(settings)?;
+    let server = Server::bind(
+        settings.listen,
+        server_options,
+        capture,
+        event_loop::FIRST_FREE_TOKEN,
+    )
+    .map_err(|e| listen_error(settings.listen, &e))?;
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),
@@ -107,21 +129,67 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         settings.rate,
         settings.channels,
         settings.period_ms,
-        settings.codec,
+        codec,
     );
     let loop_error = |e: LoopError| match e {
         LoopError::Capture(e) => format!("source {}: {e}", settings.source),
         e => e.to_string(),
     };
-    EventLoop::new(
-        &settings.source,
-        format,
-        Streamer::new(broadcast, rtmp),
-        options,
-    )
-    .map_err(loop_error)?
-    .run()
-    .map_err(loop_error)
+    EventLoop::new(&settings.source, format, server, options)
+        .map_err(loop_error)?
+        .run()
+        .map_err(loop_error)
+}
+
+/// The server's part of the settings.
+fn server_options(settings: &Settings) -> Result<server::Options, String> {
+    let mut pushes: Vec<server::Push> = settings
+        .pushes
+        .iter()
+        .map(|p| server::Push {
+            target: p.url.clone(),
+            stream: p.stream.as_ref().map(|s| s.name.clone()),
+        })
+        .collect();
+    for stream in &settings.streams {
+        pushes.extend(stream.push.iter().map(|url| server::Push {
+            target: url.clone(),
+            stream: Some(stream.name.name.clone()),
+        }));
+    }
+    if let Some(push) = pushes.iter().find(|p| p.target.tls) {
+        return Err(format!(
+            "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
+            relay::Shown(&push.target)
+        ));
+    }
+    let access = &settings.access;
+    Ok(server::Options {
+        access: Access {
+            app: settings.app.clone(),
+            allow_publish: access.allow_publish.clone(),
+            publish_key: access.publish_key.clone(),
+            stream_keys: settings
+                .streams
+                .iter()
+                .filter_map(|s| Some((s.name.name.clone(), s.key.clone()?)))
+                .collect(),
+            allow_play: access.allow_play.clone(),
+            deny_play: access.deny_play.clone(),
+            play_key: access.play_key.clone(),
+        },
+        capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
+        default_stream: settings.stream.name.clone(),
+        join_ms: u64::from(settings.join_ms),
+        max_clients: settings.max_clients as usize,
+        max_per_addr: settings.max_per_addr,
+        max_streams: settings.max_streams,
+        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
+        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+        publish_timeout_ms: u64::from(settings.publish_timeout_ms),
+        pushes,
+        send_interval_ms: u64::from(settings.send_interval_ms),
+    })
 }
 
 /// What a user can do about a listen error.

@@ -42,7 +42,7 @@ fn help_version_and_bad_arguments() {
     for flag in [
         "--listen ADDR:PORT",
         "--source SPEC",
-        "--codec pcm|adpcm",
+        "--codec LIST",
         "--period-ms N",
     ] {
         assert!(help.contains(flag), "{flag}");

@@ -113,7 +113,8 @@ mod message {
 mod chunk {
     use core::hint::black_box;
     use zerocast_core::chunk::{
-        encode_standalone, standalone_len, ChunkReader, ChunkWriter, MessageHeader,
+        encode_standalone, standalone_len, ChunkReader, ChunkReaderIn, ChunkWriter,
+        MessageHeader,
     };
     use zerocast_core::message;
 
@@ -152,6 +153,15 @@ mod chunk {
         }
         black_box(reader.last_payload());
         black_box((reader.bytes_received(), reader.chunk_size()));
+
+        // Caller-supplied storage: start small, move into a larger arena.
+        let mut small = [0u8; 256];
+        let mut large = [0u8; 2048];
+        let mut reader: ChunkReaderIn<4, &mut [u8]> =
+            ChunkReaderIn::with_arena(&mut small[..], black_box(256));
+        black_box(show(reader.read(&wire[..len.min(200)])));
+        black_box(reader.replace_arena(&mut large[..], black_box(2048)).is_ok());
+        black_box((reader.arena_len(), reader.messages_skipped()));
     }
 }
 
@@ -344,7 +354,7 @@ mod ring {
             ring.advance(&mut cursor, n);
         }
         black_box(show(ring.current_message(&cursor)));
-        black_box((cursor.at_boundary(), cursor.sequence()));
+        black_box((cursor.at_boundary(), cursor.sequence(), ring.time_at(&cursor)));
         if show(ring.read(&early)).is_none() {
             black_box(ring.skip_lagged(&mut early));
         }
@@ -368,8 +378,8 @@ mod ring {
 mod session {
     use core::hint::black_box;
     use zerocast_core::session::{
-        ClientConfig, ClientEvent, ClientRole, ClientSession, Event, Refusal, ServerConfig,
-        ServerSession,
+        encode_media, media_len, ClientConfig, ClientEvent, ClientRole, ClientSession, Event,
+        Media, Refusal, ServerConfig, ServerSession, ServerSessionIn,
     };
     use zerocast_core::time::Instant;
 
@@ -427,6 +437,14 @@ mod session {
         for role in [ClientRole::Play, black_box(ClientRole::Publish)] {
             let config = ServerConfig::default();
             let mut server = Server::new(now, black_box([3; 32]), &config);
+            let mut arena = [0u8; 1024];
+            let mut small: ServerSessionIn<&mut [u8], 1024> =
+                ServerSessionIn::with_arena(&mut arena[..], now, black_box([5; 32]), &config);
+            black_box(small.replace_arena(&mut [][..]).is_err());
+            let mut media = [0u8; 256];
+            let n = media_len(4096, Media::Audio, black_box(20), 64);
+            black_box(show(encode_media(&mut media, 4096, Media::Data, 20, &[0x02; 64])));
+            black_box(n);
             let client_config = ClientConfig {
                 app: "live",
                 tc_url: "rtmp://127.0.0.1/live",
@@ -448,7 +466,8 @@ mod session {
                 server.is_publishing(),
                 client.is_streaming(),
             ));
-            black_box(server.peer_acknowledged());
+            black_box((server.peer_acknowledged(), server.messages_skipped()));
+            black_box(show(server.notify_published()));
             black_box(show(server.refuse_play(Refusal::NotFound)));
             black_box(show(server.end_play()));
             black_box(show(client.unpublish()));

@@ -17,11 +17,11 @@ mod link;
 mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientReceived, ClientRole, ClientSession};
-pub use server::{Event, Received, Refusal, ServerConfig, ServerSession};
+pub use server::{Event, Received, Refusal, ServerConfig, ServerSession, ServerSessionIn};
 
 use core::fmt;
 
-use crate::chunk::ChunkError;
+use crate::chunk::{encode_standalone, standalone_len, ChunkError, MessageHeader};
 use crate::command::CommandError;
 use crate::handshake::HandshakeError;
 use crate::message::MessageError;
@@ -38,6 +38,54 @@ pub const CSID_DATA: u32 = 7;
 /// The message stream id of the one media stream a connection plays or publishes. Ring messages
 /// are encoded once for every player, so they all carry this id.
 pub const MEDIA_STREAM_ID: u32 = 1;
+
+/// What a media message sent from the host (not through a session's transmit buffer) carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Media {
+    /// An FLV audio tag body, on [`CSID_AUDIO`].
+    Audio,
+    /// An AMF0 data message (`onMetaData`), on [`CSID_DATA`].
+    Data,
+}
+
+impl Media {
+    fn header(self, timestamp: u32, length: usize) -> MessageHeader {
+        let (csid, type_id) = match self {
+            Self::Audio => (CSID_AUDIO, crate::message::AUDIO),
+            Self::Data => (CSID_DATA, crate::message::DATA_AMF0),
+        };
+        MessageHeader {
+            csid,
+            timestamp,
+            // Longer bodies are refused by `encode_media` (length field overflow).
+            length: u32::try_from(length).unwrap_or(u32::MAX),
+            type_id,
+            stream_id: MEDIA_STREAM_ID,
+        }
+    }
+}
+
+/// The framing contract between the sessions and the host's rings, in one place: a media
+/// message as a player (or a relay's upstream) receives it from the host — chunk stream
+/// [`CSID_AUDIO`] or [`CSID_DATA`], message stream [`MEDIA_STREAM_ID`], a fmt-0 header with the
+/// absolute `timestamp` and continuations every `chunk_size` bytes (the size the session
+/// announced). Standalone, so a player can start at any message. Returns the bytes written,
+/// which equal [`media_len`].
+pub fn encode_media(
+    buf: &mut [u8],
+    chunk_size: u32,
+    media: Media,
+    timestamp: u32,
+    body: &[u8],
+) -> Result<usize, ChunkError> {
+    encode_standalone(buf, chunk_size, &media.header(timestamp, body.len()), body)
+}
+
+/// The bytes [`encode_media`] writes for a body of `body_len` bytes.
+pub fn media_len(chunk_size: u32, media: Media, timestamp: u32, body_len: usize) -> usize {
+    standalone_len(chunk_size, &media.header(timestamp, body_len))
+}
 
 /// Longest application or stream name a session keeps (longer ones close the session).
 pub const MAX_NAME: usize = 128;

@@ -421,6 +421,8 @@ pub enum Source {
     Stdin(stdin::StdinSource),
     /// A generated sine.
     Tone(tone::ToneSource),
+    /// No capture (`--source none`): zerocast is a pure server of what peers publish.
+    None,
 }
 
 /// What every source is configured with.
@@ -448,6 +450,7 @@ impl Source {
             }
             SourceSpec::Stdin => Self::Stdin(stdin::StdinSource::stdin(format, registry)?),
             SourceSpec::Tone { hz } => Self::Tone(tone::ToneSource::new(*hz, format, now)),
+            SourceSpec::None => Self::None,
         })
     }
 
@@ -470,6 +473,7 @@ impl Source {
                 s.pump(now, sink);
                 Ok(Flow::Continue)
             }
+            Self::None => Ok(Flow::Continue),
         }
     }
 
@@ -479,6 +483,7 @@ impl Source {
             Self::Alsa(s) => Some(s.deadline()),
             Self::Stdin(s) => s.deadline(),
             Self::Tone(s) => Some(s.deadline()),
+            Self::None => None,
         }
     }
 
@@ -486,7 +491,7 @@ impl Source {
     pub fn state(&self) -> SourceState {
         match self {
             Self::Alsa(s) => s.state(),
-            Self::Stdin(_) | Self::Tone(_) => SourceState::Capturing,
+            Self::Stdin(_) | Self::Tone(_) | Self::None => SourceState::Capturing,
         }
     }
 
@@ -494,7 +499,7 @@ impl Source {
     pub fn overruns(&self) -> u64 {
         match self {
             Self::Alsa(s) => s.overruns(),
-            Self::Stdin(_) | Self::Tone(_) => 0,
+            Self::Stdin(_) | Self::Tone(_) | Self::None => 0,
         }
     }
 
@@ -504,6 +509,7 @@ impl Source {
             Self::Alsa(s) => s.position(),
             Self::Stdin(s) => s.position(),
             Self::Tone(s) => s.position(),
+            Self::None => 0,
         }
     }
 
@@ -512,7 +518,7 @@ impl Source {
         match self {
             Self::Alsa(s) => s.close(registry),
             Self::Stdin(s) => s.close(registry),
-            Self::Tone(_) => {}
+            Self::Tone(_) | Self::None => {}
         }
     }
 }

@@ -1,0 +1,427 @@
+//! A connection: a socket, what it is (an RTMP peer — player or publisher — or a push relay to
+//! an upstream server), and its egress (the stream it reads, its cursor, the partial-write
+//! tail). One write call per flush: the tail, the session's own bytes and the ring's slices go
+//! out in one `writev`.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+use zerocast_core::ring::Cursor;
+use zerocast_core::session::{ClientSession, ServerSessionIn, SessionError};
+use zerocast_core::time::Instant;
+
+use crate::hub::{Hub, StreamId};
+
+/// Reassembly budget of a connection until it publishes: players send only commands, < 1 KiB
+/// (ffmpeg's connect is 197 bytes, OBS's about 300).
+pub const ARENA: usize = 2 * 1024;
+/// Reassembly budget of a publisher: room for its audio messages (a 4096-frame PCM message is
+/// 16 KiB + 1) and its metadata.
+pub const PUBLISHER_ARENA: usize = 16 * 1024;
+/// The session's own output: control messages and command replies (~1 KiB at most at once).
+pub const TX: usize = 4 * 1024;
+/// Socket read buffer of a connection until it publishes.
+pub const RX: usize = 2 * 1024;
+/// Socket read buffer of a publisher (fewer reads per second of audio).
+pub const PUBLISHER_RX: usize = 8 * 1024;
+/// A relay's reassembly budget: it only reads the upstream's replies.
+pub const RELAY_ARENA: usize = 4 * 1024;
+
+/// The server side of a peer's session, its arena sized by what the peer does.
+pub type PeerSession = ServerSessionIn<Box<[u8]>, TX>;
+/// The client side of a relay's session.
+pub type RelaySession = ClientSession<RELAY_ARENA, TX>;
+
+/// What a peer connection does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Connected, neither playing nor publishing (yet).
+    Idle,
+    /// Plays a stream.
+    Player(StreamId),
+    /// Publishes a stream; `last_audio` is when its last audio arrived.
+    Publisher {
+        /// The stream.
+        stream: StreamId,
+        /// When its last audio (or the publish itself) arrived.
+        last_audio: Instant,
+    },
+}
+
+/// What a connection is.
+pub enum Kind {
+    /// A player or publisher that connected to us.
+    Peer {
+        /// Its session.
+        session: Box<PeerSession>,
+        /// What it does.
+        role: Role,
+    },
+    /// A push relay we opened to an upstream server.
+    Relay {
+        /// Its session.
+        session: Box<RelaySession>,
+        /// Index into the server's relay list.
+        relay: usize,
+        /// The stream it pushes.
+        stream: StreamId,
+    },
+}
+
+/// A reader of a stream's ring.
+pub struct Egress {
+    /// The stream.
+    pub stream: StreamId,
+    cursor: Cursor,
+    /// Bytes copied aside: the rest of a message a write ended in the middle of, or the start
+    /// bytes (sequence header, first message, metadata).
+    tail: Vec<u8>,
+    tail_sent: usize,
+    /// The start bytes have not been queued yet.
+    needs_start: bool,
+    /// The reader stopped: send the rest of the tail, then nothing.
+    stopping: bool,
+}
+
+impl Egress {
+    /// A reader of `stream` starting at `cursor`.
+    pub fn new(stream: StreamId, cursor: Cursor) -> Self {
+        Self {
+            stream,
+            cursor,
+            tail: Vec::new(),
+            tail_sent: 0,
+            needs_start: true,
+            stopping: false,
+        }
+    }
+
+    /// Stop after what is already queued.
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    fn tail_rest(&self) -> &[u8] {
+        self.tail.get(self.tail_sent..).unwrap_or(&[])
+    }
+}
+
+/// Why a connection is closed.
+pub enum Close {
+    /// The socket failed.
+    Io(io::Error),
+    /// The peer broke the protocol or went silent.
+    Session(SessionError),
+    /// The peer closed.
+    PeerClosed,
+    /// A player whose socket stayed full this many milliseconds.
+    Stalled(u64),
+    /// A refused request was answered.
+    Refused,
+    /// A publisher that sent no audio this many milliseconds.
+    PublisherSilent(u64),
+    /// Another publisher took the stream over.
+    Replaced,
+    /// The server stops.
+    Shutdown,
+}
+
+impl std::fmt::Display for Close {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Close::Io(e) => write!(f, "socket error: {e}"),
+            Close::Session(e) => write!(f, "{e}"),
+            Close::PeerClosed => f.write_str("closed by peer"),
+            Close::Stalled(ms) => write!(f, "not reading for {ms} ms"),
+            Close::Refused => f.write_str("request refused"),
+            Close::PublisherSilent(ms) => write!(f, "publisher sent no audio for {ms} ms"),
+            Close::Replaced => f.write_str("replaced by a new publisher of the stream"),
+            Close::Shutdown => f.write_str("server shutting down"),
+        }
+    }
+}
+
+impl From<io::Error> for Close {
+    fn from(e: io::Error) -> Self {
+        Close::Io(e)
+    }
+}
+
+impl From<SessionError> for Close {
+    fn from(e: SessionError) -> Self {
+        Close::Session(e)
+    }
+}
+
+/// Counters kept across connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Bytes written to all sockets since start.
+    pub bytes_sent: u64,
+    /// Messages skipped because readers fell behind the ring.
+    pub skipped_messages: u64,
+}
+
+/// One connection.
+pub struct Conn {
+    /// The socket.
+    pub socket: TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// What it is.
+    pub kind: Kind,
+    rx: Box<[u8]>,
+    rx_len: usize,
+    /// Its reader of a stream, if it plays or relays one.
+    pub egress: Option<Egress>,
+    /// Since when output has been waiting for the socket.
+    pub blocked_since: Option<Instant>,
+    /// Close once the session's output is written (after a refusal).
+    pub close_after_flush: bool,
+    /// The deadline this connection is filed under in the server's timer heap.
+    pub scheduled: Option<Instant>,
+    /// The peer's skipped video has been logged (once per connection).
+    pub skip_logged: bool,
+}
+
+impl Conn {
+    /// A connection of `kind` on `socket`.
+    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind) -> Self {
+        Self {
+            socket,
+            peer,
+            kind,
+            rx: vec![0; RX].into_boxed_slice(),
+            rx_len: 0,
+            egress: None,
+            blocked_since: None,
+            close_after_flush: false,
+            scheduled: None,
+            skip_logged: false,
+        }
+    }
+
+    /// Reads what the socket has; `handle` gets the unconsumed input and returns how much of it
+    /// it used (it feeds the session). Returns when the socket has no more.
+    pub fn read_input(
+        &mut self,
+        mut handle: impl FnMut(&mut Self, usize) -> Result<usize, Close>,
+    ) -> Result<(), Close> {
+        loop {
+            if self.rx_len == self.rx.len() {
+                // The session consumes every complete chunk header, so a full buffer cannot
+                // stay full; this is a peer that floods faster than one pass handles.
+                self.consume(&mut handle)?;
+                continue;
+            }
+            let free = &mut self.rx[self.rx_len..];
+            match self.socket.read(free) {
+                Ok(0) => return Err(Close::PeerClosed),
+                Ok(n) => {
+                    self.rx_len += n;
+                    self.consume(&mut handle)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn consume(
+        &mut self,
+        handle: &mut impl FnMut(&mut Self, usize) -> Result<usize, Close>,
+    ) -> Result<(), Close> {
+        let used = handle(self, self.rx_len)?;
+        self.rx.copy_within(used..self.rx_len, 0);
+        self.rx_len -= used;
+        Ok(())
+    }
+
+    /// Gives a publisher its larger read buffer and reassembly arena.
+    pub fn grow_for_publisher(&mut self) {
+        if let Kind::Peer { session, .. } = &mut self.kind {
+            // Too small for what is in flight cannot happen: the new arena is the larger.
+            let _ = session.replace_arena(vec![0; PUBLISHER_ARENA].into_boxed_slice());
+        }
+        let mut rx = vec![0; PUBLISHER_RX].into_boxed_slice();
+        rx[..self.rx_len].copy_from_slice(&self.rx[..self.rx_len]);
+        self.rx = rx;
+    }
+
+    /// The first `len` received bytes not yet consumed, beside the parts a session event
+    /// changes: what the connection is, and its egress.
+    pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind, &mut Option<Egress>) {
+        (&self.rx[..len], &mut self.kind, &mut self.egress)
+    }
+
+    fn advance(&mut self, n: usize) {
+        match &mut self.kind {
+            Kind::Peer { session, .. } => session.advance(n),
+            Kind::Relay { session, .. } => session.advance(n),
+        }
+    }
+
+    /// The session's next deadline.
+    pub fn session_deadline(&self) -> Option<Instant> {
+        match &self.kind {
+            Kind::Peer { session, .. } => session.poll_timeout(),
+            Kind::Relay { session, .. } => session.poll_timeout(),
+        }
+    }
+
+    /// Runs the session's timers.
+    pub fn session_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        match &mut self.kind {
+            Kind::Peer { session, .. } => session.handle_timeout(now),
+            Kind::Relay { session, .. } => session.handle_timeout(now),
+        }
+    }
+
+    /// Writes the tail, the session's output and the ring's new bytes, one write call per
+    /// round, until everything is out or the socket is full.
+    pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
+        loop {
+            let tx_pending = !transmit(&self.kind).is_empty();
+            self.prepare(hub, counters, tx_pending);
+            let tail = self.egress.as_ref().map_or(&[][..], Egress::tail_rest);
+            let tx = transmit(&self.kind);
+            // Ring bytes only when nothing else is pending before them: a partial message is
+            // always finished from the tail before anything else goes out.
+            let ring = match (&self.egress, tail.is_empty()) {
+                (Some(e), true) if !e.needs_start && !e.stopping => hub
+                    .get(e.stream)
+                    .and_then(|s| s.ring().read(&e.cursor).ok()),
+                _ => None,
+            };
+            let (first, second) = ring.map_or((&[][..], &[][..]), |s| (s.first, s.second));
+            let total = tail.len() + tx.len() + first.len() + second.len();
+            if total == 0 {
+                if self.close_after_flush {
+                    return Err(Close::Refused);
+                }
+                self.blocked_since = None;
+                return Ok(());
+            }
+            let (tail_len, tx_len) = (tail.len(), tx.len());
+            let bufs = [
+                IoSlice::new(tail),
+                IoSlice::new(tx),
+                IoSlice::new(first),
+                IoSlice::new(second),
+            ];
+            let Some(mut n) = write(&mut self.socket, &bufs)? else {
+                self.blocked_since.get_or_insert(now);
+                return Ok(());
+            };
+            counters.bytes_sent += n as u64;
+            let from_tail = n.min(tail_len);
+            if let Some(e) = self.egress.as_mut() {
+                e.tail_sent += from_tail;
+            }
+            n -= from_tail;
+            let from_tx = n.min(tx_len);
+            self.advance(from_tx);
+            n -= from_tx;
+            if n > 0 {
+                self.ring_written(hub, n);
+            }
+        }
+    }
+
+    /// Queues the start bytes (once the session's own replies, Play.Start among them, are out:
+    /// players drop media that comes before it), drops a stopped egress, and skips a reader
+    /// that fell behind.
+    fn prepare(&mut self, hub: &Hub, counters: &mut Counters, tx_pending: bool) {
+        let Some(e) = self.egress.as_mut() else {
+            return;
+        };
+        if e.tail_sent >= e.tail.len() && !e.tail.is_empty() {
+            e.tail.clear();
+            e.tail_sent = 0;
+        }
+        if e.stopping {
+            if e.tail.is_empty() {
+                self.egress = None;
+            }
+            return;
+        }
+        let Some(stream) = hub.get(e.stream) else {
+            self.egress = None;
+            return;
+        };
+        let ring = stream.ring();
+        if let Err(lagged) = ring.read(&e.cursor) {
+            counters.skipped_messages += lagged.skipped;
+            ring.skip_lagged(&mut e.cursor);
+            log::debug!(
+                "{}: fell behind, skipped {} messages",
+                self.peer,
+                lagged.skipped
+            );
+        }
+        if e.needs_start && e.tail.is_empty() && !tx_pending {
+            // The first message goes out with the sequence header before it and the metadata
+            // after it (Stream::start_bytes).
+            if let Ok(message) = ring.current_message(&e.cursor) {
+                if !message.is_empty() {
+                    let time = ring.time_at(&e.cursor).unwrap_or(0);
+                    stream.start_bytes(message, time, &mut e.tail);
+                    let len = message.len();
+                    ring.advance(&mut e.cursor, len);
+                    e.needs_start = false;
+                }
+            }
+        }
+    }
+
+    /// `n` bytes of the ring's slices went out: advance, and keep the rest of a message the
+    /// write ended inside aside, so the cursor can skip forward if the reader falls behind
+    /// without cutting a chunk in half.
+    fn ring_written(&mut self, hub: &Hub, n: usize) {
+        let Some(e) = self.egress.as_mut() else {
+            return;
+        };
+        let Some(stream) = hub.get(e.stream) else {
+            return;
+        };
+        let ring = stream.ring();
+        ring.advance(&mut e.cursor, n);
+        if !e.cursor.at_boundary() {
+            if let Ok(rest) = ring.current_message(&e.cursor) {
+                e.tail.clear();
+                e.tail.extend_from_slice(rest);
+                e.tail_sent = 0;
+                let len = rest.len();
+                ring.advance(&mut e.cursor, len);
+            }
+        }
+    }
+
+    /// Whether the socket is waiting to become writable (do not retry before it is).
+    pub fn is_blocked(&self) -> bool {
+        self.blocked_since.is_some()
+    }
+}
+
+/// The session's pending output.
+fn transmit(kind: &Kind) -> &[u8] {
+    match kind {
+        Kind::Peer { session, .. } => session.transmit(),
+        Kind::Relay { session, .. } => session.transmit(),
+    }
+}
+
+/// One vectored write: `Some(n)` bytes written, `None` when the socket is full.
+fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
+    loop {
+        match stream.write_vectored(bufs) {
+            Ok(0) => return Err(Close::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

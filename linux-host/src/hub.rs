@@ -1,0 +1,341 @@
+//! The stream table and the rules of who may do what: the host's `Endpoint`, beside the
+//! connections (quinn-proto keeps routing in `Endpoint` and protocol in `Connection` the same
+//! way). Connections ask the hub; the hub never touches a socket.
+
+use std::net::IpAddr;
+
+use crate::config::Cidr;
+use crate::stream::Stream;
+
+/// Index of a stream in the [`Hub`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId(pub usize);
+
+/// Why a request was refused; each is logged once with the peer's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// The application is not the configured one.
+    UnknownApp,
+    /// The peer's address is not in `--allow-publish` / `--allow-play`, or is in `--deny-play`.
+    Address,
+    /// A key is required and none was given.
+    MissingKey,
+    /// A key was given and it is wrong.
+    WrongKey,
+    /// The name is the capture's own stream.
+    CaptureStream,
+    /// `--max-streams` streams exist already.
+    TooManyStreams,
+    /// The name is not a valid stream name.
+    BadName,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UnknownApp => "no such application",
+            Self::Address => "address not allowed",
+            Self::MissingKey => "no key given",
+            Self::WrongKey => "wrong key",
+            Self::CaptureStream => "the stream is the local capture's",
+            Self::TooManyStreams => "too many streams (--max-streams)",
+            Self::BadName => "invalid stream name",
+        })
+    }
+}
+
+/// Access rules, from `[access]` and the per-stream keys.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Access {
+    /// The one application publishers and players use (`live`).
+    pub app: String,
+    /// Addresses that may publish.
+    pub allow_publish: Vec<Cidr>,
+    /// The key every publisher must present, unless its stream has its own.
+    pub publish_key: Option<String>,
+    /// Per-stream publish keys, by stream name.
+    pub stream_keys: Vec<(String, String)>,
+    /// Addresses that may play (empty: everybody).
+    pub allow_play: Vec<Cidr>,
+    /// Addresses that may not play.
+    pub deny_play: Vec<Cidr>,
+    /// The key players must present, if set.
+    pub play_key: Option<String>,
+}
+
+/// A request as the peer sent it: the application and stream name may carry `?key=…`.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The peer's address.
+    pub peer: IpAddr,
+    /// `connect`'s app, query string included.
+    pub app: &'a str,
+    /// `play`/`publish`'s name, query string included.
+    pub name: &'a str,
+}
+
+impl Request<'_> {
+    /// The application without its query.
+    pub fn app_base(&self) -> &str {
+        split_query(self.app).0
+    }
+
+    /// The stream name without its query.
+    pub fn name_base(&self) -> &str {
+        split_query(self.name).0
+    }
+
+    /// The `key` parameter, from the name's query first (OBS's "stream key"), then the app's.
+    fn key(&self) -> Option<&str> {
+        query_key(split_query(self.name).1).or_else(|| query_key(split_query(self.app).1))
+    }
+}
+
+fn split_query(s: &str) -> (&str, &str) {
+    s.split_once('?').unwrap_or((s, ""))
+}
+
+fn query_key(query: &str) -> Option<&str> {
+    query.split('&').find_map(|pair| pair.strip_prefix("key="))
+}
+
+/// Compares two keys in time that depends only on their lengths, not on where they differ.
+fn keys_equal(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, expected) in b.iter().enumerate() {
+        diff |= a.get(i).copied().unwrap_or(0) ^ expected;
+    }
+    diff == 0
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl Access {
+    /// Whether the request may publish.
+    pub fn may_publish(&self, request: &Request<'_>) -> Result<(), Denied> {
+        self.check_name(request)?;
+        if !self.allow_publish.iter().any(|c| c.contains(request.peer)) {
+            return Err(Denied::Address);
+        }
+        let name = request.name_base();
+        let expected = self
+            .stream_keys
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k.as_str())
+            .or(self.publish_key.as_deref());
+        check_key(request.key(), expected)
+    }
+
+    /// Whether the request may play.
+    pub fn may_play(&self, request: &Request<'_>) -> Result<(), Denied> {
+        self.check_name(request)?;
+        let allowed =
+            self.allow_play.is_empty() || self.allow_play.iter().any(|c| c.contains(request.peer));
+        if !allowed || self.deny_play.iter().any(|c| c.contains(request.peer)) {
+            return Err(Denied::Address);
+        }
+        check_key(request.key(), self.play_key.as_deref())
+    }
+
+    fn check_name(&self, request: &Request<'_>) -> Result<(), Denied> {
+        if request.app_base() != self.app {
+            return Err(Denied::UnknownApp);
+        }
+        if !valid_name(request.name_base()) {
+            return Err(Denied::BadName);
+        }
+        Ok(())
+    }
+}
+
+fn check_key(given: Option<&str>, expected: Option<&str>) -> Result<(), Denied> {
+    match (expected, given) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(Denied::MissingKey),
+        (Some(expected), Some(given)) if keys_equal(given, expected) => Ok(()),
+        (Some(_), Some(_)) => Err(Denied::WrongKey),
+    }
+}
+
+/// The fixed-capacity stream table.
+pub struct Hub {
+    streams: Vec<Option<Stream>>,
+}
+
+impl Hub {
+    /// A table of at most `max_streams` streams.
+    pub fn new(max_streams: usize) -> Self {
+        let mut streams = Vec::with_capacity(max_streams);
+        streams.resize_with(max_streams, || None);
+        Self { streams }
+    }
+
+    /// The stream `app/name`, if it exists.
+    pub fn find(&self, app: &str, name: &str) -> Option<StreamId> {
+        self.streams
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.is(app, name)))
+            .map(StreamId)
+    }
+
+    /// The stream `app/name`, created if it does not exist and a slot is free.
+    pub fn find_or_create(&mut self, app: &str, name: &str) -> Result<StreamId, Denied> {
+        if let Some(id) = self.find(app, name) {
+            return Ok(id);
+        }
+        let free = self
+            .streams
+            .iter()
+            .position(Option::is_none)
+            .ok_or(Denied::TooManyStreams)?;
+        self.streams[free] = Some(Stream::new(app, name));
+        Ok(StreamId(free))
+    }
+
+    /// The stream `id`.
+    pub fn get(&self, id: StreamId) -> Option<&Stream> {
+        self.streams.get(id.0).and_then(Option::as_ref)
+    }
+
+    /// The stream `id`, mutably.
+    pub fn get_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
+        self.streams.get_mut(id.0).and_then(Option::as_mut)
+    }
+
+    /// Frees `id` if nobody publishes or listens.
+    pub fn release_if_idle(&mut self, id: StreamId) {
+        if let Some(slot) = self.streams.get_mut(id.0) {
+            if slot.as_ref().is_some_and(Stream::is_idle) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Every stream with its id.
+    pub fn iter(&self) -> impl Iterator<Item = (StreamId, &Stream)> {
+        self.streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (StreamId(i), s)))
+    }
+
+    /// Every stream with its id, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (StreamId, &mut Stream)> {
+        self.streams
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_mut().map(|s| (StreamId(i), s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access() -> Access {
+        Access {
+            app: "live".into(),
+            allow_publish: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            publish_key: Some("s3cret".into()),
+            stream_keys: vec![("radio".into(), "other".into())],
+            allow_play: vec![],
+            deny_play: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+            play_key: None,
+        }
+    }
+
+    fn req<'a>(peer: &str, app: &'a str, name: &'a str) -> Request<'a> {
+        Request {
+            peer: peer.parse().unwrap(),
+            app,
+            name,
+        }
+    }
+
+    #[test]
+    fn publish_needs_address_and_key() {
+        let a = access();
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live", "x?key=s3cret")),
+            Ok(())
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live?key=s3cret", "x")),
+            Ok(())
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live", "x")),
+            Err(Denied::MissingKey)
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live", "x?key=s3cre")),
+            Err(Denied::WrongKey)
+        );
+        assert_eq!(
+            a.may_publish(&req("192.168.1.2", "live", "x?key=s3cret")),
+            Err(Denied::Address)
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live", "radio?key=s3cret")),
+            Err(Denied::WrongKey),
+            "a stream's own key replaces the global one"
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live", "radio?key=other")),
+            Ok(())
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "vod", "x?key=s3cret")),
+            Err(Denied::UnknownApp)
+        );
+        assert_eq!(
+            a.may_publish(&req("127.0.0.1", "live", "a/b?key=s3cret")),
+            Err(Denied::BadName)
+        );
+    }
+
+    #[test]
+    fn play_rules() {
+        let mut a = access();
+        assert_eq!(a.may_play(&req("192.168.1.2", "live", "x")), Ok(()));
+        assert_eq!(
+            a.may_play(&req("10.1.2.3", "live", "x")),
+            Err(Denied::Address)
+        );
+        a.play_key = Some("k".into());
+        assert_eq!(
+            a.may_play(&req("192.168.1.2", "live", "x")),
+            Err(Denied::MissingKey)
+        );
+        assert_eq!(a.may_play(&req("192.168.1.2", "live", "x?key=k")), Ok(()));
+    }
+
+    #[test]
+    fn key_comparison() {
+        assert!(keys_equal("abc", "abc"));
+        assert!(!keys_equal("abd", "abc"));
+        assert!(!keys_equal("ab", "abc"));
+        assert!(!keys_equal("abcd", "abc"));
+        assert!(!keys_equal("", "abc"));
+    }
+
+    #[test]
+    fn table_is_bounded_and_frees_idle_streams() {
+        let mut hub = Hub::new(2);
+        let a = hub.find_or_create("live", "a").unwrap();
+        let b = hub.find_or_create("live", "b").unwrap();
+        assert_eq!(hub.find_or_create("live", "a"), Ok(a));
+        assert_eq!(hub.find_or_create("live", "c"), Err(Denied::TooManyStreams));
+        hub.release_if_idle(b);
+        assert!(hub.get(b).is_none());
+        assert!(hub.find_or_create("live", "c").is_ok());
+    }
+}

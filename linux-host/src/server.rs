@@ -1,0 +1,1062 @@
+//! The RTMP server the event loop drives: the listener, the connection slab, the stream
+//! [`Hub`] with its [`Access`] rules, the local capture as one publisher among others, and the
+//! push relays. Decisions (who may play or publish what, takeovers, silence) are made here; the
+//! bytes are moved by [`Conn`].
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::time::Instant as StdInstant;
+
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use zerocast_core::flv::{self, Metadata};
+use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
+use zerocast_core::time::Instant;
+
+use crate::broadcast::CaptureEncoder;
+use crate::capture::Sink;
+use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
+use crate::event_loop::Service;
+use crate::hub::{Access, Denied, Hub, Request, StreamId};
+use crate::relay::{self, Relay, Shown, Target};
+use crate::stream::{Publisher, CHUNK_SIZE};
+
+/// What the server needs to know from the configuration.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Who may publish and play.
+    pub access: Access,
+    /// The capture's stream name (in `access.app`), if there is a capture.
+    pub capture: Option<String>,
+    /// The stream a push URL with a name pushes (`--stream`).
+    pub default_stream: String,
+    /// Milliseconds of audio a joining player is sent at once.
+    pub join_ms: u64,
+    /// Connection slots for peers.
+    pub max_clients: usize,
+    /// Connections one address may hold.
+    pub max_per_addr: usize,
+    /// Streams the table holds.
+    pub max_streams: usize,
+    /// Handshake deadline.
+    pub handshake_timeout_ms: u64,
+    /// A silent peer, or a player whose socket stays full, is dropped after this.
+    pub idle_timeout_ms: u64,
+    /// A publisher that sends no audio this long is dropped (its players stay).
+    pub publish_timeout_ms: u64,
+    /// Push targets.
+    pub pushes: Vec<Push>,
+    /// How much audio is gathered before it is written to readers (`--send-ms`).
+    pub send_interval_ms: u64,
+}
+
+/// One configured push.
+#[derive(Clone, Debug)]
+pub struct Push {
+    /// The upstream; without a name, each stream is pushed under its own name.
+    pub target: Target,
+    /// The local stream pushed; `None`: `--stream`'s when the URL has a name, every published
+    /// stream when it has none.
+    pub stream: Option<String>,
+}
+
+/// Counters for the status line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Players currently receiving audio.
+    pub listeners: usize,
+    /// Publishers (peers) now.
+    pub publishers: usize,
+    /// Streams in the table.
+    pub streams: usize,
+    /// Bytes written to all sockets since start.
+    pub bytes_sent: u64,
+    /// Messages skipped because players fell behind the ring.
+    pub skipped_messages: u64,
+}
+
+/// The server.
+pub struct Server {
+    listener: TcpListener,
+    conns: Vec<Option<Box<Conn>>>,
+    hub: Hub,
+    options: Options,
+    session_config: ServerConfig,
+    urandom: File,
+    token_base: usize,
+    counters: Counters,
+    /// Connection deadlines, lazily invalidated: an entry counts only while it equals the
+    /// connection's `scheduled` (so a turn costs O(log n) per change, not O(connections)).
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    capture: Option<(StreamId, CaptureEncoder)>,
+    encode_failed: bool,
+    /// Streams with audio not yet sent to their readers (the send schedule).
+    dirty: Vec<Unsent>,
+    relays: Vec<Relay>,
+    /// Connections to close once the one being handled is back in the slab (a publisher
+    /// replaced by a new one).
+    pending_close: Vec<(usize, Close)>,
+    /// The core's clock is milliseconds since this instant.
+    epoch: StdInstant,
+}
+
+impl Server {
+    /// Binds `addr`; the listener will be token `token_base`, connections the tokens after it.
+    /// `capture` is the local capture's encoder, published as `options.capture`.
+    pub fn bind(
+        addr: SocketAddr,
+        options: Options,
+        capture: Option<CaptureEncoder>,
+        token_base: usize,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        let session_config = ServerConfig {
+            chunk_size: CHUNK_SIZE,
+            handshake_timeout_ms: options.handshake_timeout_ms,
+            idle_timeout_ms: options.idle_timeout_ms,
+            ..ServerConfig::default()
+        };
+        let mut hub = Hub::new(options.max_streams.max(1));
+        let capture = match (capture, &options.capture) {
+            (Some(encoder), Some(name)) => {
+                let id = hub
+                    .find_or_create(&options.access.app, name)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                if let Some(stream) = hub.get_mut(id) {
+                    stream.set_publisher(Publisher::Capture);
+                    stream.set_metadata(encoder.metadata());
+                }
+                Some((id, encoder))
+            }
+            _ => None,
+        };
+        let slots = options.max_clients + options.pushes.len() * options.max_streams.max(1);
+        let mut conns = Vec::with_capacity(slots);
+        conns.resize_with(slots, || None);
+        let epoch = StdInstant::now();
+        let mut server = Self {
+            listener,
+            conns,
+            hub,
+            options,
+            session_config,
+            urandom: File::open("/dev/urandom")?,
+            token_base,
+            counters: Counters::default(),
+            timers: BinaryHeap::new(),
+            capture,
+            encode_failed: false,
+            dirty: Vec::new(),
+            relays: Vec::new(),
+            pending_close: Vec::new(),
+            epoch,
+        };
+        server.add_relays(Instant::from_millis(0));
+        Ok(server)
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    fn core_time(&self, now: StdInstant) -> Instant {
+        Instant::from_millis(now.saturating_duration_since(self.epoch).as_millis() as u64)
+    }
+
+    /// The first std instant at which the core's clock reads `at` or later (the core counts
+    /// whole milliseconds, so round up, or the loop would wake a moment early and spin).
+    fn std_time(&self, at: Instant) -> StdInstant {
+        self.epoch + std::time::Duration::from_millis(at.as_millis() + 1)
+    }
+
+    /// Counters for the status line.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            bytes_sent: self.counters.bytes_sent,
+            skipped_messages: self.counters.skipped_messages,
+            ..Stats::default()
+        };
+        for conn in self.conns.iter().flatten() {
+            match conn.kind {
+                Kind::Peer {
+                    role: Role::Player(_),
+                    ..
+                } => stats.listeners += 1,
+                Kind::Peer {
+                    role: Role::Publisher { .. },
+                    ..
+                } => stats.publishers += 1,
+                _ => {}
+            }
+        }
+        stats.streams = self.hub.iter().count();
+        stats
+    }
+
+    fn entropy<const N: usize>(&mut self) -> [u8; N] {
+        let mut bytes = [0u8; N];
+        if let Err(e) = self.urandom.read_exact(&mut bytes) {
+            warn!("reading /dev/urandom: {e}");
+        }
+        bytes
+    }
+
+    fn accept(&mut self, registry: &Registry, now: Instant) {
+        loop {
+            let (mut socket, peer) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and friends: log and try again at the next readiness.
+                    warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            let from_peer = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| c.peer.ip() == peer.ip())
+                .count();
+            if from_peer >= self.options.max_per_addr {
+                warn!(
+                    "{peer}: refused, {from_peer} connections from this address (--max-per-addr)"
+                );
+                continue;
+            }
+            let peers = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| matches!(c.kind, Kind::Peer { .. }))
+                .count();
+            let free = self.conns.iter().position(Option::is_none);
+            let Some(index) = free.filter(|_| peers < self.options.max_clients) else {
+                // Excess connections are refused at once: closing the socket is the answer.
+                warn!(
+                    "{peer}: refused, all {} connection slots busy",
+                    self.options.max_clients
+                );
+                continue;
+            };
+            // Small writes (replies, 20 ms periods) must not wait for Nagle + delayed ACK
+            // (protocol-notes section 2: ~45 ms steps otherwise).
+            let _ = socket.set_nodelay(true);
+            if let Err(e) = registry.register(
+                &mut socket,
+                self.token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                warn!("{peer}: cannot register: {e}");
+                continue;
+            }
+            debug!("{peer}: connected");
+            let session = Box::new(PeerSession::with_arena(
+                vec![0; crate::conn::ARENA].into_boxed_slice(),
+                now,
+                self.entropy(),
+                &self.session_config,
+            ));
+            self.conns[index] = Some(Box::new(Conn::new(
+                socket,
+                peer,
+                Kind::Peer {
+                    session,
+                    role: Role::Idle,
+                },
+            )));
+            self.reschedule(index);
+        }
+    }
+
+    fn token(&self, index: usize) -> Token {
+        Token(self.token_base + 1 + index)
+    }
+
+    /// Feeds what a connection received to its session and acts on the events.
+    fn read(&mut self, index: usize, now: Instant) -> Result<(), Close> {
+        let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) else {
+            return Ok(());
+        };
+        let result = conn.read_input(|conn, len| self.process(conn, index, len, now));
+        if let Kind::Peer { session, .. } = &conn.kind {
+            if session.messages_skipped() > 0 && !conn.skip_logged {
+                conn.skip_logged = true;
+                info!(
+                    "{}: sends video too; zerocast serves its audio and skips the video unread",
+                    conn.peer
+                );
+            }
+        }
+        self.conns[index] = Some(conn);
+        result
+    }
+
+    /// Runs the session over `len` received bytes; returns how many it consumed.
+    fn process(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        len: usize,
+        now: Instant,
+    ) -> Result<usize, Close> {
+        let mut start = 0;
+        loop {
+            let peer = conn.peer;
+            let (input, kind, egress) = conn.split(len);
+            let rest = &input[start..];
+            let (consumed, decision) = match kind {
+                Kind::Peer { session, role } => {
+                    let received = session.receive(now, rest)?;
+                    let consumed = received.consumed;
+                    let decision = match received.event {
+                        None => None,
+                        Some(event) => self.peer_event(index, peer, role, event, now),
+                    };
+                    (consumed, decision)
+                }
+                Kind::Relay {
+                    session,
+                    relay,
+                    stream,
+                } => {
+                    let received = session.receive(now, rest)?;
+                    match received.event {
+                        Some(ClientEvent::Publishing) => {
+                            if let Some(r) = self.relays.get_mut(*relay) {
+                                r.up(now);
+                                info!("push {}: publishing", Shown(&r.target));
+                            }
+                            let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
+                            if let Some(cursor) = cursor {
+                                *egress = Some(Egress::new(*stream, cursor));
+                                if let Some(s) = self.hub.get_mut(*stream) {
+                                    s.add_reader(index);
+                                }
+                            }
+                        }
+                        Some(ClientEvent::EndOfStream) => return Err(Close::PeerClosed),
+                        _ => {}
+                    }
+                    (received.consumed, None)
+                }
+            };
+            start += consumed;
+            if let Some(decision) = decision {
+                self.decide(conn, index, decision, now)?;
+            }
+            if consumed == 0 {
+                return Ok(start);
+            }
+        }
+    }
+
+    /// Handles a peer's event; returns a decision to apply to its session.
+    fn peer_event(
+        &mut self,
+        index: usize,
+        peer: SocketAddr,
+        role: &mut Role,
+        event: Event<'_>,
+        now: Instant,
+    ) -> Option<Decision> {
+        match event {
+            Event::PlayRequested { app, name } => {
+                let request = Request {
+                    peer: peer.ip(),
+                    app,
+                    name,
+                };
+                let verdict = self.options.access.may_play(&request).and_then(|()| {
+                    self.hub
+                        .find_or_create(request.app_base(), request.name_base())
+                });
+                match verdict {
+                    Ok(id) => {
+                        info!(
+                            "{peer}: play {}/{}",
+                            request.app_base(),
+                            request.name_base()
+                        );
+                        Some(Decision::Play(id))
+                    }
+                    Err(why) => {
+                        info!(
+                            "{peer}: play {}/{} refused: {why}",
+                            request.app_base(),
+                            request.name_base()
+                        );
+                        Some(Decision::RefusePlay(why))
+                    }
+                }
+            }
+            Event::PublishRequested { app, name } => {
+                let request = Request {
+                    peer: peer.ip(),
+                    app,
+                    name,
+                };
+                let is_capture = self
+                    .options
+                    .capture
+                    .as_deref()
+                    .is_some_and(|c| c == request.name_base());
+                let verdict = self.options.access.may_publish(&request).and_then(|()| {
+                    if is_capture {
+                        Err(Denied::CaptureStream)
+                    } else {
+                        self.hub
+                            .find_or_create(request.app_base(), request.name_base())
+                    }
+                });
+                match verdict {
+                    Ok(id) => {
+                        info!(
+                            "{peer}: publish {}/{}",
+                            request.app_base(),
+                            request.name_base()
+                        );
+                        Some(Decision::Publish(id))
+                    }
+                    Err(why) => {
+                        // Logged once per attempt: the peer is closed right after.
+                        warn!(
+                            "{peer}: publish {}/{} refused: {why}",
+                            request.app_base(),
+                            request.name_base()
+                        );
+                        Some(Decision::RefusePublish(why))
+                    }
+                }
+            }
+            Event::Audio { timestamp, payload } => {
+                if let Role::Publisher { stream, last_audio } = role {
+                    *last_audio = now;
+                    let id = *stream;
+                    if let Some(s) = self.hub.get_mut(id) {
+                        if s.publisher() == Publisher::Peer(index) {
+                            let header = s.last_header();
+                            s.push_audio(timestamp, payload);
+                            if s.last_header() != header {
+                                describe(s);
+                            }
+                            self.mark_dirty(id);
+                        }
+                    }
+                }
+                None
+            }
+            Event::Metadata { body } => {
+                // The publisher's own metadata describes its video too; players get the
+                // audio-only metadata zerocast builds from the audio (see `describe`).
+                debug!("{peer}: metadata of {} bytes", body.len());
+                None
+            }
+            Event::PlayStopped => Some(Decision::StopPlay),
+            Event::Unpublished => Some(Decision::StopPublish),
+            Event::Connected { .. } => None,
+        }
+    }
+
+    fn decide(
+        &mut self,
+        conn: &mut Conn,
+        index: usize,
+        decision: Decision,
+        now: Instant,
+    ) -> Result<(), Close> {
+        let Kind::Peer { session, role } = &mut conn.kind else {
+            return Ok(());
+        };
+        match decision {
+            Decision::Play(id) => {
+                session.accept_play()?;
+                *role = Role::Player(id);
+                if let Some(stream) = self.hub.get_mut(id) {
+                    stream.add_reader(index);
+                    conn.egress = Some(Egress::new(id, stream.join_cursor(self.options.join_ms)));
+                }
+            }
+            Decision::RefusePlay(why) => {
+                session.refuse_play(match why {
+                    Denied::TooManyStreams | Denied::UnknownApp | Denied::BadName => {
+                        Refusal::NotFound
+                    }
+                    _ => Refusal::Denied,
+                })?;
+                conn.close_after_flush = true;
+            }
+            Decision::Publish(id) => {
+                session.accept_publish()?;
+                *role = Role::Publisher {
+                    stream: id,
+                    last_audio: now,
+                };
+                conn.grow_for_publisher();
+                let old = self
+                    .hub
+                    .get_mut(id)
+                    .map_or(Publisher::None, |s| s.set_publisher(Publisher::Peer(index)));
+                if let Publisher::Peer(old) = old {
+                    // A new publisher with valid credentials takes over at once, even while
+                    // the old connection is open but silent (a Wi-Fi drop): nginx-rtmp answers
+                    // "Already publishing" until its timeout instead.
+                    info!("{}: takes over from the previous publisher", conn.peer);
+                    self.pending_close.push((old, Close::Replaced));
+                }
+                self.notify_readers(id);
+            }
+            Decision::RefusePublish(why) => {
+                session.refuse_publish(match why {
+                    Denied::CaptureStream => Refusal::BadName,
+                    _ => Refusal::Denied,
+                })?;
+                conn.close_after_flush = true;
+            }
+            Decision::StopPlay => {
+                if let Role::Player(id) = *role {
+                    if let Some(s) = self.hub.get_mut(id) {
+                        s.remove_reader(index);
+                    }
+                    self.hub.release_if_idle(id);
+                }
+                *role = Role::Idle;
+                if let Some(e) = conn.egress.as_mut() {
+                    e.stop();
+                }
+            }
+            Decision::StopPublish => {
+                if let Role::Publisher { stream, .. } = *role {
+                    self.unpublish(stream, index, now);
+                }
+                *role = Role::Idle;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Server {
+    /// The publisher `index` of stream `id` left: the stream keeps its players and its clock.
+    fn unpublish(&mut self, id: StreamId, index: usize, now: Instant) {
+        if let Some(s) = self.hub.get_mut(id) {
+            if s.publisher() == Publisher::Peer(index) {
+                info!(
+                    "{}/{}: publisher gone; players stay, silence follows",
+                    s.app(),
+                    s.name()
+                );
+                s.orphan(now);
+            }
+        }
+        self.hub.release_if_idle(id);
+    }
+
+    /// Tells the players of `id` that a publisher started (`NetStream.Play.PublishNotify`).
+    fn notify_readers(&mut self, id: StreamId) {
+        let readers = self
+            .hub
+            .get(id)
+            .map(|s| s.readers().to_vec())
+            .unwrap_or_default();
+        for index in readers {
+            if let Some(Some(conn)) = self.conns.get_mut(index) {
+                if let Kind::Peer { session, .. } = &mut conn.kind {
+                    let _ = session.notify_published();
+                }
+            }
+        }
+    }
+
+    /// Handles readiness of the listener or a connection.
+    fn handle_ready(&mut self, registry: &Registry, token: Token, now: Instant) {
+        if token.0 == self.token_base {
+            self.accept(registry, now);
+            return;
+        }
+        let Some(index) = token.0.checked_sub(self.token_base + 1) else {
+            return;
+        };
+        if !matches!(self.conns.get(index), Some(Some(_))) {
+            return;
+        }
+        let result = self
+            .read(index, now)
+            .and_then(|()| self.flush_one(index, now));
+        if let Err(why) = result {
+            self.close(registry, index, why, now);
+        }
+        self.close_pending(registry, now);
+        self.flush_dirty(registry, now);
+        self.reschedule(index);
+    }
+
+    fn close_pending(&mut self, registry: &Registry, now: Instant) {
+        while let Some((index, why)) = self.pending_close.pop() {
+            self.close(registry, index, why, now);
+        }
+    }
+
+    fn flush_one(&mut self, index: usize, now: Instant) -> Result<(), Close> {
+        match self.conns.get_mut(index) {
+            Some(Some(conn)) => conn.flush(now, &self.hub, &mut self.counters),
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes that `id` has audio its readers have not been sent.
+    fn mark_dirty(&mut self, id: StreamId) {
+        if self.dirty.iter().any(|u| u.stream == id) {
+            return;
+        }
+        let first = self
+            .hub
+            .get(id)
+            .and_then(|s| s.ring().latest_time())
+            .unwrap_or(0);
+        self.dirty.push(Unsent {
+            stream: id,
+            first,
+            since: None,
+        });
+    }
+
+    /// Sends new audio to the readers of the streams whose unsent audio is due (see [`Unsent`]);
+    /// readers whose socket is full are left alone until it says writable.
+    fn flush_dirty(&mut self, registry: &Registry, now: Instant) {
+        let interval = self.options.send_interval_ms;
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let unsent = &mut self.dirty[i];
+            let since = *unsent.since.get_or_insert(now);
+            let span = self.hub.get(unsent.stream).map_or(u64::MAX, |s| {
+                s.ring().latest_time().unwrap_or(0) + s.step_ms() - unsent.first
+            });
+            let due = span >= interval || now.saturating_millis_since(since) >= interval;
+            if !due {
+                i += 1;
+                continue;
+            }
+            let id = self.dirty.swap_remove(i).stream;
+            let readers = self
+                .hub
+                .get(id)
+                .map(|s| s.readers().to_vec())
+                .unwrap_or_default();
+            for index in readers {
+                let result = match self.conns.get_mut(index) {
+                    Some(Some(conn)) if !conn.is_blocked() => {
+                        conn.flush(now, &self.hub, &mut self.counters)
+                    }
+                    _ => continue,
+                };
+                match result {
+                    Err(why) => self.close(registry, index, why, now),
+                    Ok(()) => self.reschedule(index),
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, index: usize, why: Close, now: Instant) {
+        let Some(Some(mut conn)) = self.conns.get_mut(index).map(Option::take) else {
+            return;
+        };
+        let _ = registry.deregister(&mut conn.socket);
+        match &why {
+            Close::PeerClosed => info!("{}: disconnected", conn.peer),
+            _ => info!("{}: closed: {why}", conn.peer),
+        }
+        match conn.kind {
+            Kind::Peer { role, .. } => match role {
+                Role::Player(id) => {
+                    if let Some(s) = self.hub.get_mut(id) {
+                        s.remove_reader(index);
+                    }
+                    self.hub.release_if_idle(id);
+                }
+                Role::Publisher { stream, .. } => self.unpublish(stream, index, now),
+                Role::Idle => {}
+            },
+            Kind::Relay { relay, stream, .. } => {
+                if let Some(s) = self.hub.get_mut(stream) {
+                    s.remove_reader(index);
+                }
+                let entropy = u64::from_le_bytes(self.entropy());
+                if let Some(r) = self.relays.get_mut(relay) {
+                    r.down(now, &why.to_string(), entropy);
+                }
+                self.hub.release_if_idle(stream);
+            }
+        }
+    }
+
+    /// Files the connection's next deadline in the heap if it is earlier than the one filed.
+    fn reschedule(&mut self, index: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(index) else {
+            return;
+        };
+        let stall = conn
+            .blocked_since
+            .map(|t| t.saturating_add_millis(self.options.idle_timeout_ms));
+        let silent = match conn.kind {
+            Kind::Peer {
+                role: Role::Publisher { last_audio, .. },
+                ..
+            } => Some(last_audio.saturating_add_millis(self.options.publish_timeout_ms)),
+            _ => None,
+        };
+        let Some(at) = [conn.session_deadline(), stall, silent]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            return;
+        };
+        if conn.scheduled.map_or(true, |s| at < s) {
+            conn.scheduled = Some(at);
+            self.timers.push(Reverse((at, index)));
+        }
+    }
+
+    /// Runs one connection's timers.
+    fn expire(&mut self, registry: &Registry, index: usize, now: Instant) {
+        let Some(Some(conn)) = self.conns.get_mut(index) else {
+            return;
+        };
+        let idle = self.options.idle_timeout_ms;
+        let result = match (conn.blocked_since, &conn.kind) {
+            (Some(since), _) if now.saturating_millis_since(since) >= idle => {
+                Err(Close::Stalled(now.saturating_millis_since(since)))
+            }
+            (
+                _,
+                Kind::Peer {
+                    role: Role::Publisher { last_audio, .. },
+                    ..
+                },
+            ) if now.saturating_millis_since(*last_audio) >= self.options.publish_timeout_ms => {
+                Err(Close::PublisherSilent(
+                    now.saturating_millis_since(*last_audio),
+                ))
+            }
+            _ => conn
+                .session_timeout(now)
+                .map_err(Close::from)
+                .and_then(|()| conn.flush(now, &self.hub, &mut self.counters)),
+        };
+        match result {
+            Err(why) => self.close(registry, index, why, now),
+            Ok(()) => self.reschedule(index),
+        }
+    }
+
+    /// Creates the relays the configuration asks for that do not exist yet: a push with a
+    /// name pushes `--stream`; one without pushes every stream that has a publisher.
+    fn add_relays(&mut self, now: Instant) {
+        let app = self.options.access.app.clone();
+        for push in self.options.pushes.clone() {
+            let target = push.target;
+            let names: Vec<String> = match (push.stream, &target.name) {
+                (Some(local), _) => vec![local],
+                (None, Some(_)) => vec![self.options.default_stream.clone()],
+                (None, None) => self
+                    .hub
+                    .iter()
+                    .filter(|(_, s)| s.publisher() != Publisher::None)
+                    .map(|(_, s)| s.name().to_owned())
+                    .collect(),
+            };
+            for name in names {
+                let mut target = target.clone();
+                target.name.get_or_insert_with(|| name.clone());
+                let exists = self
+                    .relays
+                    .iter()
+                    .any(|r| r.target == target && r.name == name);
+                if !exists {
+                    self.relays.push(Relay::new(target, &app, &name, now));
+                }
+            }
+        }
+    }
+
+    /// Starts the relays that are due and whose stream exists.
+    fn connect_relays(&mut self, registry: &Registry, now: Instant) {
+        for r in 0..self.relays.len() {
+            let relay = &self.relays[r];
+            if relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
+                continue;
+            }
+            let Some(stream) = self.hub.find(&relay.app, &relay.name) else {
+                continue;
+            };
+            if let Err(why) = self.connect_relay(registry, r, stream, now) {
+                let entropy = u64::from_le_bytes(self.entropy());
+                self.relays[r].down(now, &why, entropy);
+            }
+        }
+    }
+
+    fn connect_relay(
+        &mut self,
+        registry: &Registry,
+        r: usize,
+        stream: StreamId,
+        now: Instant,
+    ) -> Result<(), String> {
+        let index = self
+            .conns
+            .iter()
+            .position(Option::is_none)
+            .ok_or("no free connection slot")?;
+        let relay = &self.relays[r];
+        let addr = relay.address()?;
+        let target = relay.target.clone();
+        let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        let _ = socket.set_nodelay(true);
+        registry
+            .register(
+                &mut socket,
+                self.token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| format!("register: {e}"))?;
+        if target.tls {
+            return Err("rtmps:// is not built into zerocast yet (use rtmp://)".to_owned());
+        }
+        let tc_url = relay::tc_url(&target);
+        let app = relay::connect_app(&target);
+        let name = relay::publish_name(&target);
+        let config = ClientConfig {
+            app: &app,
+            tc_url: &tc_url,
+            stream: &name,
+            role: ClientRole::Publish,
+            digest: false,
+            chunk_size: CHUNK_SIZE,
+            max_message: 64 * 1024,
+            idle_timeout_ms: self.options.idle_timeout_ms,
+        };
+        let session =
+            RelaySession::new(now, self.entropy(), &config).map_err(|e| format!("session: {e}"))?;
+        debug!("push {}: connecting to {addr}", Shown(&target));
+        self.conns[index] = Some(Box::new(Conn::new(
+            socket,
+            addr,
+            Kind::Relay {
+                session: Box::new(session),
+                relay: r,
+                stream,
+            },
+        )));
+        self.relays[r].conn = Some(index);
+        self.relays[r].retry_at = None;
+        self.reschedule(index);
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let conn = self.timers.peek().map(|Reverse((at, _))| *at);
+        let silence = self
+            .hub
+            .iter()
+            .filter_map(|(_, s)| s.silence_deadline())
+            .min();
+        let relay = self.relays.iter().filter_map(|r| r.retry_at).min();
+        let send = self
+            .dirty
+            .iter()
+            .filter_map(|u| u.since)
+            .map(|t| t.saturating_add_millis(self.options.send_interval_ms))
+            .min();
+        [conn, silence, relay, send].into_iter().flatten().min()
+    }
+
+    fn run_timers(&mut self, registry: &Registry, now: Instant) {
+        while let Some(&Reverse((at, index))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let current = matches!(self.conns.get(index), Some(Some(c)) if c.scheduled == Some(at));
+            if current {
+                if let Some(Some(conn)) = self.conns.get_mut(index) {
+                    conn.scheduled = None;
+                }
+                self.expire(registry, index, now);
+            }
+        }
+        let orphans: Vec<StreamId> = self
+            .hub
+            .iter_mut()
+            .filter_map(|(id, s)| s.fill_silence(now).then_some(id))
+            .collect();
+        for id in orphans {
+            self.mark_dirty(id);
+        }
+        self.add_relays(now);
+        self.connect_relays(registry, now);
+        self.flush_dirty(registry, now);
+    }
+}
+
+impl Sink for Server {
+    fn period(&mut self, pcm: &[i16], position_frames: u64) {
+        let Some((id, encoder)) = self.capture.as_mut() else {
+            return;
+        };
+        let Some(stream) = self.hub.get_mut(*id) else {
+            return;
+        };
+        match encoder.period(pcm, position_frames, &mut |ts, body| {
+            stream.push_audio(ts, body)
+        }) {
+            Ok(()) => {
+                let id = *id;
+                self.mark_dirty(id);
+            }
+            Err(e) if !self.encode_failed => {
+                log::error!("encoding a period failed: {e}");
+                self.encode_failed = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl Service for Server {
+    fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        registry.register(
+            &mut self.listener,
+            Token(self.token_base),
+            Interest::READABLE,
+        )
+    }
+
+    fn ready(&mut self, registry: &Registry, token: Token, now: StdInstant) {
+        let now = self.core_time(now);
+        self.handle_ready(registry, token, now);
+    }
+
+    fn flush(&mut self, registry: &Registry, now: StdInstant) {
+        let now = self.core_time(now);
+        self.flush_dirty(registry, now);
+    }
+
+    fn deadline(&self) -> Option<StdInstant> {
+        self.next_deadline().map(|at| self.std_time(at))
+    }
+
+    fn timeout(&mut self, registry: &Registry, now: StdInstant) {
+        let now = self.core_time(now);
+        self.run_timers(registry, now);
+    }
+
+    fn shutdown(&mut self, registry: &Registry, now: StdInstant) {
+        let now = self.core_time(now);
+        // The input's last frames, short of a whole message, go out before the end of stream.
+        if let Some((id, encoder)) = self.capture.as_mut() {
+            if let Some(stream) = self.hub.get_mut(*id) {
+                if let Err(e) = encoder.finish(&mut |ts, body| stream.push_audio(ts, body)) {
+                    log::error!("encoding the last frames failed: {e}");
+                }
+            }
+        }
+        for index in 0..self.conns.len() {
+            let Some(Some(conn)) = self.conns.get_mut(index) else {
+                continue;
+            };
+            // Whatever is already queued for the player goes first, then the end of stream.
+            let _ = conn.flush(now, &self.hub, &mut self.counters);
+            conn.egress = None;
+            let ended = match &mut conn.kind {
+                Kind::Peer { session, .. } => session.end_play().is_ok(),
+                Kind::Relay { session, .. } => session.unpublish().is_ok(),
+            };
+            if ended {
+                let _ = conn.flush(now, &self.hub, &mut self.counters);
+            }
+            let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+            self.close(registry, index, Close::Shutdown, now);
+        }
+    }
+
+    fn counters(&self) -> (usize, u64) {
+        let stats = self.stats();
+        (stats.listeners, stats.bytes_sent)
+    }
+}
+
+/// A stream with audio its readers have not been sent. Readers are written when the unsent
+/// audio spans the send interval (`--send-ms`), or when its oldest message has waited that
+/// long on the clock (a publisher that slowed down): with the interval at or below the capture
+/// period every message goes out at once; above it, several periods go out in one write and one
+/// TCP segment per player, fewer wake-ups and packets for a few tens of milliseconds of delay.
+struct Unsent {
+    stream: StreamId,
+    /// Stream time of the first unsent message.
+    first: u64,
+    /// When the first unsent message was seen by the send schedule.
+    since: Option<Instant>,
+}
+
+/// What the server decided about a peer's request.
+enum Decision {
+    Play(StreamId),
+    RefusePlay(Denied),
+    Publish(StreamId),
+    RefusePublish(Denied),
+    StopPlay,
+    StopPublish,
+}
+
+/// Builds the stream's audio-only `onMetaData` from its audio: codec, true rate (from the AAC
+/// configuration when there is one), channels; `videocodecid` as an empty object so ffmpeg
+/// players start at once (protocol-notes section 6).
+fn describe(stream: &mut crate::stream::Stream) {
+    let Some(header) = stream.last_header() else {
+        return;
+    };
+    let rate = stream.true_rate().unwrap_or(header.rate.hz());
+    let stereo = stream.true_channels().map_or(header.stereo, |c| c == 2);
+    let meta = Metadata {
+        audiocodecid: header.format as u8,
+        audiosamplerate: rate,
+        audiosamplesize: if header.sixteen_bit { 16 } else { 8 },
+        stereo,
+        audiodatarate_kbps: 0.0,
+    };
+    let mut body = [0u8; 512];
+    if let Ok(len) = flv::encode_on_metadata(&mut body, &meta, true) {
+        stream.set_metadata(&body[..len]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use crate::conn::{Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX};
+    use crate::stream::{AudioRing, Stream};
+
+    /// What a stream, a publisher (or player) and a relay cost, for docs/architecture.md.
+    #[test]
+    fn memory_of_a_stream_and_a_connection_is_printed() {
+        let stream = size_of::<Stream>() + size_of::<AudioRing>();
+        let player = size_of::<Conn>() + size_of::<PeerSession>() + ARENA + RX;
+        let publisher =
+            size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
+        let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
+        println!("stream (table entry + ring): {stream} bytes");
+        println!("player connection: {player} bytes + its tail (one message)");
+        println!("publisher connection: {publisher} bytes");
+        println!("push relay connection: {relay} bytes + its tail");
+        assert!(stream > size_of::<AudioRing>() && publisher > player);
+    }
+}

@@ -150,7 +150,7 @@ stop_service() {
 play() {
     local port=$1 url info wav="$work/played.wav"
     url="rtmp://127.0.0.1:$port/live/audio"
-    info=$(timeout 30 ffprobe -v error -of csv=p=0 \
+    info=$(timeout 30 ffprobe -v error -of csv=p=0 -select_streams a \
         -show_entries stream=codec_name,sample_rate,channels "$url")
     echo "deb-chroot: ffprobe $url: $info"
     check "the stream is SWF ADPCM, 44.1 kHz stereo" test "$info" = "adpcm_swf,44100,2"

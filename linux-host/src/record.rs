@@ -349,7 +349,9 @@ impl Recorder {
     }
 
     /// The stream's metadata message body (`onMetaData` + ECMA array, with or without a leading
-    /// `@setDataFrame`): kept for the head of every file, and written to the current one.
+    /// `@setDataFrame`): kept for the head of every file from the next one on. It is not written
+    /// into the current file: ffmpeg's flvdec takes an `onMetaData` tag at a time other than 0
+    /// for a subtitle stream (`flv_read_packet`), and players would show one.
     pub fn metadata(&mut self, on_metadata_body: &[u8]) {
         self.poll_writer();
         if self.stopped.is_some() {
@@ -358,12 +360,6 @@ impl Recorder {
         self.metadata = without_set_data_frame(on_metadata_body).to_vec();
         zero_number(&mut self.metadata, b"duration");
         zero_number(&mut self.metadata, b"filesize");
-        if let Some(segment) = &self.segment {
-            let at = segment.last;
-            let body = std::mem::take(&mut self.metadata);
-            self.tag(flv::TAG_SCRIPT_DATA, at, &body);
-            self.metadata = body;
-        }
     }
 
     /// The AAC sequence header (the whole audio tag body: `AF 00` + AudioSpecificConfig): kept

@@ -228,7 +228,12 @@ fn aac_rotates_by_time_and_every_file_plays() -> Result<(), HarnessError> {
         return Ok(());
     }
     TempDir::run("record-aac", |dir| {
-        let tags = encode(dir, "aac", &["-c:a", "aac", "-b:a", "128k"], 25)?;
+        let mut tags = encode(dir, "aac", &["-c:a", "aac", "-b:a", "128k"], 25)?;
+        // The publisher sends its metadata again in the middle of the second file: it must
+        // not become a tag there (ffmpeg would see a subtitle stream), only the third's head.
+        let again = tags.iter().position(|t| t.timestamp >= 12_000).unwrap_or(0);
+        let metadata = tags.iter().find(|t| t.kind == TAG_SCRIPT).cloned();
+        tags.splice(again..again, metadata);
         let mut recorder = start(dir, "live/aac", 10, 0, 0)?;
         // The stream's clock wraps past 2^32 ms in the first file (49.7 days of uptime).
         feed(&mut recorder, &tags, u32::MAX - 3_000);
@@ -244,6 +249,22 @@ fn aac_rotates_by_time_and_every_file_plays() -> Result<(), HarnessError> {
         let frame = 1024.0 / 44_100.0;
         for (i, (flv_path, expected)) in flvs.iter().zip([10.0, 10.0, 5.0]).enumerate() {
             let duration = probe_duration(flv_path)?;
+            let p = flv_path.display().to_string();
+            let streams = run(
+                "ffprobe",
+                &[
+                    "-v",
+                    "error",
+                    "-show_entries",
+                    "stream=codec_type",
+                    "-of",
+                    "csv=p=0",
+                    &p,
+                ],
+            )?;
+            if streams.trim() != "audio" {
+                return Err(fail("streams", format!("{flv_path:?}: {streams:?}")));
+            }
             let tags = flv::read(flv_path)?;
             let head = (tags[0].kind, tags[1].kind, tags[1].data.get(1).copied());
             let times = flv::audio_timestamps(&tags);

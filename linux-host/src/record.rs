@@ -4,7 +4,8 @@
 //!
 //! The stream feeds a [`Recorder`] what it sends its players: every audio message body with its
 //! timestamp ([`Recorder::audio`]), the metadata ([`Recorder::metadata`]) and the AAC sequence
-//! header ([`Recorder::sequence_header`]). Both are kept and written at the head of every file.
+//! header ([`Recorder::sequence_header`]). Both are kept and written at the head of every file
+//! (at time 0). Between messages the loop calls nothing: buffers are handed over from `audio`.
 //!
 //! ## Files
 //! `DIR/<stream>-<n>-<UTC start>.flv` (e.g. `live_audio-000042-20261206T063000Z.flv`), `n` one
@@ -19,12 +20,12 @@
 //! Each file has a [`BLOCK_BYTES`] buffer. It is written (one `write` call, unless the kernel
 //! takes less) and `fdatasync`ed when it is full, when it holds [`SYNC_MS`] of stream time, and
 //! when the file is closed. A power cut therefore loses at most the last [`SYNC_MS`] (10 s) of
-//! audio. Writes per minute and file, each followed by one `fdatasync`: `max(60 / 10, bytes per
+//! audio, plus what a slow card had not taken yet (at most [`MAX_BLOCKS_IN_FLIGHT`] blocks, see
+//! below). Writes per minute and file, each followed by one `fdatasync`: `max(60 / 10, bytes per
 //! minute / 256 KiB)`. Measured over a minute (`write_and_sync_calls_per_minute` in
 //! `tests/record.rs`): AAC or MP3 at 128 kbit/s 6 (12 with the `.aac`/`.mp3` beside the FLV),
 //! 44.1 kHz stereo ADPCM (353 kbit/s) 11, stereo PCM (1411 kbit/s) 41; plus one directory
-//! `fsync` per new file, so the
-//! file's name survives a power cut too. [`Stats`] counts them.
+//! `fsync` per new file, so the file's name survives a power cut too. [`Stats`] counts them.
 //!
 //! ## A thread for the card
 //! Writes, `fdatasync`s, file creation and deletion run on one writer thread per recorder: an SD

@@ -2,8 +2,8 @@
 # zerocast CI and tooling: one script, one subcommand per step (the shape of smoltcp's ci.sh).
 #
 #   ci/run.sh serve [ZEROCAST ARGS...]  install the few things a build needs, build, start serving
-#   ci/run.sh all                       setup fmt clippy test nostd cross fuzz e2e deb bench, timed
-#   ci/run.sh setup|fmt|clippy|test|nostd|cross|fuzz|e2e|deb
+#   ci/run.sh all                       setup fmt clippy test nostd board cross fuzz e2e deb bench, timed
+#   ci/run.sh setup|fmt|clippy|test|nostd|board|cross|fuzz|e2e|deb
 #   ci/run.sh bench                     zerocast against the seed, numbers only (`all`: quick run)
 #
 # Every step is idempotent and can be run alone (after `setup`). `.ci/run` runs `all`.
@@ -19,8 +19,9 @@ tool_path
 # What the tests and the cross build need from Debian. The media tools are the real peers the
 # end-to-end tests talk to (players: ffmpeg/ffplay, rtmpdump, VLC, GStreamer; nginx-rtmp as the
 # upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
-# cross toolchain and qemu to run what it builds; lintian, debootstrap and qemu-user-static check
-# the .deb and install it in an armhf root (ci/deb-chroot.sh).
+# cross toolchain and qemu to run what it builds; iproute2 (`ip netns`, `ip tuntap`) makes the
+# network namespace and TAP device the board example is tested on; lintian, debootstrap and
+# qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh).
 APT_PACKAGES=(
     ffmpeg rtmpdump vlc-bin vlc-plugin-base
     gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -30,6 +31,7 @@ APT_PACKAGES=(
     qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
     librtmp-dev libffi-dev
+    iproute2
     lintian debootstrap qemu-user-static binfmt-support
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
@@ -167,6 +169,9 @@ cmd_clippy() {
     cargo clippy --locked -p zerocast-core --all-targets --features defmt -- -D warnings
     # linux-host without ALSA: the static Pi build (ci/run.sh cross).
     cargo clippy --locked -p zerocast --no-default-features --all-targets -- -D warnings
+    # The board example: its TAP binary and test, and its bare-metal binary (ci/run.sh board).
+    cargo clippy --locked -p zerocast-board --features tap --all-targets -- -D warnings
+    board_bare clippy -- -D warnings
     # The two crates outside the workspace have lockfiles of their own, used without --locked:
     # a dependency added to the core must not need two more lockfile updates to pass CI.
     (cd core/fuzz && cargo clippy --all-targets -- -D warnings)
@@ -198,6 +203,39 @@ cmd_nostd() {
         elf="$TARGET_DIR/nostd-smoke/thumbv6m-none-eabi/release/zerocast-nostd-smoke"
         arm-linux-gnueabihf-size "$elf"
     done
+}
+
+# Runs cargo subcommand "$1" on the board example's bare-metal binary for thumbv6m-none-eabi, with
+# only `core` built for the target (as `nostd`): no `alloc` exists to link. The rest are arguments.
+board_bare() {
+    local sub=$1
+    shift
+    RUSTC_BOOTSTRAP=1 cargo "$sub" --locked --release -p zerocast-board --features bare \
+        --bin zerocast-board-bare --target thumbv6m-none-eabi -Zbuild-std=core \
+        --target-dir "$TARGET_DIR/board-bare" "$@"
+}
+
+# The core's board driver (zerocast_core::board) on a board's terms:
+# - over smoltcp on a TAP device, in a network namespace the test makes, played by ffmpeg and
+#   rtmpdump at once and checked by content (board/tests/tap.rs; needs root);
+# - the same example linked for a Cortex-M0 with no allocator, and its size.
+# The driver over embedded-io-adapters' std wrapper (core/tests/board_std.rs) is one of the core's
+# tests: `test` runs it on x86, `cross` on the emulated ARM1176.
+cmd_board() {
+    say "board: smoltcp on a TAP device, ffmpeg and rtmpdump in a network namespace"
+    cargo test --locked -p zerocast-board --features tap --test tap -- --nocapture
+    say "board: the example for thumbv6m-none-eabi, no allocator"
+    # Symbols kept (the release profile strips them) to print what the RAM goes to.
+    CARGO_PROFILE_RELEASE_STRIP=false board_bare build
+    local elf="$TARGET_DIR/board-bare/thumbv6m-none-eabi/release/zerocast-board-bare"
+    # text = flash; data = flash and RAM (the buffers' initial image); bss = RAM.
+    arm-linux-gnueabihf-size "$elf"
+    local _addr size kind name
+    while read -r _addr size kind name; do
+        if [[ $kind == [dDbB] && $name == zerocast_board_bare::* ]]; then
+            echo "RAM: $name $((16#$size)) bytes"
+        fi
+    done < <(arm-linux-gnueabihf-nm -S -C "$elf")
 }
 
 # Prints the three ARM attributes that decide whether a binary runs on the Pi Zero's ARM1176 and
@@ -356,7 +394,7 @@ cmd_serve() {
     exec "$TARGET_DIR/release/zerocast" --source "${ZEROCAST_SOURCE:-alsa:default}" "$@"
 }
 
-ALL_STEPS=(setup fmt clippy test nostd cross fuzz e2e deb bench)
+ALL_STEPS=(setup fmt clippy test nostd board cross fuzz e2e deb bench)
 
 cmd_all() {
     local step start secs failed=() lines=() log="$TARGET_DIR/ci-all.log"
@@ -396,7 +434,7 @@ cmd_all() {
 main() {
     local cmd=${1:-}
     case $cmd in
-    setup | fmt | clippy | test | nostd | cross | fuzz | e2e | deb | all | bench)
+    setup | fmt | clippy | test | nostd | board | cross | fuzz | e2e | deb | all | bench)
         [[ $# -eq 1 ]] || die "ci/run.sh $cmd takes no arguments"
         "cmd_$cmd"
         ;;

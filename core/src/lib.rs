@@ -21,6 +21,7 @@
 //! - [`flv`]: FLV audio tag headers, `onMetaData`, FLV file framing.
 //! - [`codec`]: heap-free audio encoders (PCM s16le, SWF ADPCM).
 //! - [`ring`]: the broadcast ring that fans one stream out to many players.
+//! - [`board`]: a driver for boards: one stream served to players over `embedded-io` transports.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -36,6 +37,7 @@ compile_error!("features `defmt` and `log` are exclusive: enable at most one");
 mod fmt;
 
 pub mod amf0;
+pub mod board;
 pub mod chunk;
 pub mod codec;
 pub mod command;

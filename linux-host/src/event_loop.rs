@@ -1,6 +1,7 @@
 //! The event loop: one thread, one `mio::Poll`, everything else driven from it.
 //!
-//! Readiness sources, by token: the signalfd ([`SIGNAL_TOKEN`]) for SIGINT/SIGTERM, the capture
+//! Readiness sources, by token: the signalfd ([`SIGNAL_TOKEN`]) for SIGINT/SIGTERM (stop) and
+//! SIGHUP (reload), the capture
 //! source ([`SOURCE_TOKENS`]), and — from [`FIRST_FREE_TOKEN`] on — what the RTMP side adds
 //! (listener, connections). Timers are a small fixed list of deadlines ([`Deadlines`]); the
 //! nearest one is the poll timeout, so the loop sleeps exactly until something is due.
@@ -10,8 +11,9 @@
 //! (listeners, bytes sent) come from the [`Service`] for the status line.
 //!
 //! Under systemd ([`crate::systemd`]) the loop sends `READY=1` once the service's listener is
-//! registered, `STATUS=` with each status line, and `WATCHDOG=1` from a timer of its own, so a
-//! loop that hangs stops feeding the watchdog.
+//! registered, `STATUS=` with each status line, `RELOADING=1` … `READY=1` around a SIGHUP
+//! reload, and `WATCHDOG=1` from a timer of its own, so a loop that hangs stops feeding the
+//! watchdog.
 
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -234,6 +236,8 @@ pub trait Service: Sink {
     }
     /// Called when the deadline has passed.
     fn timeout(&mut self, _registry: &mio::Registry, _now: Instant) {}
+    /// SIGHUP: re-read the configuration and apply what changed.
+    fn reload(&mut self, _registry: &mio::Registry, _now: Instant) {}
     /// The process is stopping: end streams cleanly.
     fn shutdown(&mut self, _registry: &mio::Registry, _now: Instant) {}
     /// Listeners now and bytes sent so far, for the status line.
@@ -302,9 +306,10 @@ impl<S: Service> EventLoop<S> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGINT);
         mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGHUP);
         // Blocked, so they are only delivered through the signalfd (signalfd(2)).
         mask.thread_block()
-            .map_err(setup("blocking SIGINT/SIGTERM"))?;
+            .map_err(setup("blocking SIGINT/SIGTERM/SIGHUP"))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(setup("signalfd"))?;
         let poll = Poll::new().map_err(|e| LoopError::Setup {
@@ -414,7 +419,19 @@ impl<S: Service> EventLoop<S> {
                 token => self.sink.ready(self.poll.registry(), token, now),
             }
         }
-        if let Some(sig) = signalled.then(|| self.read_signal()).flatten() {
+        let (stop, hangup) = if signalled {
+            self.read_signals()
+        } else {
+            (None, false)
+        };
+        if hangup {
+            log::info!("SIGHUP received; reloading the configuration");
+            // systemd shows the unit as reloading until READY=1 (sd_notify(3)).
+            self.notify("RELOADING=1");
+            self.sink.reload(self.poll.registry(), now);
+            self.notify("READY=1");
+        }
+        if let Some(sig) = stop {
             log::info!("{sig} received; shutting down");
             self.notify("STOPPING=1");
             self.sink.shutdown(self.poll.registry(), now);
@@ -461,16 +478,20 @@ impl<S: Service> EventLoop<S> {
         Ok(None)
     }
 
-    fn read_signal(&mut self) -> Option<Signal> {
-        let mut got = None;
-        // Drain: mio is edge-triggered.
+    /// Drains the signalfd (mio is edge-triggered): the first stop signal, and whether a
+    /// SIGHUP came.
+    fn read_signals(&mut self) -> (Option<Signal>, bool) {
+        let (mut stop, mut hangup) = (None, false);
         while let Ok(Some(info)) = self.signals.read_signal() {
             let sig = i32::try_from(info.ssi_signo)
                 .ok()
                 .and_then(|n| Signal::try_from(n).ok());
-            got = got.or(sig);
+            match sig {
+                Some(Signal::SIGHUP) => hangup = true,
+                other => stop = stop.or(other),
+            }
         }
-        got
+        (stop, hangup)
     }
 
     /// The status line's text, resetting the peak.

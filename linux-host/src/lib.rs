@@ -36,7 +36,6 @@ use std::time::Duration;
 use broadcast::CaptureEncoder;
 use config::{Invocation, Settings, SourceSpec};
 use event_loop::{EventLoop, Exit, LoopError, Options};
-use hub::Access;
 use server::Server;
 
 /// Environment variable overriding the status line interval, in seconds (for tests).
@@ -112,11 +111,12 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
             .map_err(|e| format!("codec {codec}: {e}"))?,
         ),
     };
-    let server_options = server_options(settings)?;
+    let server_options = server::Options::from_settings(settings)?;
     let server = Server::bind(
         settings.listen,
         server_options,
         capture,
+        settings.clone(),
         event_loop::FIRST_FREE_TOKEN,
     )
     .map_err(|e| listen_error(settings.listen, &e))?;
@@ -139,57 +139,6 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         .map_err(loop_error)?
         .run()
         .map_err(loop_error)
-}
-
-/// The server's part of the settings.
-fn server_options(settings: &Settings) -> Result<server::Options, String> {
-    let mut pushes: Vec<server::Push> = settings
-        .pushes
-        .iter()
-        .map(|p| server::Push {
-            target: p.url.clone(),
-            stream: p.stream.as_ref().map(|s| s.name.clone()),
-        })
-        .collect();
-    for stream in &settings.streams {
-        pushes.extend(stream.push.iter().map(|url| server::Push {
-            target: url.clone(),
-            stream: Some(stream.name.name.clone()),
-        }));
-    }
-    if let Some(push) = pushes.iter().find(|p| p.target.tls) {
-        return Err(format!(
-            "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
-            relay::Shown(&push.target)
-        ));
-    }
-    let access = &settings.access;
-    Ok(server::Options {
-        access: Access {
-            app: settings.app.clone(),
-            allow_publish: access.allow_publish.clone(),
-            publish_key: access.publish_key.clone(),
-            stream_keys: settings
-                .streams
-                .iter()
-                .filter_map(|s| Some((s.name.name.clone(), s.key.clone()?)))
-                .collect(),
-            allow_play: access.allow_play.clone(),
-            deny_play: access.deny_play.clone(),
-            play_key: access.play_key.clone(),
-        },
-        capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
-        default_stream: settings.stream.name.clone(),
-        join_ms: u64::from(settings.join_ms),
-        max_clients: settings.max_clients as usize,
-        max_per_addr: settings.max_per_addr,
-        max_streams: settings.max_streams,
-        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
-        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
-        publish_timeout_ms: u64::from(settings.publish_timeout_ms),
-        pushes,
-        send_interval_ms: u64::from(settings.send_interval_ms),
-    })
 }
 
 /// What a user can do about a listen error.

@@ -40,6 +40,20 @@ pub fn publish_name(target: &Target) -> String {
     }
 }
 
+/// Whether `configured` (a push as written, its name possibly missing) names the upstream of
+/// `running` (the same with the name resolved).
+pub fn same_upstream(configured: &Target, running: &Target) -> bool {
+    configured.tls == running.tls
+        && configured.host == running.host
+        && configured.port == running.port
+        && configured.app == running.app
+        && configured.query == running.query
+        && configured
+            .name
+            .as_ref()
+            .map_or(true, |n| Some(n) == running.name.as_ref())
+}
+
 /// How a push is logged: the URL without its query (keys stay out of logs).
 pub struct Shown<'a>(pub &'a Target);
 
@@ -81,6 +95,8 @@ pub struct Relay {
     up_since: Option<Instant>,
     /// The outage has been logged (each outage once).
     outage_logged: bool,
+    /// Removed by a reload: never connects again.
+    pub retired: bool,
 }
 
 impl Relay {
@@ -95,6 +111,7 @@ impl Relay {
             failures: 0,
             up_since: None,
             outage_logged: false,
+            retired: false,
         }
     }
 

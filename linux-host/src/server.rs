@@ -19,6 +19,7 @@ use zerocast_core::time::Instant;
 
 use crate::broadcast::CaptureEncoder;
 use crate::capture::Sink;
+use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
@@ -52,6 +53,59 @@ pub struct Options {
     pub pushes: Vec<Push>,
     /// How much audio is gathered before it is written to readers (`--send-ms`).
     pub send_interval_ms: u64,
+}
+
+impl Options {
+    /// The server's part of the settings.
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+        let mut pushes: Vec<Push> = settings
+            .pushes
+            .iter()
+            .map(|p| Push {
+                target: p.url.clone(),
+                stream: p.stream.as_ref().map(|s| s.name.clone()),
+            })
+            .collect();
+        for stream in &settings.streams {
+            pushes.extend(stream.push.iter().map(|url| Push {
+                target: url.clone(),
+                stream: Some(stream.name.name.clone()),
+            }));
+        }
+        if let Some(push) = pushes.iter().find(|p| p.target.tls) {
+            return Err(format!(
+                "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
+                relay::Shown(&push.target)
+            ));
+        }
+        let access = &settings.access;
+        Ok(Self {
+            access: Access {
+                app: settings.app.clone(),
+                allow_publish: access.allow_publish.clone(),
+                publish_key: access.publish_key.clone(),
+                stream_keys: settings
+                    .streams
+                    .iter()
+                    .filter_map(|s| Some((s.name.name.clone(), s.key.clone()?)))
+                    .collect(),
+                allow_play: access.allow_play.clone(),
+                deny_play: access.deny_play.clone(),
+                play_key: access.play_key.clone(),
+            },
+            capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
+            default_stream: settings.stream.name.clone(),
+            join_ms: u64::from(settings.join_ms),
+            max_clients: settings.max_clients as usize,
+            max_per_addr: settings.max_per_addr,
+            max_streams: settings.max_streams,
+            handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
+            idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+            publish_timeout_ms: u64::from(settings.publish_timeout_ms),
+            pushes,
+            send_interval_ms: u64::from(settings.send_interval_ms),
+        })
+    }
 }
 
 /// One configured push.
@@ -100,6 +154,8 @@ pub struct Server {
     /// Connections to close once the one being handled is back in the slab (a publisher
     /// replaced by a new one).
     pending_close: Vec<(usize, Close)>,
+    /// The settings running now, which SIGHUP re-reads.
+    settings: Settings,
     /// The core's clock is milliseconds since this instant.
     epoch: StdInstant,
 }
@@ -111,6 +167,7 @@ impl Server {
         addr: SocketAddr,
         options: Options,
         capture: Option<CaptureEncoder>,
+        settings: Settings,
         token_base: usize,
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
@@ -153,6 +210,7 @@ impl Server {
             dirty: Vec::new(),
             relays: Vec::new(),
             pending_close: Vec::new(),
+            settings,
             epoch,
         };
         server.add_relays(Instant::from_millis(0));
@@ -778,7 +836,7 @@ impl Server {
                 let exists = self
                     .relays
                     .iter()
-                    .any(|r| r.target == target && r.name == name);
+                    .any(|r| !r.retired && r.target == target && r.name == name);
                 if !exists {
                     self.relays.push(Relay::new(target, &app, &name, now));
                 }
@@ -790,7 +848,7 @@ impl Server {
     fn connect_relays(&mut self, registry: &Registry, now: Instant) {
         for r in 0..self.relays.len() {
             let relay = &self.relays[r];
-            if relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
+            if relay.retired || relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
                 continue;
             }
             let Some(stream) = self.hub.find(&relay.app, &relay.name) else {
@@ -906,6 +964,86 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGHUP: reads the configuration again and applies what changed without dropping a
+    /// player, publisher or push the change does not concern. A file that does not parse is
+    /// refused and the running settings stay.
+    fn reload(&mut self, registry: &Registry, now: Instant) {
+        let new = match self.settings.reload() {
+            Ok(new) => new,
+            Err(e) => {
+                log::error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        let options = match Options::from_settings(&new) {
+            Ok(options) => options,
+            Err(e) => {
+                log::error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        let old = &self.settings;
+        let restart: Vec<&str> = [
+            ("listen", old.listen != new.listen),
+            ("source", old.source != new.source),
+            ("codec", old.capture_codecs() != new.capture_codecs()),
+            ("rate", old.rate != new.rate),
+            ("channels", old.channels != new.channels),
+            ("period_ms", old.period_ms != new.period_ms),
+            ("capture_stream", old.stream != new.stream),
+            ("app", old.app != new.app),
+            ("max_clients", old.max_clients != new.max_clients),
+            ("max_streams", old.max_streams != new.max_streams),
+            ("http.listen", old.http.listen != new.http.listen),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !restart.is_empty() {
+            log::warn!(
+                "reload: {} changed; that takes a restart, the running value stays",
+                restart.join(", ")
+            );
+        }
+        // What can change at run time does; what cannot keeps its running value.
+        let kept = &self.options;
+        let options = Options {
+            capture: kept.capture.clone(),
+            default_stream: kept.default_stream.clone(),
+            max_clients: kept.max_clients,
+            max_streams: kept.max_streams,
+            access: Access {
+                app: kept.access.app.clone(),
+                ..options.access
+            },
+            ..options
+        };
+        // Pushes no longer configured end; new ones start.
+        for r in 0..self.relays.len() {
+            let wanted = options.pushes.iter().any(|p| {
+                relay::same_upstream(&p.target, &self.relays[r].target)
+                    && p.stream
+                        .as_ref()
+                        .map_or(true, |s| *s == self.relays[r].name)
+            });
+            if !wanted && !self.relays[r].retired {
+                log::info!("reload: push {} removed", Shown(&self.relays[r].target));
+                self.relays[r].retired = true;
+                self.relays[r].retry_at = None;
+                if let Some(index) = self.relays[r].conn.take() {
+                    self.close(registry, index, Close::Shutdown, now);
+                }
+            }
+        }
+        self.options = options;
+        self.settings = new;
+        self.add_relays(now);
+        self.connect_relays(registry, now);
+        log::info!("configuration reloaded");
+    }
+}
+
 impl Sink for Server {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
         let Some((id, encoder)) = self.capture.as_mut() else {
@@ -985,6 +1123,11 @@ impl Service for Server {
             let _ = conn.socket.shutdown(std::net::Shutdown::Write);
             self.close(registry, index, Close::Shutdown, now);
         }
+    }
+
+    fn reload(&mut self, registry: &Registry, now: StdInstant) {
+        let now = self.core_time(now);
+        Server::reload(self, registry, now);
     }
 
     fn counters(&self) -> (usize, u64) {

@@ -2,7 +2,8 @@
 //! binds the notification socket, starts zerocast with `NOTIFY_SOCKET`, `WATCHDOG_USEC` and
 //! `JOURNAL_STREAM` set as systemd would, and reads what it is told.
 //! - `READY=1` (with a `STATUS=`) once zerocast listens, `STATUS=` lines with the listeners,
-//!   `WATCHDOG=1` at half the watchdog timeout, `STOPPING=1` on SIGTERM;
+//!   `WATCHDOG=1` at half the watchdog timeout, `RELOADING=1` then `READY=1` on SIGHUP,
+//!   `STOPPING=1` on SIGTERM;
 //! - a stopped process (SIGSTOP: a hung event loop as systemd sees it) sends no `WATCHDOG=1` for
 //!   more than two intervals (systemd would now restart it), and sends again after SIGCONT;
 //! - the log written to "the journal" has syslog priority prefixes and no timestamps of its own;
@@ -192,6 +193,11 @@ fn ready_status_and_a_watchdog_that_stops_with_the_loop() -> Result<(), HarnessE
         println!("systemd: no WATCHDOG=1 for {silent:?} while stopped (interval {INTERVAL:?})");
         zc.process.signal(Signal::SIGCONT)?;
         manager.expect("WATCHDOG=1 after SIGCONT", |l| l == "WATCHDOG=1", &zc)?;
+
+        // `systemctl reload`: RELOADING=1, then READY=1 once the configuration is applied.
+        zc.process.signal(Signal::SIGHUP)?;
+        manager.expect("RELOADING=1", |l| l == "RELOADING=1", &zc)?;
+        manager.expect("READY=1 after the reload", |l| l == "READY=1", &zc)?;
 
         zc.stop_cleanly()?;
         manager.expect("STOPPING=1", |l| l == "STOPPING=1", &zc)?;

@@ -113,8 +113,7 @@ mod message {
 mod chunk {
     use core::hint::black_box;
     use zerocast_core::chunk::{
-        encode_standalone, standalone_len, ChunkReader, ChunkReaderIn, ChunkWriter,
-        MessageHeader,
+        encode_standalone, standalone_len, ChunkReader, ChunkReaderIn, ChunkWriter, MessageHeader,
     };
     use zerocast_core::message;
 
@@ -160,7 +159,11 @@ mod chunk {
         let mut reader: ChunkReaderIn<4, &mut [u8]> =
             ChunkReaderIn::with_arena(&mut small[..], black_box(256));
         black_box(show(reader.read(&wire[..len.min(200)])));
-        black_box(reader.replace_arena(&mut large[..], black_box(2048)).is_ok());
+        black_box(
+            reader
+                .replace_arena(&mut large[..], black_box(2048))
+                .is_ok(),
+        );
         black_box((reader.arena_len(), reader.messages_skipped()));
     }
 }
@@ -354,7 +357,11 @@ mod ring {
             ring.advance(&mut cursor, n);
         }
         black_box(show(ring.current_message(&cursor)));
-        black_box((cursor.at_boundary(), cursor.sequence(), ring.time_at(&cursor)));
+        black_box((
+            cursor.at_boundary(),
+            cursor.sequence(),
+            ring.time_at(&cursor),
+        ));
         if show(ring.read(&early)).is_none() {
             black_box(ring.skip_lagged(&mut early));
         }
@@ -370,6 +377,119 @@ mod ring {
         black_box(show(sticky.set(black_box(&[0xAF, 0x00, 0x12, 0x10]))));
         black_box((sticky.get(), sticky.generation()));
         sticky.clear();
+    }
+}
+
+/// `zerocast_core::board`: a stream and a player over an in-memory `embedded-io` transport that
+/// plays back what a client would send.
+mod board {
+    use core::hint::black_box;
+    use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
+    use zerocast_core::board::{Player, Stream, StreamConfig};
+    use zerocast_core::codec::AdpcmSwf;
+    use zerocast_core::ring::Ring;
+    use zerocast_core::session::ServerConfig;
+    use zerocast_core::time::Instant;
+
+    use crate::display::show;
+
+    /// Reads from `input` and discards what is written, `room` bytes at a time.
+    struct Wire<'a> {
+        input: &'a [u8],
+        room: usize,
+    }
+
+    #[derive(Debug)]
+    struct Never;
+
+    impl embedded_io::Error for Never {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    impl ErrorType for Wire<'_> {
+        type Error = Never;
+    }
+
+    impl Read for Wire<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
+            let n = buf.len().min(self.input.len());
+            let (now, rest) = self.input.split_at(n);
+            buf[..n].copy_from_slice(now);
+            self.input = rest;
+            Ok(n)
+        }
+    }
+
+    impl ReadReady for Wire<'_> {
+        fn read_ready(&mut self) -> Result<bool, Never> {
+            Ok(black_box(!self.input.is_empty()))
+        }
+    }
+
+    impl Write for Wire<'_> {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
+            let n = black_box(buf).len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    impl WriteReady for Wire<'_> {
+        fn write_ready(&mut self) -> Result<bool, Never> {
+            Ok(self.room > 0)
+        }
+    }
+
+    pub fn run() {
+        let config = StreamConfig {
+            app: "live",
+            name: "audio",
+            rate: 22_050,
+            channels: 1,
+            join_ms: black_box(500),
+            session: ServerConfig::default(),
+        };
+        let mut ring: Ring<4096, 8> = Ring::new();
+        let mut pcm = [0i16; 255];
+        let mut body = [0u8; 1 + 131];
+        let Some(encoder) = show(AdpcmSwf::new(config.rate, 1, 4)) else {
+            return;
+        };
+        let Some(mut stream) = show(Stream::new(config, encoder, &mut ring, &mut pcm, &mut body))
+        else {
+            return;
+        };
+        black_box(show(stream.push_with(|pcm| pcm.fill(black_box(100)))));
+        let now = Instant::from_millis(black_box(40));
+        black_box(show(stream.pace(now, |pcm| pcm.fill(black_box(-100)))));
+        black_box((
+            stream.next_due(),
+            stream.millis(),
+            stream.frames_per_message(),
+        ));
+        black_box((
+            stream.metadata().len(),
+            stream.ring().len(),
+            stream.config().rate,
+        ));
+
+        let mut player: Player<1024, 1024, 64> = Player::new();
+        player.open(now, black_box([7; 32]), &stream.config().session);
+        // C0 + the start of C1: the handshake is under way, its reply not yet due.
+        let mut wire = Wire {
+            input: black_box(&[3, 0, 0, 0, 0]),
+            room: black_box(64),
+        };
+        black_box(show(player.poll(&mut wire, &stream, now)));
+        black_box((player.is_open(), player.is_playing(), player.poll_timeout()));
+        player.close();
+        black_box(player.is_open());
     }
 }
 
@@ -443,7 +563,13 @@ mod session {
             black_box(small.replace_arena(&mut [][..]).is_err());
             let mut media = [0u8; 256];
             let n = media_len(4096, Media::Audio, black_box(20), 64);
-            black_box(show(encode_media(&mut media, 4096, Media::Data, 20, &[0x02; 64])));
+            black_box(show(encode_media(
+                &mut media,
+                4096,
+                Media::Data,
+                20,
+                &[0x02; 64],
+            )));
             black_box(n);
             let client_config = ClientConfig {
                 app: "live",
@@ -496,6 +622,7 @@ pub extern "C" fn zerocast_smoke_entry() -> ! {
     codec::run();
     ring::run();
     session::run();
+    board::run();
     loop {
         black_box(());
     }

@@ -20,7 +20,8 @@ tool_path
 # end-to-end tests talk to (players: ffmpeg/ffplay, rtmpdump, VLC, GStreamer; nginx-rtmp as the
 # upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
 # cross toolchain and qemu to run what it builds; iproute2 (`ip netns`, `ip tuntap`) makes the
-# network namespace and TAP device the board example is tested on.
+# network namespace and TAP device the board example is tested on; lintian, debootstrap and
+# qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh).
 APT_PACKAGES=(
     ffmpeg rtmpdump vlc-bin vlc-plugin-base
     gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -31,6 +32,7 @@ APT_PACKAGES=(
     pkg-config dpkg-dev python3 systemd man-db
     librtmp-dev libffi-dev
     iproute2
+    lintian debootstrap qemu-user-static binfmt-support
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
@@ -277,13 +279,15 @@ e2e_with() {
 }
 
 # The end-to-end subset that runs under emulation with binary "$1": the tone served to ffmpeg
-# players and checked by content, the command line, a clean SIGTERM with players connected.
+# players and checked by content, the command line, a clean SIGTERM with players connected, the
+# systemd notifications and watchdog.
 e2e_pi_binary() {
     local command=$1
     e2e_with "$command" cli help_version_and_bad_arguments \
         tone_logs_status_and_stops_cleanly_on_sigterm stdin_pipe_ends_the_process_cleanly
     e2e_with "$command" e2e_players zerocast_adpcm::ffmpeg zerocast_pcm::ffmpeg_low_delay
     e2e_with "$command" e2e_lifecycle sigterm_ends_every_players_stream_cleanly
+    e2e_with "$command" e2e_systemd ready_status_and_a_watchdog_that_stops_with_the_loop
 }
 
 cmd_cross() {
@@ -360,8 +364,11 @@ cmd_e2e() {
     cargo test --locked -p zerocast --test '*' -- --test-threads=1 --nocapture
 }
 
+# The package built and checked (ci/deb.sh), then installed, run, upgraded and purged in an
+# armhf Debian root under qemu (ci/deb-chroot.sh, which prints its time).
 cmd_deb() {
     bash ci/deb.sh
+    bash ci/deb-chroot.sh
 }
 
 # Benchmarks print numbers and assert none (a goal missed is reported, not failed); the step fails

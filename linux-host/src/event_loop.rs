@@ -9,6 +9,11 @@
 //! Every period the source delivers goes to the [`Sink`] (the RTMP fan-out later) through a
 //! meter that keeps the peak level for the status line. Counters the RTMP side maintains
 //! (listeners, bytes sent) come from the [`Service`] for the status line.
+//!
+//! Under systemd ([`crate::systemd`]) the loop sends `READY=1` once the service's listener is
+//! registered, `STATUS=` with each status line, `RELOADING=1` … `READY=1` around a SIGHUP
+//! reload, and `WATCHDOG=1` from a timer of its own, so a loop that hangs stops feeding the
+//! watchdog.
 
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -23,6 +28,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 pub use crate::capture::Sink;
 use crate::capture::{CaptureError, Flow, Format, Source, SourceState, SOURCE_TOKENS};
 use crate::config::SourceSpec;
+use crate::systemd::Notifier;
 
 /// Token of the signalfd.
 pub const SIGNAL_TOKEN: Token = Token(0);
@@ -66,6 +72,8 @@ pub enum Timer {
     Status,
     /// The source has timed work (tone, silence, device retry, watchdog).
     Source,
+    /// Time to tell systemd's watchdog the loop is alive.
+    Watchdog,
 }
 
 /// A fixed list of at most `N` deadlines, one per timer; linear scans, as `N` is small.
@@ -260,6 +268,7 @@ pub struct EventLoop<S> {
     stats: Stats,
     timers: Deadlines<4>,
     options: Options,
+    notifier: Option<Notifier>,
 }
 
 impl<S: Service> EventLoop<S> {
@@ -325,10 +334,17 @@ impl<S: Service> EventLoop<S> {
                 op: "registering the listener",
                 errno: e.raw_os_error().unwrap_or(0),
             })?;
+        let notifier = Notifier::from_env().unwrap_or_else(|e| {
+            log::warn!("not notifying systemd: {e}");
+            None
+        });
         let mut timers = Deadlines::default();
-        // Two timers in four slots: cannot be full.
+        // Three timers in four slots: cannot be full.
         let _ = timers.set(Timer::Status, now + options.status_interval);
-        Ok(Self {
+        if let Some(interval) = notifier.as_ref().and_then(Notifier::watchdog_interval) {
+            let _ = timers.set(Timer::Watchdog, now + interval);
+        }
+        let mut event_loop = Self {
             poll,
             events: Events::with_capacity(64),
             signals,
@@ -339,7 +355,20 @@ impl<S: Service> EventLoop<S> {
             stats: Stats::default(),
             timers,
             options,
-        })
+            notifier,
+        };
+        if event_loop.notifier.is_some() {
+            let status = event_loop.status_line();
+            event_loop.notify(&format!("READY=1\nSTATUS={status}"));
+        }
+        Ok(event_loop)
+    }
+
+    /// Sends `state` to systemd when running under it.
+    fn notify(&mut self, state: &str) {
+        if let Some(notifier) = &mut self.notifier {
+            notifier.send(state);
+        }
     }
 
     /// Runs until a signal, the end of the input, or a fatal error.
@@ -397,10 +426,14 @@ impl<S: Service> EventLoop<S> {
         };
         if hangup {
             log::info!("SIGHUP received; reloading the configuration");
+            // systemd shows the unit as reloading until READY=1 (sd_notify(3)).
+            self.notify("RELOADING=1");
             self.sink.reload(self.poll.registry(), now);
+            self.notify("READY=1");
         }
         if let Some(sig) = stop {
             log::info!("{sig} received; shutting down");
+            self.notify("STOPPING=1");
             self.sink.shutdown(self.poll.registry(), now);
             self.source.close(self.poll.registry());
             return Ok(Some(Exit::Signal(sig)));
@@ -417,6 +450,14 @@ impl<S: Service> EventLoop<S> {
                         .set(Timer::Status, now + self.options.status_interval);
                 }
                 Timer::Source => source_due = true,
+                Timer::Watchdog => {
+                    self.notify("WATCHDOG=1");
+                    if let Some(interval) =
+                        self.notifier.as_ref().and_then(|n| n.watchdog_interval())
+                    {
+                        let _ = self.timers.set(Timer::Watchdog, now + interval);
+                    }
+                }
             }
         }
         if source_due {
@@ -428,6 +469,7 @@ impl<S: Service> EventLoop<S> {
             self.stats.overruns = self.source.overruns();
             self.sink.flush(self.poll.registry(), now);
             if flow == Flow::Ended {
+                self.notify("STOPPING=1");
                 self.sink.shutdown(self.poll.registry(), now);
                 self.source.close(self.poll.registry());
                 return Ok(Some(Exit::SourceEnded));
@@ -474,6 +516,7 @@ impl<S: Service> EventLoop<S> {
     fn log_status(&mut self) {
         let line = self.status_line();
         log::info!("{line}");
+        self.notify(&format!("STATUS={line}"));
     }
 
     /// The counters.

@@ -23,9 +23,11 @@ pub mod conn;
 pub mod event_loop;
 pub mod hub;
 pub mod logging;
+pub mod record;
 pub mod relay;
 pub mod server;
 pub mod stream;
+pub mod systemd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

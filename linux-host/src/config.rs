@@ -1430,7 +1430,7 @@ Recording:
   --record DIR                  record every stream into DIR
   --record-interval N           start a new file every N seconds [default: 3600]
   --record-max-mb N             or when a file reaches N MiB   [default: 64]
-  --record-keep-mb N            delete the oldest files past N MiB in all [default: 1024]
+  --record-keep-mb N            delete a stream's oldest files past N MiB [default: 1024]
 
   --log-level LEVEL             error|warn|info|debug|trace    [default: info]
   --version                     print the version

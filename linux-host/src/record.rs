@@ -779,7 +779,12 @@ impl Writer {
             .name("record".to_owned())
             // The thread only moves buffers around: a small stack.
             .stack_size(64 * 1024)
-            .spawn(move || state.run(&ops_rx, &errors_tx))
+            .spawn(move || {
+                // Signals are the event loop's (a signalfd): a writer thread that could take
+                // SIGTERM would let its default action kill the process without a clean stop.
+                let _ = nix::sys::signal::SigSet::all().thread_block();
+                state.run(&ops_rx, &errors_tx)
+            })
             .map_err(|e| RecordError::Thread { errno: errno(&e) })?;
         Ok(Writer {
             ops,

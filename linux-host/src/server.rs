@@ -53,6 +53,8 @@ pub struct Options {
     pub pushes: Vec<Push>,
     /// How much audio is gathered before it is written to readers (`--send-ms`).
     pub send_interval_ms: u64,
+    /// Which streams are recorded.
+    pub recording: crate::hub::Recording,
 }
 
 impl Options {
@@ -104,6 +106,20 @@ impl Options {
             publish_timeout_ms: u64::from(settings.publish_timeout_ms),
             pushes,
             send_interval_ms: u64::from(settings.send_interval_ms),
+            recording: crate::hub::Recording {
+                all: settings.record.clone(),
+                streams: settings
+                    .streams
+                    .iter()
+                    .filter_map(|s| Some((s.name.name.clone(), s.record.clone()?)))
+                    .collect(),
+                settings: Some(crate::record::Settings {
+                    interval_s: settings.record_interval_s,
+                    max_mb: settings.record_max_mb,
+                    keep_mb: settings.record_keep_mb,
+                    raw: true,
+                }),
+            },
         })
     }
 }
@@ -178,6 +194,7 @@ impl Server {
             ..ServerConfig::default()
         };
         let mut hub = Hub::new(options.max_streams.max(1));
+        hub.recording = options.recording.clone();
         let capture = match (capture, &options.capture) {
             (Some(encoder), Some(name)) => {
                 let id = hub
@@ -1036,6 +1053,8 @@ impl Server {
                 }
             }
         }
+        // Recording changes apply to streams created from now on.
+        self.hub.recording = options.recording.clone();
         self.options = options;
         self.settings = new;
         self.add_relays(now);

@@ -14,6 +14,8 @@ use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{encode_media, media_len, Media};
 use zerocast_core::time::Instant;
 
+use crate::record::Recorder;
+
 /// Bytes of pre-chunked audio each stream's ring keeps: about 3 s of 44.1 kHz stereo PCM
 /// (176 kB/s), far more of any compressed codec. Bounds both the join buffer and how far a slow
 /// player may fall behind.
@@ -130,6 +132,8 @@ pub struct Stream {
     readers: Vec<usize>,
     /// Messages pushed since start.
     messages: u64,
+    /// The recording of this stream, if one is configured.
+    recorder: Option<Recorder>,
 }
 
 impl Stream {
@@ -148,7 +152,18 @@ impl Stream {
             orphaned: None,
             readers: Vec::new(),
             messages: 0,
+            recorder: None,
         }
+    }
+
+    /// Records everything the stream carries from now on (its own silence too, on its clock).
+    pub fn record(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// The recorder, for its counters.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// The application name.
@@ -246,6 +261,9 @@ impl Stream {
         if body.len() <= MAX_STICKY {
             self.metadata.clear();
             self.metadata.extend_from_slice(body);
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.metadata(body);
+            }
         }
     }
 
@@ -261,6 +279,9 @@ impl Stream {
             if body.len() <= MAX_STICKY && body != self.sequence_header.as_slice() {
                 self.sequence_header.clear();
                 self.sequence_header.extend_from_slice(body);
+                if let Some(recorder) = self.recorder.as_mut() {
+                    recorder.sequence_header(body);
+                }
                 if self.messages > 0 {
                     // A new configuration mid-stream: players listening need it before the next
                     // frame (a new publisher of another rate or channel count).
@@ -282,6 +303,9 @@ impl Stream {
     fn push_encoded(&mut self, time: u64, media: Media, body: &[u8]) {
         // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days (players handle it).
         let ts = time as u32;
+        if let (Some(recorder), Media::Audio) = (self.recorder.as_mut(), media) {
+            recorder.audio(ts, body);
+        }
         let len = media_len(CHUNK_SIZE, media, ts, body.len());
         // A body the ring cannot hold (larger than the arena) is dropped; the chunk reader's
         // message limit keeps peers far below that.

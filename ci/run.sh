@@ -378,6 +378,12 @@ cmd_bench() {
     bash ci/bench.sh
 }
 
+# The soak (ci/soak.sh): the release build for SOAK_SECONDS (600 in CI) with players, a
+# publisher and a push coming and going; RSS, descriptors and CPU must stay flat.
+cmd_soak() {
+    bash ci/soak.sh
+}
+
 # Builds and starts zerocast on this machine (Debian, Raspberry Pi OS), installing only what the
 # build needs. Arguments go to zerocast; the source defaults to the default ALSA capture device.
 cmd_serve() {
@@ -394,7 +400,7 @@ cmd_serve() {
     exec "$TARGET_DIR/release/zerocast" --source "${ZEROCAST_SOURCE:-alsa:default}" "$@"
 }
 
-ALL_STEPS=(setup fmt clippy test nostd board cross fuzz e2e deb bench)
+ALL_STEPS=(setup fmt clippy test nostd board cross fuzz e2e deb bench soak)
 
 cmd_all() {
     local step start secs failed=() lines=() log="$TARGET_DIR/ci-all.log"
@@ -434,7 +440,7 @@ cmd_all() {
 main() {
     local cmd=${1:-}
     case $cmd in
-    setup | fmt | clippy | test | nostd | board | cross | fuzz | e2e | deb | all | bench)
+    setup | fmt | clippy | test | nostd | board | cross | fuzz | e2e | deb | all | bench | soak)
         [[ $# -eq 1 ]] || die "ci/run.sh $cmd takes no arguments"
         "cmd_$cmd"
         ;;

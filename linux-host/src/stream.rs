@@ -104,12 +104,12 @@ struct Silence {
     ms: u64,
 }
 
-/// A raw AAC-LC frame of 1024 silent samples: one channel element with zero spectrum
-/// (`global_gain` 0, no sections), end marker and byte alignment. The same bits decode as
-/// silence at every sampling rate, so it fits any AAC-LC publisher of the channel count.
-const AAC_SILENT_MONO: [u8; 6] = [0x00, 0xC8, 0x00, 0x80, 0x23, 0x80];
-/// The same for a channel pair element (two channels, common window off).
-const AAC_SILENT_STEREO: [u8; 7] = [0x21, 0x00, 0x49, 0x90, 0x02, 0x19, 0x00];
+/// A raw AAC-LC frame of 1024 silent samples, one single channel element: no spectral data
+/// (`max_sfb` 0), so the same bits decode as silence at every sampling rate. These are the bits
+/// an AAC encoder emits for digital silence (ffmpeg's native encoder, checked by decoding).
+const AAC_SILENT_MONO: [u8; 4] = [0x01, 0x18, 0x20, 0x07];
+/// The same for a channel pair element (two channels).
+const AAC_SILENT_STEREO: [u8; 6] = [0x21, 0x10, 0x04, 0x60, 0x8C, 0x1C];
 
 /// One live stream.
 pub struct Stream {

@@ -305,7 +305,12 @@ fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
 /// A player of `live/x` records with rtmpdump while the publisher is killed and, 2 s later,
 /// replaced (or frozen with SIGSTOP and replaced at once): the player stays connected, its
 /// timestamps never go back, and it hears the new publisher's tone.
-fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(), HarnessError> {
+fn replaced_publisher(
+    stop: Signal,
+    outage: Duration,
+    codec: &'static str,
+    label: &str,
+) -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg", "rtmpdump"])? {
         return Ok(());
     }
@@ -313,7 +318,7 @@ fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(),
         let mut server = zerocast(&[], dir)?;
         let url = format!("rtmp://127.0.0.1:{}/live/x", server.port);
         let pcm = Publisher::Ffmpeg {
-            codec: "pcm_s16le",
+            codec,
             rate: 44_100,
         };
         let mut first = pcm.start(&url, 440, dir, "first")?;
@@ -365,6 +370,10 @@ fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(),
             &dir.join("decode.log"),
         )?;
         decode.wait_timeout(LIMIT)?;
+        // The silence the stream made while it had no publisher decodes cleanly too.
+        if decode.log().contains("Error while decoding") {
+            return Err(decode.failed("the recording does not decode cleanly".to_owned()));
+        }
         let wav = Wav::read(&wav_path)?;
         check_tone(&head(&wav, 1.5), 440.0, 30.0, &format!("{label}: before"))?;
         // The new publisher is heard: the end of the recording is its tone, continuous.
@@ -375,12 +384,27 @@ fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(),
 
 #[test]
 fn killed_publisher_is_replaced_and_the_player_stays() -> Result<(), HarnessError> {
-    replaced_publisher(Signal::SIGKILL, Duration::from_secs(2), "live-killed")
+    replaced_publisher(
+        Signal::SIGKILL,
+        Duration::from_secs(2),
+        "pcm_s16le",
+        "live-killed",
+    )
+}
+
+#[test]
+fn killed_aac_publisher_leaves_aac_silence_and_is_replaced() -> Result<(), HarnessError> {
+    replaced_publisher(
+        Signal::SIGKILL,
+        Duration::from_secs(2),
+        "aac",
+        "live-killed-aac",
+    )
 }
 
 #[test]
 fn frozen_publisher_is_taken_over_at_once() -> Result<(), HarnessError> {
-    replaced_publisher(Signal::SIGSTOP, Duration::ZERO, "live-frozen")
+    replaced_publisher(Signal::SIGSTOP, Duration::ZERO, "pcm_s16le", "live-frozen")
 }
 
 /// Publishes 1 s of tone to `live/k` with `name` and returns whether ffmpeg succeeded.
@@ -441,6 +465,15 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
             return Err(server.process.failed("the right key was refused".into()));
         }
         server.wait_log("publish live/k", LIMIT)?;
+        server.stop_cleanly()?;
+        // With a capture, its stream is not for publishers.
+        let mut server = Zerocast::start(&["--source", "tone"], &[], None, dir)?;
+        if try_publish(&server, "audio", dir, "capture")? {
+            return Err(server
+                .process
+                .failed("a publisher took the capture's stream".into()));
+        }
+        server.wait_log("the stream is the local capture's", LIMIT)?;
         server.stop_cleanly()
     })
 }

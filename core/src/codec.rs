@@ -70,6 +70,11 @@ pub enum CodecError {
     },
     /// A packet length of no frames (for ADPCM: none left after [`AdpcmSwf::fit_frames`]).
     EmptyFrameLength,
+    /// An encoder built on a codec library (the Linux host's AAC and MP3) failed.
+    EncoderFailed {
+        /// The library's error code.
+        code: i32,
+    },
     /// The buffer handed to [`Framed::new`] cannot hold one packet's samples.
     FrameBufferTooSmall {
         /// Samples one packet needs.
@@ -104,6 +109,9 @@ impl fmt::Display for CodecError {
                 f,
                 "{frames} frames would leave padding decoded as an extra sample; use {fit}"
             ),
+            Self::EncoderFailed { code } => {
+                write!(f, "the encoder library failed with code {code}")
+            }
             Self::EmptyFrameLength => write!(f, "a packet must hold at least one frame"),
             Self::FrameBufferTooSmall { needed, available } => write!(
                 f,

@@ -2,13 +2,13 @@
 //! read by every player's cursor.
 
 use zerocast_core::chunk::{encode_standalone, standalone_len, MessageHeader};
-use zerocast_core::codec::{AdpcmSwf, CodecError, Encoder, PcmS16Le};
-use zerocast_core::flv::{self, Metadata};
+use zerocast_core::flv;
 use zerocast_core::message;
 use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{CSID_AUDIO, CSID_DATA, MEDIA_STREAM_ID};
 
 use crate::config::Codec;
+use crate::encode::{EncodeError, Rendition};
 
 /// Bytes of pre-chunked audio the ring keeps: about 3 s of 44.1 kHz stereo PCM (176 kB/s),
 /// far more of ADPCM. Bounds both the join buffer and how far a slow player may fall behind.
@@ -23,71 +23,43 @@ pub type AudioRing = Ring<RING_BYTES, RING_SLOTS>;
 /// 4096`): a 20 ms PCM period (3529 B) fits one chunk.
 pub const CHUNK_SIZE: u32 = 4096;
 
-/// A live stream: encoder, ring and the metadata every new player is sent.
+/// A live stream: its rendition (encoder), ring, and what every new player is sent first.
 pub struct Broadcast {
     ring: Box<AudioRing>,
-    encoder: Box<dyn Encoder>,
-    header_byte: u8,
-    rate: u32,
-    channels: usize,
-    /// PCM not yet encoded (ADPCM packets need certain frame counts), and the stream position
-    /// of its first frame.
-    pending: Vec<i16>,
-    pending_position: u64,
-    /// Scratch for one encoded tag body.
-    body: Vec<u8>,
+    rendition: Rendition,
     /// `onMetaData`, chunk-encoded standalone on [`CSID_DATA`].
     metadata: Vec<u8>,
-    /// Frames per message the encoder is fed.
-    frames_per_message: usize,
+    /// The codec's sequence header (AAC), chunk-encoded standalone on [`CSID_AUDIO`]; empty
+    /// when the codec has none.
+    sequence_header: Vec<u8>,
 }
 
 impl Broadcast {
-    /// A stream of `codec` at `rate` Hz and `channels`, one message per `frames_per_message`.
+    /// A stream of `codec` at `rate` Hz and `channels` (AAC and MP3 at `bitrate_kbps`), PCM and
+    /// ADPCM in one message per `frames_per_message`.
     pub fn new(
         codec: Codec,
         rate: u32,
         channels: u8,
+        bitrate_kbps: u32,
         frames_per_message: usize,
-    ) -> Result<Self, CodecError> {
-        let (encoder, frames_per_message): (Box<dyn Encoder>, usize) = match codec {
-            Codec::Pcm => (Box::new(PcmS16Le::new(rate, channels)?), frames_per_message),
-            Codec::Adpcm => {
-                let adpcm = AdpcmSwf::new(rate, channels, 4)?;
-                // Some counts leave padding bits decoders would read as an extra sample.
-                let fit = adpcm.fit_frames(frames_per_message);
-                (Box::new(adpcm), fit)
-            }
-        };
-        let header = encoder.tag_header();
-        let bits_per_frame = match codec {
-            Codec::Pcm => 16 * u32::from(channels),
-            Codec::Adpcm => 4 * u32::from(channels),
-        };
-        let meta = Metadata {
-            audiocodecid: header.format as u8,
-            audiosamplerate: rate,
-            audiosamplesize: 16,
-            stereo: channels == 2,
-            audiodatarate_kbps: f64::from(rate * bits_per_frame) / 1000.0,
-        };
+    ) -> Result<Self, EncodeError> {
+        let rendition = Rendition::new(codec, rate, channels, bitrate_kbps, frames_per_message)?;
         let mut body = [0u8; 512];
         // The empty `videocodecid` object tells ffmpeg's flvdec no video will come, so players
         // start at once instead of probing for ~5 s (protocol-notes section 6).
-        let len = flv::encode_on_metadata(&mut body, &meta, true)?;
+        let len = flv::encode_on_metadata(&mut body, &rendition.metadata(), true)
+            .map_err(|e| EncodeError::Codec(e.into()))?;
         let metadata = standalone(CSID_DATA, message::DATA_AMF0, 0, &body[..len]);
-        let max_body = 1 + encoder.max_encoded_len(frames_per_message * 2);
+        let sequence_header = rendition
+            .sequence_header()
+            .map(|body| standalone(CSID_AUDIO, message::AUDIO, 0, body))
+            .unwrap_or_default();
         Ok(Self {
             ring: new_ring(),
-            header_byte: header.to_byte(),
-            encoder,
-            rate,
-            channels: usize::from(channels),
-            pending: Vec::with_capacity(frames_per_message * usize::from(channels) * 2),
-            pending_position: 0,
-            body: vec![0; max_body],
+            rendition,
             metadata,
-            frames_per_message,
+            sequence_header,
         })
     }
 
@@ -101,6 +73,12 @@ impl Broadcast {
         &self.metadata
     }
 
+    /// The sequence header (AAC) as a ready-to-send standalone message, which a player must get
+    /// before its first audio message; empty for codecs without one.
+    pub fn sequence_header(&self) -> &[u8] {
+        &self.sequence_header
+    }
+
     /// Where a joining player starts: `join_ms` behind the newest message (the join buffer), so
     /// players that buffer before they start (VLC, PotPlayer) start at once.
     pub fn join_cursor(&self, join_ms: u64) -> Cursor {
@@ -112,59 +90,40 @@ impl Broadcast {
 
     /// Feeds one capture period; `position` is the stream position of its first frame. Stream
     /// time comes from the sample count, never from the wall clock.
-    pub fn period(&mut self, pcm: &[i16], position: u64) -> Result<(), CodecError> {
-        if self.pending.is_empty() {
-            self.pending_position = position;
-        }
-        self.pending.extend_from_slice(pcm);
-        loop {
-            let frames = self.pending.len() / self.channels;
-            if frames < self.frames_per_message {
-                return Ok(());
-            }
-            self.encode(self.frames_per_message)?;
-        }
+    pub fn period(&mut self, pcm: &[i16], position: u64) -> Result<(), EncodeError> {
+        let ring = &mut self.ring;
+        self.rendition.push(pcm, position, &mut |time, body| {
+            push_audio(ring, time, body)
+        })
     }
 
-    /// Encodes what [`Self::period`] holds back for want of a whole message: at the end of the
-    /// input (stdin EOF delivers a last, shorter period) that is the end of the stream, which
-    /// players must get before the end-of-stream message. (An ADPCM count that does not fit
-    /// its padding may decode to one extra frame at the very end.)
-    pub fn finish(&mut self) -> Result<(), CodecError> {
-        match self.pending.len() / self.channels {
-            0 => Ok(()),
-            frames => self.encode(frames),
-        }
+    /// Encodes what the rendition holds back (a partial message, the encoder's look-ahead): at
+    /// the end of the input that is the end of the stream, which players must get before the
+    /// end-of-stream message.
+    pub fn finish(&mut self) -> Result<(), EncodeError> {
+        let ring = &mut self.ring;
+        self.rendition
+            .finish(&mut |time, body| push_audio(ring, time, body))
     }
+}
 
-    fn encode(&mut self, frames: usize) -> Result<(), CodecError> {
-        let samples = frames * self.channels;
-        let (first, rest) = self.body.split_at_mut(1);
-        first[0] = self.header_byte;
-        let n = self.encoder.encode(&self.pending[..samples], rest)?;
-        let time_ms = self.pending_position * 1000 / u64::from(self.rate);
-        let header = MessageHeader {
-            csid: CSID_AUDIO,
-            // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days (players handle it).
-            timestamp: time_ms as u32,
-            length: (1 + n) as u32,
-            type_id: message::AUDIO,
-            stream_id: MEDIA_STREAM_ID,
-        };
-        let body = &self.body[..1 + n];
-        let len = standalone_len(CHUNK_SIZE, &header);
-        self.ring
-            .push_with(time_ms, len, |buf| {
-                // The length was computed for exactly this header and body.
-                let _ = encode_standalone(buf, CHUNK_SIZE, &header, body);
-            })
-            .map_err(|_| CodecError::OutputTooSmall {
-                needed: len,
-                available: RING_BYTES,
-            })?;
-        self.pending.drain(..samples);
-        self.pending_position += frames as u64;
-        Ok(())
+/// Chunk-encodes one audio tag body into the ring at `time_ms`.
+fn push_audio(ring: &mut AudioRing, time_ms: u32, body: &[u8]) {
+    let header = MessageHeader {
+        csid: CSID_AUDIO,
+        timestamp: time_ms,
+        length: body.len() as u32,
+        type_id: message::AUDIO,
+        stream_id: MEDIA_STREAM_ID,
+    };
+    let len = standalone_len(CHUNK_SIZE, &header);
+    let pushed = ring.push_with(u64::from(time_ms), len, |buf| {
+        // The length was computed for exactly this header and body.
+        let _ = encode_standalone(buf, CHUNK_SIZE, &header, body);
+    });
+    if pushed.is_err() {
+        // A message larger than the whole ring: not possible for a period of audio.
+        log::error!("an audio message of {len} bytes does not fit the ring of {RING_BYTES}");
     }
 }
 

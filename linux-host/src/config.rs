@@ -75,6 +75,10 @@ pub enum Codec {
     /// for about 6 M instructions per second on the Pi Zero — the default, because Wi-Fi on a Pi
     /// Zero is the scarce resource, not the CPU.
     Adpcm,
+    /// FLV SoundFormat 10, AAC-LC through FDK (cargo feature `aac`), any capture rate FDK takes.
+    Aac,
+    /// FLV SoundFormat 2, MP3 through LAME (cargo feature `mp3`).
+    Mp3,
 }
 
 impl Codec {
@@ -82,17 +86,23 @@ impl Codec {
         match s {
             "pcm" => Ok(Self::Pcm),
             "adpcm" => Ok(Self::Adpcm),
-            _ => Err("pcm or adpcm".into()),
+            "aac" => Ok(Self::Aac),
+            "mp3" => Ok(Self::Mp3),
+            _ => Err("pcm, adpcm, aac or mp3".into()),
         }
     }
 
-    /// The sample rates players accept for this codec. FLV's legacy 2-bit rate field only has
+    /// The capture rates this codec can be served from. FLV's legacy 2-bit rate field only has
     /// 5512/11025/22050/44100 (FLV spec v10.1 E.4.2.1; ffmpeg flvdec `44100 << idx >> 3`), and
-    /// ffmpeg's adpcm_swf encoder refuses 5512 (shared/protocol-notes.md section 3).
+    /// ffmpeg's adpcm_swf encoder refuses 5512 (shared/protocol-notes.md section 3); 48000 is
+    /// resampled to 44100 for PCM, ADPCM and MP3 (`encode::Rendition`). AAC carries its rate in
+    /// the AudioSpecificConfig: the rates FDK's AAC-LC encoder takes.
     pub fn rates(self) -> &'static [u32] {
         match self {
-            Self::Pcm => &[5512, 11025, 22050, 44100],
-            Self::Adpcm => &[11025, 22050, 44100],
+            Self::Pcm => &[5512, 11025, 22050, 44100, 48000],
+            Self::Adpcm => &[11025, 22050, 44100, 48000],
+            Self::Aac => &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000],
+            Self::Mp3 => &[44100, 48000],
         }
     }
 }
@@ -102,6 +112,8 @@ impl fmt::Display for Codec {
         f.write_str(match self {
             Self::Pcm => "pcm",
             Self::Adpcm => "adpcm",
+            Self::Aac => "aac",
+            Self::Mp3 => "mp3",
         })
     }
 }
@@ -360,7 +372,7 @@ Options (each can also be set in the --config file, with '_' for '-'):
                                   stdin: raw interleaved S16_LE at --rate/--channels
                                   tone: sine at HZ (default 440) at -12 dBFS
   --stream APP/NAME             stream path                    [default: live/audio]
-  --codec pcm|adpcm             codec sent to players          [default: adpcm]
+  --codec pcm|adpcm|aac|mp3     codec sent to players          [default: adpcm]
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
                                   stereo) for ~6 M instructions/s on a Pi Zero
   --join-ms N                   audio a new player gets at once [default: 500]
@@ -491,7 +503,7 @@ impl Partial {
                 value: s.rate.to_string(),
                 expected: format!(
                     "one of {:?} for codec {} (FLV cannot signal other rates; capture with \
-                     alsa:plughw:... to resample a 48 kHz card)",
+                     alsa:plughw:... to have ALSA resample a card's other rates)",
                     s.codec.rates(),
                     s.codec
                 ),
@@ -753,11 +765,11 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let cases: [(&[&str], &str); 10] = [
-            (&["--rate", "48000"], "rate"),
+            (&["--rate", "96000"], "rate"),
             (&["--codec", "adpcm", "--rate", "5512"], "rate"),
             (&["--channels", "3"], "channels"),
             (&["--period-ms", "4"], "period-ms"),
-            (&["--codec", "mp3"], "codec"),
+            (&["--codec", "opus"], "codec"),
             (&["--listen", "1935"], "listen"),
             (&["--log-level", "loud"], "log-level"),
             (&["--stream", "live"], "stream"),
@@ -775,8 +787,19 @@ mod tests {
             run(&["--codec", "pcm", "--rate", "5512"]).unwrap().rate,
             5512
         );
-        let msg = run(&["--rate", "48000"]).unwrap_err().to_string();
+        let msg = run(&["--rate", "96000"]).unwrap_err().to_string();
         assert!(msg.contains("plughw"), "{msg}");
+        // 48 kHz is served by every codec (resampled to 44.1 kHz but for AAC), not refused.
+        for codec in ["pcm", "adpcm", "aac", "mp3"] {
+            assert_eq!(
+                run(&["--codec", codec, "--rate", "48000"]).unwrap().rate,
+                48_000
+            );
+        }
+        assert_eq!(
+            run(&["--codec", "aac", "--rate", "8000"]).unwrap().rate,
+            8000
+        );
     }
 
     #[test]

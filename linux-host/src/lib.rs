@@ -9,6 +9,7 @@
 pub mod broadcast;
 pub mod capture;
 pub mod config;
+pub mod encode;
 pub mod event_loop;
 pub mod logging;
 pub mod rtmp;
@@ -83,6 +84,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         settings.codec,
         settings.rate,
         settings.channels,
+        encode::DEFAULT_BITRATE_KBPS,
         settings.period_frames(),
     )
     .map_err(|e| format!("codec {}: {e}", settings.codec))?;

@@ -478,7 +478,8 @@ impl Conn {
             };
             if player.needs_start {
                 // ffmpeg's flvdec stops probing on metadata that comes after the first audio
-                // tag (protocol-notes section 6): first message, then onMetaData.
+                // tag (protocol-notes section 6): the sequence header (AAC: the decoder needs
+                // it first), the first message, then onMetaData.
                 match ring.current_message(&player.cursor) {
                     Ok([]) => {
                         self.blocked_since = None;
@@ -486,6 +487,7 @@ impl Conn {
                     }
                     Ok(message) => {
                         player.tail.clear();
+                        player.tail.extend_from_slice(broadcast.sequence_header());
                         player.tail.extend_from_slice(message);
                         player.tail.extend_from_slice(broadcast.metadata());
                         player.tail_sent = 0;

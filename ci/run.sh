@@ -26,7 +26,8 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-libav
     nginx libnginx-mod-rtmp
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
-    qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
+    qemu-user gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf binutils-arm-linux-gnueabihf
+    libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
@@ -276,10 +277,11 @@ for line in sys.stdin:
     # the registries provide, and alsa-lib's plugins (pulse, dsnoop configs) are loaded with
     # dlopen, which a static binary cannot do: the static build leaves out the `alsa` feature
     # and captures through stdin (docs/architecture.md, "Builds for the Pi").
-    say "cross: static zerocast (no ALSA) for $PI_MUSL_TARGET"
+    say "cross: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
-        cargo zigbuild --locked --release -p zerocast --no-default-features \
+        export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
+        cargo zigbuild --locked --release -p zerocast --no-default-features --features aac,mp3 \
             --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     check_armv6 "$PI_MUSL_BIN"

@@ -14,8 +14,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::check::check_all;
 use common::matrix::{label, play_one, PLAY};
 use common::players::{play_concurrently, Player};

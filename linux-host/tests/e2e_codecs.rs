@@ -14,13 +14,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::analysis::{analyze_tone, ToneParams};
-use common::check::{DURATION_TOLERANCE, FREQUENCY_TOLERANCE};
+use common::check::{analyze_file, DURATION_TOLERANCE, FREQUENCY_TOLERANCE};
 use common::live::{ffmpeg_wav, make_fifo, rtmpdump_flv, Zerocast};
 use common::matrix::{play_one, play_one_for};
 use common::players::Player;
 use common::server::{Codec, ServerKind, PERIOD_MS};
-use common::wav::Wav;
 use common::{flv, process, tools_available, HarnessError, TempDir};
 
 /// One test per player, in a module named for the codec.
@@ -135,12 +133,7 @@ fn capture_48k(codec: Codec) -> Result<(), HarnessError> {
         server.stop_cleanly()?;
 
         let sent_rate = if codec == Codec::Aac { 48_000 } else { 44_100 };
-        let wav = Wav::read(&wav_path)?;
-        let report =
-            analyze_tone(&wav, &ToneParams::default()).map_err(|error| HarnessError::Analysis {
-                path: wav_path.clone(),
-                error,
-            })?;
+        let (wav, report) = analyze_file(&wav_path)?;
         let tags = flv::read(&flv_path)?;
         let header = tags
             .iter()

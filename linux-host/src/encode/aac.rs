@@ -16,7 +16,7 @@ use fdk_aac_sys as fdk;
 use zerocast_core::codec::{CodecError, Encoder, Packet};
 use zerocast_core::flv::{AudioTagHeader, SoundFormat};
 
-use super::{Codec, EncodeError};
+use super::{Codec, EncodeError, Pending};
 
 /// `AACENC_AOT` for AAC-LC (MPEG-4 audio object type 2).
 const AOT_AAC_LC: u32 = 2;
@@ -33,7 +33,7 @@ pub struct FdkAac {
     max_out: usize,
     asc: Vec<u8>,
     /// Samples pushed and not yet given to FDK.
-    pending: Vec<i16>,
+    pending: Pending,
     /// Position of the next access unit.
     position: i64,
     finishing: bool,
@@ -71,7 +71,7 @@ impl FdkAac {
             delay: 0,
             max_out: 0,
             asc: Vec::new(),
-            pending: Vec::new(),
+            pending: Pending::new(usize::from(channels), 0),
             position: 0,
             finishing: false,
             done: false,
@@ -143,9 +143,7 @@ impl FdkAac {
         encoder.delay = info.nDelay as usize;
         encoder.max_out = info.maxOutBufBytes as usize;
         encoder.position = -(encoder.delay as i64);
-        encoder
-            .pending
-            .reserve(2 * encoder.frame_len * encoder.channels);
+        encoder.pending = Pending::new(encoder.channels, encoder.frame_len);
         Ok(encoder)
     }
 
@@ -157,7 +155,7 @@ impl FdkAac {
         out: &mut [u8],
     ) -> Result<(usize, usize, bool), CodecError> {
         let samples = input.unwrap_or(0);
-        let mut in_ptr = self.pending.as_mut_ptr() as *mut c_void;
+        let mut in_ptr = self.pending.samples.as_mut_ptr() as *mut c_void;
         let mut in_id = fdk::AACENC_BufferIdentifier_IN_AUDIO_DATA as c_int;
         let mut in_size = (samples * 2) as c_int;
         let mut in_el = 2 as c_int;
@@ -186,7 +184,7 @@ impl FdkAac {
         // SAFETY: plain data, filled in by aacEncEncode.
         let mut out_args: fdk::AACENC_OutArgs = unsafe { std::mem::zeroed() };
         // SAFETY: the descriptors point at locals that outlive the call; the input buffer has
-        // `samples` valid i16 (`samples <= pending.len()`), the output buffer `out.len()` bytes,
+        // `samples` valid i16 (`samples <= pending.samples.len()`), the output buffer `out.len()` bytes,
         // and FDK writes at most that many (the caller gives at least maxOutBufBytes).
         let code =
             unsafe { fdk::aacEncEncode(self.handle, &in_desc, &out_desc, &in_args, &mut out_args) };
@@ -223,17 +221,7 @@ impl Encoder for FdkAac {
     }
 
     fn push(&mut self, pcm: &[i16]) -> Result<usize, CodecError> {
-        if pcm.len() % self.channels != 0 {
-            return Err(CodecError::PartialFrame {
-                samples: pcm.len(),
-                channels: self.channels as u8,
-            });
-        }
-        // Take at most what completes two frames, so memory stays bounded whoever pushes.
-        let room = (2 * self.frame_len * self.channels).saturating_sub(self.pending.len());
-        let take = pcm.len().min(room);
-        self.pending.extend_from_slice(&pcm[..take]);
-        Ok(take)
+        self.pending.push(pcm)
     }
 
     fn pull(&mut self, out: &mut [u8]) -> Result<Option<Packet>, CodecError> {
@@ -248,14 +236,14 @@ impl Encoder for FdkAac {
             if self.done {
                 return Ok(None);
             }
-            let input = match self.pending.len() {
+            let input = match self.pending.samples.len() {
                 n if n >= frame => Some(frame),
                 0 if self.finishing => None,
                 n if self.finishing => Some(n),
                 _ => return Ok(None),
             };
             let (consumed, len, eof) = self.call(input, out)?;
-            self.pending.drain(..consumed);
+            self.pending.samples.drain(..consumed);
             if eof {
                 self.done = true;
                 return Ok(None);

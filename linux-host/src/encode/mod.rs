@@ -140,6 +140,43 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
+/// PCM a library encoder was pushed and has not taken yet: at most two of its frames, so memory
+/// stays bounded however much is pushed at once.
+struct Pending {
+    samples: Vec<i16>,
+    channels: usize,
+    limit: usize,
+}
+
+impl Pending {
+    fn new(channels: usize, frame_len: usize) -> Self {
+        let limit = 2 * frame_len * channels;
+        Self {
+            samples: Vec::with_capacity(limit),
+            channels,
+            limit,
+        }
+    }
+
+    /// [`Encoder::push`]: whole frames only; returns the samples taken.
+    fn push(&mut self, pcm: &[i16]) -> Result<usize, CodecError> {
+        if pcm.len() % self.channels != 0 {
+            return Err(CodecError::PartialFrame {
+                samples: pcm.len(),
+                channels: self.channels as u8,
+            });
+        }
+        let take = pcm.len().min(self.limit.saturating_sub(self.samples.len()));
+        self.samples.extend_from_slice(&pcm[..take]);
+        Ok(take)
+    }
+
+    /// Whole frames held.
+    fn frames(&self) -> usize {
+        self.samples.len() / self.channels
+    }
+}
+
 /// One codec's rendition of a captured stream.
 pub struct Rendition {
     codec: Codec,

@@ -19,7 +19,7 @@ use mp3lame_sys as lame;
 use zerocast_core::codec::{CodecError, Encoder, Packet};
 use zerocast_core::flv::{AudioTagHeader, SoundFormat};
 
-use super::{Codec, EncodeError};
+use super::{Codec, EncodeError, Pending};
 
 /// Frames per MPEG-1 layer III frame.
 const FRAME_LEN: usize = 1152;
@@ -59,7 +59,7 @@ pub struct Lame {
     channels: usize,
     delay: usize,
     /// Samples pushed and not yet given to LAME.
-    pending: Vec<i16>,
+    pending: Pending,
     /// LAME's output not yet cut into frames.
     bytes: Vec<u8>,
     /// Position of the next frame.
@@ -94,7 +94,7 @@ impl Lame {
             header,
             channels: usize::from(channels),
             delay: 0,
-            pending: Vec::with_capacity(2 * FRAME_LEN * usize::from(channels)),
+            pending: Pending::new(usize::from(channels), FRAME_LEN),
             bytes: Vec::with_capacity(4 * MAX_FRAME_BYTES + 7200),
             position: 0,
             finishing: false,
@@ -149,7 +149,7 @@ impl Lame {
         let start = self.bytes.len();
         self.bytes.resize(start + room, 0);
         let out = self.bytes[start..].as_mut_ptr();
-        let pcm = self.pending.as_mut_ptr();
+        let pcm = self.pending.samples.as_mut_ptr();
         // SAFETY: `pcm` holds at least `samples` frames (the caller checks), `out` has `room`
         // bytes, which is LAME's documented bound for that many frames (and for a flush).
         let written = unsafe {
@@ -172,7 +172,7 @@ impl Lame {
         if written < 0 {
             return Err(CodecError::EncoderFailed { code: written });
         }
-        self.pending.drain(..samples * self.channels);
+        self.pending.samples.drain(..samples * self.channels);
         Ok(())
     }
 
@@ -209,16 +209,7 @@ impl Encoder for Lame {
     }
 
     fn push(&mut self, pcm: &[i16]) -> Result<usize, CodecError> {
-        if pcm.len() % self.channels != 0 {
-            return Err(CodecError::PartialFrame {
-                samples: pcm.len(),
-                channels: self.channels as u8,
-            });
-        }
-        let room = (2 * FRAME_LEN * self.channels).saturating_sub(self.pending.len());
-        let take = pcm.len().min(room);
-        self.pending.extend_from_slice(&pcm[..take]);
-        Ok(take)
+        self.pending.push(pcm)
     }
 
     fn pull(&mut self, out: &mut [u8]) -> Result<Option<Packet>, CodecError> {
@@ -239,7 +230,7 @@ impl Encoder for Lame {
                     frames: FRAME_LEN,
                 }));
             }
-            let frames = self.pending.len() / self.channels;
+            let frames = self.pending.frames();
             if frames >= FRAME_LEN {
                 self.encode(Some(FRAME_LEN))?;
             } else if self.finishing && frames > 0 {

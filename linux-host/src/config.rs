@@ -374,10 +374,13 @@ Options (each can also be set in the --config file, with '_' for '-'):
   --stream APP/NAME             stream path                    [default: live/audio]
   --codec pcm|adpcm|aac|mp3     codec sent to players          [default: adpcm]
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
-                                  stereo) for ~6 M instructions/s on a Pi Zero
+                                  stereo) for ~9 M instructions/s on a Pi Zero;
+                                  aac, mp3: 128 kbit/s, ~47 / ~67 M instructions/s
   --join-ms N                   audio a new player gets at once [default: 500]
   --rate HZ                     sample rate (pcm: 5512/11025/22050/44100,
-                                  adpcm: 11025/22050/44100)    [default: 44100]
+                                  adpcm: 11025/22050/44100; mp3: 44100; aac:
+                                  8000..48000; 48000 for all: AAC keeps it, the
+                                  others are resampled to 44100) [default: 44100]
   --channels 1|2                channels                       [default: 2]
   --period-ms N                 capture period, 5..=1000       [default: 20]
   --max-clients N               simultaneous connections       [default: 100]

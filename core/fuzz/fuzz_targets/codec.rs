@@ -185,7 +185,7 @@ fn check_resampler(rng: &mut Rng, samples: &[i16], channels: u8) {
         let mut rest = &samples[..samples.len() / usize::from(channels) * usize::from(channels)];
         while !rest.is_empty() {
             let room = if random {
-                usize::from(channels) * (1 + rng.below(300))
+                (usize::from(channels) * (1 + rng.below(300))).min(buf.len())
             } else {
                 buf.len()
             };

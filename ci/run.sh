@@ -231,12 +231,16 @@ e2e_with() {
 }
 
 # The end-to-end subset that runs under emulation with binary "$1": the tone served to ffmpeg
-# players and checked by content, the command line, a clean SIGTERM with players connected.
+# players and checked by content (PCM, ADPCM, AAC, MP3, 48 kHz capture), the command line, a
+# clean SIGTERM with players connected.
 e2e_pi_binary() {
     local command=$1
     e2e_with "$command" cli help_version_and_bad_arguments \
         tone_logs_status_and_stops_cleanly_on_sigterm stdin_pipe_ends_the_process_cleanly
     e2e_with "$command" e2e_players zerocast_adpcm::ffmpeg zerocast_pcm::ffmpeg_low_delay
+    # FDK and LAME as built for the Pi, and the 48 kHz resampler.
+    e2e_with "$command" e2e_codecs zerocast_aac::ffmpeg zerocast_mp3::ffmpeg \
+        capture_48k_aac_is_served_at_48k capture_48k_mp3_is_resampled_to_44k1
     e2e_with "$command" e2e_lifecycle sigterm_ends_every_players_stream_cleanly
 }
 

@@ -142,12 +142,14 @@ impl std::error::Error for EncodeError {}
 
 /// PCM a library encoder was pushed and has not taken yet: at most two of its frames, so memory
 /// stays bounded however much is pushed at once.
+#[cfg(any(feature = "aac", feature = "mp3"))]
 struct Pending {
     samples: Vec<i16>,
     channels: usize,
     limit: usize,
 }
 
+#[cfg(any(feature = "aac", feature = "mp3"))]
 impl Pending {
     fn new(channels: usize, frame_len: usize) -> Self {
         let limit = 2 * frame_len * channels;
@@ -169,11 +171,6 @@ impl Pending {
         let take = pcm.len().min(self.limit.saturating_sub(self.samples.len()));
         self.samples.extend_from_slice(&pcm[..take]);
         Ok(take)
-    }
-
-    /// Whole frames held.
-    fn frames(&self) -> usize {
-        self.samples.len() / self.channels
     }
 }
 

@@ -230,7 +230,7 @@ impl Encoder for Lame {
                     frames: FRAME_LEN,
                 }));
             }
-            let frames = self.pending.frames();
+            let frames = self.pending.samples.len() / self.channels;
             if frames >= FRAME_LEN {
                 self.encode(Some(FRAME_LEN))?;
             } else if self.finishing && frames > 0 {

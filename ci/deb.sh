@@ -46,8 +46,14 @@ chmod 644 "$root/usr/share/doc/zerocast/changelog.gz"
     printf 'License: MIT or Apache-2.0\n'
     sed -e 's/^$/./' -e 's/^/ /' LICENSE
     printf ' .\n On Debian systems the Apache License 2.0 is in /usr/share/common-licenses/Apache-2.0.\n'
+    printf ' .\n The binary also contains the Fraunhofer FDK AAC library (its own license) and LAME\n'
+    printf ' (LGPL-2+, bindings LGPL-3): THIRD_PARTY_NOTICES.gz in this directory has their\n'
+    printf ' license texts and what a redistributor must do.\n'
 } >"$root/usr/share/doc/zerocast/copyright"
 chmod 644 "$root/usr/share/doc/zerocast/copyright"
+# The codec libraries' licenses (FDK's notice, LAME's LGPL obligations): docs are compressed.
+gzip -9n <THIRD_PARTY_NOTICES >"$root/usr/share/doc/zerocast/THIRD_PARTY_NOTICES.gz"
+chmod 644 "$root/usr/share/doc/zerocast/THIRD_PARTY_NOTICES.gz"
 
 install -m 755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm "$root/DEBIAN/"
 install -m 644 packaging/debian/conffiles "$root/DEBIAN/conffiles"
@@ -70,7 +76,8 @@ field() { sed -n "s/^ $1: //p" <<<"$info"; }
 contents=$(dpkg-deb -c "$deb")
 printf '%s\n' "$contents"
 for f in ./usr/bin/zerocast ./lib/systemd/system/zerocast.service ./etc/zerocast/zerocast.toml \
-    ./usr/share/man/man1/zerocast.1.gz ./usr/share/doc/zerocast/copyright; do
+    ./usr/share/man/man1/zerocast.1.gz ./usr/share/doc/zerocast/copyright \
+    ./usr/share/doc/zerocast/THIRD_PARTY_NOTICES.gz; do
     grep -q " $f\$" <<<"$contents" || die "$deb lacks $f"
 done
 grep -q '^-rwxr-xr-x root/root .* ./usr/bin/zerocast$' <<<"$contents" ||

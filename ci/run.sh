@@ -28,7 +28,8 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-libav
     nginx libnginx-mod-rtmp
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
-    qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
+    qemu-user gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf binutils-arm-linux-gnueabihf
+    libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
     librtmp-dev libffi-dev
     iproute2
@@ -279,13 +280,16 @@ e2e_with() {
 }
 
 # The end-to-end subset that runs under emulation with binary "$1": the tone served to ffmpeg
-# players and checked by content, the command line, a clean SIGTERM with players connected, the
-# systemd notifications and watchdog.
+# players and checked by content (PCM, ADPCM, AAC, MP3, 48 kHz capture), the command line, a
+# clean SIGTERM with players connected, the systemd notifications and watchdog.
 e2e_pi_binary() {
     local command=$1
     e2e_with "$command" cli help_version_and_bad_arguments \
         tone_logs_status_and_stops_cleanly_on_sigterm stdin_pipe_ends_the_process_cleanly
     e2e_with "$command" e2e_players zerocast_adpcm::ffmpeg zerocast_pcm::ffmpeg_low_delay
+    # FDK and LAME as built for the Pi, and the 48 kHz resampler.
+    e2e_with "$command" e2e_codecs zerocast_aac::ffmpeg zerocast_mp3::ffmpeg \
+        capture_48k_aac_is_served_at_48k capture_48k_mp3_is_resampled_to_44k1
     e2e_with "$command" e2e_lifecycle sigterm_ends_every_players_stream_cleanly
     e2e_with "$command" e2e_systemd ready_status_and_a_watchdog_that_stops_with_the_loop
 }
@@ -327,10 +331,11 @@ for line in sys.stdin:
     # the registries provide, and alsa-lib's plugins (pulse, dsnoop configs) are loaded with
     # dlopen, which a static binary cannot do: the static build leaves out the `alsa` feature
     # and captures through stdin (docs/architecture.md, "Builds for the Pi").
-    say "cross: static zerocast (no ALSA) for $PI_MUSL_TARGET"
+    say "cross: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
-        cargo zigbuild --locked --release -p zerocast --no-default-features \
+        export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
+        cargo zigbuild --locked --release -p zerocast --no-default-features --features aac,mp3 \
             --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     check_armv6 "$PI_MUSL_BIN"

@@ -291,7 +291,7 @@ mod tests {
 
     #[test]
     fn the_buffers_fit_the_encoder_exactly() {
-        use zerocast_core::codec::Encoder;
+        use zerocast_core::codec::BlockEncoder;
         let adpcm = AdpcmSwf::new(RATE, 1, 4).unwrap();
         assert_eq!(adpcm.fit_frames(FRAMES), FRAMES);
         assert_eq!(1 + adpcm.max_encoded_len(FRAMES), BODY);

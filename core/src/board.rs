@@ -42,7 +42,7 @@ use core::fmt;
 use embedded_io::{ErrorKind, Read, ReadReady, Write, WriteReady};
 
 use crate::chunk::ChunkError;
-use crate::codec::{CodecError, Encoder};
+use crate::codec::{BlockEncoder, CodecError};
 use crate::command::stream_name_base;
 use crate::flv::{self, AudioTagHeader, FlvError, Metadata};
 use crate::ring::{Cursor, PushError, Ring};
@@ -148,7 +148,7 @@ impl fmt::Display for StreamError {
 /// `pcm` holds one message of interleaved samples (its length sets the frames per message; for
 /// SWF ADPCM use a count from `AdpcmSwf::fit_frames`), `body` one encoded message
 /// (`1 + encoder.max_encoded_len(frames)` bytes). Stream time comes from the sample count.
-pub struct Stream<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> {
+pub struct Stream<'a, E: BlockEncoder, const BYTES: usize, const SLOTS: usize> {
     config: StreamConfig<'a>,
     encoder: E,
     header_byte: u8,
@@ -163,7 +163,7 @@ pub struct Stream<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> {
     origin: Option<Instant>,
 }
 
-impl<'a, E: Encoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES, SLOTS> {
+impl<'a, E: BlockEncoder, const BYTES: usize, const SLOTS: usize> Stream<'a, E, BYTES, SLOTS> {
     /// A stream of `encoder`'s audio into `ring`, with `pcm` and `body` as its scratch buffers.
     pub fn new(
         config: StreamConfig<'a>,
@@ -494,7 +494,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     ) -> Result<(), PlayerError>
     where
         T: Transport + ?Sized,
-        E: Encoder,
+        E: BlockEncoder,
     {
         if self.session.is_none() {
             return Ok(());
@@ -515,7 +515,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     ) -> Result<(), PlayerError>
     where
         T: Transport + ?Sized,
-        E: Encoder,
+        E: BlockEncoder,
     {
         while io.read_ready().map_err(io_error)? {
             let free = self.rx.get_mut(self.rx_len..).unwrap_or_default();
@@ -557,7 +557,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     }
 
     /// Feeds the received bytes to the session and answers its events.
-    fn receive<E: Encoder, const BYTES: usize, const SLOTS: usize>(
+    fn receive<E: BlockEncoder, const BYTES: usize, const SLOTS: usize>(
         &mut self,
         stream: &Stream<'_, E, BYTES, SLOTS>,
         now: Instant,
@@ -606,7 +606,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     }
 
     /// The next bytes to write, in the order the module docs give; `Err` to close.
-    fn next_output<'s, E: Encoder, const BYTES: usize, const SLOTS: usize>(
+    fn next_output<'s, E: BlockEncoder, const BYTES: usize, const SLOTS: usize>(
         &'s mut self,
         stream: &'s Stream<'_, E, BYTES, SLOTS>,
     ) -> Result<Option<(Piece, &'s [u8])>, PlayerError> {
@@ -663,7 +663,7 @@ impl<const ARENA: usize, const TX: usize, const RX: usize> Player<ARENA, TX, RX>
     }
 
     /// Accounts for `n` bytes of `piece` written.
-    fn sent<E: Encoder, const BYTES: usize, const SLOTS: usize>(
+    fn sent<E: BlockEncoder, const BYTES: usize, const SLOTS: usize>(
         &mut self,
         piece: Piece,
         n: usize,

@@ -19,7 +19,8 @@
 //! - [`command`]: typed NetConnection / NetStream commands and the replies a server sends.
 //! - [`session`]: the per-connection server state machine and a client for pushing and testing.
 //! - [`flv`]: FLV audio tag headers, `onMetaData`, FLV file framing.
-//! - [`codec`]: heap-free audio encoders (PCM s16le, SWF ADPCM).
+//! - [`codec`]: heap-free audio encoders (PCM s16le, SWF ADPCM), the push-PCM / pull-packets
+//!   `Encoder` shape every zerocast encoder has, and a 48 kHz to 44.1 kHz resampler.
 //! - [`ring`]: the broadcast ring that fans one stream out to many players.
 //! - [`board`]: a driver for boards: one stream served to players over `embedded-io` transports.
 #![no_std]

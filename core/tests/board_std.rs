@@ -26,7 +26,7 @@ use embedded_io::{ErrorType, Read, ReadReady, Write, WriteReady};
 use embedded_io_adapters::std::FromStd;
 use support::{analyse, collect, entropy, require, scratch_dir, Peer, Tone, RATE};
 use zerocast_core::board::{Player, PlayerError, Stream, StreamConfig};
-use zerocast_core::codec::{AdpcmSwf, Encoder};
+use zerocast_core::codec::{AdpcmSwf, BlockEncoder};
 use zerocast_core::ring::Ring;
 use zerocast_core::session::ServerConfig;
 use zerocast_core::time;

@@ -120,13 +120,14 @@ impl Codec {
 
     /// The capture rates zerocast serves in this codec. FLV's legacy 2-bit rate field only has
     /// 5512/11025/22050/44100 (FLV spec v10.1 E.4.2.1; ffmpeg flvdec `44100 << idx >> 3`), and
-    /// ffmpeg's adpcm_swf encoder refuses 5512 (shared/protocol-notes.md section 3). AAC signals
-    /// its rate in its AudioSpecificConfig (ISO 14496-3 1.6.3.4: the standard rates from 8 to
-    /// 48 kHz). MP3 is captured at 44.1 or 48 kHz; 48 kHz is resampled to 44.1 kHz for FLV.
+    /// ffmpeg's adpcm_swf encoder refuses 5512 (shared/protocol-notes.md section 3); a 48 kHz
+    /// capture is resampled to 44.1 kHz for PCM, ADPCM and MP3 (`encode::Rendition`), never sent
+    /// mislabelled. AAC signals its rate in its AudioSpecificConfig (ISO 14496-3 1.6.3.4: the
+    /// standard rates from 8 to 48 kHz).
     pub fn rates(self) -> &'static [u32] {
         match self {
-            Self::Pcm => &[5512, 11025, 22050, 44100],
-            Self::Adpcm => &[11025, 22050, 44100],
+            Self::Pcm => &[5512, 11025, 22050, 44100, 48000],
+            Self::Adpcm => &[11025, 22050, 44100, 48000],
             Self::Aac => &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000],
             Self::Mp3 => &[44100, 48000],
         }
@@ -1379,11 +1380,13 @@ Capture:
   --codec LIST                  pcm|adpcm|aac|mp3, comma-separated: the first is served at
                                   APP/NAME, each other at APP/NAME_CODEC [default: adpcm]
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
-                                  stereo) for ~6 M instructions/s on a Pi Zero
+                                  stereo) for ~9 M instructions/s on a Pi Zero;
+                                  aac, mp3: ~47 / ~67 M instructions/s at 128k
   --bitrate KBPS                aac and mp3 bitrate, 32..=320 (128 or 128k) [default: 128]
   --rate HZ                     sample rate (pcm: 5512/11025/22050/44100,
-                                  adpcm: 11025/22050/44100, mp3: 44100/48000,
-                                  aac: 8000 to 48000)          [default: 44100]
+                                  adpcm: 11025/22050/44100, mp3: 44100, aac: 8000
+                                  to 48000; 48000 for all: AAC keeps it, the others
+                                  are resampled to 44100)      [default: 44100]
   --channels 1|2                channels                       [default: 2]
   --period-ms N                 capture period, 5..=1000       [default: 20]
 
@@ -1824,7 +1827,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let cases: &[(&[&str], &str)] = &[
-            (&["--rate", "48000"], "rate"),
+            (&["--rate", "32000"], "rate"),
             (&["--codec", "adpcm", "--rate", "5512"], "rate"),
             (&["--channels", "3"], "channels"),
             (&["--period-ms", "4"], "period-ms"),
@@ -1879,7 +1882,7 @@ mod tests {
         for (list, setting) in cases {
             assert_eq!(blamed(list), *setting, "{list:?}");
         }
-        let msg = run(&["--rate", "48000"]).unwrap_err().to_string();
+        let msg = run(&["--rate", "32000"]).unwrap_err().to_string();
         assert!(
             msg.contains("plughw") && msg.contains("codec adpcm"),
             "{msg}"
@@ -1906,8 +1909,8 @@ mod tests {
             run(&["--codec", "pcm", "--rate", "5512"]).unwrap().rate,
             5512
         );
-        // AAC carries 48 kHz itself, MP3 is resampled; PCM and ADPCM cannot say 48000.
-        for codec in ["aac", "mp3", "mp3,aac"] {
+        // AAC carries 48 kHz itself; PCM, ADPCM and MP3 are resampled to 44.1 kHz.
+        for codec in ["aac", "mp3", "mp3,aac", "pcm", "adpcm"] {
             assert_eq!(
                 run(&["--codec", codec, "--rate", "48000"]).unwrap().rate,
                 48000
@@ -1919,7 +1922,7 @@ mod tests {
         );
         assert_eq!(blamed(&["--codec", "aac", "--rate", "44000"]), "rate");
         // A rendition that cannot carry the rate is named, wherever it stands in the list.
-        let msg = run(&["--codec", "aac,pcm", "--rate", "48000"])
+        let msg = run(&["--codec", "aac,pcm", "--rate", "32000"])
             .unwrap_err()
             .to_string();
         assert!(msg.contains("for codec pcm"), "{msg}");
@@ -2266,8 +2269,8 @@ stream = "radio/guest"
         // The capture stream's table may set its codecs, which replace --codec and are checked
         // against the rate; other streams' audio is served as it comes.
         let own = "[[stream]]\nname = \"live/audio\"\ncodec = \"adpcm\"\n";
-        let (setting, value) = file_error("rate", own, &["--codec", "aac", "--rate", "48000"]);
-        assert_eq!((setting.as_str(), value.as_str()), ("rate", "48000"));
+        let (setting, value) = file_error("rate", own, &["--codec", "aac", "--rate", "32000"]);
+        assert_eq!((setting.as_str(), value.as_str()), ("rate", "32000"));
         let t = TempFile::new("own", own);
         let s = run(&["--config", t.arg(), "--codec", "aac"]).unwrap();
         assert_eq!(

@@ -16,10 +16,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod broadcast;
 pub mod capture;
 pub mod config;
 pub mod conn;
+pub mod encode;
 pub mod event_loop;
 pub mod hub;
 pub mod logging;
@@ -33,8 +33,8 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broadcast::CaptureEncoder;
 use config::{Invocation, Settings, SourceSpec};
+use encode::Rendition;
 use event_loop::{EventLoop, Exit, LoopError, Options};
 use server::Server;
 
@@ -93,23 +93,32 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         channels: settings.channels,
         period_frames: settings.period_frames(),
     };
-    // Every codec of the list becomes a rendition once the encoders exist; the first for now.
-    let codec = settings
-        .capture_codecs()
-        .first()
-        .copied()
-        .ok_or("no codec")?;
+    // One capture, several renditions: the first codec at the capture stream's name, each
+    // other at NAME_CODEC, each encoded once per period whatever the number of listeners.
+    let codecs = settings.capture_codecs();
+    let codec = codecs.first().copied().ok_or("no codec")?;
     let capture = match settings.source {
-        SourceSpec::None => None,
-        _ => Some(
-            CaptureEncoder::new(
-                codec,
-                settings.rate,
-                settings.channels,
-                settings.period_frames(),
-            )
-            .map_err(|e| format!("codec {codec}: {e}"))?,
-        ),
+        SourceSpec::None => Vec::new(),
+        _ => codecs
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let path = if i == 0 {
+                    settings.stream.clone()
+                } else {
+                    settings.stream.rendition(c)
+                };
+                Rendition::new(
+                    c,
+                    settings.rate,
+                    settings.channels,
+                    settings.bitrate_kbps,
+                    settings.period_frames(),
+                )
+                .map(|r| (path.name, r))
+                .map_err(|e| format!("codec {c}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
     };
     let server_options = server::Options::from_settings(settings)?;
     let server = Server::bind(

@@ -17,10 +17,10 @@ use zerocast_core::flv::{self, Metadata};
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
-use crate::broadcast::CaptureEncoder;
 use crate::capture::Sink;
 use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
+use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{self, Relay, Shown, Target};
@@ -162,7 +162,8 @@ pub struct Server {
     /// Connection deadlines, lazily invalidated: an entry counts only while it equals the
     /// connection's `scheduled` (so a turn costs O(log n) per change, not O(connections)).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    capture: Option<(StreamId, CaptureEncoder)>,
+    /// The capture's renditions, each feeding its own stream.
+    capture: Vec<(StreamId, Rendition)>,
     encode_failed: bool,
     /// Streams with audio not yet sent to their readers (the send schedule).
     dirty: Vec<Unsent>,
@@ -178,11 +179,11 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr`; the listener will be token `token_base`, connections the tokens after it.
-    /// `capture` is the local capture's encoder, published as `options.capture`.
+    /// `capture` holds the local capture's renditions, each with the name of its stream.
     pub fn bind(
         addr: SocketAddr,
         options: Options,
-        capture: Option<CaptureEncoder>,
+        capture: Vec<(String, Rendition)>,
         settings: Settings,
         token_base: usize,
     ) -> io::Result<Self> {
@@ -195,19 +196,26 @@ impl Server {
         };
         let mut hub = Hub::new(options.max_streams.max(1));
         hub.recording = options.recording.clone();
-        let capture = match (capture, &options.capture) {
-            (Some(encoder), Some(name)) => {
-                let id = hub
-                    .find_or_create(&options.access.app, name)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                if let Some(stream) = hub.get_mut(id) {
-                    stream.set_publisher(Publisher::Capture);
-                    stream.set_metadata(encoder.metadata());
+        let mut renditions = Vec::with_capacity(capture.len());
+        for (name, rendition) in capture {
+            let id = hub
+                .find_or_create(&options.access.app, &name)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if let Some(stream) = hub.get_mut(id) {
+                stream.set_publisher(Publisher::Capture);
+                let mut body = [0u8; 512];
+                // The empty `videocodecid` object tells ffmpeg's flvdec no video will come, so
+                // players start at once instead of probing for ~5 s (protocol-notes section 6).
+                if let Ok(len) = flv::encode_on_metadata(&mut body, &rendition.metadata(), true) {
+                    stream.set_metadata(&body[..len]);
                 }
-                Some((id, encoder))
+                if let Some(header) = rendition.sequence_header() {
+                    stream.push_audio(0, header);
+                }
             }
-            _ => None,
-        };
+            renditions.push((id, rendition));
+        }
+        let capture = renditions;
         let slots = options.max_clients + options.pushes.len() * options.max_streams.max(1);
         let mut conns = Vec::with_capacity(slots);
         conns.resize_with(slots, || None);
@@ -1065,24 +1073,23 @@ impl Server {
 
 impl Sink for Server {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
-        let Some((id, encoder)) = self.capture.as_mut() else {
-            return;
-        };
-        let Some(stream) = self.hub.get_mut(*id) else {
-            return;
-        };
-        match encoder.period(pcm, position_frames, &mut |ts, body| {
-            stream.push_audio(ts, body)
-        }) {
-            Ok(()) => {
-                let id = *id;
-                self.mark_dirty(id);
+        for i in 0..self.capture.len() {
+            let (id, rendition) = &mut self.capture[i];
+            let id = *id;
+            let Some(stream) = self.hub.get_mut(id) else {
+                continue;
+            };
+            let result = rendition.push(pcm, position_frames, &mut |ts, body| {
+                stream.push_audio(ts, body)
+            });
+            match result {
+                Ok(()) => self.mark_dirty(id),
+                Err(e) if !self.encode_failed => {
+                    log::error!("encoding a period failed: {e}");
+                    self.encode_failed = true;
+                }
+                Err(_) => {}
             }
-            Err(e) if !self.encode_failed => {
-                log::error!("encoding a period failed: {e}");
-                self.encode_failed = true;
-            }
-            Err(_) => {}
         }
     }
 }
@@ -1118,9 +1125,9 @@ impl Service for Server {
     fn shutdown(&mut self, registry: &Registry, now: StdInstant) {
         let now = self.core_time(now);
         // The input's last frames, short of a whole message, go out before the end of stream.
-        if let Some((id, encoder)) = self.capture.as_mut() {
+        for (id, rendition) in &mut self.capture {
             if let Some(stream) = self.hub.get_mut(*id) {
-                if let Err(e) = encoder.finish(&mut |ts, body| stream.push_audio(ts, body)) {
+                if let Err(e) = rendition.finish(&mut |ts, body| stream.push_audio(ts, body)) {
                     log::error!("encoding the last frames failed: {e}");
                 }
             }

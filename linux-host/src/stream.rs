@@ -8,7 +8,7 @@
 //! is replaced), chunk-encodes the message once ([`zerocast_core::session::encode_media`]) and
 //! pushes it into the ring every player's cursor reads.
 
-use zerocast_core::codec::{AdpcmSwf, Encoder};
+use zerocast_core::codec::{AdpcmSwf, BlockEncoder};
 use zerocast_core::flv::{AacPacketType, AudioTagHeader, SoundFormat};
 use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{encode_media, media_len, Media};

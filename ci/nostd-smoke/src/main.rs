@@ -305,30 +305,58 @@ mod flv {
     }
 }
 
-/// `zerocast_core::codec`: both encoders through the `Encoder` trait.
+/// `zerocast_core::codec`: both block encoders, the push/pull shape over a fixed buffer, and the
+/// 48 kHz resampler.
 mod codec {
     use core::hint::black_box;
-    use zerocast_core::codec::{AdpcmSwf, Encoder, PcmS16Le};
+    use zerocast_core::codec::{AdpcmSwf, BlockEncoder, Encoder, Framed, PcmS16Le, Resampler};
 
     use crate::display::show;
 
-    fn encode(encoder: &mut dyn Encoder, pcm: &[i16]) {
+    fn encode(encoder: &mut dyn BlockEncoder, pcm: &[i16]) {
         let mut out = [0u8; 2048];
         black_box(encoder.tag_header().to_byte());
         black_box(encoder.max_encoded_len(pcm.len() / 2));
+        black_box(encoder.fit_frames(pcm.len() / 2));
         black_box(show(encoder.encode(pcm, &mut out)));
+    }
+
+    /// Pushes `pcm` and pulls every packet, then the end of the input.
+    fn push_pull(encoder: &mut dyn Encoder, pcm: &[i16]) {
+        let mut out = [0u8; 1024];
+        black_box((encoder.tag_header(), encoder.frame_len(), encoder.delay()));
+        black_box((encoder.sequence_header(), encoder.max_packet_len()));
+        if let Some(taken) = show(encoder.push(pcm)) {
+            black_box(taken);
+        }
+        encoder.finish();
+        while let Some(Some(packet)) = show(encoder.pull(&mut out)) {
+            black_box(packet);
+        }
     }
 
     pub fn run() {
         let pcm = black_box([1234i16; 2 * 256]);
         if let Some(mut pcm_encoder) = show(PcmS16Le::new(44_100, 2)) {
             encode(&mut pcm_encoder, &pcm);
+            if let Some(mut framed) = show(Framed::new(pcm_encoder, 128, [0i16; 256])) {
+                push_pull(&mut framed, &pcm);
+            }
         }
         for bits in [2, 3, 4, black_box(5)] {
             if let Some(mut adpcm) = show(AdpcmSwf::new(44_100, 2, bits)) {
                 let frames = adpcm.fit_frames(black_box(256));
                 encode(&mut adpcm, &pcm[..2 * frames]);
+                if let Some(mut framed) = show(Framed::new(adpcm, 100, [0i16; 200])) {
+                    push_pull(&mut framed, &pcm);
+                }
             }
+        }
+        if let Some(mut resampler) = show(Resampler::new(black_box(2))) {
+            let mut out = [0i16; 2 * 256];
+            black_box(resampler.process(&pcm, &mut out));
+            black_box(resampler.flush(&mut out));
+            black_box(Resampler::max_output_frames(black_box(256)));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! played, without gaps?
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use super::analysis::{analyze_tone, ToneParams, ToneReport};
@@ -28,14 +29,20 @@ pub struct Measured {
     pub join: Duration,
 }
 
-/// Reads and analyses a recording made against `server`.
-pub fn measure(recording: Recording, server: &Server) -> Result<Measured, HarnessError> {
-    let wav = Wav::read(&recording.wav)?;
+/// Reads the WAV file at `path` and analyses it as a tone with the default parameters.
+pub fn analyze_file(path: &Path) -> Result<(Wav, ToneReport), HarnessError> {
+    let wav = Wav::read(path)?;
     let report =
         analyze_tone(&wav, &ToneParams::default()).map_err(|error| HarnessError::Analysis {
-            path: recording.wav.clone(),
+            path: path.to_owned(),
             error,
         })?;
+    Ok((wav, report))
+}
+
+/// Reads and analyses a recording made against `server`.
+pub fn measure(recording: Recording, server: &Server) -> Result<Measured, HarnessError> {
+    let (_, report) = analyze_file(&recording.wav)?;
     Ok(Measured {
         expected: recording.expected_duration(server.join),
         join: server.join,

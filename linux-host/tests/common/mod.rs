@@ -19,6 +19,7 @@ pub mod capture;
 pub mod check;
 pub mod flv;
 pub mod live;
+pub mod matrix;
 pub mod players;
 pub mod process;
 pub mod pulse;

@@ -21,11 +21,13 @@ pub mod capture;
 pub mod config;
 pub mod conn;
 pub mod event_loop;
+pub mod http;
 pub mod hub;
 pub mod logging;
 pub mod record;
 pub mod relay;
 pub mod server;
+pub mod silence;
 pub mod stream;
 pub mod systemd;
 

@@ -11,6 +11,7 @@ use zerocast_core::ring::Cursor;
 use zerocast_core::session::{ClientSession, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
+use crate::http::listener::HttpConn;
 use crate::hub::{Hub, StreamId};
 
 /// Reassembly budget of a connection until it publishes: players send only commands, < 1 KiB
@@ -67,6 +68,8 @@ pub enum Kind {
         /// The stream it pushes.
         stream: StreamId,
     },
+    /// An HTTP request or listener.
+    Http(Box<HttpConn>),
 }
 
 /// A reader of a stream's ring.
@@ -125,6 +128,12 @@ pub enum Close {
     Replaced,
     /// The server stops.
     Shutdown,
+    /// An HTTP reply was written in full.
+    Answered,
+    /// An HTTP client did not send its request head in time.
+    HeaderTimeout,
+    /// The stream or format an HTTP listener read is gone (its publisher changed codec).
+    StreamGone,
 }
 
 impl std::fmt::Display for Close {
@@ -138,6 +147,9 @@ impl std::fmt::Display for Close {
             Close::PublisherSilent(ms) => write!(f, "publisher sent no audio for {ms} ms"),
             Close::Replaced => f.write_str("replaced by a new publisher of the stream"),
             Close::Shutdown => f.write_str("server shutting down"),
+            Close::Answered => f.write_str("answered"),
+            Close::HeaderTimeout => f.write_str("no complete request head in time"),
+            Close::StreamGone => f.write_str("the stream or its format is gone"),
         }
     }
 }
@@ -260,6 +272,7 @@ impl Conn {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.advance(n),
             Kind::Relay { session, .. } => session.advance(n),
+            Kind::Http(_) => {}
         }
     }
 
@@ -268,6 +281,7 @@ impl Conn {
         match &self.kind {
             Kind::Peer { session, .. } => session.poll_timeout(),
             Kind::Relay { session, .. } => session.poll_timeout(),
+            Kind::Http(http) => http.deadline(),
         }
     }
 
@@ -276,12 +290,23 @@ impl Conn {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.handle_timeout(now),
             Kind::Relay { session, .. } => session.handle_timeout(now),
+            // Its one deadline, the request head's, is the server's to act on.
+            Kind::Http(_) => Ok(()),
         }
     }
 
     /// Writes the tail, the session's output and the ring's new bytes, one write call per
     /// round, until everything is out or the socket is full.
     pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
+        if let Kind::Http(http) = &mut self.kind {
+            return http.flush(
+                &mut self.socket,
+                now,
+                hub,
+                counters,
+                &mut self.blocked_since,
+            );
+        }
         loop {
             let tx_pending = !transmit(&self.kind).is_empty();
             self.prepare(hub, counters, tx_pending);
@@ -410,11 +435,12 @@ fn transmit(kind: &Kind) -> &[u8] {
     match kind {
         Kind::Peer { session, .. } => session.transmit(),
         Kind::Relay { session, .. } => session.transmit(),
+        Kind::Http(_) => &[],
     }
 }
 
 /// One vectored write: `Some(n)` bytes written, `None` when the socket is full.
-fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
+pub fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
     loop {
         match stream.write_vectored(bufs) {
             Ok(0) => return Err(Close::Io(io::ErrorKind::WriteZero.into())),

@@ -114,7 +114,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         ),
     };
     let server_options = server::Options::from_settings(settings)?;
-    let server = Server::bind(
+    let mut server = Server::bind(
         settings.listen,
         server_options,
         capture,
@@ -122,6 +122,12 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         event_loop::FIRST_FREE_TOKEN,
     )
     .map_err(|e| listen_error(settings.listen, &e))?;
+    if let Some(addr) = settings.http.listen {
+        let bound = server
+            .listen_http(addr, http_options(settings))
+            .map_err(|e| listen_error(addr, &e))?;
+        log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)");
+    }
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),
@@ -142,6 +148,34 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         .run()
         .map_err(loop_error)
 }
+
+/// The HTTP side's part of the settings.
+fn http_options(settings: &Settings) -> server::HttpOptions {
+    let http = &settings.http;
+    server::HttpOptions {
+        config: http::HttpConfig {
+            name: http.title.clone().unwrap_or_else(|| "zerocast".to_owned()),
+            admin_password: http.admin_password.clone(),
+            header_timeout_ms: u64::from(settings.handshake_timeout_ms),
+        },
+        max_clients: http.max_clients as usize,
+        burst_ms: HTTP_BURST_MS,
+        mp4_burst_ms: MP4_BURST_MS,
+        title: http.title.clone(),
+        bitrate_kbps: settings.bitrate_kbps,
+        silence_db: f64::from(http.silence_db),
+        silence_s: f64::from(http.silence_s),
+        capture_format: (settings.source != SourceSpec::None)
+            .then_some((settings.rate, settings.channels)),
+        source: settings.source.to_string(),
+    }
+}
+
+/// Audio a new listener of `.mp3`, `.aac` or `.flv` is sent at once, so an `<audio>` element
+/// or a player starts without waiting; it is also how far behind live it then stays.
+pub const HTTP_BURST_MS: u64 = 1000;
+/// The same for `.mp4`: the page's player keeps itself near the live edge.
+pub const MP4_BURST_MS: u64 = 300;
 
 /// What a user can do about a listen error.
 fn listen_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {

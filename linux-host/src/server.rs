@@ -26,6 +26,9 @@ use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{self, Relay, Shown, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
 
+mod http;
+pub use http::HttpOptions;
+
 /// What the server needs to know from the configuration.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -174,6 +177,10 @@ pub struct Server {
     settings: Settings,
     /// The core's clock is milliseconds since this instant.
     epoch: StdInstant,
+    /// The HTTP listener, when there is one ([`Server::listen_http`]).
+    http: Option<http::HttpSide>,
+    /// Connections accepted since start, RTMP and HTTP.
+    accepted: u64,
 }
 
 impl Server {
@@ -229,6 +236,8 @@ impl Server {
             pending_close: Vec::new(),
             settings,
             epoch,
+            http: None,
+            accepted: 0,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -266,6 +275,7 @@ impl Server {
                     role: Role::Publisher { .. },
                     ..
                 } => stats.publishers += 1,
+                Kind::Http(ref h) if h.reader.is_some() => stats.listeners += 1,
                 _ => {}
             }
         }
@@ -331,6 +341,7 @@ impl Server {
                 continue;
             }
             debug!("{peer}: connected");
+            self.accepted += 1;
             let session = Box::new(PeerSession::with_arena(
                 vec![0; crate::conn::ARENA].into_boxed_slice(),
                 now,
@@ -419,6 +430,10 @@ impl Server {
                         _ => {}
                     }
                     (received.consumed, None)
+                }
+                Kind::Http(http) => {
+                    self.http_input(http, peer, index, rest);
+                    (rest.len(), None)
                 }
             };
             start += consumed;
@@ -654,6 +669,10 @@ impl Server {
             self.accept(registry, now);
             return;
         }
+        if self.is_http_listener(token) {
+            self.accept_http(registry, now);
+            return;
+        }
         let Some(index) = token.0.checked_sub(self.token_base + 1) else {
             return;
         };
@@ -745,6 +764,7 @@ impl Server {
         let _ = registry.deregister(&mut conn.socket);
         match &why {
             Close::PeerClosed => info!("{}: disconnected", conn.peer),
+            Close::Answered => debug!("{}: answered", conn.peer),
             _ => info!("{}: closed: {why}", conn.peer),
         }
         match conn.kind {
@@ -768,6 +788,7 @@ impl Server {
                 }
                 self.hub.release_if_idle(stream);
             }
+            Kind::Http(http) => self.http_closed(&http, index),
         }
     }
 
@@ -804,6 +825,10 @@ impl Server {
         let Some(Some(conn)) = self.conns.get_mut(index) else {
             return;
         };
+        if let Some(why) = Self::http_expired(conn, now) {
+            self.close(registry, index, why, now);
+            return;
+        }
         let idle = self.options.idle_timeout_ms;
         let result = match (conn.blocked_since, &conn.kind) {
             (Some(since), _) if now.saturating_millis_since(since) >= idle => {
@@ -1065,6 +1090,7 @@ impl Server {
 
 impl Sink for Server {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
+        self.measure_capture(pcm);
         let Some((id, encoder)) = self.capture.as_mut() else {
             return;
         };
@@ -1093,7 +1119,8 @@ impl Service for Server {
             &mut self.listener,
             Token(self.token_base),
             Interest::READABLE,
-        )
+        )?;
+        self.register_http(registry)
     }
 
     fn ready(&mut self, registry: &Registry, token: Token, now: StdInstant) {
@@ -1135,6 +1162,7 @@ impl Service for Server {
             let ended = match &mut conn.kind {
                 Kind::Peer { session, .. } => session.end_play().is_ok(),
                 Kind::Relay { session, .. } => session.unpublish().is_ok(),
+                Kind::Http(_) => false,
             };
             if ended {
                 let _ = conn.flush(now, &self.hub, &mut self.counters);

@@ -93,7 +93,7 @@ pub struct Framer {
 #[derive(Debug, Default)]
 struct Fmp4State {
     /// Sample position of the next sample.
-    position: Option<u64>,
+    clock: SampleClock,
     /// Fragment sequence number.
     sequence: u32,
     /// FLAC frames so far, and the stream (block size fixed by the first message).
@@ -260,17 +260,10 @@ impl Framer {
         body: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), FramerError> {
-        // The position follows the sample count; it jumps to the message time only when that
-        // is more than 100 ms away (a new publisher, a gap), so fragments stay contiguous.
-        let at_time = u64::from(time_ms) * u64::from(self.rate) / 1000;
-        let position = match self.fmp4.position {
-            Some(p) if p.abs_diff(at_time) <= u64::from(self.rate / 10) => p,
-            _ => {
-                self.flush_fragment(out)?;
-                at_time
-            }
-        };
-        let mut position = position;
+        let (mut position, jumped) = self.fmp4.clock.position(time_ms, self.rate);
+        if jumped {
+            self.flush_fragment(out)?;
+        }
         match self.codec {
             SoundFormat::Aac => {
                 if self.config.is_empty() {
@@ -311,7 +304,7 @@ impl Framer {
             }
             _ => return Err(FramerError::NotThisCodec),
         }
-        self.fmp4.position = Some(position);
+        self.fmp4.clock.advance_to(position);
         let pending: u64 = self
             .fmp4
             .pending
@@ -345,6 +338,31 @@ impl Framer {
         out.truncate(at + n);
         self.fmp4.pending.clear();
         Ok(())
+    }
+}
+
+/// A stream's position in samples, following the sample count of what was framed and jumping
+/// to the message time only when that is more than 100 ms away (a new publisher, a gap), so
+/// fragments and segments stay contiguous although message times are whole milliseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SampleClock {
+    next: Option<u64>,
+}
+
+impl SampleClock {
+    /// The position of a message at `time_ms`, and whether that is a jump.
+    pub fn position(&mut self, time_ms: u32, rate: u32) -> (u64, bool) {
+        let at_time = u64::from(time_ms) * u64::from(rate) / 1000;
+        match self.next {
+            Some(p) if p.abs_diff(at_time) <= u64::from(rate / 10) => (p, false),
+            Some(_) => (at_time, true),
+            None => (at_time, false),
+        }
+    }
+
+    /// The next message starts at `position`.
+    pub fn advance_to(&mut self, position: u64) {
+        self.next = Some(position);
     }
 }
 

@@ -21,6 +21,8 @@
 pub mod egress;
 pub mod framer;
 pub mod hls;
+pub mod listener;
+pub mod out;
 pub mod page;
 pub mod request;
 pub mod response;

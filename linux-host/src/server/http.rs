@@ -1,0 +1,505 @@
+//! The server's HTTP side: the listener, accepting, requests answered from the stream table
+//! (the [`Site`] the sans-IO [`crate::http`] pieces ask), listeners started on a format's ring,
+//! the reports' snapshot, and silence detection on the capture.
+
+use std::io;
+use std::net::SocketAddr;
+
+use log::{debug, info, warn};
+use mio::net::TcpListener;
+use mio::{Interest, Registry, Token};
+use zerocast_core::flv::SoundFormat;
+use zerocast_core::time::Instant;
+
+use super::Server;
+use crate::conn::{Close, Conn, Kind, Role};
+use crate::http::framer::mse_type;
+use crate::http::listener::HttpConn;
+use crate::http::route::{Format, Mount};
+use crate::http::stat::{ClientStat, Protocol, PublisherStat, StatSnapshot, StreamStat};
+use crate::http::{HttpConfig, MountInfo, Received, Site};
+use crate::hub::{Hub, StreamId};
+use crate::silence::{SilenceDetector, SilenceEvent};
+use crate::stream::Publisher;
+
+/// The HTTP side's settings.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Request handling.
+    pub config: HttpConfig,
+    /// HTTP connections served at once.
+    pub max_clients: usize,
+    /// Audio a new listener of an Icecast mount or HTTP-FLV gets at once: it makes `<audio>`
+    /// start without waiting, and is how far behind live such a listener stays.
+    pub burst_ms: u64,
+    /// The same for `.mp4` (the page's MSE player, which keeps itself near the live edge).
+    pub mp4_burst_ms: u64,
+    /// The first title of every stream.
+    pub title: Option<String>,
+    /// `icy-br` of AAC and MP3 mounts.
+    pub bitrate_kbps: u32,
+    /// Silence threshold (dBFS) and hold time (s) for the capture's input.
+    pub silence_db: f64,
+    /// Hold time of the silence detector.
+    pub silence_s: f64,
+    /// The capture's rate and channels (for the silence detector).
+    pub capture_format: Option<(u32, u8)>,
+    /// The capture source, as shown in the reports.
+    pub source: String,
+}
+
+/// The HTTP listener and what the server keeps for it.
+pub(super) struct HttpSide {
+    listener: TcpListener,
+    token: Token,
+    options: HttpOptions,
+    silence: Option<SilenceDetector>,
+}
+
+impl Server {
+    /// Listens for HTTP on `addr` as well; returns the address bound. Call before the loop
+    /// registers the server.
+    pub fn listen_http(
+        &mut self,
+        addr: SocketAddr,
+        options: HttpOptions,
+    ) -> io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr)?;
+        let bound = listener.local_addr()?;
+        let slots = self.conns.len() + options.max_clients;
+        self.conns.resize_with(slots, || None);
+        let silence = options
+            .capture_format
+            .map(|(rate, _)| SilenceDetector::new(options.silence_db, options.silence_s, rate));
+        self.http = Some(HttpSide {
+            listener,
+            token: Token(self.token_base + 1 + slots),
+            options,
+            silence,
+        });
+        Ok(bound)
+    }
+
+    pub(super) fn register_http(&mut self, registry: &Registry) -> io::Result<()> {
+        match &mut self.http {
+            Some(h) => registry.register(&mut h.listener, h.token, Interest::READABLE),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn is_http_listener(&self, token: Token) -> bool {
+        self.http.as_ref().is_some_and(|h| h.token == token)
+    }
+
+    pub(super) fn accept_http(&mut self, registry: &Registry, now: Instant) {
+        loop {
+            let Some(http) = self.http.as_mut() else {
+                return;
+            };
+            let (mut socket, peer) = match http.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!("HTTP accept failed: {e}");
+                    return;
+                }
+            };
+            let max = http.options.max_clients;
+            let config = http.options.config.clone();
+            let from_peer = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| c.peer.ip() == peer.ip())
+                .count();
+            if from_peer >= self.options.max_per_addr {
+                warn!("{peer}: HTTP refused, {from_peer} connections from this address (--max-per-addr)");
+                continue;
+            }
+            let http_conns = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| matches!(c.kind, Kind::Http(_)))
+                .count();
+            let free = self.conns.iter().position(Option::is_none);
+            let Some(index) = free.filter(|_| http_conns < max) else {
+                warn!("{peer}: HTTP refused, all {max} HTTP slots busy (--http-max-clients)");
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            if let Err(e) = registry.register(
+                &mut socket,
+                self.token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                warn!("{peer}: cannot register: {e}");
+                continue;
+            }
+            debug!("{peer}: HTTP connected");
+            self.accepted += 1;
+            let conn = HttpConn::new(now, &config);
+            self.conns[index] = Some(Box::new(Conn::new(
+                socket,
+                peer,
+                Kind::Http(Box::new(conn)),
+            )));
+            self.reschedule(index);
+        }
+    }
+
+    /// Feeds request bytes to an HTTP connection (taken out of the slab); starts a listener on
+    /// its format's ring when it asks for a stream. Consumes everything.
+    pub(super) fn http_input(
+        &mut self,
+        http: &mut HttpConn,
+        peer: SocketAddr,
+        index: usize,
+        input: &[u8],
+    ) {
+        let Some(side) = self.http.as_ref() else {
+            return;
+        };
+        let (config, burst, mp4_burst) = (
+            side.options.config.clone(),
+            side.options.burst_ms,
+            side.options.mp4_burst_ms,
+        );
+        let now = self.core_time(std::time::Instant::now());
+        let report = Report {
+            conns: &self.conns,
+            capture: self.capture.as_ref().map(|(id, _)| *id),
+            side: Some(side),
+            accepted: self.accepted,
+            now,
+        };
+        let mut site = HubSite {
+            hub: &mut self.hub,
+            report,
+        };
+        let received = http.client.receive(input, &mut site, &config);
+        match received {
+            Received::Stream(mount) => {
+                let Some(id) = find_mount(&self.hub, &mount) else {
+                    return;
+                };
+                let burst = if mount.format == Format::Mp4 {
+                    mp4_burst
+                } else {
+                    burst
+                };
+                http.listen(&self.hub, id, mount.format, burst);
+                if let Some(s) = self.hub.get_mut(id) {
+                    s.add_reader(index);
+                }
+                info!(
+                    "{peer}: HTTP listener of /{}/{}.{}",
+                    mount.app,
+                    mount.name,
+                    mount.format.extension()
+                );
+            }
+            Received::Reply => debug!("{peer}: HTTP answered"),
+            Received::More | Received::Nothing => {}
+        }
+    }
+
+    /// Closes an HTTP connection whose request head is late.
+    pub(super) fn http_expired(conn: &Conn, now: Instant) -> Option<Close> {
+        match &conn.kind {
+            Kind::Http(http) => http
+                .deadline()
+                .filter(|d| now >= *d)
+                .map(|_| Close::HeaderTimeout),
+            _ => None,
+        }
+    }
+
+    /// An HTTP connection is gone: its stream loses a reader.
+    pub(super) fn http_closed(&mut self, http: &HttpConn, index: usize) {
+        if let Some(r) = &http.reader {
+            if let Some(s) = self.hub.get_mut(r.stream) {
+                s.remove_reader(index);
+            }
+            self.hub.release_if_idle(r.stream);
+        }
+    }
+
+    /// Measures the capture's input for the level meter and the silence warning.
+    pub(super) fn measure_capture(&mut self, pcm: &[i16]) {
+        let Some(http) = self.http.as_mut() else {
+            return;
+        };
+        let (Some(detector), Some((_, channels))) =
+            (&mut http.silence, http.options.capture_format)
+        else {
+            return;
+        };
+        match detector.feed(pcm, channels) {
+            Some(SilenceEvent::Started { seconds }) => warn!(
+                "the input has been silent for {seconds:.0} s (below {} dBFS)",
+                http.options.silence_db
+            ),
+            Some(SilenceEvent::Ended { seconds }) => {
+                info!("sound is back after {seconds:.0} s of silence")
+            }
+            None => {}
+        }
+    }
+
+    /// What the reports say now.
+    pub fn snapshot(&self) -> StatSnapshot {
+        Report {
+            conns: &self.conns,
+            capture: self.capture.as_ref().map(|(id, _)| *id),
+            side: self.http.as_ref(),
+            accepted: self.accepted,
+            now: self.core_time(std::time::Instant::now()),
+        }
+        .snapshot(&self.hub)
+    }
+}
+
+/// What the reports are made of, besides the stream table.
+struct Report<'a> {
+    conns: &'a [Option<Box<Conn>>],
+    capture: Option<StreamId>,
+    side: Option<&'a HttpSide>,
+    accepted: u64,
+    now: Instant,
+}
+
+impl Report<'_> {
+    fn snapshot(&self, hub: &Hub) -> StatSnapshot {
+        let now = self.now;
+        let capture_id = self.capture;
+        let silence = self.side.and_then(|h| h.silence.as_ref());
+        let options = self.side.map(|h| &h.options);
+        let source = options.map_or(String::new(), |o| o.source.clone());
+        let default_title = options.and_then(|o| o.title.clone()).unwrap_or_default();
+        let bitrate = options.map_or(0, |o| o.bitrate_kbps);
+        let streams = hub
+            .iter()
+            .map(|(id, s)| {
+                let header = s.last_header();
+                let codec = header.map(|h| h.format);
+                let mut clients = Vec::new();
+                for (index, conn) in self.conns.iter().enumerate() {
+                    let Some(conn) = conn else { continue };
+                    let protocol = match &conn.kind {
+                        Kind::Peer {
+                            role: Role::Player(p),
+                            ..
+                        } if *p == id => Protocol::Rtmp,
+                        Kind::Http(h) => match &h.reader {
+                            Some(r) if r.stream == id => Protocol::Http(r.format),
+                            _ => continue,
+                        },
+                        _ => continue,
+                    };
+                    let (seconds, bytes, dropped) = match &conn.kind {
+                        Kind::Http(h) => (
+                            now.saturating_millis_since(h.opened) / 1000,
+                            h.bytes,
+                            h.reader.as_ref().map_or(0, |r| r.dropped),
+                        ),
+                        _ => (0, 0, 0),
+                    };
+                    clients.push(ClientStat {
+                        id: index as u64,
+                        protocol,
+                        addr: conn.peer.to_string(),
+                        seconds,
+                        bytes,
+                        dropped,
+                    });
+                }
+                let publisher = match s.publisher() {
+                    Publisher::None => None,
+                    Publisher::Capture => Some(PublisherStat {
+                        kind: "capture",
+                        addr: source.clone(),
+                        seconds: now.as_millis() / 1000,
+                        id: None,
+                    }),
+                    Publisher::Peer(i) => Some(PublisherStat {
+                        kind: "rtmp",
+                        addr: self
+                            .conns
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .map_or(String::new(), |c| c.peer.to_string()),
+                        seconds: 0,
+                        id: Some(i as u64),
+                    }),
+                };
+                let level = silence.filter(|_| Some(id) == capture_id);
+                let (peak, rms) = level.map_or((f64::NAN, f64::NAN), |d| {
+                    (d.level().peak_dbfs, d.level().rms_dbfs)
+                });
+                let bytes_out = clients.iter().map(|c| c.bytes).sum();
+                StreamStat {
+                    app: s.app().to_owned(),
+                    name: s.name().to_owned(),
+                    codec: codec.map_or("", codec_name),
+                    profile: if codec == Some(SoundFormat::Aac) {
+                        "LC"
+                    } else {
+                        ""
+                    },
+                    rate: s
+                        .http()
+                        .map(|h| h.rate())
+                        .or(s.true_rate())
+                        .or(header.map(|h| h.rate.hz()))
+                        .unwrap_or(0),
+                    channels: s
+                        .http()
+                        .map(|h| h.channels())
+                        .or(header.map(|h| 1 + u8::from(h.stereo)))
+                        .unwrap_or(0),
+                    bitrate_kbps: match codec {
+                        Some(SoundFormat::Aac | SoundFormat::Mp3) => bitrate,
+                        _ => 0,
+                    },
+                    time_ms: s.ring().latest_time().unwrap_or(0),
+                    publisher,
+                    clients,
+                    bytes_in: 0,
+                    bytes_out,
+                    bw_in: 0,
+                    bw_out: 0,
+                    peak_dbfs: peak,
+                    rms_dbfs: rms,
+                    silence_s: level.map_or(0.0, SilenceDetector::silent_seconds),
+                    silent: level.is_some_and(SilenceDetector::is_silent),
+                    title: if s.title().is_empty() {
+                        default_title.clone()
+                    } else {
+                        s.title().to_owned()
+                    },
+                    formats: s.http().map_or(Vec::new(), |h| h.formats().to_vec()),
+                    mse_type: codec.and_then(mse_type),
+                }
+            })
+            .collect();
+        StatSnapshot {
+            uptime_s: now.as_millis() / 1000,
+            accepted: self.accepted,
+            streams,
+            relays: Vec::new(),
+            overruns: 0,
+            device_state: if capture_id.is_some() {
+                "running"
+            } else {
+                "none"
+            },
+            drift_ppm: None,
+        }
+    }
+}
+
+/// nginx-rtmp's codec names (`ngx_rtmp_get_audio_codec_name`).
+fn codec_name(codec: SoundFormat) -> &'static str {
+    match codec {
+        SoundFormat::Aac => "AAC",
+        SoundFormat::Mp3 => "MP3",
+        SoundFormat::PcmLe | SoundFormat::PcmPlatform => "LinearPCM",
+        SoundFormat::Adpcm => "ADPCM",
+        other => other.name(),
+    }
+}
+
+/// The stream serving `mount`: `APP/NAME` itself, or one of its renditions `APP/NAME_CODEC`
+/// (`--codec aac,mp3` serves `/live/audio.mp3` from `live/audio_mp3`).
+fn find_mount(hub: &Hub, mount: &Mount) -> Option<StreamId> {
+    let serves = |s: &crate::stream::Stream| {
+        s.http().is_some_and(|h| match mount.format {
+            Format::Hls => h.hls().is_some(),
+            f => h.rendition(f).is_some(),
+        })
+    };
+    let prefix = format!("{}_", mount.name);
+    hub.find(&mount.app, &mount.name)
+        .filter(|id| hub.get(*id).is_some_and(serves))
+        .or_else(|| {
+            hub.iter()
+                .find(|(_, s)| s.app() == mount.app && s.name().starts_with(&prefix) && serves(s))
+                .map(|(id, _)| id)
+        })
+}
+
+/// The stream table as the HTTP pieces see it.
+struct HubSite<'a> {
+    hub: &'a mut Hub,
+    report: Report<'a>,
+}
+
+impl HubSite<'_> {
+    fn title_of(&self, stream: &crate::stream::Stream) -> String {
+        match (
+            stream.title(),
+            self.report.side.and_then(|h| h.options.title.as_ref()),
+        ) {
+            ("", Some(default)) => default.clone(),
+            (title, _) => title.to_owned(),
+        }
+    }
+}
+
+impl Site for HubSite<'_> {
+    fn snapshot(&self) -> StatSnapshot {
+        self.report.snapshot(self.hub)
+    }
+
+    fn mount(&self, mount: &Mount) -> Option<MountInfo> {
+        let stream = self.hub.get(find_mount(self.hub, mount)?)?;
+        let rendition = stream.http()?.rendition(mount.format)?;
+        Some(MountInfo {
+            bitrate_kbps: match stream.http()?.codec() {
+                SoundFormat::Aac | SoundFormat::Mp3 => {
+                    self.report.side.map_or(0, |h| h.options.bitrate_kbps)
+                }
+                _ => 0,
+            },
+            title: self.title_of(stream),
+            sticky: rendition.sticky().to_vec(),
+        })
+    }
+
+    fn playlist(&self, app: &str, name: &str) -> Option<String> {
+        let mount = Mount {
+            app: app.to_owned(),
+            name: name.to_owned(),
+            format: Format::Hls,
+        };
+        let stream = self.hub.get(find_mount(self.hub, &mount)?)?;
+        stream.http()?.hls()?.playlist(name)
+    }
+
+    fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>> {
+        let mount = Mount {
+            app: app.to_owned(),
+            name: name.to_owned(),
+            format: Format::Hls,
+        };
+        let stream = self.hub.get(find_mount(self.hub, &mount)?)?;
+        Some(stream.http()?.hls()?.segment(sequence)?.bytes.clone())
+    }
+
+    fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
+        // Every rendition of the stream shows the same title.
+        let prefix = format!("{}_", mount.name);
+        let mut found = false;
+        for (_, s) in self.hub.iter_mut() {
+            if s.app() == mount.app && (s.name() == mount.name || s.name().starts_with(&prefix)) {
+                s.set_title(title);
+                found = true;
+            }
+        }
+        if found {
+            info!("title of {}/{}: {title}", mount.app, mount.name);
+        }
+        found
+    }
+}

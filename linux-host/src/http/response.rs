@@ -30,10 +30,9 @@ pub fn complete(status: &str, content_type: &str, len: usize) -> String {
 /// The whole 401 response asking for the admin credentials (Icecast's realm).
 pub fn unauthorized() -> String {
     let body = "admin credentials needed\n";
-    let mut head = "HTTP/1.1 401 Unauthorized
-WWW-Authenticate: Basic realm=\"Icecast2 Server\"
-"
-    .to_owned();
+    let mut head = "HTTP/1.1 401 Unauthorized\r\n\
+        WWW-Authenticate: Basic realm=\"Icecast2 Server\"\r\n"
+        .to_owned();
     common(&mut head);
     let _ = write!(
         head,

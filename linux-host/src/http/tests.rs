@@ -216,7 +216,8 @@ fn admin_metadata_needs_the_password_and_changes_the_title() {
         let (_, out) = exchange(&request(auth), &mut site, b"");
         assert!(
             out.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"),
-            "{auth:?}"
+            "{auth:?}: {}",
+            String::from_utf8_lossy(&out)
         );
         assert_eq!(site.title, "First");
     }

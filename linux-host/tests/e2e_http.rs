@@ -1,0 +1,545 @@
+//! zerocast's HTTP listeners against real clients on 127.0.0.1: curl and ffmpeg on the
+//! Icecast-style mounts (`.mp3`, `.aac`), HTTP-FLV, fMP4 and HLS, judged by content (frequency,
+//! duration, gaps); an ICY client that sees a title changed through Icecast's admin URL; `/stat`
+//! (an XML parser) and `/metrics` (Prometheus' parser) counting the players; headless Chromium
+//! playing the page near the live edge, with a screenshot kept.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::analysis::{analyze_tone, ToneParams};
+use common::check::FREQUENCY_TOLERANCE;
+use common::live::{ffmpeg_wav, Zerocast};
+use common::process::{self, Spawned};
+use common::wav::Wav;
+use common::{tools_available, HarnessError, TempDir};
+use zerocast_core::adts::AdtsHeader;
+
+/// Upper bound of every wait.
+const LIMIT: Duration = Duration::from_secs(20);
+/// How long each client listens.
+const LISTEN: Duration = Duration::from_secs(3);
+
+/// zerocast with an HTTP listener on a free port; returns it and the HTTP base URL.
+fn zerocast(args: &[&str], dir: &Path) -> Result<(Zerocast, String), HarnessError> {
+    let port = process::free_port()?;
+    let http = format!("127.0.0.1:{port}");
+    let mut all = vec![
+        "--http",
+        &http,
+        "--title",
+        "Pi radio",
+        "--admin-password",
+        "hackme",
+    ];
+    all.extend(args);
+    let mut z = Zerocast::start(&all, &[], None, dir)?;
+    process::wait_for_port(port, LIMIT, &mut z.process)?;
+    Ok((z, format!("http://{http}")))
+}
+
+/// ffmpeg publishing a `hz` sine with `codec` to `live/NAME` of `z`.
+fn publish(
+    z: &Zerocast,
+    name: &str,
+    codec: &str,
+    hz: u32,
+    dir: &Path,
+) -> Result<Spawned, HarnessError> {
+    let url = format!("rtmp://127.0.0.1:{}/live/{name}", z.port);
+    let source = format!("sine=f={hz}:r=44100");
+    let log = dir.join(format!("publisher-{name}.log"));
+    let args = [
+        "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", codec, "-f", "flv",
+        &url,
+    ];
+    process::spawn("ffmpeg", &args, &[], &log)
+}
+
+/// GET `url` over plain TCP (no client library): status code and body.
+fn get(url: &str, auth: Option<&str>) -> Result<(u16, String), HarnessError> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .map_err(|e| HarnessError::io("read", e))?;
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((code, body))
+}
+
+/// `curl` saving `url` for `secs` (it ends with "timeout", exit 28, as an endless body does).
+fn curl(
+    url: &str,
+    secs: Duration,
+    out: &Path,
+    dir: &Path,
+    label: &str,
+) -> Result<Spawned, HarnessError> {
+    let max = format!("{:.1}", secs.as_secs_f64());
+    let out = out.display().to_string();
+    let args = ["-s", "--max-time", &max, "-o", &out, url];
+    process::spawn("curl", &args, &[], &dir.join(format!("curl-{label}.log")))
+}
+
+/// Decodes `file` with ffmpeg to WAV.
+fn decode(file: &Path) -> Result<Wav, HarnessError> {
+    let wav = file.with_extension("wav");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-y", "-loglevel", "error", "-i"])
+        .arg(file)
+        .args(["-f", "wav"])
+        .arg(&wav)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| HarnessError::io("ffmpeg decode", e))?;
+    if !status.success() {
+        return Err(HarnessError::Failed {
+            what: format!("decode {}", file.display()),
+            detail: status.to_string(),
+        });
+    }
+    Wav::read(&wav)
+}
+
+/// The tone of `hz` for about `secs` (at least `secs` − 0.5 s), no gap over `max_gap_ms`, no
+/// phase jump.
+fn check_tone(
+    wav: &Wav,
+    hz: f64,
+    secs: f64,
+    max_gap_ms: f64,
+    what: &str,
+) -> Result<(), HarnessError> {
+    let report = analyze_tone(wav, &ToneParams::default()).map_err(|e| HarnessError::Failed {
+        what: what.to_owned(),
+        detail: e.to_string(),
+    })?;
+    println!("{what}: {report}");
+    let mut problems = Vec::new();
+    if (report.frequency_hz - hz).abs() > FREQUENCY_TOLERANCE * hz {
+        problems.push(format!(
+            "frequency {:.1} Hz, expected {hz}",
+            report.frequency_hz
+        ));
+    }
+    if report.duration_s < secs - 0.5 {
+        problems.push(format!(
+            "only {:.2} s, expected {secs} s",
+            report.duration_s
+        ));
+    }
+    if report.longest_gap_ms > max_gap_ms {
+        problems.push(format!("gap of {:.1} ms", report.longest_gap_ms));
+    }
+    if report.discontinuities > 0 {
+        problems.push(format!("{} phase jumps", report.discontinuities));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(HarnessError::Failed {
+            what: what.to_owned(),
+            detail: problems.join("; "),
+        })
+    }
+}
+
+/// Waits for a bounded child and fails with its log unless it ended as curl's `--max-time`
+/// (28) or normally.
+fn finish(mut p: Spawned, what: &str) -> Result<(), HarnessError> {
+    let status = p.wait_timeout(LIMIT)?;
+    match status.code() {
+        Some(0 | 28) => Ok(()),
+        _ => Err(p.failed(format!("{what} exited with {status}"))),
+    }
+}
+
+fn python(script: &str, input: &str) -> Result<String, HarnessError> {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError::io("python3", e))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child
+        .wait_with_output()
+        .map_err(|e| HarnessError::io("python3", e))?;
+    if !out.status.success() {
+        return Err(HarnessError::Failed {
+            what: "python3".into(),
+            detail: format!("{}\n{input}", String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The players `/stat` lists for `live/NAME` (nclients), read with Python's XML parser.
+fn stat_nclients(base: &str, name: &str) -> Result<String, HarnessError> {
+    let (_, xml) = get(&format!("{base}/stat"), None)?;
+    let script = format!(
+        "import sys, xml.etree.ElementTree as ET\n\
+         r = ET.fromstring(sys.stdin.buffer.read())\n\
+         s = [s for s in r.findall('server/application/live/stream') if s.findtext('name') == '{name}']\n\
+         print(s[0].findtext('nclients') if s else 'none', sorted(c.findtext('flashver') for c in (s[0].findall('client') if s else [])))"
+    );
+    python(&script, &xml)
+}
+
+/// The listeners `/metrics` counts for `live/NAME`, per protocol, read with prometheus_client.
+fn metrics_listeners(base: &str, name: &str) -> Result<String, HarnessError> {
+    let (_, text) = get(&format!("{base}/metrics"), None)?;
+    let script = format!(
+        "import sys\n\
+         from prometheus_client.parser import text_string_to_metric_families\n\
+         n = {{}}\n\
+         for f in text_string_to_metric_families(sys.stdin.read()):\n\
+         \x20   for s in f.samples:\n\
+         \x20       if s.name == 'zerocast_listeners' and s.labels['name'] == '{name}' and s.value:\n\
+         \x20           n[s.labels['protocol']] = int(s.value)\n\
+         print(sorted(n.items()))"
+    );
+    python(&script, &text)
+}
+
+#[test]
+fn capture_is_heard_over_http_flv_and_fmp4_and_counted() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "curl", "python3"])? {
+        return Ok(());
+    }
+    TempDir::run("http-capture", |dir| {
+        let (mut z, base) = zerocast(&["--source", "tone:440", "--codec", "pcm"], dir)?;
+        let flv = dir.join("curl.flv");
+        let long = curl(
+            &format!("{base}/live/audio.flv"),
+            LISTEN * 3,
+            &flv,
+            dir,
+            "long",
+        )?;
+        let mp4 = ffmpeg_wav(
+            &format!("{base}/live/audio.mp4"),
+            LISTEN,
+            &dir.join("mp4.wav"),
+            &dir.join("mp4.log"),
+        )?;
+        let flv_player = ffmpeg_wav(
+            &format!("{base}/live/audio.flv"),
+            LISTEN,
+            &dir.join("flv.wav"),
+            &dir.join("flv.log"),
+        )?;
+        let rtmp = ffmpeg_wav(&z.url, LISTEN, &dir.join("rtmp.wav"), &dir.join("rtmp.log"))?;
+        // All four connected: /stat and /metrics count them, each by its protocol.
+        let mut stat = String::new();
+        process::wait_until("/stat to count 4 players", LIMIT, || {
+            stat = stat_nclients(&base, "audio")?;
+            Ok(stat.starts_with("4 "))
+        })?;
+        assert_eq!(stat, "4 ['http flv', 'http flv', 'http mp4', 'rtmp']");
+        let metrics = metrics_listeners(&base, "audio")?;
+        assert_eq!(metrics, "[('flv', 2), ('mp4', 1), ('rtmp', 1)]");
+        for (p, what) in [
+            (mp4, "ffmpeg .mp4"),
+            (flv_player, "ffmpeg .flv"),
+            (rtmp, "ffmpeg rtmp"),
+        ] {
+            finish(p, what)?;
+        }
+        check_tone(
+            &Wav::read(&dir.join("mp4.wav"))?,
+            440.0,
+            LISTEN.as_secs_f64(),
+            25.0,
+            "ffmpeg .mp4 (FLAC)",
+        )?;
+        check_tone(
+            &Wav::read(&dir.join("flv.wav"))?,
+            440.0,
+            LISTEN.as_secs_f64(),
+            25.0,
+            "ffmpeg .flv (PCM)",
+        )?;
+        finish(long, "curl .flv")?;
+        // curl's file: the burst (1 s) and 9 s of live audio.
+        check_tone(&decode(&flv)?, 440.0, 9.0, 25.0, "curl .flv")?;
+        z.stop_cleanly()
+    })
+}
+
+#[test]
+fn published_aac_and_mp3_play_as_icecast_mounts_flv_fmp4_and_hls() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "curl"])? {
+        return Ok(());
+    }
+    TempDir::run("http-mounts", |dir| {
+        let (mut z, base) = zerocast(&["--source", "none"], dir)?;
+        let _aac = publish(&z, "radio", "aac", 440, dir)?;
+        // The MP3 rendition of the same stream, as `--codec aac,mp3` names it.
+        let _mp3 = publish(&z, "radio_mp3", "libmp3lame", 440, dir)?;
+        z.wait_log("publish live/radio_mp3", LIMIT)?;
+        // HLS needs segments: wait for a playlist listing three.
+        process::wait_until("an HLS playlist of 3 segments", LIMIT, || {
+            let (code, body) = get(&format!("{base}/live/radio.m3u8"), None)?;
+            Ok(code == 200 && body.matches("#EXTINF").count() >= 3)
+        })?;
+        let mut jobs = Vec::new();
+        for ext in ["aac", "mp3"] {
+            let file = dir.join(format!("curl.{ext}"));
+            jobs.push((
+                curl(&format!("{base}/live/radio.{ext}"), LISTEN, &file, dir, ext)?,
+                file,
+            ));
+        }
+        for ext in ["flv", "mp4", "m3u8"] {
+            let wav = dir.join(format!("{ext}.wav"));
+            let p = ffmpeg_wav(
+                &format!("{base}/live/radio.{ext}"),
+                LISTEN,
+                &wav,
+                &dir.join(format!("{ext}.log")),
+            )?;
+            jobs.push((p, wav));
+        }
+        for (p, out) in jobs {
+            let what = out.file_name().unwrap().to_string_lossy().into_owned();
+            finish(p, &what)?;
+            let wav = if what.starts_with("curl") {
+                decode(&out)?
+            } else {
+                Wav::read(&out)?
+            };
+            // At least LISTEN − 0.5 s: curl gets the burst too, players stop after LISTEN.
+            check_tone(&wav, 440.0, LISTEN.as_secs_f64(), 25.0, &what)?;
+        }
+        z.stop_cleanly()
+    })
+}
+
+/// Reads an ICY body from `s` until a metadata block holds `StreamTitle='want';`, returning
+/// every title seen (bounded by [`LIMIT`]).
+fn read_titles_until(
+    s: &mut TcpStream,
+    metaint: usize,
+    pending: &mut Vec<u8>,
+    want: &str,
+) -> Result<Vec<String>, HarnessError> {
+    let deadline = Instant::now() + LIMIT;
+    let mut titles = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        while pending.len() > metaint
+            && pending.len() >= metaint + 1 + usize::from(pending[metaint]) * 16
+        {
+            let len = usize::from(pending[metaint]) * 16;
+            let block =
+                String::from_utf8_lossy(&pending[metaint + 1..metaint + 1 + len]).into_owned();
+            pending.drain(..metaint + 1 + len);
+            if let Some(title) = block
+                .strip_prefix("StreamTitle='")
+                .and_then(|t| t.split("';").next())
+            {
+                titles.push(title.to_owned());
+                if title == want {
+                    return Ok(titles);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(HarnessError::Timeout {
+                what: format!("title {want:?} (seen {titles:?})"),
+                after: LIMIT,
+            });
+        }
+        let n = s
+            .read(&mut buf)
+            .map_err(|e| HarnessError::io("read icy", e))?;
+        if n == 0 {
+            return Err(HarnessError::Failed {
+                what: "icy listener".into(),
+                detail: "closed".into(),
+            });
+        }
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn icy_listener_sees_the_title_set_through_the_admin_url() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg"])? {
+        return Ok(());
+    }
+    TempDir::run("http-icy", |dir| {
+        let (mut z, base) = zerocast(&["--source", "none"], dir)?;
+        let _p = publish(&z, "radio", "aac", 440, dir)?;
+        z.wait_log("publish live/radio", LIMIT)?;
+        let host = base.strip_prefix("http://").unwrap();
+        // The mount exists once the first audio made the stream's renditions.
+        let mut s = None;
+        process::wait_until("the .aac mount", LIMIT, || {
+            let mut c = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            write!(
+                c,
+                "GET /live/radio.aac HTTP/1.1\r\nHost: {host}\r\nIcy-MetaData: 1\r\n\r\n"
+            )
+            .unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") {
+                c.read_exact(&mut byte)
+                    .map_err(|e| HarnessError::io("read head", e))?;
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            if head.starts_with("HTTP/1.1 200") {
+                s = Some((c, head));
+            }
+            Ok(s.is_some())
+        })?;
+        let (mut s, head) = s.unwrap();
+        println!("{head}");
+        let metaint: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("icy-metaint: "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("icy-metaint header");
+        assert!(
+            head.contains("icy-name: Pi radio\r\n") && head.contains("Content-Type: audio/aac\r\n")
+        );
+        let mut pending = Vec::new();
+        let first = read_titles_until(&mut s, metaint, &mut pending, "Pi radio")?;
+        assert_eq!(first, ["Pi radio"]);
+        // Icecast's admin URL: refused with a wrong password, accepted with the right one.
+        let update = format!(
+            "{base}/admin/metadata?mount=/live/radio.aac&mode=updinfo&song=Don%27t+Stop+%E2%82%AC"
+        );
+        let (code, _) = get(&update, Some("YWRtaW46d3Jvbmc="))?; // admin:wrong
+        assert_eq!(code, 401);
+        let (code, body) = get(&update, Some("YWRtaW46aGFja21l"))?; // admin:hackme
+        assert_eq!(code, 200, "{body}");
+        let seen = read_titles_until(&mut s, metaint, &mut pending, "Don't Stop €")?;
+        assert_eq!(
+            seen,
+            ["Don't Stop €"],
+            "the new title comes once, at the next block"
+        );
+        // The audio between the blocks is the stream's ADTS: it decodes to the tone.
+        let mut audio = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        while audio.len() < 3 * metaint {
+            let n = s.read(&mut buf).map_err(|e| HarnessError::io("read", e))?;
+            pending.extend_from_slice(&buf[..n]);
+            while pending.len() > metaint
+                && pending.len() >= metaint + 1 + usize::from(pending[metaint]) * 16
+            {
+                let len = usize::from(pending[metaint]) * 16;
+                audio.extend_from_slice(&pending[..metaint]);
+                pending.drain(..metaint + 1 + len);
+            }
+        }
+        // It starts where the title block left it, inside a frame: from the first ADTS header
+        // that another one follows.
+        let start = (0..audio.len())
+            .find(|&i| {
+                AdtsHeader::parse(&audio[i..]).is_ok_and(|(_, len)| {
+                    AdtsHeader::parse(audio.get(i + len..).unwrap_or(&[])).is_ok()
+                })
+            })
+            .expect("an ADTS frame");
+        // Frame after frame to the end: the metadata blocks were cut out exactly.
+        let mut end = start;
+        while let Ok((_, len)) = AdtsHeader::parse(&audio[end..]) {
+            if end + len > audio.len() {
+                break;
+            }
+            end += len;
+        }
+        assert!(
+            audio.len() - end < 2048,
+            "ADTS frames stop at {end} of {}",
+            audio.len()
+        );
+        let file = dir.join("icy.aac");
+        std::fs::write(&file, &audio[start..end]).unwrap();
+        check_tone(&decode(&file)?, 440.0, 1.0, 25.0, "ICY .aac audio")?;
+        z.stop_cleanly()
+    })
+}
+
+#[test]
+fn chromium_plays_the_page_near_the_live_edge() -> Result<(), HarnessError> {
+    if !tools_available(&["chromium", "python3"])? {
+        return Ok(());
+    }
+    TempDir::run("http-page", |dir| {
+        let (mut z, base) = zerocast(&["--source", "tone:440", "--codec", "pcm"], dir)?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http_page.py");
+        let shot = std::env::temp_dir().join("zerocast-page.png");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(format!("{base}/?autoplay"))
+            .arg(&shot)
+            .arg("8")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| HarnessError::io("http_page.py", e))?;
+        if !out.status.success() {
+            return Err(HarnessError::Failed {
+                what: "http_page.py".into(),
+                detail: String::from_utf8_lossy(&out.stderr).into(),
+            });
+        }
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        std::fs::write(dir.join("page.json"), &report).unwrap();
+        let summary = python(
+            "import sys, json\n\
+             polls = json.load(sys.stdin)['polls']\n\
+             playing = [p['players'][0] for p in polls if p['players'] and p['players'][0]['state'] == 'playing']\n\
+             late = playing[len(playing) // 2:]\n\
+             print(len(polls), len(playing), round(playing[-1]['time'] - playing[0]['time'], 2) if playing else 0,\n\
+             \x20     max(p['delay'] for p in late) if late else 'none', playing[-1]['info'] if playing else '')",
+            &report,
+        )?;
+        println!("polls, playing polls, media seconds advanced, worst delay (s) in the second half, info: {summary}");
+        let fields: Vec<&str> = summary.splitn(5, ' ').collect();
+        let playing: usize = fields[1].parse().unwrap();
+        let advanced: f64 = fields[2].parse().unwrap();
+        let worst: f64 = fields[3].parse().unwrap_or(f64::INFINITY);
+        assert!(
+            playing >= 16,
+            "the player reached playing in only {playing} polls: {summary}"
+        );
+        assert!(
+            advanced >= 3.0,
+            "media time advanced {advanced} s: {summary}"
+        );
+        assert!(
+            worst <= 1.0,
+            "delay behind the live edge {worst} s: {summary}"
+        );
+        assert!(fields[4].starts_with("MSE, flac"), "{summary}");
+        println!("screenshot: {}", shot.display());
+        z.stop_cleanly()
+    })
+}

@@ -291,9 +291,16 @@ impl Server {
         bytes
     }
 
-    fn accept(&mut self, registry: &Registry, now: Instant) {
+    /// Accepts what the RTMP listener (or, with `http`, the HTTP listener) has waiting, each
+    /// connection within `--max-per-addr` and its side's connection limit.
+    fn accept(&mut self, registry: &Registry, now: Instant, http: bool) {
         loop {
-            let (mut socket, peer) = match self.listener.accept() {
+            let listener = match (http, &self.http) {
+                (false, _) => &self.listener,
+                (true, Some(side)) => side.listener(),
+                (true, None) => return,
+            };
+            let (mut socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -314,19 +321,22 @@ impl Server {
                 );
                 continue;
             }
-            let peers = self
+            let (max, flag) = match &self.http {
+                Some(side) if http => (side.max_clients(), "--http-max-clients"),
+                _ => (self.options.max_clients, "--max-clients"),
+            };
+            let same_side = self
                 .conns
                 .iter()
                 .flatten()
-                .filter(|c| matches!(c.kind, Kind::Peer { .. }))
+                .filter(|c| {
+                    matches!(c.kind, Kind::Http(_)) == http && !matches!(c.kind, Kind::Relay { .. })
+                })
                 .count();
             let free = self.conns.iter().position(Option::is_none);
-            let Some(index) = free.filter(|_| peers < self.options.max_clients) else {
+            let Some(index) = free.filter(|_| same_side < max) else {
                 // Excess connections are refused at once: closing the socket is the answer.
-                warn!(
-                    "{peer}: refused, all {} connection slots busy",
-                    self.options.max_clients
-                );
+                warn!("{peer}: refused, all {max} connection slots busy ({flag})");
                 continue;
             };
             // Small writes (replies, 20 ms periods) must not wait for Nagle + delayed ACK
@@ -342,20 +352,19 @@ impl Server {
             }
             debug!("{peer}: connected");
             self.accepted += 1;
-            let session = Box::new(PeerSession::with_arena(
-                vec![0; crate::conn::ARENA].into_boxed_slice(),
-                now,
-                self.entropy(),
-                &self.session_config,
-            ));
-            self.conns[index] = Some(Box::new(Conn::new(
-                socket,
-                peer,
-                Kind::Peer {
-                    session,
+            let kind = match &self.http {
+                Some(side) if http => side.connection(now),
+                _ => Kind::Peer {
+                    session: Box::new(PeerSession::with_arena(
+                        vec![0; crate::conn::ARENA].into_boxed_slice(),
+                        now,
+                        self.entropy(),
+                        &self.session_config,
+                    )),
                     role: Role::Idle,
                 },
-            )));
+            };
+            self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind)));
             self.reschedule(index);
         }
     }
@@ -665,12 +674,8 @@ impl Server {
 
     /// Handles readiness of the listener or a connection.
     fn handle_ready(&mut self, registry: &Registry, token: Token, now: Instant) {
-        if token.0 == self.token_base {
-            self.accept(registry, now);
-            return;
-        }
-        if self.is_http_listener(token) {
-            self.accept_http(registry, now);
+        if token.0 == self.token_base || self.is_http_listener(token) {
+            self.accept(registry, now, token.0 != self.token_base);
             return;
         }
         let Some(index) = token.0.checked_sub(self.token_base + 1) else {

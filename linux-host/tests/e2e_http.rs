@@ -12,12 +12,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::analysis::{analyze_tone, ToneParams};
-use common::check::FREQUENCY_TOLERANCE;
+use common::check::check_tone;
 use common::live::{ffmpeg_wav, Zerocast};
 use common::process::{self, Spawned};
 use common::wav::Wav;
-use common::{tools_available, HarnessError, TempDir};
+use common::{python, tools_available, HarnessError, TempDir};
 use zerocast_core::adts::AdtsHeader;
 
 /// Upper bound of every wait.
@@ -115,47 +114,16 @@ fn decode(file: &Path) -> Result<Wav, HarnessError> {
     Wav::read(&wav)
 }
 
-/// The tone of `hz` for about `secs` (at least `secs` − 0.5 s), no gap over `max_gap_ms`, no
-/// phase jump.
-fn check_tone(
-    wav: &Wav,
-    hz: f64,
-    secs: f64,
-    max_gap_ms: f64,
-    what: &str,
-) -> Result<(), HarnessError> {
-    let report = analyze_tone(wav, &ToneParams::default()).map_err(|e| HarnessError::Failed {
-        what: what.to_owned(),
-        detail: e.to_string(),
-    })?;
-    println!("{what}: {report}");
-    let mut problems = Vec::new();
-    if (report.frequency_hz - hz).abs() > FREQUENCY_TOLERANCE * hz {
-        problems.push(format!(
-            "frequency {:.1} Hz, expected {hz}",
-            report.frequency_hz
-        ));
-    }
-    if report.duration_s < secs - 0.5 {
-        problems.push(format!(
-            "only {:.2} s, expected {secs} s",
-            report.duration_s
-        ));
-    }
-    if report.longest_gap_ms > max_gap_ms {
-        problems.push(format!("gap of {:.1} ms", report.longest_gap_ms));
-    }
+/// The 440 Hz tone for at least `secs` − 0.5 s, no gap over 25 ms, no phase jump.
+fn check_heard(wav: &Wav, secs: f64, what: &str) -> Result<(), HarnessError> {
+    let report = check_tone(wav, 440.0, secs - 0.5, 25.0, what)?;
     if report.discontinuities > 0 {
-        problems.push(format!("{} phase jumps", report.discontinuities));
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(HarnessError::Failed {
+        return Err(HarnessError::Failed {
             what: what.to_owned(),
-            detail: problems.join("; "),
-        })
+            detail: format!("{} phase jumps", report.discontinuities),
+        });
     }
+    Ok(())
 }
 
 /// Waits for a bounded child and fails with its log unless it ended as curl's `--max-time`
@@ -168,32 +136,6 @@ fn finish(mut p: Spawned, what: &str) -> Result<(), HarnessError> {
     }
 }
 
-fn python(script: &str, input: &str) -> Result<String, HarnessError> {
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| HarnessError::io("python3", e))?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child
-        .wait_with_output()
-        .map_err(|e| HarnessError::io("python3", e))?;
-    if !out.status.success() {
-        return Err(HarnessError::Failed {
-            what: "python3".into(),
-            detail: format!("{}\n{input}", String::from_utf8_lossy(&out.stderr)),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 /// The players `/stat` lists for `live/NAME` (nclients), read with Python's XML parser.
 fn stat_nclients(base: &str, name: &str) -> Result<String, HarnessError> {
     let (_, xml) = get(&format!("{base}/stat"), None)?;
@@ -203,7 +145,7 @@ fn stat_nclients(base: &str, name: &str) -> Result<String, HarnessError> {
          s = [s for s in r.findall('server/application/live/stream') if s.findtext('name') == '{name}']\n\
          print(s[0].findtext('nclients') if s else 'none', sorted(c.findtext('flashver') for c in (s[0].findall('client') if s else [])))"
     );
-    python(&script, &xml)
+    Ok(python(&script, &xml)?.trim().to_owned())
 }
 
 /// The listeners `/metrics` counts for `live/NAME`, per protocol, read with prometheus_client.
@@ -219,7 +161,7 @@ fn metrics_listeners(base: &str, name: &str) -> Result<String, HarnessError> {
          \x20           n[s.labels['protocol']] = int(s.value)\n\
          print(sorted(n.items()))"
     );
-    python(&script, &text)
+    Ok(python(&script, &text)?.trim().to_owned())
 }
 
 #[test]
@@ -266,23 +208,19 @@ fn capture_is_heard_over_http_flv_and_fmp4_and_counted() -> Result<(), HarnessEr
         ] {
             finish(p, what)?;
         }
-        check_tone(
+        check_heard(
             &Wav::read(&dir.join("mp4.wav"))?,
-            440.0,
             LISTEN.as_secs_f64(),
-            25.0,
             "ffmpeg .mp4 (FLAC)",
         )?;
-        check_tone(
+        check_heard(
             &Wav::read(&dir.join("flv.wav"))?,
-            440.0,
             LISTEN.as_secs_f64(),
-            25.0,
             "ffmpeg .flv (PCM)",
         )?;
         finish(long, "curl .flv")?;
         // curl's file: the burst (1 s) and 9 s of live audio.
-        check_tone(&decode(&flv)?, 440.0, 9.0, 25.0, "curl .flv")?;
+        check_heard(&decode(&flv)?, 9.0, "curl .flv")?;
         z.stop_cleanly()
     })
 }
@@ -330,7 +268,7 @@ fn published_aac_and_mp3_play_as_icecast_mounts_flv_fmp4_and_hls() -> Result<(),
                 Wav::read(&out)?
             };
             // At least LISTEN − 0.5 s: curl gets the burst too, players stop after LISTEN.
-            check_tone(&wav, 440.0, LISTEN.as_secs_f64(), 25.0, &what)?;
+            check_heard(&wav, LISTEN.as_secs_f64(), &what)?;
         }
         z.stop_cleanly()
     })
@@ -482,7 +420,7 @@ fn icy_listener_sees_the_title_set_through_the_admin_url() -> Result<(), Harness
         );
         let file = dir.join("icy.aac");
         std::fs::write(&file, &audio[start..end]).unwrap();
-        check_tone(&decode(&file)?, 440.0, 1.0, 25.0, "ICY .aac audio")?;
+        check_heard(&decode(&file)?, 1.0, "ICY .aac audio")?;
         z.stop_cleanly()
     })
 }
@@ -520,7 +458,9 @@ fn chromium_plays_the_page_near_the_live_edge() -> Result<(), HarnessError> {
              print(len(polls), len(playing), round(playing[-1]['time'] - playing[0]['time'], 2) if playing else 0,\n\
              \x20     max(p['delay'] for p in late) if late else 'none', playing[-1]['info'] if playing else '')",
             &report,
-        )?;
+        )?
+        .trim()
+        .to_owned();
         println!("polls, playing polls, media seconds advanced, worst delay (s) in the second half, info: {summary}");
         let fields: Vec<&str> = summary.splitn(5, ' ').collect();
         let playing: usize = fields[1].parse().unwrap();

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use common::analysis::{analyze_tone, ToneParams};
 use common::wav::Wav;
-use common::{flv, tools_available, HarnessError, TempDir};
+use common::{flv, python, tools_available, HarnessError, TempDir};
 use zerocast::http::framer::{self, Framer};
 use zerocast::http::hls::Hls;
 use zerocast::http::route::Format;
@@ -292,33 +292,6 @@ fn snapshot() -> StatSnapshot {
         device_state: "missing",
         drift_ppm: Some(-12.5),
     }
-}
-
-fn python(script: &str, input: &str) -> Result<String, HarnessError> {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| HarnessError::io("python3", e))?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child
-        .wait_with_output()
-        .map_err(|e| HarnessError::io("python3", e))?;
-    if !out.status.success() {
-        return Err(HarnessError::Failed {
-            what: "python3 parser".into(),
-            detail: String::from_utf8_lossy(&out.stderr).into(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 #[test]

@@ -408,89 +408,56 @@ pub fn render_metrics(s: &StatSnapshot) -> String {
             );
         }
     }
-    family(
-        &mut o,
-        "zerocast_sent_bytes_total",
-        "counter",
-        "Bytes sent to listeners, per stream.",
+    // One sample per stream: (name, type, help, value).
+    type PerStream = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&StreamStat) -> f64,
     );
-    for st in &s.streams {
-        let _ = writeln!(
-            o,
-            "zerocast_sent_bytes_total{{{}}} {}",
-            stream_labels(st),
-            st.bytes_out
-        );
-    }
-    family(
-        &mut o,
-        "zerocast_received_bytes_total",
-        "counter",
-        "Bytes received from publishers, per stream.",
-    );
-    for st in &s.streams {
-        let _ = writeln!(
-            o,
-            "zerocast_received_bytes_total{{{}}} {}",
-            stream_labels(st),
-            st.bytes_in
-        );
-    }
-    family(
-        &mut o,
-        "zerocast_publishers",
-        "gauge",
-        "Whether the stream has a publisher (capture or RTMP).",
-    );
-    for st in &s.streams {
-        let _ = writeln!(
-            o,
-            "zerocast_publishers{{{}}} {}",
-            stream_labels(st),
-            u8::from(st.publisher.is_some())
-        );
-    }
-    family(
-        &mut o,
-        "zerocast_input_peak_dbfs",
-        "gauge",
-        "Input peak level over the last 100 ms.",
-    );
-    for st in &s.streams {
-        let _ = writeln!(
-            o,
-            "zerocast_input_peak_dbfs{{{}}} {}",
-            stream_labels(st),
-            sample(st.peak_dbfs)
-        );
-    }
-    family(
-        &mut o,
-        "zerocast_input_rms_dbfs",
-        "gauge",
-        "Input RMS level over the last 100 ms.",
-    );
-    for st in &s.streams {
-        let _ = writeln!(
-            o,
-            "zerocast_input_rms_dbfs{{{}}} {}",
-            stream_labels(st),
-            sample(st.rms_dbfs)
-        );
-    }
-    family(
-        &mut o,
-        "zerocast_silence_seconds",
-        "gauge",
-        "Seconds the input has been silent.",
-    );
-    for st in &s.streams {
-        let _ = writeln!(
-            o,
-            "zerocast_silence_seconds{{{}}} {}",
-            stream_labels(st),
-            sample(st.silence_s)
-        );
+    let per_stream: [PerStream; 6] = [
+        (
+            "zerocast_sent_bytes_total",
+            "counter",
+            "Bytes sent to listeners, per stream.",
+            |st| st.bytes_out as f64,
+        ),
+        (
+            "zerocast_received_bytes_total",
+            "counter",
+            "Bytes received from publishers, per stream.",
+            |st| st.bytes_in as f64,
+        ),
+        (
+            "zerocast_publishers",
+            "gauge",
+            "Whether the stream has a publisher (capture or RTMP).",
+            |st| f64::from(u8::from(st.publisher.is_some())),
+        ),
+        (
+            "zerocast_input_peak_dbfs",
+            "gauge",
+            "Input peak level over the last 100 ms.",
+            |st| st.peak_dbfs,
+        ),
+        (
+            "zerocast_input_rms_dbfs",
+            "gauge",
+            "Input RMS level over the last 100 ms.",
+            |st| st.rms_dbfs,
+        ),
+        (
+            "zerocast_silence_seconds",
+            "gauge",
+            "Seconds the input has been silent.",
+            |st| st.silence_s,
+        ),
+    ];
+    for (name, kind, help, value) in per_stream {
+        family(&mut o, name, kind, help);
+        for st in &s.streams {
+            let _ = writeln!(o, "{name}{{{}}} {}", stream_labels(st), sample(value(st)));
+        }
     }
     family(
         &mut o,

@@ -56,6 +56,21 @@ pub(super) struct HttpSide {
     silence: Option<SilenceDetector>,
 }
 
+impl HttpSide {
+    pub(super) fn listener(&self) -> &TcpListener {
+        &self.listener
+    }
+
+    pub(super) fn max_clients(&self) -> usize {
+        self.options.max_clients
+    }
+
+    /// A new connection's state.
+    pub(super) fn connection(&self, now: Instant) -> Kind {
+        Kind::Http(Box::new(HttpConn::new(now, &self.options.config)))
+    }
+}
+
 impl Server {
     /// Listens for HTTP on `addr` as well; returns the address bound. Call before the loop
     /// registers the server.
@@ -89,63 +104,6 @@ impl Server {
 
     pub(super) fn is_http_listener(&self, token: Token) -> bool {
         self.http.as_ref().is_some_and(|h| h.token == token)
-    }
-
-    pub(super) fn accept_http(&mut self, registry: &Registry, now: Instant) {
-        loop {
-            let Some(http) = self.http.as_mut() else {
-                return;
-            };
-            let (mut socket, peer) = match http.listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    warn!("HTTP accept failed: {e}");
-                    return;
-                }
-            };
-            let max = http.options.max_clients;
-            let config = http.options.config.clone();
-            let from_peer = self
-                .conns
-                .iter()
-                .flatten()
-                .filter(|c| c.peer.ip() == peer.ip())
-                .count();
-            if from_peer >= self.options.max_per_addr {
-                warn!("{peer}: HTTP refused, {from_peer} connections from this address (--max-per-addr)");
-                continue;
-            }
-            let http_conns = self
-                .conns
-                .iter()
-                .flatten()
-                .filter(|c| matches!(c.kind, Kind::Http(_)))
-                .count();
-            let free = self.conns.iter().position(Option::is_none);
-            let Some(index) = free.filter(|_| http_conns < max) else {
-                warn!("{peer}: HTTP refused, all {max} HTTP slots busy (--http-max-clients)");
-                continue;
-            };
-            let _ = socket.set_nodelay(true);
-            if let Err(e) = registry.register(
-                &mut socket,
-                self.token(index),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                warn!("{peer}: cannot register: {e}");
-                continue;
-            }
-            debug!("{peer}: HTTP connected");
-            self.accepted += 1;
-            let conn = HttpConn::new(now, &config);
-            self.conns[index] = Some(Box::new(Conn::new(
-                socket,
-                peer,
-                Kind::Http(Box::new(conn)),
-            )));
-            self.reschedule(index);
-        }
     }
 
     /// Feeds request bytes to an HTTP connection (taken out of the slab); starts a listener on

@@ -483,3 +483,142 @@ fn chromium_plays_the_page_near_the_live_edge() -> Result<(), HarnessError> {
         z.stop_cleanly()
     })
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Sends `request` on a new connection and returns the first line of the answer, or what
+/// ended the connection (refused connections are closed at once).
+fn first_line(host: &str, request: &[u8]) -> String {
+    let Ok(mut s) = TcpStream::connect(host) else {
+        return "connect failed".into();
+    };
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    if s.write_all(request).is_err() {
+        return "reset".into();
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                if answer.contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(_) => return "reset".into(),
+        }
+    }
+    if answer.is_empty() {
+        return "closed".into();
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn hostile_http_clients_leave_rtmp_players_untouched() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg"])? {
+        return Ok(());
+    }
+    TempDir::run("http-hostile", |dir| {
+        let (mut z, base) = zerocast(
+            &[
+                "--source",
+                "tone:440",
+                "--codec",
+                "pcm",
+                "--http-max-clients",
+                "8",
+                "--handshake-timeout-ms",
+                "2000",
+            ],
+            dir,
+        )?;
+        let host = base.strip_prefix("http://").unwrap().to_owned();
+        let pid = z.process.pid();
+        let wav = dir.join("rtmp.wav");
+        let mut player = ffmpeg_wav(&z.url, Duration::from_secs(8), &wav, &dir.join("rtmp.log"))?;
+        z.wait_log("play live/audio", LIMIT)?;
+        let rss_before = rss_kib(pid);
+        // Six listeners that never read: their sockets fill, the ring skips them ahead.
+        let mut slow = Vec::new();
+        for _ in 0..6 {
+            let mut s = TcpStream::connect(&host).map_err(|e| HarnessError::io("connect", e))?;
+            s.write_all(b"GET /live/audio.flv HTTP/1.1\r\n\r\n")
+                .unwrap();
+            slow.push(s);
+        }
+        // A head that never ends: closed at the header deadline.
+        let mut lingering =
+            TcpStream::connect(&host).map_err(|e| HarnessError::io("connect", e))?;
+        lingering
+            .write_all(b"GET /stat HTTP/1.1\r\nX-Slow: ")
+            .unwrap();
+        lingering.set_read_timeout(Some(LIMIT)).unwrap();
+        // A flood of malformed, oversized and excess requests.
+        let mut answers = std::collections::BTreeMap::<String, usize>::new();
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        for i in 0..150 {
+            let request: &[u8] = match i % 3 {
+                0 => b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+                1 => huge.as_bytes(),
+                _ => b"DELETE /live/audio.flv HTTP/1.1\r\n\r\n",
+            };
+            *answers.entry(first_line(&host, request)).or_default() += 1;
+        }
+        println!("flood answers: {answers:?}");
+        for status in [
+            "400 Bad Request",
+            "431 Request Header Fields Too Large",
+            "405 Method Not Allowed",
+        ] {
+            assert!(
+                answers.keys().any(|k| k.contains(status)),
+                "no {status} in {answers:?}"
+            );
+        }
+        let mut rest = Vec::new();
+        let n = lingering.read_to_end(&mut rest).unwrap_or(0);
+        assert_eq!(n, 0, "the unfinished head got an answer: {rest:?}");
+        z.wait_log("no complete request head in time", LIMIT)?;
+        // Past the limit of 8: with the slow six and two idle ones holding slots (for the 2 s
+        // their heads may take), a ninth is closed at once.
+        let _seventh = TcpStream::connect(&host).map_err(|e| HarnessError::io("connect", e))?;
+        let _eighth = TcpStream::connect(&host).map_err(|e| HarnessError::io("connect", e))?;
+        let ninth = first_line(&host, b"GET /stat HTTP/1.1\r\n\r\n");
+        // Closed unread: a FIN, or a reset when the request was already in its buffer.
+        assert!(
+            ninth == "closed" || ninth == "reset",
+            "a ninth HTTP connection was served: {ninth}"
+        );
+        z.wait_log("all 8 connection slots busy (--http-max-clients)", LIMIT)?;
+        let status = player.wait_timeout(LIMIT)?;
+        if !status.success() {
+            return Err(player.failed(format!("RTMP player exited with {status}")));
+        }
+        check_heard(&Wav::read(&wav)?, 8.0, "RTMP player during the HTTP flood")?;
+        let rss_after = rss_kib(pid);
+        println!("RSS {rss_before} KiB before, {rss_after} KiB after");
+        assert!(
+            rss_after < rss_before + 8 * 1024,
+            "memory grew from {rss_before} to {rss_after} KiB"
+        );
+        drop(slow);
+        z.stop_cleanly()
+    })
+}

@@ -18,7 +18,7 @@ use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refus
 use zerocast_core::time::Instant;
 
 use crate::broadcast::CaptureEncoder;
-use crate::capture::Sink;
+use crate::capture::{Sink, SourceState};
 use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
 use crate::event_loop::Service;
@@ -181,6 +181,8 @@ pub struct Server {
     http: Option<http::HttpSide>,
     /// Connections accepted since start, RTMP and HTTP.
     accepted: u64,
+    /// The capture's state and overruns, as the loop last reported them.
+    capture_status: Option<(SourceState, u64)>,
 }
 
 impl Server {
@@ -238,6 +240,7 @@ impl Server {
             epoch,
             http: None,
             accepted: 0,
+            capture_status: None,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -1185,6 +1188,10 @@ impl Service for Server {
     fn counters(&self) -> (usize, u64) {
         let stats = self.stats();
         (stats.listeners, stats.bytes_sent)
+    }
+
+    fn source_status(&mut self, state: SourceState, overruns: u64) {
+        self.capture_status = Some((state, overruns));
     }
 }
 

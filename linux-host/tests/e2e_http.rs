@@ -622,3 +622,86 @@ fn hostile_http_clients_leave_rtmp_players_untouched() -> Result<(), HarnessErro
         z.stop_cleanly()
     })
 }
+
+#[test]
+fn silence_is_reported_once_in_the_log_the_api_and_the_metrics() -> Result<(), HarnessError> {
+    use common::live::{make_fifo, open_fifo_writer};
+    use std::sync::mpsc;
+    if !tools_available(&["python3"])? {
+        return Ok(());
+    }
+    TempDir::run("http-silence", |dir| {
+        // 1 s of a 440 Hz tone, 3 s of digital silence, 2 s of tone, paced in 20 ms writes.
+        let rate = 44_100usize;
+        let mut pcm = Vec::new();
+        for n in 0..rate * 6 {
+            let sounding = !(rate..rate * 4).contains(&n);
+            let v = if sounding {
+                (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / rate as f64).sin())
+                    as i16
+            } else {
+                0
+            };
+            pcm.extend(v.to_le_bytes());
+            pcm.extend(v.to_le_bytes());
+        }
+        let fifo = make_fifo(&dir.join("stdin.fifo"))?;
+        let (go, wait_go) = mpsc::channel::<()>();
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || -> Result<(), HarnessError> {
+                let mut file = open_fifo_writer(&fifo, LIMIT)?;
+                let _ = wait_go.recv_timeout(LIMIT);
+                let start = Instant::now();
+                for (i, piece) in pcm.chunks(882 * 4).enumerate() {
+                    let due = start + Duration::from_millis(20 * i as u64);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    file.write_all(piece)
+                        .map_err(|e| HarnessError::io("write stdin", e))?;
+                }
+                Ok(())
+            })
+        };
+        let port = process::free_port()?;
+        let http = format!("127.0.0.1:{port}");
+        let args = [
+            "--source",
+            "stdin",
+            "--codec",
+            "pcm",
+            "--http",
+            &http,
+            "--silence-s",
+            "1",
+            "--silence-db",
+            "-50",
+        ];
+        let mut z = Zerocast::start(&args, &[], Some(&fifo), dir)?;
+        process::wait_for_port(port, LIMIT, &mut z.process)?;
+        go.send(()).ok();
+        let base = format!("http://{http}");
+        z.wait_log("the input has been silent for 1 s", LIMIT)?;
+        let api = |field: &str| -> Result<String, HarnessError> {
+            let (_, json) = get(&format!("{base}/api/v1/streams"), None)?;
+            let script = format!(
+                "import sys, json\ns = json.load(sys.stdin)['streams'][0]\nprint(s['{field}'])"
+            );
+            Ok(python(&script, &json)?.trim().to_owned())
+        };
+        assert_eq!(api("silent")?, "True");
+        let (_, metrics) = get(&format!("{base}/metrics"), None)?;
+        let silence: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("zerocast_silence_seconds{app=\"live\",name=\"audio\"} "))
+            .and_then(|v| v.parse().ok())
+            .expect("zerocast_silence_seconds");
+        assert!(silence >= 1.0, "{metrics}");
+        assert!(metrics.contains("zerocast_input_peak_dbfs{app=\"live\",name=\"audio\"} -Inf"));
+        z.wait_log("sound is back after 3 s of silence", LIMIT)?;
+        assert_eq!(api("silent")?, "False");
+        writer.join().unwrap()?;
+        assert_eq!(z.log_count("has been silent"), 1);
+        assert_eq!(z.log_count("sound is back"), 1);
+        Ok(())
+    })
+}

@@ -286,7 +286,7 @@ fn snapshot() -> StatSnapshot {
             stream: "live/audio".into(),
             target: "rtmp://big.example/live/audio".into(),
             up: true,
-            reconnects: 2,
+            failures: 2,
         }],
         overruns: 3,
         device_state: "missing",

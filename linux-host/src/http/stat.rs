@@ -131,8 +131,8 @@ pub struct RelayStat {
     pub target: String,
     /// Publishing upstream now.
     pub up: bool,
-    /// Reconnects since start.
-    pub reconnects: u64,
+    /// Failed connection attempts since it was last healthy (its backoff step).
+    pub failures: u64,
 }
 
 /// Escapes text for XML content.
@@ -476,17 +476,17 @@ pub fn render_metrics(s: &StatSnapshot) -> String {
     }
     family(
         &mut o,
-        "zerocast_relay_reconnects_total",
-        "counter",
-        "Push relay reconnects.",
+        "zerocast_relay_failures",
+        "gauge",
+        "Failed connection attempts since the push relay was last healthy.",
     );
     for r in &s.relays {
         let _ = writeln!(
             o,
-            "zerocast_relay_reconnects_total{{stream=\"{}\",target=\"{}\"}} {}",
+            "zerocast_relay_failures{{stream=\"{}\",target=\"{}\"}} {}",
             label(&r.stream),
             label(&r.target),
-            r.reconnects
+            r.failures
         );
     }
     family(

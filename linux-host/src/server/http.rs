@@ -12,11 +12,12 @@ use zerocast_core::flv::SoundFormat;
 use zerocast_core::time::Instant;
 
 use super::Server;
+use crate::capture::SourceState;
 use crate::conn::{Close, Conn, Kind, Role};
 use crate::http::framer::mse_type;
 use crate::http::listener::HttpConn;
 use crate::http::route::{Format, Mount};
-use crate::http::stat::{ClientStat, Protocol, PublisherStat, StatSnapshot, StreamStat};
+use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::{HttpConfig, MountInfo, Received, Site};
 use crate::hub::{Hub, StreamId};
 use crate::silence::{SilenceDetector, SilenceEvent};
@@ -126,6 +127,8 @@ impl Server {
         let now = self.core_time(std::time::Instant::now());
         let report = Report {
             conns: &self.conns,
+            relays: &self.relays,
+            capture_status: self.capture_status,
             capture: self.capture.as_ref().map(|(id, _)| *id),
             side: Some(side),
             accepted: self.accepted,
@@ -209,6 +212,8 @@ impl Server {
     pub fn snapshot(&self) -> StatSnapshot {
         Report {
             conns: &self.conns,
+            relays: &self.relays,
+            capture_status: self.capture_status,
             capture: self.capture.as_ref().map(|(id, _)| *id),
             side: self.http.as_ref(),
             accepted: self.accepted,
@@ -221,6 +226,8 @@ impl Server {
 /// What the reports are made of, besides the stream table.
 struct Report<'a> {
     conns: &'a [Option<Box<Conn>>],
+    relays: &'a [crate::relay::Relay],
+    capture_status: Option<(SourceState, u64)>,
     capture: Option<StreamId>,
     side: Option<&'a HttpSide>,
     accepted: u64,
@@ -345,12 +352,24 @@ impl Report<'_> {
             uptime_s: now.as_millis() / 1000,
             accepted: self.accepted,
             streams,
-            relays: Vec::new(),
-            overruns: 0,
-            device_state: if capture_id.is_some() {
-                "running"
-            } else {
-                "none"
+            relays: self
+                .relays
+                .iter()
+                .map(|r| {
+                    let (up, failures) = r.status();
+                    RelayStat {
+                        stream: format!("{}/{}", r.app, r.name),
+                        target: crate::relay::Shown(&r.target).to_string(),
+                        up,
+                        failures: u64::from(failures),
+                    }
+                })
+                .collect(),
+            overruns: self.capture_status.map_or(0, |(_, n)| n),
+            device_state: match (capture_id, self.capture_status) {
+                (None, _) => "none",
+                (Some(_), Some((SourceState::Silence, _))) => "missing",
+                (Some(_), _) => "running",
             },
             drift_ppm: None,
         }

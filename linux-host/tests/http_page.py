@@ -73,6 +73,8 @@ PROBE = """JSON.stringify([...document.querySelectorAll('.player')].map(p => ({
   state: p.dataset.state || null,
   delay: p.dataset.delay === undefined ? null : Number(p.dataset.delay),
   time: p.querySelector('audio').currentTime,
+  startup_ms: p.dataset.startupMs === undefined ? null : Number(p.dataset.startupMs),
+  src: p.querySelector('audio').currentSrc,
   info: p.querySelector('span').textContent,
 })))"""
 

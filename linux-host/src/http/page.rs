@@ -11,7 +11,9 @@
 //! 3 % faster while more than 0.35 s is buffered, and jumps forward past 0.7 s. It shows that
 //! buffered time as its delay behind the live edge (the server adds at most one fragment,
 //! `framer::FRAGMENT_MS`), and publishes it on the player element as `data-delay` (seconds) with
-//! `data-state` (`playing`, `waiting`, `stalled`) for tests.
+//! `data-state` (`playing`, `waiting`, `stalled`) for tests, and the time from pressing play to
+//! the first sound as `data-startup-ms`. `/?autoplay` starts every player at once (where the
+//! browser allows it); `/?nomse` forces the `<audio src>` fallback.
 
 /// The page.
 pub const HTML: &str = include_str!("page.html");

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::check::check_tone;
 use common::live::{ffmpeg_wav, Zerocast};
+use common::players::{play_url, Player};
 use common::process::{self, Spawned};
 use common::wav::Wav;
 use common::{python, tools_available, HarnessError, TempDir};
@@ -58,6 +59,15 @@ fn publish(
         &url,
     ];
     process::spawn("ffmpeg", &args, &[], &log)
+}
+
+/// Waits until `base` serves `path` (a stream's mounts exist from its first audio on).
+fn wait_mount(base: &str, path: &str) -> Result<(), HarnessError> {
+    let host = base.strip_prefix("http://").unwrap();
+    let head = format!("HEAD {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    process::wait_until(&format!("{base}{path}"), LIMIT, || {
+        Ok(first_line(host, head.as_bytes()).starts_with("HTTP/1.1 200"))
+    })
 }
 
 /// GET `url` over plain TCP (no client library): status code and body.
@@ -235,7 +245,7 @@ fn published_aac_and_mp3_play_as_icecast_mounts_flv_fmp4_and_hls() -> Result<(),
         let _aac = publish(&z, "radio", "aac", 440, dir)?;
         // The MP3 rendition of the same stream, as `--codec aac,mp3` names it.
         let _mp3 = publish(&z, "radio_mp3", "libmp3lame", 440, dir)?;
-        z.wait_log("publish live/radio_mp3", LIMIT)?;
+        wait_mount(&base, "/live/radio.mp3")?;
         // HLS needs segments: wait for a playlist listing three.
         process::wait_until("an HLS playlist of 3 segments", LIMIT, || {
             let (code, body) = get(&format!("{base}/live/radio.m3u8"), None)?;
@@ -528,8 +538,8 @@ fn chromium_plays_aac_by_mse_and_mp3_by_audio_src() -> Result<(), HarnessError> 
         let (mut z, base) = zerocast(&["--source", "none"], dir)?;
         let _aac = publish(&z, "radio", "aac", 440, dir)?;
         let _mp3 = publish(&z, "music", "libmp3lame", 440, dir)?;
-        z.wait_log("publish live/music", LIMIT)?;
-        z.wait_log("publish live/radio", LIMIT)?;
+        wait_mount(&base, "/live/music.mp3")?;
+        wait_mount(&base, "/live/radio.mp4")?;
         let shot = dir.join("page-codecs.png");
         let players = play_page(&base, "autoplay", 8, &shot, dir)?;
         assert_eq!(players.len(), 2, "{players:?}");
@@ -775,5 +785,27 @@ fn silence_is_reported_once_in_the_log_the_api_and_the_metrics() -> Result<(), H
         assert_eq!(z.log_count("has been silent"), 1);
         assert_eq!(z.log_count("sound is back"), 1);
         Ok(())
+    })
+}
+
+#[test]
+fn vlc_plays_the_mp3_mount() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "cvlc", "runuser"])? {
+        return Ok(());
+    }
+    TempDir::run("http-vlc", |dir| {
+        let (mut z, base) = zerocast(&["--source", "none"], dir)?;
+        let _mp3 = publish(&z, "music", "libmp3lame", 440, dir)?;
+        wait_mount(&base, "/live/music.mp3")?;
+        let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+        let url = format!("{base}/live/music.mp3");
+        let recording = play_url(Player::Vlc, &url, port, LISTEN, dir)?
+            .expect("the tools were there a moment ago");
+        check_heard(
+            &Wav::read(&recording.wav)?,
+            LISTEN.as_secs_f64(),
+            "VLC .mp3",
+        )?;
+        z.stop_cleanly()
     })
 }

@@ -124,7 +124,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
     .map_err(|e| listen_error(settings.listen, &e))?;
     if let Some(addr) = settings.http.listen {
         let bound = server
-            .listen_http(addr, http_options(settings))
+            .listen_http(addr, server::HttpOptions::from_settings(settings))
             .map_err(|e| listen_error(addr, &e))?;
         log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)");
     }
@@ -148,49 +148,6 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         .run()
         .map_err(loop_error)
 }
-
-/// The HTTP side's part of the settings.
-fn http_options(settings: &Settings) -> server::HttpOptions {
-    let http = &settings.http;
-    server::HttpOptions {
-        config: http::HttpConfig {
-            name: http.title.clone().unwrap_or_else(|| "zerocast".to_owned()),
-            admin_password: http.admin_password.clone(),
-            header_timeout_ms: u64::from(settings.handshake_timeout_ms),
-        },
-        max_clients: http.max_clients as usize,
-        burst_ms: std::env::var(HTTP_BURST_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(HTTP_BURST_MS),
-        mp4_burst_ms: MP4_BURST_MS,
-        title: http.title.clone(),
-        bitrate_kbps: settings.bitrate_kbps,
-        silence_db: f64::from(http.silence_db),
-        silence_s: f64::from(http.silence_s),
-        capture_format: (settings.source != SourceSpec::None)
-            .then_some((settings.rate, settings.channels)),
-        source: settings.source.to_string(),
-    }
-}
-
-/// Audio a new listener of `.mp3`, `.aac` or `.flv` is sent at once. Chromium's `<audio>`
-/// starts an endless MP3 (128 kbit/s) once it holds about 2.1 s of it; measured time from
-/// `play()` to `playing` in headless Chromium 156 (two runs each, `ZEROCAST_HTTP_BURST_MS`):
-///
-/// | burst (ms) | 0 | 250 | 500 | 1000 | 1500 | 1750 | 2000 | 3000 |
-/// |---|---|---|---|---|---|---|---|---|
-/// | start (ms) | 2083, 2076 | 1856, 1857 | 1662, 1605 | 1098, 1088 | 562, 648 | 423, 325 | 195, 133 | 121, 227 |
-///
-/// Such a player ends up about 2 s behind live either way (it waits for that much without a
-/// burst), so a 2 s burst makes it start at once at no cost in delay. (Icecast sends 64 KiB,
-/// about 4 s at 128 kbit/s.) A format ring holds less than 2 s of PCM: its listeners get what
-/// the ring has.
-pub const HTTP_BURST_MS: u64 = 2000;
-/// Environment variable overriding [`HTTP_BURST_MS`] (for measuring what the burst buys).
-pub const HTTP_BURST_ENV: &str = "ZEROCAST_HTTP_BURST_MS";
-/// The same for `.mp4`: the page's player keeps itself near the live edge.
-pub const MP4_BURST_MS: u64 = 300;
 
 /// What a user can do about a listen error.
 fn listen_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {

@@ -1046,6 +1046,10 @@ impl Server {
             ("max_clients", old.max_clients != new.max_clients),
             ("max_streams", old.max_streams != new.max_streams),
             ("http.listen", old.http.listen != new.http.listen),
+            (
+                "http.max_clients",
+                old.http.max_clients != new.http.max_clients,
+            ),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -1089,6 +1093,7 @@ impl Server {
         // Recording changes apply to streams created from now on.
         self.hub.recording = options.recording.clone();
         self.options = options;
+        self.reload_http(&new);
         self.settings = new;
         self.add_relays(now);
         self.connect_relays(registry, now);

@@ -13,12 +13,15 @@ use zerocast_core::time::Instant;
 
 use super::Server;
 use crate::capture::SourceState;
+use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Kind, Role};
 use crate::http::framer::mse_type;
 use crate::http::listener::HttpConn;
 use crate::http::route::{Format, Mount};
 use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
-use crate::http::{HttpConfig, MountInfo, Received, Site};
+use crate::http::{
+    HttpConfig, MountInfo, Received, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
+};
 use crate::hub::{Hub, StreamId};
 use crate::silence::{SilenceDetector, SilenceEvent};
 use crate::stream::Publisher;
@@ -47,6 +50,33 @@ pub struct HttpOptions {
     pub capture_format: Option<(u32, u8)>,
     /// The capture source, as shown in the reports.
     pub source: String,
+}
+
+impl HttpOptions {
+    /// The HTTP side's part of the settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let http = &settings.http;
+        Self {
+            config: HttpConfig {
+                name: http.title.clone().unwrap_or_else(|| "zerocast".to_owned()),
+                admin_password: http.admin_password.clone(),
+                header_timeout_ms: u64::from(settings.handshake_timeout_ms),
+            },
+            max_clients: http.max_clients as usize,
+            burst_ms: std::env::var(HTTP_BURST_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(HTTP_BURST_MS),
+            mp4_burst_ms: MP4_BURST_MS,
+            title: http.title.clone(),
+            bitrate_kbps: settings.bitrate_kbps,
+            silence_db: f64::from(http.silence_db),
+            silence_s: f64::from(http.silence_s),
+            capture_format: (settings.source != SourceSpec::None)
+                .then_some((settings.rate, settings.channels)),
+            source: settings.source.to_string(),
+        }
+    }
 }
 
 /// The HTTP listener and what the server keeps for it.
@@ -94,6 +124,24 @@ impl Server {
             silence,
         });
         Ok(bound)
+    }
+
+    /// SIGHUP: the title, the admin password and the silence thresholds take the reloaded
+    /// settings' values; the listener and its connection limit stay (they take a restart).
+    pub(super) fn reload_http(&mut self, settings: &Settings) {
+        let Some(side) = self.http.as_mut() else {
+            return;
+        };
+        let new = HttpOptions {
+            max_clients: side.options.max_clients,
+            ..HttpOptions::from_settings(settings)
+        };
+        if (new.silence_db, new.silence_s) != (side.options.silence_db, side.options.silence_s) {
+            side.silence = new
+                .capture_format
+                .map(|(rate, _)| SilenceDetector::new(new.silence_db, new.silence_s, rate));
+        }
+        side.options = new;
     }
 
     pub(super) fn register_http(&mut self, registry: &Registry) -> io::Result<()> {

@@ -38,8 +38,10 @@ pub struct HttpOptions {
     pub burst_ms: u64,
     /// The same for `.mp4` (the page's MSE player, which keeps itself near the live edge).
     pub mp4_burst_ms: u64,
-    /// The first title of every stream.
+    /// The first title of every stream (`http.title`).
     pub title: Option<String>,
+    /// Streams' own first titles (`[[stream]] title`), by `(app, name)`.
+    pub stream_titles: Vec<(String, String, String)>,
     /// `icy-br` of AAC and MP3 mounts.
     pub bitrate_kbps: u32,
     /// Silence threshold (dBFS) and hold time (s) for the capture's input.
@@ -69,6 +71,14 @@ impl HttpOptions {
                 .unwrap_or(HTTP_BURST_MS),
             mp4_burst_ms: MP4_BURST_MS,
             title: http.title.clone(),
+            stream_titles: settings
+                .streams
+                .iter()
+                .filter_map(|s| {
+                    let t = s.title.clone()?;
+                    Some((s.name.app.clone(), s.name.name.clone(), t))
+                })
+                .collect(),
             bitrate_kbps: settings.bitrate_kbps,
             silence_db: f64::from(http.silence_db),
             silence_s: f64::from(http.silence_s),
@@ -76,6 +86,33 @@ impl HttpOptions {
                 .then_some((settings.rate, settings.channels)),
             source: settings.source.to_string(),
         }
+    }
+}
+
+impl HttpOptions {
+    /// The title of `app/name` until the admin URL sets one: its `[[stream]]` title (also for
+    /// its renditions `NAME_CODEC`), else `http.title`, else none.
+    fn first_title(&self, app: &str, name: &str) -> String {
+        self.stream_titles
+            .iter()
+            .find(|(a, n, _)| {
+                a == app
+                    && (n == name
+                        || name
+                            .strip_prefix(n.as_str())
+                            .is_some_and(|r| r.starts_with('_')))
+            })
+            .map(|(_, _, t)| t.clone())
+            .or_else(|| self.title.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The title `stream` shows: the one set at run time, else its first one.
+fn title_of(stream: &crate::stream::Stream, options: Option<&HttpOptions>) -> String {
+    match (stream.title(), options) {
+        ("", Some(o)) => o.first_title(stream.app(), stream.name()),
+        (title, _) => title.to_owned(),
     }
 }
 
@@ -289,7 +326,6 @@ impl Report<'_> {
         let silence = self.side.and_then(|h| h.silence.as_ref());
         let options = self.side.map(|h| &h.options);
         let source = options.map_or(String::new(), |o| o.source.clone());
-        let default_title = options.and_then(|o| o.title.clone()).unwrap_or_default();
         let bitrate = options.map_or(0, |o| o.bitrate_kbps);
         let streams = hub
             .iter()
@@ -386,11 +422,7 @@ impl Report<'_> {
                     rms_dbfs: rms,
                     silence_s: level.map_or(0.0, SilenceDetector::silent_seconds),
                     silent: level.is_some_and(SilenceDetector::is_silent),
-                    title: if s.title().is_empty() {
-                        default_title.clone()
-                    } else {
-                        s.title().to_owned()
-                    },
+                    title: title_of(s, options),
                     formats: s.http().map_or(Vec::new(), |h| h.formats().to_vec()),
                     mse_type: codec.and_then(mse_type),
                 }
@@ -460,18 +492,6 @@ struct HubSite<'a> {
     report: Report<'a>,
 }
 
-impl HubSite<'_> {
-    fn title_of(&self, stream: &crate::stream::Stream) -> String {
-        match (
-            stream.title(),
-            self.report.side.and_then(|h| h.options.title.as_ref()),
-        ) {
-            ("", Some(default)) => default.clone(),
-            (title, _) => title.to_owned(),
-        }
-    }
-}
-
 impl Site for HubSite<'_> {
     fn snapshot(&self) -> StatSnapshot {
         self.report.snapshot(self.hub)
@@ -487,7 +507,7 @@ impl Site for HubSite<'_> {
                 }
                 _ => 0,
             },
-            title: self.title_of(stream),
+            title: title_of(stream, self.report.side.map(|h| &h.options)),
             sticky: rendition.sticky().to_vec(),
         })
     }
@@ -526,5 +546,23 @@ impl Site for HubSite<'_> {
             info!("title of {}/{}: {title}", mount.app, mount.name);
         }
         found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_titles_come_from_the_stream_then_http_title() {
+        let settings = crate::config::Settings::default();
+        let mut options = HttpOptions::from_settings(&settings);
+        assert_eq!(options.first_title("live", "audio"), "");
+        options.title = Some("Station".into());
+        options.stream_titles = vec![("live".into(), "audio".into(), "Morning".into())];
+        assert_eq!(options.first_title("live", "audio"), "Morning");
+        assert_eq!(options.first_title("live", "audio_mp3"), "Morning");
+        assert_eq!(options.first_title("live", "audiobook"), "Station");
+        assert_eq!(options.first_title("other", "audio"), "Station");
     }
 }

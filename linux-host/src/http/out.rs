@@ -148,3 +148,38 @@ impl HttpOut {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocast_core::flv::SoundRate;
+
+    /// What a stream's HTTP side costs, for docs/architecture.md.
+    #[test]
+    fn memory_of_the_renditions_is_printed() {
+        for codec in [SoundFormat::Aac, SoundFormat::Mp3, SoundFormat::PcmLe] {
+            let header = AudioTagHeader {
+                format: codec,
+                rate: SoundRate::Khz44,
+                sixteen_bit: true,
+                stereo: true,
+            };
+            let out = HttpOut::new(header, Some(&[0x12, 0x10]));
+            let rings = out.renditions.len() * std::mem::size_of::<HttpRing>();
+            println!(
+                "{}: {} rings, {rings} bytes{}",
+                codec.name(),
+                out.renditions.len(),
+                if out.hls().is_some() {
+                    format!(" + HLS up to {} KiB", super::super::hls::SEGMENTS * 256)
+                } else {
+                    String::new()
+                }
+            );
+            assert_eq!(
+                out.formats().len(),
+                out.renditions.len() + usize::from(out.hls().is_some())
+            );
+        }
+    }
+}

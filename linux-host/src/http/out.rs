@@ -181,5 +181,9 @@ mod tests {
                 out.renditions.len() + usize::from(out.hls().is_some())
             );
         }
+        println!(
+            "HTTP listener state beside the socket: {} bytes (HttpConn) + its tail",
+            std::mem::size_of::<crate::http::listener::HttpConn>()
+        );
     }
 }

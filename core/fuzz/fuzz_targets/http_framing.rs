@@ -25,7 +25,10 @@ fn boxes_tile(bytes: &[u8]) {
     let mut at = 0;
     while at < bytes.len() {
         let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        assert!(size >= 8 && at + size <= bytes.len(), "box at {at} of size {size}");
+        assert!(
+            size >= 8 && at + size <= bytes.len(),
+            "box at {at} of size {size}"
+        );
         at += size;
     }
 }
@@ -92,7 +95,12 @@ fn mp4(rng: &mut Rng, data: &[u8]) {
         rest = tail;
     }
     let mut out = vec![0u8; mp4::fragment_len(&samples)];
-    match mp4::emit_fragment(rng.next_u32(), u64::from(rng.next_u32()) << 20, &samples, &mut out) {
+    match mp4::emit_fragment(
+        rng.next_u32(),
+        u64::from(rng.next_u32()) << 20,
+        &samples,
+        &mut out,
+    ) {
         Ok(n) => {
             assert_eq!(n, out.len());
             boxes_tile(&out);
@@ -107,7 +115,9 @@ fn icy_title(data: &[u8]) {
     let n = icy::emit_title(&title, &mut out).unwrap();
     assert_eq!(n, icy::block_len(&title));
     assert_eq!(n, 1 + 16 * usize::from(out[0]));
-    let text = std::str::from_utf8(&out[1..n]).unwrap().trim_end_matches('\0');
+    let text = std::str::from_utf8(&out[1..n])
+        .unwrap()
+        .trim_end_matches('\0');
     let inner = text
         .strip_prefix("StreamTitle='")
         .and_then(|t| t.strip_suffix("';"))

@@ -135,6 +135,8 @@ pub struct Stream {
     messages: u64,
     /// The recording of this stream, if one is configured.
     recorder: Option<Recorder>,
+    /// Whether the server has an HTTP listener: only then are renditions made.
+    http_enabled: bool,
     /// The HTTP renditions, made at the first audio (their formats depend on the codec).
     http: Option<Box<HttpOut>>,
     /// The title HTTP listeners see, and how often it changed.
@@ -159,10 +161,16 @@ impl Stream {
             readers: Vec::new(),
             messages: 0,
             recorder: None,
+            http_enabled: false,
             http: None,
             title: String::new(),
             title_generation: 0,
         }
+    }
+
+    /// Makes HTTP renditions from the next audio on (the server listens for HTTP).
+    pub fn enable_http(&mut self) {
+        self.http_enabled = true;
     }
 
     /// The HTTP renditions, once the stream has audio.
@@ -191,6 +199,9 @@ impl Stream {
     /// Feeds one audio message at stream time `time` to the HTTP renditions, making them at
     /// the first audio and again when the codec changes (another publisher).
     fn feed_http(&mut self, time: u64, body: &[u8]) {
+        if !self.http_enabled {
+            return;
+        }
         let Some(header) = body
             .first()
             .and_then(|b| AudioTagHeader::from_byte(*b).ok())

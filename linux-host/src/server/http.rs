@@ -149,6 +149,7 @@ impl Server {
     ) -> io::Result<SocketAddr> {
         let listener = TcpListener::bind(addr)?;
         let bound = listener.local_addr()?;
+        self.hub.enable_http();
         let slots = self.conns.len() + options.max_clients;
         self.conns.resize_with(slots, || None);
         let silence = options

@@ -121,11 +121,6 @@ impl Framer {
         framer
     }
 
-    /// The format this framer produces.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// The bytes a listener gets first, before the ring's (may be empty).
     pub fn sticky(&self) -> &[u8] {
         &self.sticky

@@ -511,7 +511,8 @@ fn chromium_plays_the_page_near_the_live_edge() -> Result<(), HarnessError> {
     }
     TempDir::run("http-page", |dir| {
         let (mut z, base) = zerocast(&["--source", "tone:440", "--codec", "pcm"], dir)?;
-        let shot = std::env::temp_dir().join("zerocast-page.png");
+        // Kept as an artifact of the run: target/tmp/zerocast-page.png.
+        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("zerocast-page.png");
         let players = play_page(&base, "autoplay", 8, &shot, dir)?;
         let [p] = &players[..] else {
             panic!("one stream, one player: {players:?}");

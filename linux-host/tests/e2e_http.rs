@@ -810,3 +810,29 @@ fn vlc_plays_the_mp3_mount() -> Result<(), HarnessError> {
         z.stop_cleanly()
     })
 }
+
+#[test]
+fn http_listeners_follow_the_play_rules() -> Result<(), HarnessError> {
+    TempDir::run("http-access", |dir| {
+        let (mut z, base) = zerocast(
+            &["--source", "tone:440", "--codec", "pcm", "--play-key", "k"],
+            dir,
+        )?;
+        let host = base.strip_prefix("http://").unwrap();
+        // With the key, once the stream's first audio made its formats.
+        let keyed = b"HEAD /live/audio.mp4?key=k HTTP/1.1\r\n\r\n";
+        process::wait_until("the keyed .mp4 mount", LIMIT, || {
+            Ok(first_line(host, keyed) == "HTTP/1.1 200 OK")
+        })?;
+        for (path, status) in [
+            ("/live/audio.flv", "HTTP/1.1 403 Forbidden"),
+            ("/live/audio.flv?key=wrong", "HTTP/1.1 403 Forbidden"),
+            ("/live/audio.mp4?key=k", "HTTP/1.1 200 OK"),
+            ("/stat", "HTTP/1.1 200 OK"),
+        ] {
+            let line = first_line(host, format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes());
+            assert_eq!(line, status, "{path}");
+        }
+        z.stop_cleanly()
+    })
+}

@@ -89,6 +89,9 @@ pub trait Site {
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>>;
     /// Sets the title of the stream of `mount` (every format of it); false if there is none.
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool;
+    /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
+    /// play key as `?key=` in `query`).
+    fn may_play(&self, app: &str, name: &str, query: &str) -> bool;
 }
 
 /// What to do with a request.
@@ -168,6 +171,11 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
             } else {
                 error("404 Not Found", "no such mount")
             }
+        }
+        Route::Segment { app, name, .. } | Route::Stream(Mount { app, name, .. })
+            if !site.may_play(&app, &name, &req.query) =>
+        {
+            error("403 Forbidden", "not allowed to play this stream")
         }
         Route::Segment {
             app,

@@ -63,6 +63,10 @@ impl Site for FakeSite {
         (sequence == 7).then(|| b"ID3segment".to_vec())
     }
 
+    fn may_play(&self, _app: &str, name: &str, query: &str) -> bool {
+        name != "private" || query == "key=k"
+    }
+
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
         let found = mount.app == "live" && mount.name == "audio";
         if found {
@@ -306,4 +310,25 @@ fn base64_and_basic_auth() {
         Some("Bearer YWRtaW46aGFja21l"),
         "hackme"
     ));
+}
+
+#[test]
+fn streams_follow_the_play_rules() {
+    let mut site = FakeSite::new();
+    for (line, status) in [
+        ("GET /live/private.aac", "403 Forbidden"),
+        ("GET /live/private.m3u8", "403 Forbidden"),
+        ("GET /live/private/7.aac", "403 Forbidden"),
+        ("GET /live/private.aac?key=k", "404 Not Found"),
+    ] {
+        let (_, out) = exchange(
+            format!("{line} HTTP/1.1\r\n\r\n").as_bytes(),
+            &mut site,
+            b"",
+        );
+        assert!(
+            out.starts_with(format!("HTTP/1.1 {status}").as_bytes()),
+            "{line}"
+        );
+    }
 }

@@ -223,6 +223,8 @@ impl Server {
         let mut site = HubSite {
             hub: &mut self.hub,
             report,
+            access: &self.options.access,
+            peer: peer.ip(),
         };
         let received = http.client.receive(input, &mut site, &config);
         match received {
@@ -491,6 +493,8 @@ fn find_mount(hub: &Hub, mount: &Mount) -> Option<StreamId> {
 struct HubSite<'a> {
     hub: &'a mut Hub,
     report: Report<'a>,
+    access: &'a crate::hub::Access,
+    peer: std::net::IpAddr,
 }
 
 impl Site for HubSite<'_> {
@@ -531,6 +535,20 @@ impl Site for HubSite<'_> {
         };
         let stream = self.hub.get(find_mount(self.hub, &mount)?)?;
         Some(stream.http()?.hls()?.segment(sequence)?.bytes.clone())
+    }
+
+    fn may_play(&self, app: &str, name: &str, query: &str) -> bool {
+        let name = if query.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}?{query}")
+        };
+        let request = crate::hub::Request {
+            peer: self.peer,
+            app,
+            name: &name,
+        };
+        self.access.may_play(&request).is_ok()
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {

@@ -13,7 +13,8 @@
 //! `framer::FRAGMENT_MS`), and publishes it on the player element as `data-delay` (seconds) with
 //! `data-state` (`playing`, `waiting`, `stalled`) for tests, and the time from pressing play to
 //! the first sound as `data-startup-ms`. `/?autoplay` starts every player at once (where the
-//! browser allows it); `/?nomse` forces the `<audio src>` fallback.
+//! browser allows it); `/?nomse` forces the `<audio src>` fallback; `/?key=KEY` passes a play
+//! key on to the streams.
 
 /// The page.
 pub const HTML: &str = include_str!("page.html");

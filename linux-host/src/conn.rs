@@ -195,11 +195,17 @@ pub struct Conn {
     pub scheduled: Option<Instant>,
     /// The peer's skipped video has been logged (once per connection).
     pub skip_logged: bool,
+    /// When it was opened (for the reports).
+    pub opened: Instant,
+    /// Bytes written to the socket.
+    pub bytes_sent: u64,
+    /// Bytes read from the socket.
+    pub bytes_received: u64,
 }
 
 impl Conn {
-    /// A connection of `kind` on `socket`.
-    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind) -> Self {
+    /// A connection of `kind` on `socket`, opened at `now`.
+    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind, now: Instant) -> Self {
         Self {
             socket,
             peer,
@@ -211,6 +217,9 @@ impl Conn {
             close_after_flush: false,
             scheduled: None,
             skip_logged: false,
+            opened: now,
+            bytes_sent: 0,
+            bytes_received: 0,
         }
     }
 
@@ -232,6 +241,7 @@ impl Conn {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
                     self.rx_len += n;
+                    self.bytes_received += n as u64;
                     self.consume(&mut handle)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -299,13 +309,16 @@ impl Conn {
     /// round, until everything is out or the socket is full.
     pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
         if let Kind::Http(http) = &mut self.kind {
-            return http.flush(
+            let before = counters.bytes_sent;
+            let result = http.flush(
                 &mut self.socket,
                 now,
                 hub,
                 counters,
                 &mut self.blocked_since,
             );
+            self.bytes_sent += counters.bytes_sent - before;
+            return result;
         }
         loop {
             let tx_pending = !transmit(&self.kind).is_empty();
@@ -341,6 +354,7 @@ impl Conn {
                 return Ok(());
             };
             counters.bytes_sent += n as u64;
+            self.bytes_sent += n as u64;
             let from_tail = n.min(tail_len);
             if let Some(e) = self.egress.as_mut() {
                 e.tail_sent += from_tail;

@@ -367,7 +367,7 @@ impl Server {
                     role: Role::Idle,
                 },
             };
-            self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind)));
+            self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));
             self.reschedule(index);
         }
     }
@@ -962,6 +962,7 @@ impl Server {
                 relay: r,
                 stream,
             },
+            now,
         )));
         self.relays[r].conn = Some(index);
         self.relays[r].retry_at = None;

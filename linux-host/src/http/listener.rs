@@ -36,10 +36,6 @@ pub struct HttpConn {
     pub client: Client,
     /// Its reader, once it listens to a stream.
     pub reader: Option<Reader>,
-    /// When it connected.
-    pub opened: Instant,
-    /// Bytes written to it.
-    pub bytes: u64,
 }
 
 impl HttpConn {
@@ -48,8 +44,6 @@ impl HttpConn {
         Self {
             client: Client::new(now.as_millis(), config),
             reader: None,
-            opened: now,
-            bytes: 0,
         }
     }
 
@@ -109,7 +103,6 @@ impl HttpConn {
                 return Ok(());
             };
             counters.bytes_sent += n as u64;
-            self.bytes += n as u64;
             let consumed = self.client.advance(n);
             self.body_written(hub, consumed);
         }

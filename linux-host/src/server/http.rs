@@ -349,20 +349,16 @@ impl Report<'_> {
                         },
                         _ => continue,
                     };
-                    let (seconds, bytes, dropped) = match &conn.kind {
-                        Kind::Http(h) => (
-                            now.saturating_millis_since(h.opened) / 1000,
-                            h.bytes,
-                            h.reader.as_ref().map_or(0, |r| r.dropped),
-                        ),
-                        _ => (0, 0, 0),
+                    let dropped = match &conn.kind {
+                        Kind::Http(h) => h.reader.as_ref().map_or(0, |r| r.dropped),
+                        _ => 0,
                     };
                     clients.push(ClientStat {
                         id: index as u64,
                         protocol,
                         addr: conn.peer.to_string(),
-                        seconds,
-                        bytes,
+                        seconds: now.saturating_millis_since(conn.opened) / 1000,
+                        bytes: conn.bytes_sent,
                         dropped,
                     });
                 }
@@ -374,16 +370,24 @@ impl Report<'_> {
                         seconds: now.as_millis() / 1000,
                         id: None,
                     }),
-                    Publisher::Peer(i) => Some(PublisherStat {
-                        kind: "rtmp",
-                        addr: self
-                            .conns
-                            .get(i)
-                            .and_then(Option::as_ref)
-                            .map_or(String::new(), |c| c.peer.to_string()),
-                        seconds: 0,
-                        id: Some(i as u64),
-                    }),
+                    Publisher::Peer(i) => {
+                        let conn = self.conns.get(i).and_then(Option::as_ref);
+                        Some(PublisherStat {
+                            kind: "rtmp",
+                            addr: conn.map_or(String::new(), |c| c.peer.to_string()),
+                            seconds: conn
+                                .map_or(0, |c| now.saturating_millis_since(c.opened) / 1000),
+                            id: Some(i as u64),
+                        })
+                    }
+                };
+                let bytes_in = match s.publisher() {
+                    Publisher::Peer(i) => self
+                        .conns
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .map_or(0, |c| c.bytes_received),
+                    _ => 0,
                 };
                 let level = silence.filter(|_| Some(id) == capture_id);
                 let (peak, rms) = level.map_or((f64::NAN, f64::NAN), |d| {
@@ -417,7 +421,7 @@ impl Report<'_> {
                     time_ms: s.ring().latest_time().unwrap_or(0),
                     publisher,
                     clients,
-                    bytes_in: 0,
+                    bytes_in,
                     bytes_out,
                     bw_in: 0,
                     bw_out: 0,

@@ -300,6 +300,11 @@ fn stat_xml_has_nginx_rtmp_shape() -> Result<(), HarnessError> {
         return Ok(());
     }
     let xml = stat::render_xml(&snapshot());
+    // Addresses without ports and a video element of zeros, as nginx-rtmp writes them.
+    assert!(xml.contains("<address>::1</address>") && xml.contains("<address>127.0.0.1</address>"));
+    assert!(xml.contains(
+        "<meta><video><width>0</width><height>0</height><frame_rate>0</frame_rate></video><audio>"
+    ));
     // Paths nginx-rtmp's stat.xsl reads, with what each must hold.
     let script = r#"
 import sys, xml.etree.ElementTree as ET

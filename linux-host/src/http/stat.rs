@@ -135,6 +135,12 @@ pub struct RelayStat {
     pub failures: u64,
 }
 
+/// The address without its port, as nginx-rtmp writes `<address>`.
+fn host_of(addr: &str) -> String {
+    addr.parse::<std::net::SocketAddr>()
+        .map_or_else(|_| addr.to_owned(), |a| a.ip().to_string())
+}
+
 /// Escapes text for XML content.
 fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -152,10 +158,12 @@ fn xml(s: &str) -> String {
     out
 }
 
-/// nginx-rtmp's `/stat` (`rtmp_stat all`, libnginx-mod-rtmp 1.2): streams grouped by
-/// application under one `<server>`; every connection is a `<client>` (HTTP listeners too, with
-/// their protocol in `flashver`); `nclients` counts the connections like nginx-rtmp does, an
-/// RTMP publisher included, a capture not (it is no connection).
+/// nginx-rtmp's `/stat` (`rtmp_stat all`), in the shape Debian 12's libnginx-mod-rtmp
+/// (nginx_rtmp_version 1.1.4) writes it for an audio-only stream, `<meta><video>` of zeros
+/// included: streams grouped by application under one `<server>`; every connection is a
+/// `<client>` (HTTP listeners too, with their protocol in `flashver`); `nclients` counts the
+/// connections like nginx-rtmp does, an RTMP publisher included, a capture not (it is no
+/// connection).
 pub fn render_xml(s: &StatSnapshot) -> String {
     let mut o = String::with_capacity(1024 + 512 * s.streams.len());
     let bytes_in: u64 = s.streams.iter().map(|x| x.bytes_in).sum();
@@ -165,10 +173,10 @@ pub fn render_xml(s: &StatSnapshot) -> String {
     let _ = write!(
         o,
         "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n\
-         <?xml-stylesheet type=\"text/xsl\" href=\"stat.xsl\" ?>\r\n<rtmp>\r\n\
+         <rtmp>\r\n\
          <nginx_version>zerocast</nginx_version>\r\n\
          <nginx_rtmp_version>{}</nginx_rtmp_version>\r\n\
-         <compiler>rustc</compiler>\r\n<built>zerocast {}</built>\r\n<pid>{}</pid>\r\n\
+         <built>zerocast {}</built>\r\n<pid>{}</pid>\r\n\
          <uptime>{}</uptime>\r\n<naccepted>{}</naccepted>\r\n\
          <bw_in>{bw_in}</bw_in>\r\n<bytes_in>{bytes_in}</bytes_in>\r\n\
          <bw_out>{bw_out}</bw_out>\r\n<bytes_out>{bytes_out}</bytes_out>\r\n<server>\r\n",
@@ -212,7 +220,7 @@ pub fn render_xml(s: &StatSnapshot) -> String {
                      <flashver>rtmp publisher</flashver><dropped>0</dropped><avsync>0</avsync>\
                      <timestamp>{}</timestamp><publishing/><active/></client>\r\n",
                     p.id.unwrap_or(0),
-                    xml(&p.addr),
+                    xml(&host_of(&p.addr)),
                     p.seconds * 1000,
                     st.time_ms
                 );
@@ -224,7 +232,7 @@ pub fn render_xml(s: &StatSnapshot) -> String {
                      <flashver>{}</flashver><dropped>{}</dropped><avsync>0</avsync>\
                      <timestamp>{}</timestamp><active/></client>\r\n",
                     c.id,
-                    xml(&c.addr),
+                    xml(&host_of(&c.addr)),
                     c.seconds * 1000,
                     match c.protocol {
                         Protocol::Rtmp => "rtmp".to_owned(),
@@ -236,7 +244,8 @@ pub fn render_xml(s: &StatSnapshot) -> String {
             }
             let _ = write!(
                 o,
-                "<meta><audio><codec>{}</codec>{}<channels>{}</channels>\
+                "<meta><video><width>0</width><height>0</height><frame_rate>0</frame_rate></video>\
+                 <audio><codec>{}</codec>{}<channels>{}</channels>\
                  <sample_rate>{}</sample_rate></audio></meta>\r\n<nclients>{n}</nclients>\r\n",
                 xml(st.codec),
                 if st.profile.is_empty() {

@@ -14,8 +14,8 @@ use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{encode_media, media_len, Media};
 use zerocast_core::time::Instant;
 
-use crate::record::Recorder;
 use crate::http::out::HttpOut;
+use crate::record::Recorder;
 
 /// Bytes of pre-chunked audio each stream's ring keeps: about 3 s of 44.1 kHz stereo PCM
 /// (176 kB/s), far more of any compressed codec. Bounds both the join buffer and how far a slow

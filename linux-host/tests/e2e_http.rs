@@ -181,6 +181,7 @@ fn capture_is_heard_over_http_flv_and_fmp4_and_counted() -> Result<(), HarnessEr
     }
     TempDir::run("http-capture", |dir| {
         let (mut z, base) = zerocast(&["--source", "tone:440", "--codec", "pcm"], dir)?;
+        wait_mount(&base, "/live/audio.flv")?;
         let flv = dir.join("curl.flv");
         let long = curl(
             &format!("{base}/live/audio.flv"),
@@ -229,7 +230,7 @@ fn capture_is_heard_over_http_flv_and_fmp4_and_counted() -> Result<(), HarnessEr
             "ffmpeg .flv (PCM)",
         )?;
         finish(long, "curl .flv")?;
-        // curl's file: 9 s of live audio (it connected to an empty ring: no burst).
+        // curl's file: the burst (what the ring holds, up to 2 s) and 9 s of live audio.
         check_heard(&decode(&flv)?, 9.0, "curl .flv")?;
         z.stop_cleanly()
     })
@@ -633,6 +634,7 @@ fn hostile_http_clients_leave_rtmp_players_untouched() -> Result<(), HarnessErro
             dir,
         )?;
         let host = base.strip_prefix("http://").unwrap().to_owned();
+        wait_mount(&base, "/live/audio.flv")?;
         let pid = z.process.pid();
         let wav = dir.join("rtmp.wav");
         let mut player = ffmpeg_wav(&z.url, Duration::from_secs(8), &wav, &dir.join("rtmp.log"))?;

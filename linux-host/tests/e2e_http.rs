@@ -568,18 +568,6 @@ fn chromium_plays_aac_by_mse_and_mp3_by_audio_src() -> Result<(), HarnessError> 
     })
 }
 
-/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Sends `request` on a new connection and returns the first line of the answer, or what
 /// ended the connection (refused connections are closed at once).
 fn first_line(host: &str, request: &[u8]) -> String {
@@ -639,7 +627,7 @@ fn hostile_http_clients_leave_rtmp_players_untouched() -> Result<(), HarnessErro
         let wav = dir.join("rtmp.wav");
         let mut player = ffmpeg_wav(&z.url, Duration::from_secs(8), &wav, &dir.join("rtmp.log"))?;
         z.wait_log("play live/audio", LIMIT)?;
-        let rss_before = rss_kib(pid);
+        let rss_before = process::rss_kib(pid);
         // Six listeners that never read: their sockets fill, the ring skips them ahead.
         let mut slow = Vec::new();
         for _ in 0..6 {
@@ -697,7 +685,7 @@ fn hostile_http_clients_leave_rtmp_players_untouched() -> Result<(), HarnessErro
             return Err(player.failed(format!("RTMP player exited with {status}")));
         }
         check_heard(&Wav::read(&wav)?, 8.0, "RTMP player during the HTTP flood")?;
-        let rss_after = rss_kib(pid);
+        let rss_after = process::rss_kib(pid);
         println!("RSS {rss_before} KiB before, {rss_after} KiB after");
         assert!(
             rss_after < rss_before + 8 * 1024,

@@ -617,17 +617,6 @@ impl RawPublisher {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg", "rtmpdump"])? {
@@ -637,7 +626,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
         let mut server =
             Zerocast::start(&["--source", "tone", "--max-streams", "5"], &[], None, dir)?;
         let port = server.port;
-        let rss_before = rss_kib(server.process.pid());
+        let rss_before = process::rss_kib(server.process.pid());
         let wav = dir.join("tone.wav");
         let mut player = ffmpeg_wav(
             &server.url,
@@ -720,7 +709,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
             "jumping publisher's player: {} tags, largest step {largest} ms",
             stamps.len()
         );
-        let rss_after = rss_kib(server.process.pid());
+        let rss_after = process::rss_kib(server.process.pid());
         println!("zerocast RSS: {rss_before} KiB before, {rss_after} KiB after");
         // Four streams of 512 KiB rings and the connections' buffers; a flood kept in memory
         // would be 18 MB.

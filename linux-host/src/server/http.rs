@@ -44,7 +44,7 @@ pub struct HttpOptions {
     pub stream_titles: Vec<(String, String, String)>,
     /// `icy-br` of AAC and MP3 mounts.
     pub bitrate_kbps: u32,
-    /// Silence threshold (dBFS) and hold time (s) for the capture's input.
+    /// Silence threshold of the capture's input, in dBFS.
     pub silence_db: f64,
     /// Hold time of the silence detector.
     pub silence_s: f64,
@@ -394,6 +394,14 @@ impl Report<'_> {
                     (d.level().peak_dbfs, d.level().rms_dbfs)
                 });
                 let bytes_out = clients.iter().map(|c| c.bytes).sum();
+                // Bandwidth as each connection's average since it opened (nginx-rtmp averages
+                // over 10 s; no history is kept here).
+                let bits_per_s = |bytes: u64, seconds: u64| bytes * 8 / seconds.max(1);
+                let bw_out = clients.iter().map(|c| bits_per_s(c.bytes, c.seconds)).sum();
+                let bw_in = publisher
+                    .as_ref()
+                    .filter(|p| p.id.is_some())
+                    .map_or(0, |p| bits_per_s(bytes_in, p.seconds));
                 StreamStat {
                     app: s.app().to_owned(),
                     name: s.name().to_owned(),
@@ -423,8 +431,8 @@ impl Report<'_> {
                     clients,
                     bytes_in,
                     bytes_out,
-                    bw_in: 0,
-                    bw_out: 0,
+                    bw_in,
+                    bw_out,
                     peak_dbfs: peak,
                     rms_dbfs: rms,
                     silence_s: level.map_or(0.0, SilenceDetector::silent_seconds),

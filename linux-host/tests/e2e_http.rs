@@ -826,3 +826,40 @@ fn http_listeners_follow_the_play_rules() -> Result<(), HarnessError> {
         z.stop_cleanly()
     })
 }
+
+#[test]
+fn icecast_listener_stays_through_a_publisher_loss_and_hears_the_next_one(
+) -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "curl"])? {
+        return Ok(());
+    }
+    TempDir::run("http-takeover", |dir| {
+        let (mut z, base) = zerocast(&["--source", "none"], dir)?;
+        let mut first = publish(&z, "x", "aac", 440, dir)?;
+        wait_mount(&base, "/live/x.aac")?;
+        let file = dir.join("listener.aac");
+        let listener = curl(
+            &format!("{base}/live/x.aac"),
+            Duration::from_secs(9),
+            &file,
+            dir,
+            "x",
+        )?;
+        std::thread::sleep(Duration::from_secs(2)); // the first tone plays a while
+        first.signal(nix::sys::signal::Signal::SIGKILL)?;
+        z.wait_log("publisher gone", LIMIT)?;
+        std::thread::sleep(Duration::from_secs(1)); // an outage: the stream makes silence
+        let _second = publish(&z, "x", "aac", 880, dir)?;
+        process::wait_until("the second publish", LIMIT, || {
+            Ok(z.log_count("publish live/x") >= 2)
+        })?;
+        // curl ends at its --max-time, not before: the listener was never dropped.
+        let mut listener = listener;
+        let status = listener.wait_timeout(LIMIT)?;
+        assert_eq!(status.code(), Some(28), "curl ended early: {status}");
+        let wav = decode(&file)?;
+        check_tone(&wav.head(1.5), 440.0, 1.4, 25.0, "before the loss")?;
+        check_tone(&wav.tail(2.0), 880.0, 1.9, 25.0, "after the takeover")?;
+        z.stop_cleanly()
+    })
+}

@@ -143,35 +143,6 @@ fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, Harn
     Wav::read(&wav)
 }
 
-/// The last `secs` of `wav`.
-fn tail(wav: &Wav, secs: f64) -> Wav {
-    let frames = (secs * f64::from(wav.sample_rate)) as usize;
-    let keep = frames.min(wav.frames()) * usize::from(wav.channels);
-    Wav {
-        sample_rate: wav.sample_rate,
-        channels: wav.channels,
-        samples: wav.samples[wav.samples.len() - keep..].to_vec(),
-    }
-}
-
-/// The first `secs` of `wav` after its leading silence.
-fn head(wav: &Wav, secs: f64) -> Wav {
-    let ch = usize::from(wav.channels);
-    let start = wav
-        .samples
-        .iter()
-        .position(|s| s.unsigned_abs() > 300)
-        .unwrap_or(0)
-        / ch
-        * ch;
-    let n = ((secs * f64::from(wav.sample_rate)) as usize * ch).min(wav.samples.len() - start);
-    Wav {
-        sample_rate: wav.sample_rate,
-        channels: wav.channels,
-        samples: wav.samples[start..start + n].to_vec(),
-    }
-}
-
 #[test]
 fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
     let publishers = [
@@ -345,20 +316,14 @@ fn replaced_publisher(
         }
         let wav = Wav::read(&wav_path)?;
         check_tone(
-            &head(&wav, 1.5),
+            &wav.head(1.5),
             440.0,
             1.0,
             30.0,
             &format!("{label}: before"),
         )?;
         // The new publisher is heard: the end of the recording is its tone, continuous.
-        check_tone(
-            &tail(&wav, 2.5),
-            880.0,
-            1.0,
-            30.0,
-            &format!("{label}: after"),
-        )?;
+        check_tone(&wav.tail(2.5), 880.0, 1.0, 30.0, &format!("{label}: after"))?;
         server.stop_cleanly()
     })
 }

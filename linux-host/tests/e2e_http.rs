@@ -1,8 +1,12 @@
-//! zerocast's HTTP listeners against real clients on 127.0.0.1: curl and ffmpeg on the
+//! zerocast's HTTP listeners against real clients on 127.0.0.1: curl, ffmpeg and VLC on the
 //! Icecast-style mounts (`.mp3`, `.aac`), HTTP-FLV, fMP4 and HLS, judged by content (frequency,
-//! duration, gaps); an ICY client that sees a title changed through Icecast's admin URL; `/stat`
-//! (an XML parser) and `/metrics` (Prometheus' parser) counting the players; headless Chromium
-//! playing the page near the live edge, with a screenshot kept.
+//! duration, gaps, phase jumps); an ICY client that sees a title changed through Icecast's
+//! admin URL; `/stat` (an XML parser) and `/metrics` (Prometheus' parser) counting the players;
+//! headless Chromium playing the page near the live edge (MSE with FLAC and AAC, `<audio src>`
+//! for MP3), its screenshot kept in target/tmp; a listener staying through a publisher's loss;
+//! the play rules; silence reported; and hostile clients (floods, malformed and oversized
+//! requests, listeners that never read, the connection limit) leaving an RTMP player's audio
+//! whole and memory flat.
 
 mod common;
 

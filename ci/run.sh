@@ -34,6 +34,7 @@ APT_PACKAGES=(
     librtmp-dev libffi-dev
     iproute2
     lintian debootstrap qemu-user-static binfmt-support
+    chromium libxml2-utils
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
@@ -146,6 +147,14 @@ cmd_setup() {
     else
         python3 -m pip install -q python-librtmp ||
             python3 -m pip install -q --user --break-system-packages python-librtmp
+    fi
+
+    # The HTTP tests read /metrics with Prometheus' own text parser.
+    if python3 -c 'import prometheus_client' 2>/dev/null; then
+        echo "pip: prometheus_client present"
+    else
+        python3 -m pip install -q prometheus_client ||
+            python3 -m pip install -q --user --break-system-packages prometheus_client
     fi
 
     if cargo fuzz --version >/dev/null 2>&1; then

@@ -23,6 +23,18 @@
 //!   `Encoder` shape every zerocast encoder has, and a 48 kHz to 44.1 kHz resampler.
 //! - [`ring`]: the broadcast ring that fans one stream out to many players.
 //! - [`board`]: a driver for boards: one stream served to players over `embedded-io` transports.
+//!
+//! Framing for HTTP listeners, from the same audio messages:
+//!
+//! ```text
+//!  AAC frames ──> adts (audio/aac, HLS packed audio) / mp4 (MSE fragments)
+//!  PCM ──> flac (verbatim frames) ──> mp4 (MSE fragments)        title ──> icy (metadata blocks)
+//! ```
+//!
+//! - [`adts`]: ADTS headers for raw AAC frames, from the AudioSpecificConfig.
+//! - [`flac`]: FLAC verbatim frames wrapping s16 PCM, and their STREAMINFO.
+//! - [`mp4`]: fragmented MP4 init segments and fragments for Media Source Extensions.
+//! - [`icy`]: ICY `StreamTitle` metadata blocks.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -37,14 +49,18 @@ compile_error!("features `defmt` and `log` are exclusive: enable at most one");
 #[macro_use]
 mod fmt;
 
+pub mod adts;
 pub mod amf0;
 pub mod board;
 pub mod chunk;
 pub mod codec;
 pub mod command;
+pub mod flac;
 pub mod flv;
 pub mod handshake;
+pub mod icy;
 pub mod message;
+pub mod mp4;
 pub mod ring;
 pub mod session;
 pub mod time;

@@ -11,6 +11,7 @@ use zerocast_core::ring::Cursor;
 use zerocast_core::session::{ClientSession, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
+use crate::http::listener::HttpConn;
 use crate::hub::{Hub, StreamId};
 
 /// Reassembly budget of a connection until it publishes: players send only commands, < 1 KiB
@@ -67,6 +68,8 @@ pub enum Kind {
         /// The stream it pushes.
         stream: StreamId,
     },
+    /// An HTTP request or listener.
+    Http(Box<HttpConn>),
 }
 
 /// A reader of a stream's ring.
@@ -125,6 +128,12 @@ pub enum Close {
     Replaced,
     /// The server stops.
     Shutdown,
+    /// An HTTP reply was written in full.
+    Answered,
+    /// An HTTP client did not send its request head in time.
+    HeaderTimeout,
+    /// The stream or format an HTTP listener read is gone (its publisher changed codec).
+    StreamGone,
 }
 
 impl std::fmt::Display for Close {
@@ -138,6 +147,9 @@ impl std::fmt::Display for Close {
             Close::PublisherSilent(ms) => write!(f, "publisher sent no audio for {ms} ms"),
             Close::Replaced => f.write_str("replaced by a new publisher of the stream"),
             Close::Shutdown => f.write_str("server shutting down"),
+            Close::Answered => f.write_str("answered"),
+            Close::HeaderTimeout => f.write_str("no complete request head in time"),
+            Close::StreamGone => f.write_str("the stream or its format is gone"),
         }
     }
 }
@@ -183,11 +195,17 @@ pub struct Conn {
     pub scheduled: Option<Instant>,
     /// The peer's skipped video has been logged (once per connection).
     pub skip_logged: bool,
+    /// When it was opened (for the reports).
+    pub opened: Instant,
+    /// Bytes written to the socket.
+    pub bytes_sent: u64,
+    /// Bytes read from the socket.
+    pub bytes_received: u64,
 }
 
 impl Conn {
-    /// A connection of `kind` on `socket`.
-    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind) -> Self {
+    /// A connection of `kind` on `socket`, opened at `now`.
+    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind, now: Instant) -> Self {
         Self {
             socket,
             peer,
@@ -199,6 +217,9 @@ impl Conn {
             close_after_flush: false,
             scheduled: None,
             skip_logged: false,
+            opened: now,
+            bytes_sent: 0,
+            bytes_received: 0,
         }
     }
 
@@ -220,6 +241,7 @@ impl Conn {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
                     self.rx_len += n;
+                    self.bytes_received += n as u64;
                     self.consume(&mut handle)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -260,6 +282,7 @@ impl Conn {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.advance(n),
             Kind::Relay { session, .. } => session.advance(n),
+            Kind::Http(_) => {}
         }
     }
 
@@ -268,6 +291,7 @@ impl Conn {
         match &self.kind {
             Kind::Peer { session, .. } => session.poll_timeout(),
             Kind::Relay { session, .. } => session.poll_timeout(),
+            Kind::Http(http) => http.deadline(),
         }
     }
 
@@ -276,12 +300,26 @@ impl Conn {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.handle_timeout(now),
             Kind::Relay { session, .. } => session.handle_timeout(now),
+            // Its one deadline, the request head's, is the server's to act on.
+            Kind::Http(_) => Ok(()),
         }
     }
 
     /// Writes the tail, the session's output and the ring's new bytes, one write call per
     /// round, until everything is out or the socket is full.
     pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
+        if let Kind::Http(http) = &mut self.kind {
+            let before = counters.bytes_sent;
+            let result = http.flush(
+                &mut self.socket,
+                now,
+                hub,
+                counters,
+                &mut self.blocked_since,
+            );
+            self.bytes_sent += counters.bytes_sent - before;
+            return result;
+        }
         loop {
             let tx_pending = !transmit(&self.kind).is_empty();
             self.prepare(hub, counters, tx_pending);
@@ -316,6 +354,7 @@ impl Conn {
                 return Ok(());
             };
             counters.bytes_sent += n as u64;
+            self.bytes_sent += n as u64;
             let from_tail = n.min(tail_len);
             if let Some(e) = self.egress.as_mut() {
                 e.tail_sent += from_tail;
@@ -410,11 +449,12 @@ fn transmit(kind: &Kind) -> &[u8] {
     match kind {
         Kind::Peer { session, .. } => session.transmit(),
         Kind::Relay { session, .. } => session.transmit(),
+        Kind::Http(_) => &[],
     }
 }
 
 /// One vectored write: `Some(n)` bytes written, `None` when the socket is full.
-fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
+pub fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
     loop {
         match stream.write_vectored(bufs) {
             Ok(0) => return Err(Close::Io(io::ErrorKind::WriteZero.into())),

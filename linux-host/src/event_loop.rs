@@ -244,6 +244,8 @@ pub trait Service: Sink {
     fn counters(&self) -> (usize, u64) {
         (0, 0)
     }
+    /// The capture's state and overruns after each pump, for the HTTP reports.
+    fn source_status(&mut self, _state: SourceState, _overruns: u64) {}
 }
 
 /// A sink that drops every period (the loop still meters them): `zerocast` without players.
@@ -467,6 +469,8 @@ impl<S: Service> EventLoop<S> {
             };
             let flow = self.source.pump(self.poll.registry(), now, &mut meter)?;
             self.stats.overruns = self.source.overruns();
+            self.sink
+                .source_status(self.source.state(), self.stats.overruns);
             self.sink.flush(self.poll.registry(), now);
             if flow == Flow::Ended {
                 self.notify("STOPPING=1");

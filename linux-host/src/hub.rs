@@ -191,6 +191,8 @@ pub struct Hub {
     streams: Vec<Option<Stream>>,
     /// Applied to streams as they are created.
     pub recording: Recording,
+    /// Streams get HTTP renditions (the server listens for HTTP).
+    http: bool,
 }
 
 impl Hub {
@@ -201,6 +203,15 @@ impl Hub {
         Self {
             streams,
             recording: Recording::default(),
+            http: false,
+        }
+    }
+
+    /// Every stream, now and later, gets HTTP renditions.
+    pub fn enable_http(&mut self) {
+        self.http = true;
+        for (_, s) in self.iter_mut() {
+            s.enable_http();
         }
     }
 
@@ -229,6 +240,9 @@ impl Hub {
                 Ok(recorder) => stream.record(recorder),
                 Err(e) => log::error!("{app}/{name}: not recording in {}: {e}", dir.display()),
             }
+        }
+        if self.http {
+            stream.enable_http();
         }
         self.streams[free] = Some(stream);
         Ok(StreamId(free))

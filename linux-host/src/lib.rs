@@ -21,11 +21,13 @@ pub mod config;
 pub mod conn;
 pub mod encode;
 pub mod event_loop;
+pub mod http;
 pub mod hub;
 pub mod logging;
 pub mod record;
 pub mod relay;
 pub mod server;
+pub mod silence;
 pub mod stream;
 pub mod systemd;
 
@@ -121,7 +123,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
             .collect::<Result<Vec<_>, _>>()?,
     };
     let server_options = server::Options::from_settings(settings)?;
-    let server = Server::bind(
+    let mut server = Server::bind(
         settings.listen,
         server_options,
         capture,
@@ -129,6 +131,12 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         event_loop::FIRST_FREE_TOKEN,
     )
     .map_err(|e| listen_error(settings.listen, &e))?;
+    if let Some(addr) = settings.http.listen {
+        let bound = server
+            .listen_http(addr, server::HttpOptions::from_settings(settings))
+            .map_err(|e| listen_error(addr, &e))?;
+        log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)");
+    }
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),

@@ -100,6 +100,15 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Whether the push is connected and has published (for the HTTP reports), and the
+    /// failures since it was last healthy.
+    pub fn status(&self) -> (bool, u32) {
+        (
+            self.conn.is_some() && self.up_since.is_some(),
+            self.failures,
+        )
+    }
+
     /// A relay of local `app/name` to `target`, due at once.
     pub fn new(target: Target, app: &str, name: &str, now: Instant) -> Self {
         Self {

@@ -17,7 +17,7 @@ use zerocast_core::flv::{self, Metadata};
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
-use crate::capture::Sink;
+use crate::capture::{Sink, SourceState};
 use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
 use crate::encode::Rendition;
@@ -25,6 +25,9 @@ use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{self, Relay, Shown, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
+
+mod http;
+pub use http::HttpOptions;
 
 /// What the server needs to know from the configuration.
 #[derive(Clone, Debug)]
@@ -175,6 +178,12 @@ pub struct Server {
     settings: Settings,
     /// The core's clock is milliseconds since this instant.
     epoch: StdInstant,
+    /// The HTTP listener, when there is one ([`Server::listen_http`]).
+    http: Option<http::HttpSide>,
+    /// Connections accepted since start, RTMP and HTTP.
+    accepted: u64,
+    /// The capture's state and overruns, as the loop last reported them.
+    capture_status: Option<(SourceState, u64)>,
 }
 
 impl Server {
@@ -237,6 +246,9 @@ impl Server {
             pending_close: Vec::new(),
             settings,
             epoch,
+            http: None,
+            accepted: 0,
+            capture_status: None,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -274,6 +286,7 @@ impl Server {
                     role: Role::Publisher { .. },
                     ..
                 } => stats.publishers += 1,
+                Kind::Http(ref h) if h.reader.is_some() => stats.listeners += 1,
                 _ => {}
             }
         }
@@ -289,9 +302,16 @@ impl Server {
         bytes
     }
 
-    fn accept(&mut self, registry: &Registry, now: Instant) {
+    /// Accepts what the RTMP listener (or, with `http`, the HTTP listener) has waiting, each
+    /// connection within `--max-per-addr` and its side's connection limit.
+    fn accept(&mut self, registry: &Registry, now: Instant, http: bool) {
         loop {
-            let (mut socket, peer) = match self.listener.accept() {
+            let listener = match (http, &self.http) {
+                (false, _) => &self.listener,
+                (true, Some(side)) => side.listener(),
+                (true, None) => return,
+            };
+            let (mut socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -312,19 +332,22 @@ impl Server {
                 );
                 continue;
             }
-            let peers = self
+            let (max, flag) = match &self.http {
+                Some(side) if http => (side.max_clients(), "--http-max-clients"),
+                _ => (self.options.max_clients, "--max-clients"),
+            };
+            let same_side = self
                 .conns
                 .iter()
                 .flatten()
-                .filter(|c| matches!(c.kind, Kind::Peer { .. }))
+                .filter(|c| {
+                    matches!(c.kind, Kind::Http(_)) == http && !matches!(c.kind, Kind::Relay { .. })
+                })
                 .count();
             let free = self.conns.iter().position(Option::is_none);
-            let Some(index) = free.filter(|_| peers < self.options.max_clients) else {
+            let Some(index) = free.filter(|_| same_side < max) else {
                 // Excess connections are refused at once: closing the socket is the answer.
-                warn!(
-                    "{peer}: refused, all {} connection slots busy",
-                    self.options.max_clients
-                );
+                warn!("{peer}: refused, all {max} connection slots busy ({flag})");
                 continue;
             };
             // Small writes (replies, 20 ms periods) must not wait for Nagle + delayed ACK
@@ -339,20 +362,20 @@ impl Server {
                 continue;
             }
             debug!("{peer}: connected");
-            let session = Box::new(PeerSession::with_arena(
-                vec![0; crate::conn::ARENA].into_boxed_slice(),
-                now,
-                self.entropy(),
-                &self.session_config,
-            ));
-            self.conns[index] = Some(Box::new(Conn::new(
-                socket,
-                peer,
-                Kind::Peer {
-                    session,
+            self.accepted += 1;
+            let kind = match &self.http {
+                Some(side) if http => side.connection(now),
+                _ => Kind::Peer {
+                    session: Box::new(PeerSession::with_arena(
+                        vec![0; crate::conn::ARENA].into_boxed_slice(),
+                        now,
+                        self.entropy(),
+                        &self.session_config,
+                    )),
                     role: Role::Idle,
                 },
-            )));
+            };
+            self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));
             self.reschedule(index);
         }
     }
@@ -427,6 +450,10 @@ impl Server {
                         _ => {}
                     }
                     (received.consumed, None)
+                }
+                Kind::Http(http) => {
+                    self.http_input(http, peer, index, rest);
+                    (rest.len(), None)
                 }
             };
             start += consumed;
@@ -658,8 +685,8 @@ impl Server {
 
     /// Handles readiness of the listener or a connection.
     fn handle_ready(&mut self, registry: &Registry, token: Token, now: Instant) {
-        if token.0 == self.token_base {
-            self.accept(registry, now);
+        if token.0 == self.token_base || self.is_http_listener(token) {
+            self.accept(registry, now, token.0 != self.token_base);
             return;
         }
         let Some(index) = token.0.checked_sub(self.token_base + 1) else {
@@ -753,6 +780,7 @@ impl Server {
         let _ = registry.deregister(&mut conn.socket);
         match &why {
             Close::PeerClosed => info!("{}: disconnected", conn.peer),
+            Close::Answered => debug!("{}: answered", conn.peer),
             _ => info!("{}: closed: {why}", conn.peer),
         }
         match conn.kind {
@@ -776,6 +804,7 @@ impl Server {
                 }
                 self.hub.release_if_idle(stream);
             }
+            Kind::Http(http) => self.http_closed(&http, index),
         }
     }
 
@@ -812,6 +841,10 @@ impl Server {
         let Some(Some(conn)) = self.conns.get_mut(index) else {
             return;
         };
+        if let Some(why) = Self::http_expired(conn, now) {
+            self.close(registry, index, why, now);
+            return;
+        }
         let idle = self.options.idle_timeout_ms;
         let result = match (conn.blocked_since, &conn.kind) {
             (Some(since), _) if now.saturating_millis_since(since) >= idle => {
@@ -937,6 +970,7 @@ impl Server {
                 relay: r,
                 stream,
             },
+            now,
         )));
         self.relays[r].conn = Some(index);
         self.relays[r].retry_at = None;
@@ -1021,6 +1055,10 @@ impl Server {
             ("max_clients", old.max_clients != new.max_clients),
             ("max_streams", old.max_streams != new.max_streams),
             ("http.listen", old.http.listen != new.http.listen),
+            (
+                "http.max_clients",
+                old.http.max_clients != new.http.max_clients,
+            ),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -1064,6 +1102,7 @@ impl Server {
         // Recording changes apply to streams created from now on.
         self.hub.recording = options.recording.clone();
         self.options = options;
+        self.reload_http(&new);
         self.settings = new;
         self.add_relays(now);
         self.connect_relays(registry, now);
@@ -1073,6 +1112,7 @@ impl Server {
 
 impl Sink for Server {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
+        self.measure_capture(pcm);
         for i in 0..self.capture.len() {
             let (id, rendition) = &mut self.capture[i];
             let id = *id;
@@ -1100,7 +1140,8 @@ impl Service for Server {
             &mut self.listener,
             Token(self.token_base),
             Interest::READABLE,
-        )
+        )?;
+        self.register_http(registry)
     }
 
     fn ready(&mut self, registry: &Registry, token: Token, now: StdInstant) {
@@ -1142,6 +1183,7 @@ impl Service for Server {
             let ended = match &mut conn.kind {
                 Kind::Peer { session, .. } => session.end_play().is_ok(),
                 Kind::Relay { session, .. } => session.unpublish().is_ok(),
+                Kind::Http(_) => false,
             };
             if ended {
                 let _ = conn.flush(now, &self.hub, &mut self.counters);
@@ -1159,6 +1201,10 @@ impl Service for Server {
     fn counters(&self) -> (usize, u64) {
         let stats = self.stats();
         (stats.listeners, stats.bytes_sent)
+    }
+
+    fn source_status(&mut self, state: SourceState, overruns: u64) {
+        self.capture_status = Some((state, overruns));
     }
 }
 

@@ -14,6 +14,7 @@ use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{encode_media, media_len, Media};
 use zerocast_core::time::Instant;
 
+use crate::http::out::HttpOut;
 use crate::record::Recorder;
 
 /// Bytes of pre-chunked audio each stream's ring keeps: about 3 s of 44.1 kHz stereo PCM
@@ -134,6 +135,13 @@ pub struct Stream {
     messages: u64,
     /// The recording of this stream, if one is configured.
     recorder: Option<Recorder>,
+    /// Whether the server has an HTTP listener: only then are renditions made.
+    http_enabled: bool,
+    /// The HTTP renditions, made at the first audio (their formats depend on the codec).
+    http: Option<Box<HttpOut>>,
+    /// The title HTTP listeners see, and how often it changed.
+    title: String,
+    title_generation: u64,
 }
 
 impl Stream {
@@ -153,6 +161,65 @@ impl Stream {
             readers: Vec::new(),
             messages: 0,
             recorder: None,
+            http_enabled: false,
+            http: None,
+            title: String::new(),
+            title_generation: 0,
+        }
+    }
+
+    /// Makes HTTP renditions from the next audio on (the server listens for HTTP).
+    pub fn enable_http(&mut self) {
+        self.http_enabled = true;
+    }
+
+    /// The HTTP renditions, once the stream has audio.
+    pub fn http(&self) -> Option<&HttpOut> {
+        self.http.as_deref()
+    }
+
+    /// The title of the stream for HTTP listeners (ICY `StreamTitle`).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// How many times the title changed: listeners compare it with the one they last sent.
+    pub fn title_generation(&self) -> u64 {
+        self.title_generation
+    }
+
+    /// Sets the title (Icecast's admin `updinfo`, or `--title` at start).
+    pub fn set_title(&mut self, title: &str) {
+        if title != self.title {
+            title.clone_into(&mut self.title);
+            self.title_generation += 1;
+        }
+    }
+
+    /// Feeds one audio message at stream time `time` to the HTTP renditions, making them at
+    /// the first audio and again when the codec changes (another publisher).
+    fn feed_http(&mut self, time: u64, body: &[u8]) {
+        if !self.http_enabled {
+            return;
+        }
+        let Some(header) = body
+            .first()
+            .and_then(|b| AudioTagHeader::from_byte(*b).ok())
+        else {
+            return;
+        };
+        let is_config = header.format == SoundFormat::Aac
+            && body.get(1) == Some(&(AacPacketType::SequenceHeader as u8));
+        if !is_config && !self.http.as_ref().is_some_and(|h| h.fits(header)) {
+            let mut http = HttpOut::new(header, self.sequence_header.get(2..));
+            http.set_metadata(&self.metadata);
+            if !self.sequence_header.is_empty() {
+                http.push(time, &self.sequence_header);
+            }
+            self.http = Some(Box::new(http));
+        }
+        if let Some(http) = &mut self.http {
+            http.push(time, body);
         }
     }
 
@@ -264,6 +331,9 @@ impl Stream {
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.metadata(body);
             }
+            if let Some(http) = &mut self.http {
+                http.set_metadata(body);
+            }
         }
     }
 
@@ -282,6 +352,7 @@ impl Stream {
                 if let Some(recorder) = self.recorder.as_mut() {
                     recorder.sequence_header(body);
                 }
+                self.feed_http(self.clock.last_out.unwrap_or(0), body);
                 if self.messages > 0 {
                     // A new configuration mid-stream: players listening need it before the next
                     // frame (a new publisher of another rate or channel count).
@@ -313,6 +384,9 @@ impl Stream {
             // The length was computed for exactly this header and body.
             let _ = encode_media(buf, CHUNK_SIZE, media, ts, body);
         });
+        if media == Media::Audio {
+            self.feed_http(time, body);
+        }
     }
 
     /// Generates silence for an orphaned stream up to `now`: returns whether anything was

@@ -77,11 +77,33 @@ fn failed(what: &str, output: &Output) -> HarnessError {
     }
 }
 
-/// Plays `codec` from a zerocast tone server with [`PLAYERS`] players and checks the summary.
-fn continuous_for(codec: Codec) -> Result<(), HarnessError> {
-    TempDir::run(&format!("load-client-{}", codec.zerocast_flag()), |dir| {
-        let (mut server, port) = rtmp_client::start_zerocast(codec, &[], dir)?;
-        let url = format!("rtmp://127.0.0.1:{port}/live/audio");
+/// Plays `codec` from a zerocast tone server with [`PLAYERS`] players — RTMP, or HTTP-FLV
+/// listeners with `http` — and checks the summary.
+fn continuous_for(codec: Codec, http: bool) -> Result<(), HarnessError> {
+    let label = format!(
+        "load-client-{}{}",
+        codec.zerocast_flag(),
+        if http { "-http" } else { "" }
+    );
+    TempDir::run(&label, |dir| {
+        let http_addr = format!("127.0.0.1:{}", common::process::free_port()?);
+        let extra: &[&str] = if http { &["--http", &http_addr] } else { &[] };
+        let (mut server, port) = rtmp_client::start_zerocast(codec, extra, dir)?;
+        let url = if http {
+            // The stream's HTTP formats exist from its first audio on.
+            let head = b"HEAD /live/audio.flv HTTP/1.1\r\n\r\n";
+            common::process::wait_until("the .flv mount", EXIT_GRACE, || {
+                let mut answer = [0u8; 12];
+                let ok = std::net::TcpStream::connect(&http_addr).and_then(|mut s| {
+                    std::io::Write::write_all(&mut s, head)?;
+                    std::io::Read::read_exact(&mut s, &mut answer)
+                });
+                Ok(ok.is_ok() && &answer == b"HTTP/1.1 200")
+            })?;
+            format!("http://{http_addr}/live/audio.flv")
+        } else {
+            format!("rtmp://127.0.0.1:{port}/live/audio")
+        };
         let players = PLAYERS.to_string();
         let duration = PLAY_SECS.to_string();
         let output = load_client(
@@ -123,12 +145,17 @@ fn stop(server: &mut Spawned) -> Result<(), HarnessError> {
 
 #[test]
 fn every_player_receives_continuous_pcm() -> Result<(), HarnessError> {
-    continuous_for(Codec::Pcm)
+    continuous_for(Codec::Pcm, false)
+}
+
+#[test]
+fn every_http_flv_listener_receives_continuous_pcm() -> Result<(), HarnessError> {
+    continuous_for(Codec::Pcm, true)
 }
 
 #[test]
 fn every_player_receives_continuous_adpcm() -> Result<(), HarnessError> {
-    continuous_for(Codec::Adpcm)
+    continuous_for(Codec::Adpcm, false)
 }
 
 /// The check can fail: the server is stopped (SIGSTOP) for longer than the stall limit in the

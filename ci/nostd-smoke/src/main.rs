@@ -23,6 +23,80 @@ mod time {
     }
 }
 
+/// `zerocast_core::{adts, flac, mp4, icy}`: the HTTP listeners' framings.
+mod http_framing {
+    use core::hint::black_box;
+    use zerocast_core::adts::AdtsHeader;
+    use zerocast_core::flac::FlacStream;
+    use zerocast_core::mp4::{self, Codec, Sample, Track};
+    use zerocast_core::{icy, mp4::Mp4Error};
+
+    use crate::display::show;
+
+    pub fn run() {
+        let mut out = [0u8; 4096];
+        if let Some(h) = show(AdtsHeader::from_audio_specific_config(black_box(&[
+            0x12, 0x10,
+        ]))) {
+            black_box(h.sample_rate());
+            show(h.emit(black_box(100), &mut out));
+            black_box(show(AdtsHeader::parse(black_box(&out[..7]))));
+            show(h.emit(black_box(9000), &mut out));
+        }
+        show(AdtsHeader::from_audio_specific_config(black_box(&[0x2B])));
+
+        let pcm = [0u8; 64];
+        if let Some(s) = show(FlacStream::new(
+            black_box(44_100),
+            black_box(2),
+            black_box(16),
+        )) {
+            black_box(s.block_size());
+            black_box(s.max_frame_len());
+            let info = s.streaminfo();
+            let n = show(s.emit_frame(black_box(1000), black_box(&pcm), &mut out)).unwrap_or(0);
+            show(s.emit_frame(black_box(0), black_box(&pcm[..3]), &mut out));
+            let mut frame = [0u8; 256];
+            frame[..n].copy_from_slice(&out[..n]);
+            let codecs = [
+                Codec::Flac { streaminfo: &info },
+                Codec::Aac {
+                    config: black_box(&[0x12, 0x10]),
+                },
+            ];
+            for codec in codecs {
+                let track = Track {
+                    rate: black_box(44_100),
+                    channels: 2,
+                    codec,
+                };
+                black_box(show(mp4::emit_init(&track, &mut out)));
+            }
+            let samples = [Sample {
+                duration: 16,
+                data: &frame[..n],
+            }];
+            black_box(mp4::fragment_len(&samples));
+            black_box(show(mp4::emit_fragment(
+                black_box(1),
+                black_box(0),
+                &samples,
+                &mut out,
+            )));
+            show::<(), Mp4Error>(Err(Mp4Error::NoSamples));
+        }
+        show(FlacStream::new(
+            black_box(44_100),
+            black_box(9),
+            black_box(16),
+        ));
+
+        black_box(icy::block_len(black_box("title")));
+        black_box(show(icy::emit_title(black_box("It's a title"), &mut out)));
+        show(icy::emit_title(black_box("title"), &mut out[..4]));
+    }
+}
+
 /// Formats errors and other `Display` values into nothing, so their `fmt` code is linked too.
 mod display {
     use core::fmt::{self, Write};
@@ -651,6 +725,7 @@ pub extern "C" fn zerocast_smoke_entry() -> ! {
     ring::run();
     session::run();
     board::run();
+    http_framing::run();
     loop {
         black_box(());
     }

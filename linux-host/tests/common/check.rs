@@ -145,3 +145,43 @@ pub fn check_all(
         })
     }
 }
+
+/// The tone in `wav` must be `hz` (within [`FREQUENCY_TOLERANCE`]), last at least `min_s`, and
+/// have no gap longer than `max_gap_ms`; prints what was measured.
+pub fn check_tone(
+    wav: &Wav,
+    hz: f64,
+    min_s: f64,
+    max_gap_ms: f64,
+    what: &str,
+) -> Result<ToneReport, HarnessError> {
+    let report = analyze_tone(wav, &ToneParams::default()).map_err(|e| HarnessError::Failed {
+        what: what.to_owned(),
+        detail: e.to_string(),
+    })?;
+    println!("{what}: {report}");
+    let mut problems = Vec::new();
+    if (report.frequency_hz - hz).abs() > FREQUENCY_TOLERANCE * hz {
+        problems.push(format!(
+            "frequency {:.1} Hz, expected {hz}",
+            report.frequency_hz
+        ));
+    }
+    if report.longest_gap_ms > max_gap_ms {
+        problems.push(format!("gap of {:.1} ms", report.longest_gap_ms));
+    }
+    if report.duration_s < min_s {
+        problems.push(format!(
+            "only {:.2} s, expected {min_s} s",
+            report.duration_s
+        ));
+    }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(HarnessError::Failed {
+            what: what.to_owned(),
+            detail: problems.join("; "),
+        })
+    }
+}

@@ -442,6 +442,8 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                     source,
                     "--codec",
                     codec,
+                    "--http",
+                    "off",
                     "--max-clients",
                     "1100",
                     // Every load player comes from 127.0.0.1.
@@ -791,6 +793,8 @@ fn insn_run(
             "stdin",
             "--codec",
             codec,
+            "--http",
+            "off",
             "--max-clients",
             "32",
             "--log-level",

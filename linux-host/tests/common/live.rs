@@ -54,7 +54,14 @@ impl Zerocast {
         let port = process::free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let mut argv = process::zerocast_argv();
-        argv.extend(["--listen".to_owned(), listen]);
+        // No HTTP listener on the default port 8000 unless the test asks for one (a later
+        // `--http` in `args` wins): tests must not depend on a fixed port being free.
+        argv.extend([
+            "--listen".to_owned(),
+            listen,
+            "--http".to_owned(),
+            "off".to_owned(),
+        ]);
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         let log = dir.join("zerocast.log");
         let mut process = match stdin {
@@ -260,6 +267,8 @@ pub fn run_to_exit_env(
     };
     let ((out, out_path), (err, err_path)) = (create("out")?, create("err")?);
     let mut child = process::zerocast_command()
+        // No HTTP listener on the fixed default port unless `args` ask for one.
+        .args(["--http", "off"])
         .args(args)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())

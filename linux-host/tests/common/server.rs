@@ -224,6 +224,8 @@ pub fn start_zerocast(
         [
             "--listen",
             &listen,
+            "--http",
+            "off",
             "--source",
             &tone,
             "--stream",

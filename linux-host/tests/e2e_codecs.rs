@@ -122,9 +122,6 @@ fn capture_48k(codec: Codec) -> Result<(), HarnessError> {
             codec.zerocast_flag(),
             "--join-ms",
             "300",
-            // RTMP only: the HTTP listener's default port may be taken on a shared machine.
-            "--http",
-            "off",
         ];
         let mut server = Zerocast::start(&args, &[], Some(&fifo), dir)?;
         let flv_path = dir.join("rtmpdump.flv");
@@ -230,9 +227,6 @@ fn one_capture_served_in_three_codecs_at_once() -> Result<(), HarnessError> {
             "aac,pcm,mp3",
             "--join-ms",
             "300",
-            // RTMP only: the HTTP listener's default port may be taken on a shared machine.
-            "--http",
-            "off",
         ];
         let mut server = Zerocast::start(&args, &[], None, dir)?;
         let mut players = Vec::new();

@@ -63,6 +63,10 @@ impl Zerocast {
             "off".to_owned(),
         ]);
         argv.extend(args.iter().map(|a| (*a).to_owned()));
+        // RTMP only unless asked: HTTP's default port may be taken on a shared machine.
+        if !args.contains(&"--http") {
+            argv.extend(["--http".to_owned(), "off".to_owned()]);
+        }
         let log = dir.join("zerocast.log");
         let mut process = match stdin {
             None => process::spawn(&argv[0], &argv[1..], env, &log)?,

@@ -54,14 +54,7 @@ impl Zerocast {
         let port = process::free_port()?;
         let listen = format!("127.0.0.1:{port}");
         let mut argv = process::zerocast_argv();
-        // No HTTP listener on the default port 8000 unless the test asks for one (a later
-        // `--http` in `args` wins): tests must not depend on a fixed port being free.
-        argv.extend([
-            "--listen".to_owned(),
-            listen,
-            "--http".to_owned(),
-            "off".to_owned(),
-        ]);
+        argv.extend(["--listen".to_owned(), listen]);
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         // RTMP only unless asked: HTTP's default port may be taken on a shared machine.
         if !args.contains(&"--http") {

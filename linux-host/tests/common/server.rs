@@ -224,8 +224,6 @@ pub fn start_zerocast(
         [
             "--listen",
             &listen,
-            "--http",
-            "off",
             "--source",
             &tone,
             "--stream",

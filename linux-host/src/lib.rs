@@ -91,6 +91,8 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         rate: settings.rate,
         channels: settings.channels,
         period_frames: settings.period_frames(),
+        // The capture need not wake the loop more often than players are written to.
+        wake_periods: (settings.send_interval_ms / settings.period_ms.max(1)).max(1) as usize,
     };
     // Every codec of the list becomes a rendition once the encoders exist; the first for now.
     let codec = settings.codecs.first().copied().ok_or("no codec")?;

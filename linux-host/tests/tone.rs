@@ -15,6 +15,7 @@ fn tone_is_paced_by_the_clock_and_in_tune() {
         rate: 44_100,
         channels: 2,
         period_frames: 882,
+        wake_periods: 1,
     };
     let before = Instant::now();
     let mut el = EventLoop::new(

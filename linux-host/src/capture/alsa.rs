@@ -113,10 +113,12 @@ impl AlsaSource {
         route_alsa_lib_messages();
         let open = Open::new(device, format, registry, now)?;
         log::info!(
-            "alsa:{device}: capturing {} Hz, {} channel(s), {} frames a period",
+            "alsa:{device}: capturing {} Hz, {} channel(s), {} frames a period, read every {} \
+             period(s)",
             format.rate,
             format.channels,
-            format.period_frames
+            format.period_frames,
+            format.wake_periods
         );
         Ok(Self {
             device: device.to_owned(),

@@ -5,8 +5,8 @@
 #   ci/run.sh bench            full run (~9.5 minutes)
 #   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (~3.5 minutes)
 #
-# Builds (one at a time, -j2): the release zerocast, zerocast-load and zerocast-bench; the static
-# musl zerocast without ALSA; the qemu-insn plugin from
+# Builds (one at a time, -j2): the release zerocast and the bench crate's zerocast-bench and
+# zerocast-load; the static musl zerocast without ALSA; the qemu-insn plugin from
 # ../shared/tools/qemu-insn (QEMU_INSN_DIR overrides). Results: target/bench/results.md, logs of
 # every process in target/bench/run/. See docs/benchmarks.md.
 set -euo pipefail

@@ -486,6 +486,9 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                     codec,
                     "--max-clients",
                     "1100",
+                    // Every load player comes from 127.0.0.1 (the default allows 32).
+                    "--max-per-addr",
+                    "1100",
                     "--log-level",
                     "warn",
                 ]),
@@ -849,6 +852,8 @@ fn insn_run(
             "--codec",
             codec,
             "--max-clients",
+            "200",
+            "--max-per-addr",
             "200",
             "--log-level",
             "warn",

@@ -630,10 +630,20 @@ fn parse_summary(line: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn cpu_by_group(roots: &[(String, u32)], ticks: f64) -> BTreeMap<String, (f64, f64)> {
+/// Per process group: CPU seconds (schedstat, exact) and the (utime, stime) ticks in seconds,
+/// which only give the kernel's share.
+fn cpu_by_group(roots: &[(String, u32)], ticks: f64) -> BTreeMap<String, (f64, (f64, f64))> {
     roots
         .iter()
-        .map(|(l, pid)| (l.clone(), procs::cpu_seconds(&[*pid], ticks)))
+        .map(|(l, pid)| {
+            (
+                l.clone(),
+                (
+                    procs::cpu_time_exact(&[*pid]),
+                    procs::cpu_seconds(&[*pid], ticks),
+                ),
+            )
+        })
         .collect()
 }
 
@@ -722,14 +732,20 @@ fn measure_server(
             players,
             cpu_per_min: cpu1
                 .iter()
-                .map(|(l, (u, k))| {
-                    let (u0, k0) = cpu0.get(l).copied().unwrap_or_default();
-                    (l.clone(), (u + k - u0 - k0) / secs * 60.0)
+                .map(|(l, (t, _))| {
+                    let t0 = cpu0.get(l).map_or(0.0, |c| c.0);
+                    (l.clone(), (t - t0) / secs * 60.0)
                 })
                 .collect(),
+            // The ticks' kernel share of the exact time.
             kernel_per_min: cpu1
                 .iter()
-                .map(|(l, (_, k))| k - cpu0.get(l).map_or(0.0, |c| c.1))
+                .map(|(l, (t, (u, k)))| {
+                    let (t0, (u0, k0)) = cpu0.get(l).copied().unwrap_or_default();
+                    let ticks = u + k - u0 - k0;
+                    let share = if ticks > 0.0 { (k - k0) / ticks } else { 0.0 };
+                    (t - t0) * share
+                })
                 .sum::<f64>()
                 / secs
                 * 60.0,

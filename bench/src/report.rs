@@ -210,6 +210,15 @@ pub fn markdown(r: &Results) -> String {
     o
 }
 
+/// The last non-empty line of an error: a process's own last word under the driver's.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
 fn server<'a>(r: &'a Results, label: &str) -> Option<&'a ServerResult> {
     r.servers.iter().find(|s| s.label == label)
 }
@@ -290,10 +299,7 @@ fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>)
             r.unavailable
                 .iter()
                 .find(|(l, _)| l == "zerocast-aac")
-                .map_or("not in this run's plan", |(_, why)| why
-                    .lines()
-                    .next()
-                    .unwrap_or(""))
+                .map_or("not in this run's plan", |(_, why)| last_line(why))
         ),
     };
     let _ = writeln!(
@@ -333,7 +339,7 @@ fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>)
         let _ = writeln!(
             o,
             "\n{label}: not measured: {}",
-            why.lines().next().unwrap_or("")
+            last_line(why)
         );
     }
 }

@@ -336,11 +336,7 @@ fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>)
         );
     }
     for (label, why) in &r.unavailable {
-        let _ = writeln!(
-            o,
-            "\n{label}: not measured: {}",
-            last_line(why)
-        );
+        let _ = writeln!(o, "\n{label}: not measured: {}", last_line(why));
     }
 }
 

@@ -52,8 +52,17 @@ const RSS_LIMIT_KIB: u64 = 32 * 1024;
 #[test]
 fn hundred_players() -> Result<(), HarnessError> {
     TempDir::run("load-hundred", |dir| {
-        let (mut server, port) =
-            rtmp_client::start_zerocast(Codec::Pcm, &["--max-clients", LOAD_MAX_CLIENTS], dir)?;
+        let (mut server, port) = rtmp_client::start_zerocast(
+            Codec::Pcm,
+            // Every player comes from 127.0.0.1: the per-address limit must allow them.
+            &[
+                "--max-clients",
+                LOAD_MAX_CLIENTS,
+                "--max-per-addr",
+                LOAD_MAX_CLIENTS,
+            ],
+            dir,
+        )?;
         let pid = server.pid();
         let cpu_before = cpu_time(pid)?;
         let started = Instant::now();

@@ -2,8 +2,8 @@
 # Benchmarks: zerocast against the seed (nginx-rtmp + ffmpeg) in one run, then instruction
 # counts of the static armv6 zerocast under qemu-arm -cpu arm1176. Prints numbers; asserts none.
 #
-#   ci/run.sh bench            full run (~9.5 minutes)
-#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (~4 minutes)
+#   ci/run.sh bench            full run (~11 minutes, estimated)
+#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (157 s measured)
 #   BENCH_ZEROCAST=BIN BENCH_MUSL=BIN ci/bench.sh   measure other zerocast binaries (an older
 #                                   build, for before/after figures) with this driver
 #

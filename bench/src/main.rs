@@ -74,13 +74,7 @@ impl Plan {
                 window: Duration::from_secs(6),
                 insn_secs: (3, 6),
                 insn_players: vec![1, 10, 100],
-                servers: vec![
-                    Kind::Seed,
-                    Kind::Zerocast("adpcm"),
-                    Kind::Zerocast("aac"),
-                    Kind::ZerocastFake("adpcm"),
-                    Kind::ZerocastTone("adpcm"),
-                ],
+                servers: servers(false),
             }
         } else {
             Plan {
@@ -93,17 +87,26 @@ impl Plan {
                 window: Duration::from_secs(20),
                 insn_secs: (5, 15),
                 insn_players: vec![1, 10, 100],
-                servers: vec![
-                    Kind::Seed,
-                    Kind::Zerocast("pcm"),
-                    Kind::Zerocast("adpcm"),
-                    Kind::Zerocast("aac"),
-                    Kind::ZerocastFake("adpcm"),
-                    Kind::ZerocastTone("adpcm"),
-                ],
+                servers: servers(true),
             }
         }
     }
+}
+
+/// The servers of a run: the seed, zerocast capturing through `pulse` (PCM only in the full
+/// run), the AAC slot, the fake card and the tone.
+fn servers(with_pcm: bool) -> Vec<Kind> {
+    let pcm = with_pcm.then_some(Kind::Zerocast("pcm"));
+    [Kind::Seed]
+        .into_iter()
+        .chain(pcm)
+        .chain([
+            Kind::Zerocast("adpcm"),
+            Kind::Zerocast("aac"),
+            Kind::ZerocastFake("adpcm"),
+            Kind::ZerocastTone("adpcm"),
+        ])
+        .collect()
 }
 
 /// Which server a phase measures.

@@ -40,9 +40,11 @@ elif ! command -v qemu-arm >/dev/null || ! command -v cargo-zigbuild >/dev/null;
 else
     say "bench: static zerocast (no ALSA) for $PI_MUSL_TARGET"
     (
+        # The same features as `ci/run.sh cross`, so the two share one build.
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
+        export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
         cargo zigbuild --locked --release -j2 -p zerocast --bin zerocast --no-default-features \
-            --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
+            --features aac,mp3 --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     plugin="$TARGET_DIR/qemu-insn/libinsn.so"
     mkdir -p "$(dirname "$plugin")"

@@ -43,6 +43,10 @@ tool_path() {
 # - C code built by `cc` (none today, but a -sys crate may add some) uses Debian's cross gcc, told
 #   to emit ARMv6 + VFPv2 code in ARM state: its default is ARMv7 + Thumb-2, which would raise the
 #   binary's Tag_CPU_arch and crash on the Pi Zero with SIGILL.
+# - LAME (mp3lame-sys, feature `mp3`) is built by its own configure script, which must be told it
+#   is cross-compiling. FDK AAC (fdk-aac-sys, feature `aac`) is C++ that its build script hands
+#   to the C compiler driver above (so the cross gcc needs cc1plus: g++-arm-linux-gnueabihf); it
+#   calls nothing from a C++ runtime, so linking it adds only FDK itself.
 # - alsa-sys finds libasound through pkg-config; the armhf .pc files come from libasound2-dev:armhf.
 #   Linking against Debian's ARMv7 libasound.so is fine: only its symbols are used at link time,
 #   the Pi's own ARMv6 libasound is loaded at run time.
@@ -50,6 +54,7 @@ pi_env() {
     export RUSTC_BOOTSTRAP=1
     export CC_arm_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
     export CFLAGS_arm_unknown_linux_gnueabihf="-march=armv6+fp -mfpu=vfp -mfloat-abi=hard -marm"
+    export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
     export PKG_CONFIG_ALLOW_CROSS=1
     export PKG_CONFIG_LIBDIR=/usr/lib/arm-linux-gnueabihf/pkgconfig
 }

@@ -2,8 +2,8 @@
 # zerocast CI and tooling: one script, one subcommand per step (the shape of smoltcp's ci.sh).
 #
 #   ci/run.sh serve [ZEROCAST ARGS...]  install the few things a build needs, build, start serving
-#   ci/run.sh all                       setup fmt clippy test nostd cross fuzz e2e deb bench, timed
-#   ci/run.sh setup|fmt|clippy|test|nostd|cross|fuzz|e2e|deb
+#   ci/run.sh all                       setup fmt clippy test nostd board cross fuzz e2e deb bench, timed
+#   ci/run.sh setup|fmt|clippy|test|nostd|board|cross|fuzz|e2e|deb
 #   ci/run.sh bench                     zerocast against the seed, numbers only (`all`: quick run)
 #
 # Every step is idempotent and can be run alone (after `setup`). `.ci/run` runs `all`.
@@ -19,15 +19,22 @@ tool_path
 # What the tests and the cross build need from Debian. The media tools are the real peers the
 # end-to-end tests talk to (players: ffmpeg/ffplay, rtmpdump, VLC, GStreamer; nginx-rtmp as the
 # upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
-# cross toolchain and qemu to run what it builds.
+# cross toolchain and qemu to run what it builds; iproute2 (`ip netns`, `ip tuntap`) makes the
+# network namespace and TAP device the board example is tested on; lintian, debootstrap and
+# qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh).
 APT_PACKAGES=(
     ffmpeg rtmpdump vlc-bin vlc-plugin-base
     gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-base gstreamer1.0-libav
     nginx libnginx-mod-rtmp
     pulseaudio pulseaudio-utils libasound2-plugins libasound2-dev alsa-utils sox
-    qemu-user gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf libc6-dev-armhf-cross
+    qemu-user gcc-arm-linux-gnueabihf g++-arm-linux-gnueabihf binutils-arm-linux-gnueabihf
+    libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
+    librtmp-dev libffi-dev
+    iproute2
+    lintian debootstrap qemu-user-static binfmt-support
+    chromium libxml2-utils
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
@@ -134,6 +141,22 @@ cmd_setup() {
         cargo-zigbuild --version >/dev/null || die "cargo-zigbuild not on PATH after pip install"
     fi
 
+    # python-librtmp: librtmp (OBS's RTMP library family) as a publisher in the e2e tests.
+    if python3 -c 'import librtmp' 2>/dev/null; then
+        echo "pip: python-librtmp present"
+    else
+        python3 -m pip install -q python-librtmp ||
+            python3 -m pip install -q --user --break-system-packages python-librtmp
+    fi
+
+    # The HTTP tests read /metrics with Prometheus' own text parser.
+    if python3 -c 'import prometheus_client' 2>/dev/null; then
+        echo "pip: prometheus_client present"
+    else
+        python3 -m pip install -q prometheus_client ||
+            python3 -m pip install -q --user --break-system-packages prometheus_client
+    fi
+
     if cargo fuzz --version >/dev/null 2>&1; then
         echo "cargo: $(cargo fuzz --version) present"
     else
@@ -156,6 +179,9 @@ cmd_clippy() {
     cargo clippy --locked -p zerocast-core --all-targets --features defmt -- -D warnings
     # linux-host without ALSA: the static Pi build (ci/run.sh cross).
     cargo clippy --locked -p zerocast --no-default-features --all-targets -- -D warnings
+    # The board example: its TAP binary and test, and its bare-metal binary (ci/run.sh board).
+    cargo clippy --locked -p zerocast-board --features tap --all-targets -- -D warnings
+    board_bare clippy -- -D warnings
     # The two crates outside the workspace have lockfiles of their own, used without --locked:
     # a dependency added to the core must not need two more lockfile updates to pass CI.
     (cd core/fuzz && cargo clippy --all-targets -- -D warnings)
@@ -189,6 +215,39 @@ cmd_nostd() {
         elf="$TARGET_DIR/nostd-smoke/thumbv6m-none-eabi/release/zerocast-nostd-smoke"
         arm-linux-gnueabihf-size "$elf"
     done
+}
+
+# Runs cargo subcommand "$1" on the board example's bare-metal binary for thumbv6m-none-eabi, with
+# only `core` built for the target (as `nostd`): no `alloc` exists to link. The rest are arguments.
+board_bare() {
+    local sub=$1
+    shift
+    RUSTC_BOOTSTRAP=1 cargo "$sub" --locked --release -p zerocast-board --features bare \
+        --bin zerocast-board-bare --target thumbv6m-none-eabi -Zbuild-std=core \
+        --target-dir "$TARGET_DIR/board-bare" "$@"
+}
+
+# The core's board driver (zerocast_core::board) on a board's terms:
+# - over smoltcp on a TAP device, in a network namespace the test makes, played by ffmpeg and
+#   rtmpdump at once and checked by content (board/tests/tap.rs; needs root);
+# - the same example linked for a Cortex-M0 with no allocator, and its size.
+# The driver over embedded-io-adapters' std wrapper (core/tests/board_std.rs) is one of the core's
+# tests: `test` runs it on x86, `cross` on the emulated ARM1176.
+cmd_board() {
+    say "board: smoltcp on a TAP device, ffmpeg and rtmpdump in a network namespace"
+    cargo test --locked -p zerocast-board --features tap --test tap -- --nocapture
+    say "board: the example for thumbv6m-none-eabi, no allocator"
+    # Symbols kept (the release profile strips them) to print what the RAM goes to.
+    CARGO_PROFILE_RELEASE_STRIP=false board_bare build
+    local elf="$TARGET_DIR/board-bare/thumbv6m-none-eabi/release/zerocast-board-bare"
+    # text = flash; data = flash and RAM (the buffers' initial image); bss = RAM.
+    arm-linux-gnueabihf-size "$elf"
+    local _addr size kind name
+    while read -r _addr size kind name; do
+        if [[ $kind == [dDbB] && $name == zerocast_board_bare::* ]]; then
+            echo "RAM: $name $((16#$size)) bytes"
+        fi
+    done < <(arm-linux-gnueabihf-nm -S -C "$elf")
 }
 
 # Prints the three ARM attributes that decide whether a binary runs on the Pi Zero's ARM1176 and
@@ -232,13 +291,18 @@ e2e_with() {
 }
 
 # The end-to-end subset that runs under emulation with binary "$1": the tone served to ffmpeg
-# players and checked by content, the command line, a clean SIGTERM with players connected.
+# players and checked by content (PCM, ADPCM, AAC, MP3, 48 kHz capture), the command line, a
+# clean SIGTERM with players connected, the systemd notifications and watchdog.
 e2e_pi_binary() {
     local command=$1
     e2e_with "$command" cli help_version_and_bad_arguments \
         tone_logs_status_and_stops_cleanly_on_sigterm stdin_pipe_ends_the_process_cleanly
     e2e_with "$command" e2e_players zerocast_adpcm::ffmpeg zerocast_pcm::ffmpeg_low_delay
+    # FDK and LAME as built for the Pi, and the 48 kHz resampler.
+    e2e_with "$command" e2e_codecs zerocast_aac::ffmpeg zerocast_mp3::ffmpeg \
+        capture_48k_aac_is_served_at_48k capture_48k_mp3_is_resampled_to_44k1
     e2e_with "$command" e2e_lifecycle sigterm_ends_every_players_stream_cleanly
+    e2e_with "$command" e2e_systemd ready_status_and_a_watchdog_that_stops_with_the_loop
 }
 
 cmd_cross() {
@@ -278,10 +342,11 @@ for line in sys.stdin:
     # the registries provide, and alsa-lib's plugins (pulse, dsnoop configs) are loaded with
     # dlopen, which a static binary cannot do: the static build leaves out the `alsa` feature
     # and captures through stdin (docs/architecture.md, "Builds for the Pi").
-    say "cross: static zerocast (no ALSA) for $PI_MUSL_TARGET"
+    say "cross: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
-        cargo zigbuild --locked --release -p zerocast --no-default-features \
+        export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
+        cargo zigbuild --locked --release -p zerocast --no-default-features --features aac,mp3 \
             --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     check_armv6 "$PI_MUSL_BIN"
@@ -317,8 +382,11 @@ cmd_e2e() {
     cargo test --locked -p zerocast-bench --test '*' -- --test-threads=1 --nocapture
 }
 
+# The package built and checked (ci/deb.sh), then installed, run, upgraded and purged in an
+# armhf Debian root under qemu (ci/deb-chroot.sh, which prints its time).
 cmd_deb() {
     bash ci/deb.sh
+    bash ci/deb-chroot.sh
 }
 
 # Benchmarks print numbers and assert none (a goal missed is reported, not failed); the step fails
@@ -326,6 +394,12 @@ cmd_deb() {
 # that every CI run shows the comparison. See ci/bench.sh and docs/benchmarks.md.
 cmd_bench() {
     bash ci/bench.sh
+}
+
+# The soak (ci/soak.sh): the release build for SOAK_SECONDS (600 in CI) with players, a
+# publisher and a push coming and going; RSS, descriptors and CPU must stay flat.
+cmd_soak() {
+    bash ci/soak.sh
 }
 
 # Builds and starts zerocast on this machine (Debian, Raspberry Pi OS), installing only what the
@@ -344,7 +418,7 @@ cmd_serve() {
     exec "$TARGET_DIR/release/zerocast" --source "${ZEROCAST_SOURCE:-alsa:default}" "$@"
 }
 
-ALL_STEPS=(setup fmt clippy test nostd cross fuzz e2e deb bench)
+ALL_STEPS=(setup fmt clippy test nostd board cross fuzz e2e deb bench soak)
 
 cmd_all() {
     local step start secs failed=() lines=() log="$TARGET_DIR/ci-all.log"
@@ -384,7 +458,7 @@ cmd_all() {
 main() {
     local cmd=${1:-}
     case $cmd in
-    setup | fmt | clippy | test | nostd | cross | fuzz | e2e | deb | all | bench)
+    setup | fmt | clippy | test | nostd | board | cross | fuzz | e2e | deb | all | bench | soak)
         [[ $# -eq 1 ]] || die "ci/run.sh $cmd takes no arguments"
         "cmd_$cmd"
         ;;

@@ -489,7 +489,7 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                     codec,
                     "--max-clients",
                     "1100",
-                    // Every load player comes from 127.0.0.1 (the default allows 32).
+                    // Every load player comes from 127.0.0.1.
                     "--max-per-addr",
                     "1100",
                     "--log-level",

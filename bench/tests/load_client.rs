@@ -5,7 +5,7 @@
 //! The checks are on counts (players receiving, timestamp gaps, stalls over 500 ms, stream time
 //! received), never on CPU or latency figures: the machine is shared.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -34,15 +34,24 @@ type Failure = String;
 /// to that thread (its signalfd takes it) when dropped.
 struct Server {
     addr: SocketAddr,
+    /// Where HTTP listeners connect, if asked for.
+    http: Option<SocketAddr>,
     thread: Pthread,
     handle: Option<thread::JoinHandle<std::process::ExitCode>>,
 }
 
+fn free_addr() -> Result<SocketAddr, Failure> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("free port: {e}"))
+}
+
 impl Server {
-    fn start(codec: &str) -> Result<Server, Failure> {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("free port: {e}"))?;
+    /// RTMP only, or RTMP and HTTP with `http`.
+    fn start(codec: &str, http: bool) -> Result<Server, Failure> {
+        let addr = free_addr()?;
+        let http = http.then(free_addr).transpose()?;
+        let http_arg = http.map_or("off".to_owned(), |a| a.to_string());
         let args: Vec<std::ffi::OsString> = [
             "--listen",
             &addr.to_string(),
@@ -51,7 +60,7 @@ impl Server {
             "--codec",
             codec,
             "--http",
-            "off",
+            &http_arg,
             "--log-level",
             "warn",
         ]
@@ -78,16 +87,43 @@ impl Server {
             }
             thread::sleep(Duration::from_millis(10));
         }
-        Ok(Server {
+        let server = Server {
             addr,
+            http,
             thread,
             handle: Some(handle),
-        })
+        };
+        if let Some(http) = http {
+            // The stream's HTTP formats exist from its first audio on.
+            while !flv_mount_answers(http) {
+                if Instant::now() > deadline {
+                    return Err(format!("no .flv mount at {http}"));
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(server)
     }
 
+    /// The stream's URL: HTTP-FLV when the server listens for HTTP, else RTMP.
     fn url(&self) -> String {
-        format!("rtmp://{}/live/audio", self.addr)
+        match self.http {
+            Some(http) => format!("http://{http}/live/audio.flv"),
+            None => format!("rtmp://{}/live/audio", self.addr),
+        }
     }
+}
+
+/// Whether `HEAD /live/audio.flv` is answered 200.
+fn flv_mount_answers(http: SocketAddr) -> bool {
+    let mut answer = [0u8; 12];
+    TcpStream::connect(http)
+        .and_then(|mut s| {
+            s.write_all(b"HEAD /live/audio.flv HTTP/1.1\r\n\r\n")?;
+            s.read_exact(&mut answer)
+        })
+        .is_ok()
+        && &answer == b"HTTP/1.1 200"
 }
 
 impl Drop for Server {
@@ -174,9 +210,10 @@ fn summary_value(summary: &str, key: &str) -> Option<f64> {
         .ok()
 }
 
-/// Plays `codec` from a zerocast tone server with [`PLAYERS`] players and checks the summary.
-fn continuous_for(codec: &str) -> Result<(), Failure> {
-    let server = Server::start(codec)?;
+/// Plays `codec` from a zerocast tone server with [`PLAYERS`] players — RTMP, or HTTP-FLV
+/// listeners with `http` — and checks the summary.
+fn continuous_for(codec: &str, http: bool) -> Result<(), Failure> {
+    let server = Server::start(codec, http)?;
     let url = server.url();
     let players = PLAYERS.to_string();
     let duration = PLAY_SECS.to_string();
@@ -211,12 +248,17 @@ fn continuous_for(codec: &str) -> Result<(), Failure> {
 
 #[test]
 fn every_player_receives_continuous_pcm() -> Result<(), Failure> {
-    continuous_for("pcm")
+    continuous_for("pcm", false)
+}
+
+#[test]
+fn every_http_flv_listener_receives_continuous_pcm() -> Result<(), Failure> {
+    continuous_for("pcm", true)
 }
 
 #[test]
 fn every_player_receives_continuous_adpcm() -> Result<(), Failure> {
-    continuous_for("adpcm")
+    continuous_for("adpcm", false)
 }
 
 /// The check can fail: once every player plays, the client itself is stopped (SIGSTOP) for
@@ -226,7 +268,7 @@ fn every_player_receives_continuous_adpcm() -> Result<(), Failure> {
 /// while it is stopped, exactly as when the server stops sending.)
 #[test]
 fn a_frozen_stream_is_reported_as_stalls() -> Result<(), Failure> {
-    let server = Server::start("pcm")?;
+    let server = Server::start("pcm", false)?;
     let url = server.url();
     let mut client = Client::start(&[
         "--url",

@@ -15,7 +15,7 @@
 mod reader;
 mod writer;
 
-pub use reader::ChunkReader;
+pub use reader::{ChunkReader, ChunkReaderIn};
 pub use writer::{encode_standalone, standalone_len, ChunkWriter};
 
 use crate::message::MessageError;

@@ -19,8 +19,22 @@
 //! - [`command`]: typed NetConnection / NetStream commands and the replies a server sends.
 //! - [`session`]: the per-connection server state machine and a client for pushing and testing.
 //! - [`flv`]: FLV audio tag headers, `onMetaData`, FLV file framing.
-//! - [`codec`]: heap-free audio encoders (PCM s16le, SWF ADPCM).
+//! - [`codec`]: heap-free audio encoders (PCM s16le, SWF ADPCM), the push-PCM / pull-packets
+//!   `Encoder` shape every zerocast encoder has, and a 48 kHz to 44.1 kHz resampler.
 //! - [`ring`]: the broadcast ring that fans one stream out to many players.
+//! - [`board`]: a driver for boards: one stream served to players over `embedded-io` transports.
+//!
+//! Framing for HTTP listeners, from the same audio messages:
+//!
+//! ```text
+//!  AAC frames ──> adts (audio/aac, HLS packed audio) / mp4 (MSE fragments)
+//!  PCM ──> flac (verbatim frames) ──> mp4 (MSE fragments)        title ──> icy (metadata blocks)
+//! ```
+//!
+//! - [`adts`]: ADTS headers for raw AAC frames, from the AudioSpecificConfig.
+//! - [`flac`]: FLAC verbatim frames wrapping s16 PCM, and their STREAMINFO.
+//! - [`mp4`]: fragmented MP4 init segments and fragments for Media Source Extensions.
+//! - [`icy`]: ICY `StreamTitle` metadata blocks.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -35,13 +49,18 @@ compile_error!("features `defmt` and `log` are exclusive: enable at most one");
 #[macro_use]
 mod fmt;
 
+pub mod adts;
 pub mod amf0;
+pub mod board;
 pub mod chunk;
 pub mod codec;
 pub mod command;
+pub mod flac;
 pub mod flv;
 pub mod handshake;
+pub mod icy;
 pub mod message;
+pub mod mp4;
 pub mod ring;
 pub mod session;
 pub mod time;

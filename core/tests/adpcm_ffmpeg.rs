@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use zerocast_core::codec::{AdpcmSwf, Encoder, PcmS16Le};
+use zerocast_core::codec::{AdpcmSwf, BlockEncoder, PcmS16Le};
 
 const RATE: u32 = 44_100;
 const SECONDS: usize = 5;
@@ -87,7 +87,7 @@ fn flv_file(tags: &[(u32, Vec<u8>)]) -> Vec<u8> {
 
 /// Encodes `pcm` in packets of (at most) `packet` frames, each as one tag: header byte + body.
 fn encode_flv(
-    enc: &mut dyn Encoder,
+    enc: &mut dyn BlockEncoder,
     fit: &dyn Fn(usize) -> usize,
     pcm: &[i16],
     channels: usize,

@@ -1,8 +1,8 @@
 //! Chunk stream reader and writer: spec vectors, round trips in every split, hostile input.
 
 use zerocast_core::chunk::{
-    encode_standalone, standalone_len, ChunkError, ChunkReader, ChunkWriter, MessageHeader,
-    DEFAULT_SKIP_MASK,
+    encode_standalone, standalone_len, ChunkError, ChunkReader, ChunkReaderIn, ChunkWriter,
+    MessageHeader, DEFAULT_SKIP_MASK,
 };
 use zerocast_core::message::{Control, UserControl};
 
@@ -878,4 +878,55 @@ fn user_control_messages_through_the_reader() {
         zerocast_core::message::parse_control(got[0].0.type_id, &got[0].1),
         Ok(Some(Control::User(UserControl::StreamBegin(1))))
     );
+}
+
+#[test]
+fn a_message_in_flight_moves_into_a_larger_arena() {
+    let body = payload(9, 1000);
+    let h = header(6, 40, 1000, 8, 1);
+    let mut wire = vec![0u8; standalone_len(128, &h)];
+    let n = encode_standalone(&mut wire, 128, &h, &body).unwrap();
+    // A 2000-byte message does not fit the small arena at all; the 1000-byte one does, and is
+    // half read when the arena is replaced.
+    let mut reader: ChunkReaderIn<4, Vec<u8>> = ChunkReaderIn::with_arena(vec![0; 1024], 4096);
+    let half = n / 2;
+    let mut at = 0;
+    while at < half {
+        let (used, message) = reader.read(&wire[at..half]).unwrap();
+        assert!(message.is_none());
+        if used == 0 {
+            break;
+        }
+        at += used;
+    }
+    assert_eq!(
+        reader.replace_arena(vec![0; 10], 4096).unwrap_err().len(),
+        10
+    );
+    let old = reader.replace_arena(vec![0; 4096], 4096).unwrap();
+    assert_eq!((old.len(), reader.arena_len()), (1024, 4096));
+    let mut got = None;
+    while at < n {
+        let (used, message) = reader.read(&wire[at..n]).unwrap();
+        if let Some(m) = message {
+            got = Some((m.header, m.payload.to_vec()));
+        }
+        at += used;
+    }
+    assert_eq!(got, Some((h, body)));
+    // The larger arena takes a message the small one could not.
+    let big = header(6, 60, 3000, 8, 1);
+    let body = payload(10, 3000);
+    let mut wire = vec![0u8; standalone_len(128, &big)];
+    let n = encode_standalone(&mut wire, 128, &big, &body).unwrap();
+    let mut at = 0;
+    let mut got = None;
+    while at < n {
+        let (used, message) = reader.read(&wire[at..n]).unwrap();
+        if let Some(m) = message {
+            got = Some(m.payload.len());
+        }
+        at += used;
+    }
+    assert_eq!(got, Some(3000));
 }

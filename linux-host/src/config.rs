@@ -13,10 +13,17 @@
 //! once, with `deny_unknown_fields` everywhere, so flags and file share one parser and one set of
 //! checks, and a flag cannot land in another setting. Checks that involve several settings (a
 //! codec against the rate, stream names against the application) run after, in
-//! [`Settings::validate`](Settings).
+//! `Settings::validate`.
 //!
 //! The file is also deserialized on its own first, straight from its text, so that a file error
-//! (syntax, unknown key, wrong type, value out of range) names its line and column.
+//! (syntax, unknown key, wrong type, value out of range) names its line and column; each flag is
+//! also deserialized alone over the defaults, so that a bad value is blamed on its flag.
+//! [`Settings::reload`] does it all again with the same flags (SIGHUP).
+//!
+//! File keys are the flags' names with `_` for `-`, in the section the flag's key path names
+//! (`--allow-publish` is `[access] allow_publish`), except `capture_stream` (`--stream`: the key
+//! `stream` is the `[[stream]]` tables), `[http] listen` (`--http`) and `[http] max_clients`
+//! (`--http-max-clients`).
 //!
 //! `ConfigError` holds owned strings, unlike the `Copy` error enums elsewhere: its whole job is
 //! to quote back the flag, key or value the user wrote, which a `Copy` type cannot carry.
@@ -113,13 +120,14 @@ impl Codec {
 
     /// The capture rates zerocast serves in this codec. FLV's legacy 2-bit rate field only has
     /// 5512/11025/22050/44100 (FLV spec v10.1 E.4.2.1; ffmpeg flvdec `44100 << idx >> 3`), and
-    /// ffmpeg's adpcm_swf encoder refuses 5512 (shared/protocol-notes.md section 3). AAC signals
-    /// its rate in its AudioSpecificConfig (ISO 14496-3 1.6.3.4: the standard rates from 8 to
-    /// 48 kHz). MP3 is captured at 44.1 or 48 kHz; 48 kHz is resampled to 44.1 kHz for FLV.
+    /// ffmpeg's adpcm_swf encoder refuses 5512 (shared/protocol-notes.md section 3); a 48 kHz
+    /// capture is resampled to 44.1 kHz for PCM, ADPCM and MP3 (`encode::Rendition`), never sent
+    /// mislabelled. AAC signals its rate in its AudioSpecificConfig (ISO 14496-3 1.6.3.4: the
+    /// standard rates from 8 to 48 kHz).
     pub fn rates(self) -> &'static [u32] {
         match self {
-            Self::Pcm => &[5512, 11025, 22050, 44100],
-            Self::Adpcm => &[11025, 22050, 44100],
+            Self::Pcm => &[5512, 11025, 22050, 44100, 48000],
+            Self::Adpcm => &[11025, 22050, 44100, 48000],
             Self::Aac => &[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000],
             Self::Mp3 => &[44100, 48000],
         }
@@ -409,7 +417,9 @@ pub struct Settings {
     /// How much already-sent audio a new player is given at once so it starts without waiting.
     #[serde(deserialize_with = "Range::<0, 60_000>::u32")]
     pub join_ms: u32,
-    /// Sample rate in Hz, asked of the capture device exactly.
+    /// Sample rate in Hz, asked of the capture device exactly; every codec of
+    /// [`Self::codecs`] must carry it ([`Codec::rates`]).
+    #[serde(deserialize_with = "Range::<5512, 48_000>::u32")]
     pub rate: u32,
     /// 1 or 2.
     #[serde(deserialize_with = "Range::<1, 2>::u8")]
@@ -566,6 +576,16 @@ impl Settings {
         usize::try_from(u64::from(self.rate) * u64::from(self.period_ms) / 1000).unwrap_or(0)
     }
 
+    /// The codecs the capture is served in: its `[[stream]]` table's `codec` when it has one,
+    /// else [`Self::codecs`].
+    pub fn capture_codecs(&self) -> &[Codec] {
+        self.streams
+            .iter()
+            .find(|s| s.name == self.stream)
+            .and_then(|s| s.codecs.as_deref())
+            .unwrap_or(&self.codecs)
+    }
+
     /// Reads [`Self::config`] again and applies the same flags over it (SIGHUP): the settings
     /// the process would start with now, or why the file cannot be used.
     pub fn reload(&self) -> Result<Settings, ConfigError> {
@@ -627,7 +647,7 @@ impl Settings {
             ))
         };
         under_app("stream", &self.stream)?;
-        check_rate(self.rate, &self.codecs, "rate")?;
+        let capture = self.source != SourceSpec::None;
         let mut names: Vec<&StreamPath> = Vec::new();
         for s in &self.streams {
             under_app("[[stream]] name", &s.name)?;
@@ -638,18 +658,28 @@ impl Settings {
                     "expected each name in one [[stream]] table only, not in two".into(),
                 ));
             }
-            if let Some(codecs) = &s.codecs {
-                check_rate(
-                    self.rate,
-                    codecs,
-                    &format!("rate for [[stream]] {}", s.name),
-                )?;
+            if s.codecs.is_some() && !(capture && s.name == self.stream) {
+                return Err(bad(
+                    "[[stream]] codec",
+                    &s.name,
+                    format!(
+                        "expected codec only in the capture stream's table ({}{}): a \
+                         publisher's audio is served as it comes",
+                        self.stream,
+                        if capture {
+                            ""
+                        } else {
+                            ", and --source is none"
+                        }
+                    ),
+                ));
             }
             names.push(&s.name);
         }
-        let capture = self.source != SourceSpec::None;
         if capture {
-            for codec in self.codecs.iter().skip(1) {
+            let codecs = self.capture_codecs();
+            check_rate(self.rate, codecs, "rate")?;
+            for codec in codecs.iter().skip(1) {
                 let rendition = self.stream.rendition(*codec);
                 if names.contains(&&rendition) {
                     return Err(bad(
@@ -1190,8 +1220,8 @@ impl Flag {
         let value = match self.kind {
             Kind::Text => Value::String(text.to_owned()),
             Kind::Number => text
-                .parse::<u32>()
-                .map(|n| Value::Integer(i64::from(n)))
+                .parse::<i64>()
+                .map(Value::Integer)
                 .map_err(|_| invalid("expected a whole number"))?,
             Kind::Float => text
                 .parse::<f64>()
@@ -1350,11 +1380,13 @@ Capture:
   --codec LIST                  pcm|adpcm|aac|mp3, comma-separated: the first is served at
                                   APP/NAME, each other at APP/NAME_CODEC [default: adpcm]
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
-                                  stereo) for ~6 M instructions/s on a Pi Zero
+                                  stereo) for ~9 M instructions/s on a Pi Zero;
+                                  aac, mp3: ~47 / ~67 M instructions/s at 128k
   --bitrate KBPS                aac and mp3 bitrate, 32..=320 (128 or 128k) [default: 128]
   --rate HZ                     sample rate (pcm: 5512/11025/22050/44100,
-                                  adpcm: 11025/22050/44100, mp3: 44100/48000,
-                                  aac: 8000 to 48000)          [default: 44100]
+                                  adpcm: 11025/22050/44100, mp3: 44100, aac: 8000
+                                  to 48000; 48000 for all: AAC keeps it, the others
+                                  are resampled to 44100)      [default: 44100]
   --channels 1|2                channels                       [default: 2]
   --period-ms N                 capture period, 5..=1000       [default: 20]
 
@@ -1401,7 +1433,7 @@ Recording:
   --record DIR                  record every stream into DIR
   --record-interval N           start a new file every N seconds [default: 3600]
   --record-max-mb N             or when a file reaches N MiB   [default: 64]
-  --record-keep-mb N            delete the oldest files past N MiB in all [default: 1024]
+  --record-keep-mb N            delete a stream's oldest files past N MiB [default: 1024]
 
   --log-level LEVEL             error|warn|info|debug|trace    [default: info]
   --version                     print the version
@@ -1443,10 +1475,13 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Invocatio
                     return Err(ConfigError::UnknownFlag(arg));
                 };
                 let value = value_of(flag.name, inline, &mut args)?;
-                flag.check(&value)?;
                 flags.push(FlagValue { flag, value });
             }
         }
+    }
+    // After the loop, so that `--help` and `--version` win over a bad value before them.
+    for f in &flags {
+        f.flag.check(&f.value)?;
     }
     let settings = Settings::load(config_file, flags)?;
     Ok(if devices {
@@ -1792,7 +1827,7 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let cases: &[(&[&str], &str)] = &[
-            (&["--rate", "48000"], "rate"),
+            (&["--rate", "32000"], "rate"),
             (&["--codec", "adpcm", "--rate", "5512"], "rate"),
             (&["--channels", "3"], "channels"),
             (&["--period-ms", "4"], "period-ms"),
@@ -1811,6 +1846,8 @@ mod tests {
             (&["--play-key", "a&b"], "play-key"),
             (&["--join-ms", "-1"], "join-ms"),
             (&["--join-ms", "99999999999"], "join-ms"),
+            (&["--join-ms", "1.5"], "join-ms"),
+            (&["--rate", "96000"], "rate"),
             (&["--bitrate", "16"], "bitrate"),
             (&["--bitrate", "fast"], "bitrate"),
             (&["--max-streams", "0"], "max-streams"),
@@ -1845,11 +1882,17 @@ mod tests {
         for (list, setting) in cases {
             assert_eq!(blamed(list), *setting, "{list:?}");
         }
-        let msg = run(&["--rate", "48000"]).unwrap_err().to_string();
+        let msg = run(&["--rate", "32000"]).unwrap_err().to_string();
         assert!(
             msg.contains("plughw") && msg.contains("codec adpcm"),
             "{msg}"
         );
+        let msg = run(&["--max-streams", "99999999999"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.ends_with("expected 1 to 256"), "{msg}");
+        let msg = run(&["--join-ms", "soon"]).unwrap_err().to_string();
+        assert!(msg.ends_with("expected a whole number"), "{msg}");
         let msg = run(&["--period-ms", "4"]).unwrap_err().to_string();
         assert_eq!(msg, "bad value '4' for period-ms: expected 5 to 1000");
         let msg = run(&["--source", "mic"]).unwrap_err().to_string();
@@ -1866,8 +1909,8 @@ mod tests {
             run(&["--codec", "pcm", "--rate", "5512"]).unwrap().rate,
             5512
         );
-        // AAC carries 48 kHz itself, MP3 is resampled; PCM and ADPCM cannot say 48000.
-        for codec in ["aac", "mp3", "mp3,aac"] {
+        // AAC carries 48 kHz itself; PCM, ADPCM and MP3 are resampled to 44.1 kHz.
+        for codec in ["aac", "mp3", "mp3,aac", "pcm", "adpcm"] {
             assert_eq!(
                 run(&["--codec", codec, "--rate", "48000"]).unwrap().rate,
                 48000
@@ -1879,7 +1922,7 @@ mod tests {
         );
         assert_eq!(blamed(&["--codec", "aac", "--rate", "44000"]), "rate");
         // A rendition that cannot carry the rate is named, wherever it stands in the list.
-        let msg = run(&["--codec", "aac,pcm", "--rate", "48000"])
+        let msg = run(&["--codec", "aac,pcm", "--rate", "32000"])
             .unwrap_err()
             .to_string();
         assert!(msg.contains("for codec pcm"), "{msg}");
@@ -1978,13 +2021,13 @@ silence_db = -45
 [[stream]]
 name = "radio/main"
 key = "main-key"
+codec = "aac"
 title = "Main"
 push = "rtmp://up.example/live/main"
 
 [[stream]]
 name = "radio/guest"
 key = "guest-key"
-codec = "aac"
 record = "/srv/guest"
 push = ["rtmp://a/live", "rtmps://b/live/g"]
 
@@ -2038,14 +2081,18 @@ stream = "radio/guest"
             ),
             ("radio/main".into(), Some("main-key"), Some("Main"))
         );
-        assert_eq!((&main.codecs, &main.record), (&None, &None));
+        assert_eq!(
+            (main.codecs.as_deref(), &main.record),
+            (Some(&[Codec::Aac][..]), &None)
+        );
+        assert_eq!(s.capture_codecs(), [Codec::Aac]);
         assert_eq!(
             main.push,
             [PushUrl::parse("rtmp://up.example/live/main").unwrap()]
         );
         assert_eq!(
-            (guest.codecs.as_deref(), guest.record.as_deref()),
-            (Some(&[Codec::Aac][..]), Some(Path::new("/srv/guest")))
+            (&guest.codecs, guest.record.as_deref()),
+            (&None, Some(Path::new("/srv/guest")))
         );
         assert_eq!(
             guest.push.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
@@ -2219,13 +2266,34 @@ stream = "radio/guest"
         // ... unless there is no capture.
         let t = TempFile::new("taken-none", taken);
         assert!(run(&["--config", t.arg(), "--source", "none"]).is_ok());
-        // A [[stream]] codec list is checked against the rate, and names the stream.
-        let rate = "[[stream]]\nname = \"live/audio\"\ncodec = \"adpcm\"\n";
-        let (setting, value) = file_error("rate", rate, &["--codec", "aac", "--rate", "48000"]);
+        // The capture stream's table may set its codecs, which replace --codec and are checked
+        // against the rate; other streams' audio is served as it comes.
+        let own = "[[stream]]\nname = \"live/audio\"\ncodec = \"adpcm\"\n";
+        let (setting, value) = file_error("rate", own, &["--codec", "aac", "--rate", "32000"]);
+        assert_eq!((setting.as_str(), value.as_str()), ("rate", "32000"));
+        let t = TempFile::new("own", own);
+        let s = run(&["--config", t.arg(), "--codec", "aac"]).unwrap();
         assert_eq!(
-            (setting.as_str(), value.as_str()),
-            ("rate for [[stream]] live/audio", "48000")
+            (s.capture_codecs(), s.codecs.as_slice()),
+            (&[Codec::Adpcm][..], &[Codec::Aac][..])
         );
+        assert_eq!(
+            run(&["--codec", "mp3"]).unwrap().capture_codecs(),
+            [Codec::Mp3]
+        );
+        assert_eq!(
+            file_error("own-none", own, &["--source", "none"]).0,
+            "[[stream]] codec"
+        );
+        let other = "[[stream]]\nname = \"live/b\"\ncodec = \"aac\"\n";
+        assert_eq!(
+            file_error("other", other, &[]),
+            ("[[stream]] codec".into(), "live/b".into())
+        );
+        // Without a capture, its codecs and rate do not matter.
+        assert!(run(&["--source", "none", "--rate", "48000"]).is_ok());
+        let taken = "[[stream]]\nname = \"live/audio\"\ncodec = \"aac,mp3\"\n[[stream]]\nname = \"live/audio_mp3\"\n";
+        assert_eq!(file_error("taken2", taken, &[]).1, "live/audio_mp3");
         // More configured streams than --max-streams.
         let three = "[[stream]]\nname = \"live/a\"\n[[stream]]\nname = \"live/b\"\n";
         assert_eq!(

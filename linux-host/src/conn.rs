@@ -8,23 +8,29 @@ use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 use zerocast_core::ring::Cursor;
-use zerocast_core::session::{ClientSession, ServerSession, SessionError};
+use zerocast_core::session::{ClientSession, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
+use crate::http::listener::HttpConn;
 use crate::hub::{Hub, StreamId};
 
-/// Reassembly budget per connection: commands from players are < 1 KiB; 16 KiB leaves room for
-/// publishers' audio messages (a 4096-frame PCM message is 16 KiB + 1).
-pub const ARENA: usize = 16 * 1024;
+/// Reassembly budget of a connection until it publishes: players send only commands, < 1 KiB
+/// (ffmpeg's connect is 197 bytes, OBS's about 300).
+pub const ARENA: usize = 2 * 1024;
+/// Reassembly budget of a publisher: room for its audio messages (a 4096-frame PCM message is
+/// 16 KiB + 1) and its metadata.
+pub const PUBLISHER_ARENA: usize = 16 * 1024;
 /// The session's own output: control messages and command replies (~1 KiB at most at once).
 pub const TX: usize = 4 * 1024;
-/// Socket read buffer per connection.
-pub const RX: usize = 4 * 1024;
+/// Socket read buffer of a connection until it publishes.
+pub const RX: usize = 2 * 1024;
+/// Socket read buffer of a publisher (fewer reads per second of audio).
+pub const PUBLISHER_RX: usize = 8 * 1024;
 /// A relay's reassembly budget: it only reads the upstream's replies.
 pub const RELAY_ARENA: usize = 4 * 1024;
 
-/// The server side of a peer's session.
-pub type PeerSession = ServerSession<ARENA, TX>;
+/// The server side of a peer's session, its arena sized by what the peer does.
+pub type PeerSession = ServerSessionIn<Box<[u8]>, TX>;
 /// The client side of a relay's session.
 pub type RelaySession = ClientSession<RELAY_ARENA, TX>;
 
@@ -62,6 +68,8 @@ pub enum Kind {
         /// The stream it pushes.
         stream: StreamId,
     },
+    /// An HTTP request or listener.
+    Http(Box<HttpConn>),
 }
 
 /// A reader of a stream's ring.
@@ -120,6 +128,12 @@ pub enum Close {
     Replaced,
     /// The server stops.
     Shutdown,
+    /// An HTTP reply was written in full.
+    Answered,
+    /// An HTTP client did not send its request head in time.
+    HeaderTimeout,
+    /// The stream or format an HTTP listener read is gone (its publisher changed codec).
+    StreamGone,
 }
 
 impl std::fmt::Display for Close {
@@ -133,6 +147,9 @@ impl std::fmt::Display for Close {
             Close::PublisherSilent(ms) => write!(f, "publisher sent no audio for {ms} ms"),
             Close::Replaced => f.write_str("replaced by a new publisher of the stream"),
             Close::Shutdown => f.write_str("server shutting down"),
+            Close::Answered => f.write_str("answered"),
+            Close::HeaderTimeout => f.write_str("no complete request head in time"),
+            Close::StreamGone => f.write_str("the stream or its format is gone"),
         }
     }
 }
@@ -166,7 +183,7 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// What it is.
     pub kind: Kind,
-    rx: Box<[u8; RX]>,
+    rx: Box<[u8]>,
     rx_len: usize,
     /// Its reader of a stream, if it plays or relays one.
     pub egress: Option<Egress>,
@@ -176,21 +193,33 @@ pub struct Conn {
     pub close_after_flush: bool,
     /// The deadline this connection is filed under in the server's timer heap.
     pub scheduled: Option<Instant>,
+    /// The peer's skipped video has been logged (once per connection).
+    pub skip_logged: bool,
+    /// When it was opened (for the reports).
+    pub opened: Instant,
+    /// Bytes written to the socket.
+    pub bytes_sent: u64,
+    /// Bytes read from the socket.
+    pub bytes_received: u64,
 }
 
 impl Conn {
-    /// A connection of `kind` on `socket`.
-    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind) -> Self {
+    /// A connection of `kind` on `socket`, opened at `now`.
+    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind, now: Instant) -> Self {
         Self {
             socket,
             peer,
             kind,
-            rx: Box::new([0; RX]),
+            rx: vec![0; RX].into_boxed_slice(),
             rx_len: 0,
             egress: None,
             blocked_since: None,
             close_after_flush: false,
             scheduled: None,
+            skip_logged: false,
+            opened: now,
+            bytes_sent: 0,
+            bytes_received: 0,
         }
     }
 
@@ -201,7 +230,7 @@ impl Conn {
         mut handle: impl FnMut(&mut Self, usize) -> Result<usize, Close>,
     ) -> Result<(), Close> {
         loop {
-            if self.rx_len == RX {
+            if self.rx_len == self.rx.len() {
                 // The session consumes every complete chunk header, so a full buffer cannot
                 // stay full; this is a peer that floods faster than one pass handles.
                 self.consume(&mut handle)?;
@@ -212,6 +241,7 @@ impl Conn {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
                     self.rx_len += n;
+                    self.bytes_received += n as u64;
                     self.consume(&mut handle)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -231,6 +261,17 @@ impl Conn {
         Ok(())
     }
 
+    /// Gives a publisher its larger read buffer and reassembly arena.
+    pub fn grow_for_publisher(&mut self) {
+        if let Kind::Peer { session, .. } = &mut self.kind {
+            // Too small for what is in flight cannot happen: the new arena is the larger.
+            let _ = session.replace_arena(vec![0; PUBLISHER_ARENA].into_boxed_slice());
+        }
+        let mut rx = vec![0; PUBLISHER_RX].into_boxed_slice();
+        rx[..self.rx_len].copy_from_slice(&self.rx[..self.rx_len]);
+        self.rx = rx;
+    }
+
     /// The first `len` received bytes not yet consumed, beside the parts a session event
     /// changes: what the connection is, and its egress.
     pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind, &mut Option<Egress>) {
@@ -241,6 +282,7 @@ impl Conn {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.advance(n),
             Kind::Relay { session, .. } => session.advance(n),
+            Kind::Http(_) => {}
         }
     }
 
@@ -249,6 +291,7 @@ impl Conn {
         match &self.kind {
             Kind::Peer { session, .. } => session.poll_timeout(),
             Kind::Relay { session, .. } => session.poll_timeout(),
+            Kind::Http(http) => http.deadline(),
         }
     }
 
@@ -257,12 +300,26 @@ impl Conn {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.handle_timeout(now),
             Kind::Relay { session, .. } => session.handle_timeout(now),
+            // Its one deadline, the request head's, is the server's to act on.
+            Kind::Http(_) => Ok(()),
         }
     }
 
     /// Writes the tail, the session's output and the ring's new bytes, one write call per
     /// round, until everything is out or the socket is full.
     pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
+        if let Kind::Http(http) = &mut self.kind {
+            let before = counters.bytes_sent;
+            let result = http.flush(
+                &mut self.socket,
+                now,
+                hub,
+                counters,
+                &mut self.blocked_since,
+            );
+            self.bytes_sent += counters.bytes_sent - before;
+            return result;
+        }
         loop {
             let tx_pending = !transmit(&self.kind).is_empty();
             self.prepare(hub, counters, tx_pending);
@@ -297,6 +354,7 @@ impl Conn {
                 return Ok(());
             };
             counters.bytes_sent += n as u64;
+            self.bytes_sent += n as u64;
             let from_tail = n.min(tail_len);
             if let Some(e) = self.egress.as_mut() {
                 e.tail_sent += from_tail;
@@ -391,11 +449,12 @@ fn transmit(kind: &Kind) -> &[u8] {
     match kind {
         Kind::Peer { session, .. } => session.transmit(),
         Kind::Relay { session, .. } => session.transmit(),
+        Kind::Http(_) => &[],
     }
 }
 
 /// One vectored write: `Some(n)` bytes written, `None` when the socket is full.
-fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
+pub fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
     loop {
         match stream.write_vectored(bufs) {
             Ok(0) => return Err(Close::Io(io::ErrorKind::WriteZero.into())),

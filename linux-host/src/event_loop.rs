@@ -1,6 +1,7 @@
 //! The event loop: one thread, one `mio::Poll`, everything else driven from it.
 //!
-//! Readiness sources, by token: the signalfd ([`SIGNAL_TOKEN`]) for SIGINT/SIGTERM, the capture
+//! Readiness sources, by token: the signalfd ([`SIGNAL_TOKEN`]) for SIGINT/SIGTERM (stop) and
+//! SIGHUP (reload), the capture
 //! source ([`SOURCE_TOKENS`]), and — from [`FIRST_FREE_TOKEN`] on — what the RTMP side adds
 //! (listener, connections). Timers are a small fixed list of deadlines ([`Deadlines`]); the
 //! nearest one is the poll timeout, so the loop sleeps exactly until something is due.
@@ -8,6 +9,11 @@
 //! Every period the source delivers goes to the [`Sink`] (the RTMP fan-out later) through a
 //! meter that keeps the peak level for the status line. Counters the RTMP side maintains
 //! (listeners, bytes sent) come from the [`Service`] for the status line.
+//!
+//! Under systemd ([`crate::systemd`]) the loop sends `READY=1` once the service's listener is
+//! registered, `STATUS=` with each status line, `RELOADING=1` … `READY=1` around a SIGHUP
+//! reload, and `WATCHDOG=1` from a timer of its own, so a loop that hangs stops feeding the
+//! watchdog.
 
 use std::fmt;
 use std::os::fd::AsRawFd;
@@ -22,6 +28,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 pub use crate::capture::Sink;
 use crate::capture::{CaptureError, Flow, Format, Source, SourceState, SOURCE_TOKENS};
 use crate::config::SourceSpec;
+use crate::systemd::Notifier;
 
 /// Token of the signalfd.
 pub const SIGNAL_TOKEN: Token = Token(0);
@@ -65,6 +72,8 @@ pub enum Timer {
     Status,
     /// The source has timed work (tone, silence, device retry, watchdog).
     Source,
+    /// Time to tell systemd's watchdog the loop is alive.
+    Watchdog,
 }
 
 /// A fixed list of at most `N` deadlines, one per timer; linear scans, as `N` is small.
@@ -227,12 +236,16 @@ pub trait Service: Sink {
     }
     /// Called when the deadline has passed.
     fn timeout(&mut self, _registry: &mio::Registry, _now: Instant) {}
+    /// SIGHUP: re-read the configuration and apply what changed.
+    fn reload(&mut self, _registry: &mio::Registry, _now: Instant) {}
     /// The process is stopping: end streams cleanly.
     fn shutdown(&mut self, _registry: &mio::Registry, _now: Instant) {}
     /// Listeners now and bytes sent so far, for the status line.
     fn counters(&self) -> (usize, u64) {
         (0, 0)
     }
+    /// The capture's state and overruns after each pump, for the HTTP reports.
+    fn source_status(&mut self, _state: SourceState, _overruns: u64) {}
 }
 
 /// A sink that drops every period (the loop still meters them): `zerocast` without players.
@@ -259,6 +272,7 @@ pub struct EventLoop<S> {
     options: Options,
     /// When the last poll returned: the loop's one clock reading per turn.
     now: Instant,
+    notifier: Option<Notifier>,
 }
 
 impl<S: Service> EventLoop<S> {
@@ -296,9 +310,10 @@ impl<S: Service> EventLoop<S> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGINT);
         mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGHUP);
         // Blocked, so they are only delivered through the signalfd (signalfd(2)).
         mask.thread_block()
-            .map_err(setup("blocking SIGINT/SIGTERM"))?;
+            .map_err(setup("blocking SIGINT/SIGTERM/SIGHUP"))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(setup("signalfd"))?;
         let poll = Poll::new().map_err(|e| LoopError::Setup {
@@ -323,10 +338,17 @@ impl<S: Service> EventLoop<S> {
                 op: "registering the listener",
                 errno: e.raw_os_error().unwrap_or(0),
             })?;
+        let notifier = Notifier::from_env().unwrap_or_else(|e| {
+            log::warn!("not notifying systemd: {e}");
+            None
+        });
         let mut timers = Deadlines::default();
-        // Two timers in four slots: cannot be full.
+        // Three timers in four slots: cannot be full.
         let _ = timers.set(Timer::Status, now + options.status_interval);
-        Ok(Self {
+        if let Some(interval) = notifier.as_ref().and_then(Notifier::watchdog_interval) {
+            let _ = timers.set(Timer::Watchdog, now + interval);
+        }
+        let mut event_loop = Self {
             poll,
             events: Events::with_capacity(64),
             signals,
@@ -338,7 +360,20 @@ impl<S: Service> EventLoop<S> {
             timers,
             options,
             now,
-        })
+            notifier,
+        };
+        if event_loop.notifier.is_some() {
+            let status = event_loop.status_line();
+            event_loop.notify(&format!("READY=1\nSTATUS={status}"));
+        }
+        Ok(event_loop)
+    }
+
+    /// Sends `state` to systemd when running under it.
+    fn notify(&mut self, state: &str) {
+        if let Some(notifier) = &mut self.notifier {
+            notifier.send(state);
+        }
     }
 
     /// Runs until a signal, the end of the input, or a fatal error.
@@ -396,8 +431,21 @@ impl<S: Service> EventLoop<S> {
                 token => self.sink.ready(self.poll.registry(), token, now),
             }
         }
-        if let Some(sig) = signalled.then(|| self.read_signal()).flatten() {
+        let (stop, hangup) = if signalled {
+            self.read_signals()
+        } else {
+            (None, false)
+        };
+        if hangup {
+            log::info!("SIGHUP received; reloading the configuration");
+            // systemd shows the unit as reloading until READY=1 (sd_notify(3)).
+            self.notify("RELOADING=1");
+            self.sink.reload(self.poll.registry(), now);
+            self.notify("READY=1");
+        }
+        if let Some(sig) = stop {
             log::info!("{sig} received; shutting down");
+            self.notify("STOPPING=1");
             self.sink.shutdown(self.poll.registry(), now);
             self.source.close(self.poll.registry());
             return Ok(Some(Exit::Signal(sig)));
@@ -414,6 +462,14 @@ impl<S: Service> EventLoop<S> {
                         .set(Timer::Status, now + self.options.status_interval);
                 }
                 Timer::Source => source_due = true,
+                Timer::Watchdog => {
+                    self.notify("WATCHDOG=1");
+                    if let Some(interval) =
+                        self.notifier.as_ref().and_then(|n| n.watchdog_interval())
+                    {
+                        let _ = self.timers.set(Timer::Watchdog, now + interval);
+                    }
+                }
             }
         }
         if source_due {
@@ -423,8 +479,11 @@ impl<S: Service> EventLoop<S> {
             };
             let flow = self.source.pump(self.poll.registry(), now, &mut meter)?;
             self.stats.overruns = self.source.overruns();
+            self.sink
+                .source_status(self.source.state(), self.stats.overruns);
             self.sink.flush(self.poll.registry(), now);
             if flow == Flow::Ended {
+                self.notify("STOPPING=1");
                 self.sink.shutdown(self.poll.registry(), now);
                 self.source.close(self.poll.registry());
                 return Ok(Some(Exit::SourceEnded));
@@ -433,16 +492,20 @@ impl<S: Service> EventLoop<S> {
         Ok(None)
     }
 
-    fn read_signal(&mut self) -> Option<Signal> {
-        let mut got = None;
-        // Drain: mio is edge-triggered.
+    /// Drains the signalfd (mio is edge-triggered): the first stop signal, and whether a
+    /// SIGHUP came.
+    fn read_signals(&mut self) -> (Option<Signal>, bool) {
+        let (mut stop, mut hangup) = (None, false);
         while let Ok(Some(info)) = self.signals.read_signal() {
             let sig = i32::try_from(info.ssi_signo)
                 .ok()
                 .and_then(|n| Signal::try_from(n).ok());
-            got = got.or(sig);
+            match sig {
+                Some(Signal::SIGHUP) => hangup = true,
+                other => stop = stop.or(other),
+            }
         }
-        got
+        (stop, hangup)
     }
 
     /// The status line's text, resetting the peak.
@@ -467,6 +530,7 @@ impl<S: Service> EventLoop<S> {
     fn log_status(&mut self) {
         let line = self.status_line();
         log::info!("{line}");
+        self.notify(&format!("STATUS={line}"));
     }
 
     /// The counters.

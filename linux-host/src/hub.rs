@@ -165,9 +165,34 @@ fn check_key(given: Option<&str>, expected: Option<&str>) -> Result<(), Denied> 
     }
 }
 
+/// Which streams are recorded, where, and how.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recording {
+    /// The directory every stream is recorded in (`--record`), if any.
+    pub all: Option<std::path::PathBuf>,
+    /// Streams with their own directory (`[[stream]] record`), by name.
+    pub streams: Vec<(String, std::path::PathBuf)>,
+    /// Rotation and retention.
+    pub settings: Option<crate::record::Settings>,
+}
+
+impl Recording {
+    fn dir(&self, name: &str) -> Option<&std::path::Path> {
+        self.streams
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_path())
+            .or(self.all.as_deref())
+    }
+}
+
 /// The fixed-capacity stream table.
 pub struct Hub {
     streams: Vec<Option<Stream>>,
+    /// Applied to streams as they are created.
+    pub recording: Recording,
+    /// Streams get HTTP renditions (the server listens for HTTP).
+    http: bool,
 }
 
 impl Hub {
@@ -175,7 +200,19 @@ impl Hub {
     pub fn new(max_streams: usize) -> Self {
         let mut streams = Vec::with_capacity(max_streams);
         streams.resize_with(max_streams, || None);
-        Self { streams }
+        Self {
+            streams,
+            recording: Recording::default(),
+            http: false,
+        }
+    }
+
+    /// Every stream, now and later, gets HTTP renditions.
+    pub fn enable_http(&mut self) {
+        self.http = true;
+        for (_, s) in self.iter_mut() {
+            s.enable_http();
+        }
     }
 
     /// The stream `app/name`, if it exists.
@@ -196,7 +233,18 @@ impl Hub {
             .iter()
             .position(Option::is_none)
             .ok_or(Denied::TooManyStreams)?;
-        self.streams[free] = Some(Stream::new(app, name));
+        let mut stream = Stream::new(app, name);
+        if let (Some(dir), Some(settings)) = (self.recording.dir(name), self.recording.settings) {
+            // A recording that cannot start is logged; the stream is served all the same.
+            match crate::record::Recorder::new(dir, name, settings) {
+                Ok(recorder) => stream.record(recorder),
+                Err(e) => log::error!("{app}/{name}: not recording in {}: {e}", dir.display()),
+            }
+        }
+        if self.http {
+            stream.enable_http();
+        }
+        self.streams[free] = Some(stream);
         Ok(StreamId(free))
     }
 

@@ -16,25 +16,28 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod broadcast;
 pub mod capture;
 pub mod config;
 pub mod conn;
+pub mod encode;
 pub mod event_loop;
+pub mod http;
 pub mod hub;
 pub mod logging;
+pub mod record;
 pub mod relay;
 pub mod server;
+pub mod silence;
 pub mod stream;
+pub mod systemd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broadcast::CaptureEncoder;
 use config::{Invocation, Settings, SourceSpec};
+use encode::Rendition;
 use event_loop::{EventLoop, Exit, LoopError, Options};
-use hub::Access;
 use server::Server;
 
 /// Environment variable overriding the status line interval, in seconds (for tests).
@@ -94,28 +97,48 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         // The capture need not wake the loop more often than players are written to.
         wake_periods: (settings.send_interval_ms / settings.period_ms.max(1)).max(1) as usize,
     };
-    // Every codec of the list becomes a rendition once the encoders exist; the first for now.
-    let codec = settings.codecs.first().copied().ok_or("no codec")?;
+    // One capture, several renditions: the first codec at the capture stream's name, each
+    // other at NAME_CODEC, each encoded once per period whatever the number of listeners.
+    let codecs = settings.capture_codecs();
+    let codec = codecs.first().copied().ok_or("no codec")?;
     let capture = match settings.source {
-        SourceSpec::None => None,
-        _ => Some(
-            CaptureEncoder::new(
-                codec,
-                settings.rate,
-                settings.channels,
-                settings.period_frames(),
-            )
-            .map_err(|e| format!("codec {codec}: {e}"))?,
-        ),
+        SourceSpec::None => Vec::new(),
+        _ => codecs
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                let path = if i == 0 {
+                    settings.stream.clone()
+                } else {
+                    settings.stream.rendition(c)
+                };
+                Rendition::new(
+                    c,
+                    settings.rate,
+                    settings.channels,
+                    settings.bitrate_kbps,
+                    settings.period_frames(),
+                )
+                .map(|r| (path.name, r))
+                .map_err(|e| format!("codec {c}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
     };
-    let server_options = server_options(settings)?;
-    let server = Server::bind(
+    let server_options = server::Options::from_settings(settings)?;
+    let mut server = Server::bind(
         settings.listen,
         server_options,
         capture,
+        settings.clone(),
         event_loop::FIRST_FREE_TOKEN,
     )
     .map_err(|e| listen_error(settings.listen, &e))?;
+    if let Some(addr) = settings.http.listen {
+        let bound = server
+            .listen_http(addr, server::HttpOptions::from_settings(settings))
+            .map_err(|e| listen_error(addr, &e))?;
+        log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)");
+    }
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),
@@ -135,56 +158,6 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         .map_err(loop_error)?
         .run()
         .map_err(loop_error)
-}
-
-/// The server's part of the settings.
-fn server_options(settings: &Settings) -> Result<server::Options, String> {
-    let mut pushes: Vec<server::Push> = settings
-        .pushes
-        .iter()
-        .map(|p| server::Push {
-            target: p.url.clone(),
-            stream: p.stream.as_ref().map(|s| s.name.clone()),
-        })
-        .collect();
-    for stream in &settings.streams {
-        pushes.extend(stream.push.iter().map(|url| server::Push {
-            target: url.clone(),
-            stream: Some(stream.name.name.clone()),
-        }));
-    }
-    if let Some(push) = pushes.iter().find(|p| p.target.tls) {
-        return Err(format!(
-            "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
-            relay::Shown(&push.target)
-        ));
-    }
-    let access = &settings.access;
-    Ok(server::Options {
-        access: Access {
-            app: settings.app.clone(),
-            allow_publish: access.allow_publish.clone(),
-            publish_key: access.publish_key.clone(),
-            stream_keys: settings
-                .streams
-                .iter()
-                .filter_map(|s| Some((s.name.name.clone(), s.key.clone()?)))
-                .collect(),
-            allow_play: access.allow_play.clone(),
-            deny_play: access.deny_play.clone(),
-            play_key: access.play_key.clone(),
-        },
-        capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
-        default_stream: settings.stream.name.clone(),
-        join_ms: u64::from(settings.join_ms),
-        max_clients: settings.max_clients as usize,
-        max_per_addr: settings.max_per_addr,
-        max_streams: settings.max_streams,
-        handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
-        idle_timeout_ms: u64::from(settings.idle_timeout_ms),
-        publish_timeout_ms: u64::from(settings.publish_timeout_ms),
-        pushes,
-    })
 }
 
 /// What a user can do about a listen error.

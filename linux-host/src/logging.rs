@@ -3,8 +3,14 @@
 //! syncs; journald adds the wall time anyway).
 //!
 //! Line format: `[   12.345] WARN  zerocast::capture::alsa: message`.
+//!
+//! When stderr is the journal (a systemd service, see [`crate::systemd::stderr_is_journal`]) the
+//! line carries no time of its own (journald stamps every line) and starts with the syslog
+//! priority in the form journald parses (sd-daemon(3)), so `journalctl -p warning` works:
+//! `<4>zerocast::capture::alsa: message`.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -13,10 +19,12 @@ use log::{LevelFilter, Log, Metadata, Record};
 /// The logger; one static instance, installed by [`init`].
 pub struct StderrLogger {
     start: OnceLock<Instant>,
+    journal: AtomicBool,
 }
 
 static LOGGER: StderrLogger = StderrLogger {
     start: OnceLock::new(),
+    journal: AtomicBool::new(false),
 };
 
 /// Errors from [`init`].
@@ -36,9 +44,13 @@ impl std::fmt::Display for LoggingError {
 
 impl std::error::Error for LoggingError {}
 
-/// Installs the stderr logger with `level` as the filter. The timestamp origin is this call.
+/// Installs the stderr logger with `level` as the filter. The timestamp origin is this call;
+/// when stderr is the journal, lines get priority prefixes instead of timestamps.
 pub fn init(level: LevelFilter) -> Result<(), LoggingError> {
     LOGGER.start.get_or_init(Instant::now);
+    LOGGER
+        .journal
+        .store(crate::systemd::stderr_is_journal(), Ordering::Relaxed);
     log::set_logger(&LOGGER).map_err(|_| LoggingError::AlreadySet)?;
     log::set_max_level(level);
     Ok(())
@@ -54,6 +66,17 @@ fn format_line(secs: f64, record: &Record<'_>) -> String {
     )
 }
 
+/// Formats one record for the journal: syslog priority prefix, no timestamp.
+fn format_journal_line(record: &Record<'_>) -> String {
+    let priority = match record.level() {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    };
+    format!("<{priority}>{}: {}\n", record.target(), record.args())
+}
+
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.level() <= log::max_level()
@@ -63,10 +86,15 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let secs = self.start.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let line = if self.journal.load(Ordering::Relaxed) {
+            format_journal_line(record)
+        } else {
+            let secs = self.start.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
+            format_line(secs, record)
+        };
         // One write per line so lines from a child sharing stderr never interleave mid-line;
         // a failed write to stderr has nowhere to be reported, so it is dropped.
-        let _ = std::io::stderr().write_all(format_line(secs, record).as_bytes());
+        let _ = std::io::stderr().write_all(line.as_bytes());
     }
 
     fn flush(&self) {
@@ -92,5 +120,22 @@ mod tests {
             line,
             "[   12.346] WARN  zerocast::capture: device lost: 5\n"
         );
+    }
+
+    #[test]
+    fn journal_line_format() {
+        let record = |level| {
+            format_journal_line(
+                &Record::builder()
+                    .level(level)
+                    .target("zerocast")
+                    .args(format_args!("x"))
+                    .build(),
+            )
+        };
+        assert_eq!(record(log::Level::Error), "<3>zerocast: x\n");
+        assert_eq!(record(log::Level::Warn), "<4>zerocast: x\n");
+        assert_eq!(record(log::Level::Info), "<6>zerocast: x\n");
+        assert_eq!(record(log::Level::Trace), "<7>zerocast: x\n");
     }
 }

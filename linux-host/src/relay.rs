@@ -40,6 +40,20 @@ pub fn publish_name(target: &Target) -> String {
     }
 }
 
+/// Whether `configured` (a push as written, its name possibly missing) names the upstream of
+/// `running` (the same with the name resolved).
+pub fn same_upstream(configured: &Target, running: &Target) -> bool {
+    configured.tls == running.tls
+        && configured.host == running.host
+        && configured.port == running.port
+        && configured.app == running.app
+        && configured.query == running.query
+        && configured
+            .name
+            .as_ref()
+            .map_or(true, |n| Some(n) == running.name.as_ref())
+}
+
 /// How a push is logged: the URL without its query (keys stay out of logs).
 pub struct Shown<'a>(pub &'a Target);
 
@@ -81,9 +95,20 @@ pub struct Relay {
     up_since: Option<Instant>,
     /// The outage has been logged (each outage once).
     outage_logged: bool,
+    /// Removed by a reload: never connects again.
+    pub retired: bool,
 }
 
 impl Relay {
+    /// Whether the push is connected and has published (for the HTTP reports), and the
+    /// failures since it was last healthy.
+    pub fn status(&self) -> (bool, u32) {
+        (
+            self.conn.is_some() && self.up_since.is_some(),
+            self.failures,
+        )
+    }
+
     /// A relay of local `app/name` to `target`, due at once.
     pub fn new(target: Target, app: &str, name: &str, now: Instant) -> Self {
         Self {
@@ -95,6 +120,7 @@ impl Relay {
             failures: 0,
             up_since: None,
             outage_logged: false,
+            retired: false,
         }
     }
 

@@ -17,13 +17,17 @@ use zerocast_core::flv::{self, Metadata};
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
-use crate::broadcast::CaptureEncoder;
-use crate::capture::Sink;
+use crate::capture::{Sink, SourceState};
+use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
+use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{self, Relay, Shown, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
+
+mod http;
+pub use http::HttpOptions;
 
 /// What the server needs to know from the configuration.
 #[derive(Clone, Debug)]
@@ -50,6 +54,77 @@ pub struct Options {
     pub publish_timeout_ms: u64,
     /// Push targets.
     pub pushes: Vec<Push>,
+    /// How much audio is gathered before it is written to readers (`--send-ms`).
+    pub send_interval_ms: u64,
+    /// Which streams are recorded.
+    pub recording: crate::hub::Recording,
+}
+
+impl Options {
+    /// The server's part of the settings.
+    pub fn from_settings(settings: &Settings) -> Result<Self, String> {
+        let mut pushes: Vec<Push> = settings
+            .pushes
+            .iter()
+            .map(|p| Push {
+                target: p.url.clone(),
+                stream: p.stream.as_ref().map(|s| s.name.clone()),
+            })
+            .collect();
+        for stream in &settings.streams {
+            pushes.extend(stream.push.iter().map(|url| Push {
+                target: url.clone(),
+                stream: Some(stream.name.name.clone()),
+            }));
+        }
+        if let Some(push) = pushes.iter().find(|p| p.target.tls) {
+            return Err(format!(
+                "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
+                relay::Shown(&push.target)
+            ));
+        }
+        let access = &settings.access;
+        Ok(Self {
+            access: Access {
+                app: settings.app.clone(),
+                allow_publish: access.allow_publish.clone(),
+                publish_key: access.publish_key.clone(),
+                stream_keys: settings
+                    .streams
+                    .iter()
+                    .filter_map(|s| Some((s.name.name.clone(), s.key.clone()?)))
+                    .collect(),
+                allow_play: access.allow_play.clone(),
+                deny_play: access.deny_play.clone(),
+                play_key: access.play_key.clone(),
+            },
+            capture: (settings.source != SourceSpec::None).then(|| settings.stream.name.clone()),
+            default_stream: settings.stream.name.clone(),
+            join_ms: u64::from(settings.join_ms),
+            max_clients: settings.max_clients as usize,
+            max_per_addr: settings.max_per_addr,
+            max_streams: settings.max_streams,
+            handshake_timeout_ms: u64::from(settings.handshake_timeout_ms),
+            idle_timeout_ms: u64::from(settings.idle_timeout_ms),
+            publish_timeout_ms: u64::from(settings.publish_timeout_ms),
+            pushes,
+            send_interval_ms: u64::from(settings.send_interval_ms),
+            recording: crate::hub::Recording {
+                all: settings.record.clone(),
+                streams: settings
+                    .streams
+                    .iter()
+                    .filter_map(|s| Some((s.name.name.clone(), s.record.clone()?)))
+                    .collect(),
+                settings: Some(crate::record::Settings {
+                    interval_s: settings.record_interval_s,
+                    max_mb: settings.record_max_mb,
+                    keep_mb: settings.record_keep_mb,
+                    raw: true,
+                }),
+            },
+        })
+    }
 }
 
 /// One configured push.
@@ -90,25 +165,35 @@ pub struct Server {
     /// Connection deadlines, lazily invalidated: an entry counts only while it equals the
     /// connection's `scheduled` (so a turn costs O(log n) per change, not O(connections)).
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
-    capture: Option<(StreamId, CaptureEncoder)>,
+    /// The capture's renditions, each feeding its own stream.
+    capture: Vec<(StreamId, Rendition)>,
     encode_failed: bool,
-    /// Streams with audio not yet sent.
-    dirty: Vec<StreamId>,
+    /// Streams with audio not yet sent to their readers (the send schedule).
+    dirty: Vec<Unsent>,
     relays: Vec<Relay>,
     /// Connections to close once the one being handled is back in the slab (a publisher
     /// replaced by a new one).
     pending_close: Vec<(usize, Close)>,
+    /// The settings running now, which SIGHUP re-reads.
+    settings: Settings,
     /// The core's clock is milliseconds since this instant.
     epoch: StdInstant,
+    /// The HTTP listener, when there is one ([`Server::listen_http`]).
+    http: Option<http::HttpSide>,
+    /// Connections accepted since start, RTMP and HTTP.
+    accepted: u64,
+    /// The capture's state and overruns, as the loop last reported them.
+    capture_status: Option<(SourceState, u64)>,
 }
 
 impl Server {
     /// Binds `addr`; the listener will be token `token_base`, connections the tokens after it.
-    /// `capture` is the local capture's encoder, published as `options.capture`.
+    /// `capture` holds the local capture's renditions, each with the name of its stream.
     pub fn bind(
         addr: SocketAddr,
         options: Options,
-        capture: Option<CaptureEncoder>,
+        capture: Vec<(String, Rendition)>,
+        settings: Settings,
         token_base: usize,
     ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)?;
@@ -119,19 +204,27 @@ impl Server {
             ..ServerConfig::default()
         };
         let mut hub = Hub::new(options.max_streams.max(1));
-        let capture = match (capture, &options.capture) {
-            (Some(encoder), Some(name)) => {
-                let id = hub
-                    .find_or_create(&options.access.app, name)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                if let Some(stream) = hub.get_mut(id) {
-                    stream.set_publisher(Publisher::Capture);
-                    stream.set_metadata(encoder.metadata());
+        hub.recording = options.recording.clone();
+        let mut renditions = Vec::with_capacity(capture.len());
+        for (name, rendition) in capture {
+            let id = hub
+                .find_or_create(&options.access.app, &name)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if let Some(stream) = hub.get_mut(id) {
+                stream.set_publisher(Publisher::Capture);
+                let mut body = [0u8; 512];
+                // The empty `videocodecid` object tells ffmpeg's flvdec no video will come, so
+                // players start at once instead of probing for ~5 s (protocol-notes section 6).
+                if let Ok(len) = flv::encode_on_metadata(&mut body, &rendition.metadata(), true) {
+                    stream.set_metadata(&body[..len]);
                 }
-                Some((id, encoder))
+                if let Some(header) = rendition.sequence_header() {
+                    stream.push_audio(0, header);
+                }
             }
-            _ => None,
-        };
+            renditions.push((id, rendition));
+        }
+        let capture = renditions;
         let slots = options.max_clients + options.pushes.len() * options.max_streams.max(1);
         let mut conns = Vec::with_capacity(slots);
         conns.resize_with(slots, || None);
@@ -151,7 +244,11 @@ impl Server {
             dirty: Vec::new(),
             relays: Vec::new(),
             pending_close: Vec::new(),
+            settings,
             epoch,
+            http: None,
+            accepted: 0,
+            capture_status: None,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -189,6 +286,7 @@ impl Server {
                     role: Role::Publisher { .. },
                     ..
                 } => stats.publishers += 1,
+                Kind::Http(ref h) if h.reader.is_some() => stats.listeners += 1,
                 _ => {}
             }
         }
@@ -204,9 +302,16 @@ impl Server {
         bytes
     }
 
-    fn accept(&mut self, registry: &Registry, now: Instant) {
+    /// Accepts what the RTMP listener (or, with `http`, the HTTP listener) has waiting, each
+    /// connection within `--max-per-addr` and its side's connection limit.
+    fn accept(&mut self, registry: &Registry, now: Instant, http: bool) {
         loop {
-            let (mut socket, peer) = match self.listener.accept() {
+            let listener = match (http, &self.http) {
+                (false, _) => &self.listener,
+                (true, Some(side)) => side.listener(),
+                (true, None) => return,
+            };
+            let (mut socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
@@ -227,19 +332,22 @@ impl Server {
                 );
                 continue;
             }
-            let peers = self
+            let (max, flag) = match &self.http {
+                Some(side) if http => (side.max_clients(), "--http-max-clients"),
+                _ => (self.options.max_clients, "--max-clients"),
+            };
+            let same_side = self
                 .conns
                 .iter()
                 .flatten()
-                .filter(|c| matches!(c.kind, Kind::Peer { .. }))
+                .filter(|c| {
+                    matches!(c.kind, Kind::Http(_)) == http && !matches!(c.kind, Kind::Relay { .. })
+                })
                 .count();
             let free = self.conns.iter().position(Option::is_none);
-            let Some(index) = free.filter(|_| peers < self.options.max_clients) else {
+            let Some(index) = free.filter(|_| same_side < max) else {
                 // Excess connections are refused at once: closing the socket is the answer.
-                warn!(
-                    "{peer}: refused, all {} connection slots busy",
-                    self.options.max_clients
-                );
+                warn!("{peer}: refused, all {max} connection slots busy ({flag})");
                 continue;
             };
             // Small writes (replies, 20 ms periods) must not wait for Nagle + delayed ACK
@@ -254,15 +362,20 @@ impl Server {
                 continue;
             }
             debug!("{peer}: connected");
-            let session = Box::new(PeerSession::new(now, self.entropy(), &self.session_config));
-            self.conns[index] = Some(Box::new(Conn::new(
-                socket,
-                peer,
-                Kind::Peer {
-                    session,
+            self.accepted += 1;
+            let kind = match &self.http {
+                Some(side) if http => side.connection(now),
+                _ => Kind::Peer {
+                    session: Box::new(PeerSession::with_arena(
+                        vec![0; crate::conn::ARENA].into_boxed_slice(),
+                        now,
+                        self.entropy(),
+                        &self.session_config,
+                    )),
                     role: Role::Idle,
                 },
-            )));
+            };
+            self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));
             self.reschedule(index);
         }
     }
@@ -277,6 +390,15 @@ impl Server {
             return Ok(());
         };
         let result = conn.read_input(|conn, len| self.process(conn, index, len, now));
+        if let Kind::Peer { session, .. } = &conn.kind {
+            if session.messages_skipped() > 0 && !conn.skip_logged {
+                conn.skip_logged = true;
+                info!(
+                    "{}: sends video too; zerocast serves its audio and skips the video unread",
+                    conn.peer
+                );
+            }
+        }
         self.conns[index] = Some(conn);
         result
     }
@@ -328,6 +450,10 @@ impl Server {
                         _ => {}
                     }
                     (received.consumed, None)
+                }
+                Kind::Http(http) => {
+                    self.http_input(http, peer, index, rest);
+                    (rest.len(), None)
                 }
             };
             start += consumed;
@@ -429,9 +555,7 @@ impl Server {
                             if s.last_header() != header {
                                 describe(s);
                             }
-                            if !self.dirty.contains(&id) {
-                                self.dirty.push(id);
-                            }
+                            self.mark_dirty(id);
                         }
                     }
                 }
@@ -483,6 +607,7 @@ impl Server {
                     stream: id,
                     last_audio: now,
                 };
+                conn.grow_for_publisher();
                 let old = self
                     .hub
                     .get_mut(id)
@@ -560,8 +685,8 @@ impl Server {
 
     /// Handles readiness of the listener or a connection.
     fn handle_ready(&mut self, registry: &Registry, token: Token, now: Instant) {
-        if token.0 == self.token_base {
-            self.accept(registry, now);
+        if token.0 == self.token_base || self.is_http_listener(token) {
+            self.accept(registry, now, token.0 != self.token_base);
             return;
         }
         let Some(index) = token.0.checked_sub(self.token_base + 1) else {
@@ -594,10 +719,40 @@ impl Server {
         }
     }
 
-    /// Sends new audio to the readers of the streams that have some; readers whose socket is
-    /// full are left alone until it says writable.
+    /// Notes that `id` has audio its readers have not been sent.
+    fn mark_dirty(&mut self, id: StreamId) {
+        if self.dirty.iter().any(|u| u.stream == id) {
+            return;
+        }
+        let first = self
+            .hub
+            .get(id)
+            .and_then(|s| s.ring().latest_time())
+            .unwrap_or(0);
+        self.dirty.push(Unsent {
+            stream: id,
+            first,
+            since: None,
+        });
+    }
+
+    /// Sends new audio to the readers of the streams whose unsent audio is due (see [`Unsent`]);
+    /// readers whose socket is full are left alone until it says writable.
     fn flush_dirty(&mut self, registry: &Registry, now: Instant) {
-        while let Some(id) = self.dirty.pop() {
+        let interval = self.options.send_interval_ms;
+        let mut i = 0;
+        while i < self.dirty.len() {
+            let unsent = &mut self.dirty[i];
+            let since = *unsent.since.get_or_insert(now);
+            let span = self.hub.get(unsent.stream).map_or(u64::MAX, |s| {
+                s.ring().latest_time().unwrap_or(0) + s.step_ms() - unsent.first
+            });
+            let due = span >= interval || now.saturating_millis_since(since) >= interval;
+            if !due {
+                i += 1;
+                continue;
+            }
+            let id = self.dirty.swap_remove(i).stream;
             let readers = self
                 .hub
                 .get(id)
@@ -625,6 +780,7 @@ impl Server {
         let _ = registry.deregister(&mut conn.socket);
         match &why {
             Close::PeerClosed => info!("{}: disconnected", conn.peer),
+            Close::Answered => debug!("{}: answered", conn.peer),
             _ => info!("{}: closed: {why}", conn.peer),
         }
         match conn.kind {
@@ -648,6 +804,7 @@ impl Server {
                 }
                 self.hub.release_if_idle(stream);
             }
+            Kind::Http(http) => self.http_closed(&http, index),
         }
     }
 
@@ -684,6 +841,10 @@ impl Server {
         let Some(Some(conn)) = self.conns.get_mut(index) else {
             return;
         };
+        if let Some(why) = Self::http_expired(conn, now) {
+            self.close(registry, index, why, now);
+            return;
+        }
         let idle = self.options.idle_timeout_ms;
         let result = match (conn.blocked_since, &conn.kind) {
             (Some(since), _) if now.saturating_millis_since(since) >= idle => {
@@ -733,7 +894,7 @@ impl Server {
                 let exists = self
                     .relays
                     .iter()
-                    .any(|r| r.target == target && r.name == name);
+                    .any(|r| !r.retired && r.target == target && r.name == name);
                 if !exists {
                     self.relays.push(Relay::new(target, &app, &name, now));
                 }
@@ -745,7 +906,7 @@ impl Server {
     fn connect_relays(&mut self, registry: &Registry, now: Instant) {
         for r in 0..self.relays.len() {
             let relay = &self.relays[r];
-            if relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
+            if relay.retired || relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
                 continue;
             }
             let Some(stream) = self.hub.find(&relay.app, &relay.name) else {
@@ -809,6 +970,7 @@ impl Server {
                 relay: r,
                 stream,
             },
+            now,
         )));
         self.relays[r].conn = Some(index);
         self.relays[r].retry_at = None;
@@ -824,7 +986,13 @@ impl Server {
             .filter_map(|(_, s)| s.silence_deadline())
             .min();
         let relay = self.relays.iter().filter_map(|r| r.retry_at).min();
-        [conn, silence, relay].into_iter().flatten().min()
+        let send = self
+            .dirty
+            .iter()
+            .filter_map(|u| u.since)
+            .map(|t| t.saturating_add_millis(self.options.send_interval_ms))
+            .min();
+        [conn, silence, relay, send].into_iter().flatten().min()
     }
 
     fn run_timers(&mut self, registry: &Registry, now: Instant) {
@@ -846,34 +1014,122 @@ impl Server {
             .iter_mut()
             .filter_map(|(id, s)| s.fill_silence(now).then_some(id))
             .collect();
-        self.dirty.extend(orphans);
+        for id in orphans {
+            self.mark_dirty(id);
+        }
         self.add_relays(now);
         self.connect_relays(registry, now);
         self.flush_dirty(registry, now);
     }
 }
 
-impl Sink for Server {
-    fn period(&mut self, pcm: &[i16], position_frames: u64) {
-        let Some((id, encoder)) = self.capture.as_mut() else {
-            return;
+impl Server {
+    /// SIGHUP: reads the configuration again and applies what changed without dropping a
+    /// player, publisher or push the change does not concern. A file that does not parse is
+    /// refused and the running settings stay.
+    fn reload(&mut self, registry: &Registry, now: Instant) {
+        let new = match self.settings.reload() {
+            Ok(new) => new,
+            Err(e) => {
+                log::error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
         };
-        let Some(stream) = self.hub.get_mut(*id) else {
-            return;
+        let options = match Options::from_settings(&new) {
+            Ok(options) => options,
+            Err(e) => {
+                log::error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
         };
-        match encoder.period(pcm, position_frames, &mut |ts, body| {
-            stream.push_audio(ts, body)
-        }) {
-            Ok(()) => {
-                if !self.dirty.contains(id) {
-                    self.dirty.push(*id);
+        let old = &self.settings;
+        let restart: Vec<&str> = [
+            ("listen", old.listen != new.listen),
+            ("source", old.source != new.source),
+            ("codec", old.capture_codecs() != new.capture_codecs()),
+            ("rate", old.rate != new.rate),
+            ("channels", old.channels != new.channels),
+            ("period_ms", old.period_ms != new.period_ms),
+            ("capture_stream", old.stream != new.stream),
+            ("app", old.app != new.app),
+            ("max_clients", old.max_clients != new.max_clients),
+            ("max_streams", old.max_streams != new.max_streams),
+            ("http.listen", old.http.listen != new.http.listen),
+            (
+                "http.max_clients",
+                old.http.max_clients != new.http.max_clients,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !restart.is_empty() {
+            log::warn!(
+                "reload: {} changed; that takes a restart, the running value stays",
+                restart.join(", ")
+            );
+        }
+        // What can change at run time does; what cannot keeps its running value.
+        let kept = &self.options;
+        let options = Options {
+            capture: kept.capture.clone(),
+            default_stream: kept.default_stream.clone(),
+            max_clients: kept.max_clients,
+            max_streams: kept.max_streams,
+            access: Access {
+                app: kept.access.app.clone(),
+                ..options.access
+            },
+            ..options
+        };
+        // Pushes no longer configured end; new ones start.
+        for r in 0..self.relays.len() {
+            let wanted = options.pushes.iter().any(|p| {
+                relay::same_upstream(&p.target, &self.relays[r].target)
+                    && p.stream
+                        .as_ref()
+                        .map_or(true, |s| *s == self.relays[r].name)
+            });
+            if !wanted && !self.relays[r].retired {
+                log::info!("reload: push {} removed", Shown(&self.relays[r].target));
+                self.relays[r].retired = true;
+                self.relays[r].retry_at = None;
+                if let Some(index) = self.relays[r].conn.take() {
+                    self.close(registry, index, Close::Shutdown, now);
                 }
             }
-            Err(e) if !self.encode_failed => {
-                log::error!("encoding a period failed: {e}");
-                self.encode_failed = true;
+        }
+        // Recording changes apply to streams created from now on.
+        self.hub.recording = options.recording.clone();
+        self.options = options;
+        self.reload_http(&new);
+        self.settings = new;
+        self.add_relays(now);
+        self.connect_relays(registry, now);
+        log::info!("configuration reloaded");
+    }
+}
+
+impl Sink for Server {
+    fn period(&mut self, pcm: &[i16], position_frames: u64) {
+        self.measure_capture(pcm);
+        for i in 0..self.capture.len() {
+            let (id, rendition) = &mut self.capture[i];
+            let id = *id;
+            let Some(stream) = self.hub.get_mut(id) else {
+                continue;
+            };
+            let result = rendition.push(pcm, position_frames, &mut |ts, body| {
+                stream.push_audio(ts, body)
+            });
+            match result {
+                Ok(()) => self.mark_dirty(id),
+                Err(e) if !self.encode_failed => {
+                    log::error!("encoding a period failed: {e}");
+                    self.encode_failed = true;
+                }
+                Err(_) => {}
             }
-            Err(_) => {}
         }
     }
 }
@@ -884,7 +1140,8 @@ impl Service for Server {
             &mut self.listener,
             Token(self.token_base),
             Interest::READABLE,
-        )
+        )?;
+        self.register_http(registry)
     }
 
     fn ready(&mut self, registry: &Registry, token: Token, now: StdInstant) {
@@ -909,9 +1166,9 @@ impl Service for Server {
     fn shutdown(&mut self, registry: &Registry, now: StdInstant) {
         let now = self.core_time(now);
         // The input's last frames, short of a whole message, go out before the end of stream.
-        if let Some((id, encoder)) = self.capture.as_mut() {
+        for (id, rendition) in &mut self.capture {
             if let Some(stream) = self.hub.get_mut(*id) {
-                if let Err(e) = encoder.finish(&mut |ts, body| stream.push_audio(ts, body)) {
+                if let Err(e) = rendition.finish(&mut |ts, body| stream.push_audio(ts, body)) {
                     log::error!("encoding the last frames failed: {e}");
                 }
             }
@@ -926,6 +1183,7 @@ impl Service for Server {
             let ended = match &mut conn.kind {
                 Kind::Peer { session, .. } => session.end_play().is_ok(),
                 Kind::Relay { session, .. } => session.unpublish().is_ok(),
+                Kind::Http(_) => false,
             };
             if ended {
                 let _ = conn.flush(now, &self.hub, &mut self.counters);
@@ -935,10 +1193,32 @@ impl Service for Server {
         }
     }
 
+    fn reload(&mut self, registry: &Registry, now: StdInstant) {
+        let now = self.core_time(now);
+        Server::reload(self, registry, now);
+    }
+
     fn counters(&self) -> (usize, u64) {
         let stats = self.stats();
         (stats.listeners, stats.bytes_sent)
     }
+
+    fn source_status(&mut self, state: SourceState, overruns: u64) {
+        self.capture_status = Some((state, overruns));
+    }
+}
+
+/// A stream with audio its readers have not been sent. Readers are written when the unsent
+/// audio spans the send interval (`--send-ms`), or when its oldest message has waited that
+/// long on the clock (a publisher that slowed down): with the interval at or below the capture
+/// period every message goes out at once; above it, several periods go out in one write and one
+/// TCP segment per player, fewer wake-ups and packets for a few tens of milliseconds of delay.
+struct Unsent {
+    stream: StreamId,
+    /// Stream time of the first unsent message.
+    first: u64,
+    /// When the first unsent message was seen by the send schedule.
+    since: Option<Instant>,
 }
 
 /// What the server decided about a peer's request.
@@ -977,18 +1257,21 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
-    use crate::conn::{Conn, PeerSession, RelaySession, RX};
+    use crate::conn::{Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX};
     use crate::stream::{AudioRing, Stream};
 
     /// What a stream, a publisher (or player) and a relay cost, for docs/architecture.md.
     #[test]
     fn memory_of_a_stream_and_a_connection_is_printed() {
         let stream = size_of::<Stream>() + size_of::<AudioRing>();
-        let peer = size_of::<Conn>() + size_of::<PeerSession>() + RX;
+        let player = size_of::<Conn>() + size_of::<PeerSession>() + ARENA + RX;
+        let publisher =
+            size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
         let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
         println!("stream (table entry + ring): {stream} bytes");
-        println!("peer connection (publisher or player): {peer} bytes + its tail (one message)");
+        println!("player connection: {player} bytes + its tail (one message)");
+        println!("publisher connection: {publisher} bytes");
         println!("push relay connection: {relay} bytes + its tail");
-        assert!(stream > size_of::<AudioRing>() && peer > size_of::<PeerSession>());
+        assert!(stream > size_of::<AudioRing>() && publisher > player);
     }
 }

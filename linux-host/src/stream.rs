@@ -8,11 +8,14 @@
 //! is replaced), chunk-encodes the message once ([`zerocast_core::session::encode_media`]) and
 //! pushes it into the ring every player's cursor reads.
 
-use zerocast_core::codec::{AdpcmSwf, Encoder};
+use zerocast_core::codec::{AdpcmSwf, BlockEncoder};
 use zerocast_core::flv::{AacPacketType, AudioTagHeader, SoundFormat};
 use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{encode_media, media_len, Media};
 use zerocast_core::time::Instant;
+
+use crate::http::out::HttpOut;
+use crate::record::Recorder;
 
 /// Bytes of pre-chunked audio each stream's ring keeps: about 3 s of 44.1 kHz stereo PCM
 /// (176 kB/s), far more of any compressed codec. Bounds both the join buffer and how far a slow
@@ -102,12 +105,12 @@ struct Silence {
     ms: u64,
 }
 
-/// A raw AAC-LC frame of 1024 silent samples: one channel element with zero spectrum
-/// (`global_gain` 0, no sections), end marker and byte alignment. The same bits decode as
-/// silence at every sampling rate, so it fits any AAC-LC publisher of the channel count.
-const AAC_SILENT_MONO: [u8; 6] = [0x00, 0xC8, 0x00, 0x80, 0x23, 0x80];
-/// The same for a channel pair element (two channels, common window off).
-const AAC_SILENT_STEREO: [u8; 7] = [0x21, 0x00, 0x49, 0x90, 0x02, 0x19, 0x00];
+/// A raw AAC-LC frame of 1024 silent samples, one single channel element: no spectral data
+/// (`max_sfb` 0), so the same bits decode as silence at every sampling rate. These are the bits
+/// an AAC encoder emits for digital silence (ffmpeg's native encoder, checked by decoding).
+const AAC_SILENT_MONO: [u8; 4] = [0x01, 0x18, 0x20, 0x07];
+/// The same for a channel pair element (two channels).
+const AAC_SILENT_STEREO: [u8; 6] = [0x21, 0x10, 0x04, 0x60, 0x8C, 0x1C];
 
 /// One live stream.
 pub struct Stream {
@@ -130,6 +133,15 @@ pub struct Stream {
     readers: Vec<usize>,
     /// Messages pushed since start.
     messages: u64,
+    /// The recording of this stream, if one is configured.
+    recorder: Option<Recorder>,
+    /// Whether the server has an HTTP listener: only then are renditions made.
+    http_enabled: bool,
+    /// The HTTP renditions, made at the first audio (their formats depend on the codec).
+    http: Option<Box<HttpOut>>,
+    /// The title HTTP listeners see, and how often it changed.
+    title: String,
+    title_generation: u64,
 }
 
 impl Stream {
@@ -148,7 +160,77 @@ impl Stream {
             orphaned: None,
             readers: Vec::new(),
             messages: 0,
+            recorder: None,
+            http_enabled: false,
+            http: None,
+            title: String::new(),
+            title_generation: 0,
         }
+    }
+
+    /// Makes HTTP renditions from the next audio on (the server listens for HTTP).
+    pub fn enable_http(&mut self) {
+        self.http_enabled = true;
+    }
+
+    /// The HTTP renditions, once the stream has audio.
+    pub fn http(&self) -> Option<&HttpOut> {
+        self.http.as_deref()
+    }
+
+    /// The title of the stream for HTTP listeners (ICY `StreamTitle`).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// How many times the title changed: listeners compare it with the one they last sent.
+    pub fn title_generation(&self) -> u64 {
+        self.title_generation
+    }
+
+    /// Sets the title (Icecast's admin `updinfo`, or `--title` at start).
+    pub fn set_title(&mut self, title: &str) {
+        if title != self.title {
+            title.clone_into(&mut self.title);
+            self.title_generation += 1;
+        }
+    }
+
+    /// Feeds one audio message at stream time `time` to the HTTP renditions, making them at
+    /// the first audio and again when the codec changes (another publisher).
+    fn feed_http(&mut self, time: u64, body: &[u8]) {
+        if !self.http_enabled {
+            return;
+        }
+        let Some(header) = body
+            .first()
+            .and_then(|b| AudioTagHeader::from_byte(*b).ok())
+        else {
+            return;
+        };
+        let is_config = header.format == SoundFormat::Aac
+            && body.get(1) == Some(&(AacPacketType::SequenceHeader as u8));
+        if !is_config && !self.http.as_ref().is_some_and(|h| h.fits(header)) {
+            let mut http = HttpOut::new(header, self.sequence_header.get(2..));
+            http.set_metadata(&self.metadata);
+            if !self.sequence_header.is_empty() {
+                http.push(time, &self.sequence_header);
+            }
+            self.http = Some(Box::new(http));
+        }
+        if let Some(http) = &mut self.http {
+            http.push(time, body);
+        }
+    }
+
+    /// Records everything the stream carries from now on (its own silence too, on its clock).
+    pub fn record(&mut self, recorder: Recorder) {
+        self.recorder = Some(recorder);
+    }
+
+    /// The recorder, for its counters.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// The application name.
@@ -191,6 +273,11 @@ impl Stream {
     /// Removes a reader.
     pub fn remove_reader(&mut self, conn: usize) {
         self.readers.retain(|&c| c != conn);
+    }
+
+    /// The length of the latest message, as the step between the last two timestamps.
+    pub fn step_ms(&self) -> u64 {
+        self.clock.step
     }
 
     /// Audio messages pushed since the stream was created.
@@ -241,6 +328,12 @@ impl Stream {
         if body.len() <= MAX_STICKY {
             self.metadata.clear();
             self.metadata.extend_from_slice(body);
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.metadata(body);
+            }
+            if let Some(http) = &mut self.http {
+                http.set_metadata(body);
+            }
         }
     }
 
@@ -256,6 +349,10 @@ impl Stream {
             if body.len() <= MAX_STICKY && body != self.sequence_header.as_slice() {
                 self.sequence_header.clear();
                 self.sequence_header.extend_from_slice(body);
+                if let Some(recorder) = self.recorder.as_mut() {
+                    recorder.sequence_header(body);
+                }
+                self.feed_http(self.clock.last_out.unwrap_or(0), body);
                 if self.messages > 0 {
                     // A new configuration mid-stream: players listening need it before the next
                     // frame (a new publisher of another rate or channel count).
@@ -277,6 +374,9 @@ impl Stream {
     fn push_encoded(&mut self, time: u64, media: Media, body: &[u8]) {
         // RTMP timestamps are 32-bit milliseconds and wrap after 49.7 days (players handle it).
         let ts = time as u32;
+        if let (Some(recorder), Media::Audio) = (self.recorder.as_mut(), media) {
+            recorder.audio(ts, body);
+        }
         let len = media_len(CHUNK_SIZE, media, ts, body.len());
         // A body the ring cannot hold (larger than the arena) is dropped; the chunk reader's
         // message limit keeps peers far below that.
@@ -284,6 +384,9 @@ impl Stream {
             // The length was computed for exactly this header and body.
             let _ = encode_media(buf, CHUNK_SIZE, media, ts, body);
         });
+        if media == Media::Audio {
+            self.feed_http(time, body);
+        }
     }
 
     /// Generates silence for an orphaned stream up to `now`: returns whether anything was
@@ -351,7 +454,9 @@ impl Stream {
         let ts = time as u32;
         append_media(out, Media::Audio, ts, &self.sequence_header);
         out.extend_from_slice(first);
-        append_media(out, Media::Data, ts, &self.metadata);
+        // Metadata at time 0, as the capture's was always sent: ffmpeg's flvdec takes an
+        // onMetaData tag at any other time for a subtitle stream.
+        append_media(out, Media::Data, 0, &self.metadata);
     }
 }
 

@@ -14,10 +14,11 @@ fn zerocast() -> Command {
     common::process::zerocast_command()
 }
 
-/// The binary listening on a free loopback port, so tests never collide on 1935.
+/// The binary listening on a free loopback port and without HTTP, so tests running at once
+/// never collide on 1935 or 8000.
 fn serving() -> Command {
     let mut cmd = zerocast();
-    cmd.args(["--listen", "127.0.0.1:0"]);
+    cmd.args(["--listen", "127.0.0.1:0", "--http", "off"]);
     cmd
 }
 

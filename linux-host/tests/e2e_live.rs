@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use common::analysis::{analyze_tone, ToneParams, ToneReport};
-use common::check::FREQUENCY_TOLERANCE;
+use common::check::check_tone;
 use common::flv;
 use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
 use common::process::{self, Spawned};
@@ -38,6 +37,9 @@ enum Publisher {
     GstRtmp2sink,
     /// GStreamer's librtmp sink (the OBS library family), MP3 from lamemp3enc.
     GstRtmpsink,
+    /// librtmp itself through python-librtmp (`tests/tools/librtmp_publish.py`), publishing an
+    /// AAC FLV that ffmpeg made, paced by its timestamps.
+    Librtmp,
 }
 
 impl Publisher {
@@ -45,6 +47,7 @@ impl Publisher {
         match self {
             Self::Ffmpeg { .. } => &["ffmpeg"],
             Self::GstRtmp2sink | Self::GstRtmpsink => &["gst-launch-1.0"],
+            Self::Librtmp => &["ffmpeg", "python3"],
         }
     }
 
@@ -59,6 +62,24 @@ impl Publisher {
                     "-c:a", codec, "-f", "flv", url,
                 ];
                 process::spawn("ffmpeg", &args, &[], &log)
+            }
+            Self::Librtmp => {
+                let flv = dir.join(format!("{label}.flv"));
+                let source = format!("sine=f={hz}:d=30");
+                let flv_arg = flv.display().to_string();
+                let args = [
+                    "-nostdin", "-y", "-f", "lavfi", "-i", &source, "-ac", "2", "-ar", "44100",
+                    "-c:a", "aac", "-f", "flv", &flv_arg,
+                ];
+                let mut make = process::spawn("ffmpeg", &args, &[], &dir.join("make-flv.log"))?;
+                if !make.wait_timeout(LIMIT)?.success() {
+                    return Err(make.failed("making the FLV for librtmp".to_owned()));
+                }
+                let script = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/tools/librtmp_publish.py"
+                );
+                process::spawn("python3", &[script, &flv_arg, url], &[], &log)
             }
             Self::GstRtmp2sink | Self::GstRtmpsink => {
                 let freq = format!("freq={hz}");
@@ -122,65 +143,6 @@ fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, Harn
     Wav::read(&wav)
 }
 
-/// The tone in `wav` must be `hz`, last about `secs`, and have no gap longer than `max_gap_ms`.
-fn check_tone(wav: &Wav, hz: f64, max_gap_ms: f64, what: &str) -> Result<ToneReport, HarnessError> {
-    let report = analyze_tone(wav, &ToneParams::default()).map_err(|e| HarnessError::Failed {
-        what: what.to_owned(),
-        detail: e.to_string(),
-    })?;
-    println!("{what}: {report}");
-    let mut problems = Vec::new();
-    if (report.frequency_hz - hz).abs() > FREQUENCY_TOLERANCE * hz {
-        problems.push(format!(
-            "frequency {:.1} Hz, expected {hz}",
-            report.frequency_hz
-        ));
-    }
-    if report.longest_gap_ms > max_gap_ms {
-        problems.push(format!("gap of {:.1} ms", report.longest_gap_ms));
-    }
-    if report.duration_s < 1.0 {
-        problems.push(format!("only {:.2} s", report.duration_s));
-    }
-    if problems.is_empty() {
-        Ok(report)
-    } else {
-        Err(HarnessError::Failed {
-            what: what.to_owned(),
-            detail: problems.join("; "),
-        })
-    }
-}
-
-/// The last `secs` of `wav`.
-fn tail(wav: &Wav, secs: f64) -> Wav {
-    let frames = (secs * f64::from(wav.sample_rate)) as usize;
-    let keep = frames.min(wav.frames()) * usize::from(wav.channels);
-    Wav {
-        sample_rate: wav.sample_rate,
-        channels: wav.channels,
-        samples: wav.samples[wav.samples.len() - keep..].to_vec(),
-    }
-}
-
-/// The first `secs` of `wav` after its leading silence.
-fn head(wav: &Wav, secs: f64) -> Wav {
-    let ch = usize::from(wav.channels);
-    let start = wav
-        .samples
-        .iter()
-        .position(|s| s.unsigned_abs() > 300)
-        .unwrap_or(0)
-        / ch
-        * ch;
-    let n = ((secs * f64::from(wav.sample_rate)) as usize * ch).min(wav.samples.len() - start);
-    Wav {
-        sample_rate: wav.sample_rate,
-        channels: wav.channels,
-        samples: wav.samples[start..start + n].to_vec(),
-    }
-}
-
 #[test]
 fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
     let publishers = [
@@ -221,6 +183,7 @@ fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
         ),
         ("gst2", Publisher::GstRtmp2sink),
         ("gstlibrtmp", Publisher::GstRtmpsink),
+        ("librtmp", Publisher::Librtmp),
     ];
     let tools: Vec<&str> = publishers
         .iter()
@@ -259,7 +222,7 @@ fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
         for ((label, hz, _, _), (wav, mut player)) in running.iter().zip(players) {
             let status = player.wait_timeout(LIMIT)?;
             let result = if status.success() {
-                Wav::read(&wav).and_then(|w| check_tone(&w, f64::from(*hz), 60.0, label))
+                Wav::read(&wav).and_then(|w| check_tone(&w, f64::from(*hz), 1.0, 60.0, label))
             } else {
                 Err(player.failed(format!("player of {label} exited with {status}")))
             };
@@ -282,7 +245,12 @@ fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {
 /// A player of `live/x` records with rtmpdump while the publisher is killed and, 2 s later,
 /// replaced (or frozen with SIGSTOP and replaced at once): the player stays connected, its
 /// timestamps never go back, and it hears the new publisher's tone.
-fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(), HarnessError> {
+fn replaced_publisher(
+    stop: Signal,
+    outage: Duration,
+    codec: &'static str,
+    label: &str,
+) -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg", "rtmpdump"])? {
         return Ok(());
     }
@@ -290,7 +258,7 @@ fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(),
         let mut server = zerocast(&[], dir)?;
         let url = format!("rtmp://127.0.0.1:{}/live/x", server.port);
         let pcm = Publisher::Ffmpeg {
-            codec: "pcm_s16le",
+            codec,
             rate: 44_100,
         };
         let mut first = pcm.start(&url, 440, dir, "first")?;
@@ -342,22 +310,47 @@ fn replaced_publisher(stop: Signal, outage: Duration, label: &str) -> Result<(),
             &dir.join("decode.log"),
         )?;
         decode.wait_timeout(LIMIT)?;
+        // The silence the stream made while it had no publisher decodes cleanly too.
+        if decode.log().contains("Error while decoding") {
+            return Err(decode.failed("the recording does not decode cleanly".to_owned()));
+        }
         let wav = Wav::read(&wav_path)?;
-        check_tone(&head(&wav, 1.5), 440.0, 30.0, &format!("{label}: before"))?;
+        check_tone(
+            &wav.head(1.5),
+            440.0,
+            1.0,
+            30.0,
+            &format!("{label}: before"),
+        )?;
         // The new publisher is heard: the end of the recording is its tone, continuous.
-        check_tone(&tail(&wav, 2.5), 880.0, 30.0, &format!("{label}: after"))?;
+        check_tone(&wav.tail(2.5), 880.0, 1.0, 30.0, &format!("{label}: after"))?;
         server.stop_cleanly()
     })
 }
 
 #[test]
 fn killed_publisher_is_replaced_and_the_player_stays() -> Result<(), HarnessError> {
-    replaced_publisher(Signal::SIGKILL, Duration::from_secs(2), "live-killed")
+    replaced_publisher(
+        Signal::SIGKILL,
+        Duration::from_secs(2),
+        "pcm_s16le",
+        "live-killed",
+    )
+}
+
+#[test]
+fn killed_aac_publisher_leaves_aac_silence_and_is_replaced() -> Result<(), HarnessError> {
+    replaced_publisher(
+        Signal::SIGKILL,
+        Duration::from_secs(2),
+        "aac",
+        "live-killed-aac",
+    )
 }
 
 #[test]
 fn frozen_publisher_is_taken_over_at_once() -> Result<(), HarnessError> {
-    replaced_publisher(Signal::SIGSTOP, Duration::ZERO, "live-frozen")
+    replaced_publisher(Signal::SIGSTOP, Duration::ZERO, "pcm_s16le", "live-frozen")
 }
 
 /// Publishes 1 s of tone to `live/k` with `name` and returns whether ffmpeg succeeded.
@@ -418,6 +411,15 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
             return Err(server.process.failed("the right key was refused".into()));
         }
         server.wait_log("publish live/k", LIMIT)?;
+        server.stop_cleanly()?;
+        // With a capture, its stream is not for publishers.
+        let mut server = Zerocast::start(&["--source", "tone"], &[], None, dir)?;
+        if try_publish(&server, "audio", dir, "capture")? {
+            return Err(server
+                .process
+                .failed("a publisher took the capture's stream".into()));
+        }
+        server.wait_log("the stream is the local capture's", LIMIT)?;
         server.stop_cleanly()
     })
 }
@@ -457,7 +459,7 @@ fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError
         let mut own = rtmpdump_flv(&server.url, &own_flv, &dir.join("own.log"))?;
         let upstream = format!("rtmp://127.0.0.1:{nginx_port}/live/radio");
         let before = record(&upstream, RECORD, dir, "nginx-before")?;
-        check_tone(&before, 440.0, 30.0, "nginx player before the restart")?;
+        check_tone(&before, 440.0, 1.0, 30.0, "nginx player before the restart")?;
         nginx.signal(Signal::SIGKILL)?;
         nginx.wait_timeout(LIMIT)?;
         server.wait_log("retrying", LIMIT)?;
@@ -468,7 +470,7 @@ fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError
         })
         .map_err(|e| server.process.failed(e.to_string()))?;
         let after = record(&upstream, RECORD, dir, "nginx-after")?;
-        check_tone(&after, 440.0, 30.0, "nginx player after the restart")?;
+        check_tone(&after, 440.0, 1.0, 30.0, "nginx player after the restart")?;
         if !own.is_running()? {
             return Err(own.failed("zerocast's own player disconnected".to_owned()));
         }
@@ -580,17 +582,6 @@ impl RawPublisher {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg", "rtmpdump"])? {
@@ -600,7 +591,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
         let mut server =
             Zerocast::start(&["--source", "tone", "--max-streams", "5"], &[], None, dir)?;
         let port = server.port;
-        let rss_before = rss_kib(server.process.pid());
+        let rss_before = process::rss_kib(server.process.pid());
         let wav = dir.join("tone.wav");
         let mut player = ffmpeg_wav(
             &server.url,
@@ -671,6 +662,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
         check_tone(
             &Wav::read(&wav)?,
             440.0,
+            1.0,
             30.0,
             "tone player during the attacks",
         )?;
@@ -682,7 +674,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
             "jumping publisher's player: {} tags, largest step {largest} ms",
             stamps.len()
         );
-        let rss_after = rss_kib(server.process.pid());
+        let rss_after = process::rss_kib(server.process.pid());
         println!("zerocast RSS: {rss_before} KiB before, {rss_after} KiB after");
         // Four streams of 512 KiB rings and the connections' buffers; a flood kept in memory
         // would be 18 MB.

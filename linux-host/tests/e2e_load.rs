@@ -54,7 +54,7 @@ fn hundred_players() -> Result<(), HarnessError> {
     TempDir::run("load-hundred", |dir| {
         let (mut server, port) = rtmp_client::start_zerocast(
             Codec::Pcm,
-            // Every player comes from 127.0.0.1: the per-address limit must allow them.
+            // Every load player comes from 127.0.0.1.
             &[
                 "--max-clients",
                 LOAD_MAX_CLIENTS,

@@ -14,46 +14,14 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::check::check_all;
-use common::players::{play, play_concurrently, Player};
+use common::matrix::{label, play_one, PLAY};
+use common::players::{play_concurrently, Player};
 use common::server::{start_server, Codec, ServerKind};
 use common::{HarnessError, TempDir};
 
-/// How long each player plays. The decoded duration must match within 5 %, and what a player
-/// cannot receive is the server's RTMP session set-up after the TCP connect (nginx-rtmp: ~170 ms
-/// of Nagle/delayed-ACK stalls, protocol-notes §2) plus the message in flight at the stop
-/// (ffmpeg's adpcm_swf publisher: 4096 samples, 93 ms). 8 s makes 5 % (400 ms) cover those
-/// 263 ms with room for a loaded machine; at 5 s the baseline would sit at the limit.
-const PLAY: Duration = Duration::from_secs(8);
 /// Players in the fan-out test.
 const CONCURRENT_PLAYERS: usize = 10;
-
-fn label(kind: ServerKind) -> String {
-    let (server, codec) = match kind {
-        ServerKind::Nginx { codec } => ("nginx", codec),
-        ServerKind::Zerocast { codec } => ("zerocast", codec),
-    };
-    format!("{server}-{codec:?}").to_lowercase()
-}
-
-/// Starts the server `kind`, plays it with `player`, and checks the recording and that the
-/// server survived and stops on SIGTERM.
-fn play_one(kind: ServerKind, player: Player) -> Result<(), HarnessError> {
-    let label = format!("{}-{}", label(kind), player.name());
-    TempDir::run(&label, |dir| {
-        let Some(mut server) = start_server(kind, dir)? else {
-            return Ok(());
-        };
-        let Some(recording) = play(player, &server, PLAY, &dir.join("players"))? else {
-            return Ok(());
-        };
-        server.check_alive()?;
-        check_all(&label, vec![recording], &server)?;
-        server.stop()
-    })
-}
 
 /// [`CONCURRENT_PLAYERS`] low-delay ffmpeg players at once, each checked like a single one.
 fn play_many(kind: ServerKind) -> Result<(), HarnessError> {

@@ -1,5 +1,6 @@
 //! `zerocast-load`: N RTMP players in one process, one thread, one `mio::Poll`, for benchmarks
-//! and load tests against zerocast or any RTMP server (nginx-rtmp).
+//! and load tests against zerocast or any RTMP server (nginx-rtmp) — or N HTTP-FLV listeners
+//! (`--url http://HOST:PORT/APP/NAME.flv`), whose tags are counted the same way.
 //!
 //! Each player is the core's sans-IO [`ClientSession`] over a nonblocking socket, driven in the
 //! session's documented order (write `transmit()` and `advance`, feed received bytes to
@@ -12,7 +13,7 @@
 //! - **stalls**: more than `--stall-ms` of wall time between two audio messages (or from the
 //!   last one to the end of the run), after the first one.
 //!
-//! It prints one `ready …` line once every player is playing (or the ramp timed out), and one
+//! It prints one `ready …` line once every player receives audio (or the ramp timed out), and one
 //! `summary …` line of `key=value` pairs at the end, for scripts; `--check` makes the exit
 //! status say whether every player received continuous audio (0 yes, 1 no). Problems of
 //! individual players go to stderr.
@@ -45,16 +46,18 @@ type Session = ClientSession<ARENA, TX>;
 const GAP_SLACK_MS: f64 = 2.0;
 /// Socket reads go through one buffer shared by all players.
 const READ_BUFFER: usize = 64 * 1024;
-/// How long the `ready` line waits for every player to be playing after the ramp.
+/// How long the `ready` line waits for every player to receive audio after the ramp.
 const READY_LIMIT: Duration = Duration::from_secs(15);
 
 const USAGE: &str = "\
 zerocast-load: N RTMP players in one process; counts audio messages, bytes, gaps and stalls
 
 Usage: zerocast-load --url rtmp://HOST:PORT/APP/NAME [OPTIONS]
+       zerocast-load --url http://HOST:PORT/APP/NAME.flv [OPTIONS]
 
 Options:
-  --url URL          stream to play (host must be an address or resolvable name)
+  --url URL          stream to play (host must be an address or resolvable name);
+                     http:// for HTTP-FLV listeners
   --players N        players                                  [default: 1]
   --duration SECS    run time from the start (decimal)        [default: 10]
   --ramp-ms N        spread the connects over this long       [default: N ms]
@@ -69,6 +72,8 @@ Options:
 #[derive(Clone, Debug)]
 struct Args {
     addr: SocketAddr,
+    /// HTTP-FLV: the request path; `None` for RTMP.
+    http_path: Option<String>,
     app: String,
     name: String,
     tc_url: String,
@@ -105,15 +110,18 @@ fn parse_args() -> Result<Option<Args>, String> {
         }
     }
     let url = url.ok_or("--url is required")?;
-    let rest = url
-        .strip_prefix("rtmp://")
-        .ok_or("the URL must start with rtmp://")?;
+    let (rest, default_port, http) =
+        match (url.strip_prefix("rtmp://"), url.strip_prefix("http://")) {
+            (Some(rest), _) => (rest, 1935, false),
+            (None, Some(rest)) => (rest, 80, true),
+            _ => return Err("the URL must start with rtmp:// or http://".into()),
+        };
     let (host, path) = rest.split_once('/').ok_or("the URL needs /APP/NAME")?;
     let (app, name) = path.split_once('/').ok_or("the URL needs /APP/NAME")?;
     let host_port = if host.contains(':') {
         host.to_owned()
     } else {
-        format!("{host}:1935")
+        format!("{host}:{default_port}")
     };
     let addr = host_port
         .to_socket_addrs()
@@ -125,6 +133,7 @@ fn parse_args() -> Result<Option<Args>, String> {
     }
     Ok(Some(Args {
         addr,
+        http_path: http.then(|| format!("/{path}")),
         tc_url: format!("rtmp://{host}/{app}"),
         app: app.to_owned(),
         name: name.to_owned(),
@@ -329,10 +338,181 @@ fn mp3_duration_ms(body: &[u8]) -> Option<f64> {
     Some(samples * 1000.0 / rate)
 }
 
+/// How a player talks to the server.
+enum Wire {
+    /// An RTMP client session.
+    Rtmp(Box<Session>),
+    /// An HTTP-FLV request and the response being read.
+    HttpFlv(Box<HttpFlv>),
+}
+
+/// An HTTP-FLV listener: its request, then the response head, then FLV tags (chunked or not).
+struct HttpFlv {
+    request: Vec<u8>,
+    sent: usize,
+    head_done: bool,
+    chunked: bool,
+    /// Where the chunked framing stands.
+    chunk: Chunk,
+    /// FLV bytes not parsed yet, and whether the 13-byte file header is behind.
+    flv: Vec<u8>,
+    header_skipped: bool,
+}
+
+/// The chunked transfer coding (RFC 9112 §7.1): what comes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// A size line.
+    Size,
+    /// This many data bytes.
+    Data(usize),
+    /// The CRLF after a chunk's data.
+    Crlf,
+}
+
+/// Longest response head accepted.
+const MAX_HTTP_HEAD: usize = 16 * 1024;
+
+impl HttpFlv {
+    fn new(path: &str, host: SocketAddr) -> Self {
+        Self {
+            request: format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+            sent: 0,
+            head_done: false,
+            chunked: false,
+            chunk: Chunk::Size,
+            flv: Vec::new(),
+            header_skipped: false,
+        }
+    }
+
+    /// Reads the response in `input`: returns the bytes used and, once the head is read,
+    /// every audio tag through `audio(timestamp, body)`.
+    fn parse(
+        &mut self,
+        input: &[u8],
+        stats: &mut Stats,
+        now: Duration,
+        stall: Duration,
+    ) -> (usize, Option<End>) {
+        let mut used = 0;
+        if !self.head_done {
+            let Some(end) = input.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return if input.len() > MAX_HTTP_HEAD {
+                    (0, Some(End::Protocol("response head too long".into())))
+                } else {
+                    (0, None)
+                };
+            };
+            let head = String::from_utf8_lossy(&input[..end]).to_ascii_lowercase();
+            let status = head.lines().next().unwrap_or_default().to_owned();
+            if !(status.starts_with("http/1.1 200") || status.starts_with("http/1.0 200")) {
+                return (0, Some(End::Protocol(format!("HTTP answer {status:?}"))));
+            }
+            self.chunked = head.contains("\r\ntransfer-encoding: chunked");
+            self.head_done = true;
+            stats.playing_at.get_or_insert(now);
+            used = end + 4;
+        }
+        let mut ended = None;
+        while used < input.len() {
+            let rest = &input[used..];
+            if !self.chunked {
+                self.flv.extend_from_slice(rest);
+                used = input.len();
+                break;
+            }
+            match self.chunk {
+                Chunk::Size => {
+                    let Some(line) = rest.windows(2).position(|w| w == b"\r\n") else {
+                        break;
+                    };
+                    let text = String::from_utf8_lossy(&rest[..line]);
+                    let hex = text.split(';').next().unwrap_or_default().trim();
+                    let Ok(size) = usize::from_str_radix(hex, 16) else {
+                        return (used, Some(End::Protocol(format!("chunk size {text:?}"))));
+                    };
+                    used += line + 2;
+                    if size == 0 {
+                        ended = Some(End::StreamEnded);
+                        break;
+                    }
+                    self.chunk = Chunk::Data(size);
+                }
+                Chunk::Data(left) => {
+                    let take = left.min(rest.len());
+                    self.flv.extend_from_slice(&rest[..take]);
+                    used += take;
+                    self.chunk = if take == left {
+                        Chunk::Crlf
+                    } else {
+                        Chunk::Data(left - take)
+                    };
+                }
+                Chunk::Crlf => {
+                    if rest.len() < 2 {
+                        break;
+                    }
+                    used += 2;
+                    self.chunk = Chunk::Size;
+                }
+            }
+        }
+        self.tags(stats, now, stall);
+        (used, ended)
+    }
+
+    /// Counts the complete FLV tags buffered so far.
+    fn tags(&mut self, stats: &mut Stats, now: Duration, stall: Duration) {
+        let mut at = 0;
+        if !self.header_skipped {
+            if self.flv.len() < 13 {
+                return;
+            }
+            self.header_skipped = true;
+            at = 13;
+        }
+        while let Some(header) = self.flv.get(at..at + 11) {
+            let size =
+                usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+            let Some(body) = self.flv.get(at + 11..at + 11 + size) else {
+                break;
+            };
+            if self.flv.len() < at + 11 + size + 4 {
+                break;
+            }
+            if header[0] == 8 {
+                let ts = u32::from(header[4]) << 16
+                    | u32::from(header[5]) << 8
+                    | u32::from(header[6])
+                    | u32::from(header[7]) << 24;
+                stats.audio(now, stall, ts, body);
+            }
+            at += 11 + size + 4;
+        }
+        self.flv.drain(..at);
+    }
+
+    /// Writes the request, as far as the socket takes it.
+    fn send(&mut self, stream: &mut TcpStream) -> Result<(), io::ErrorKind> {
+        while self.sent < self.request.len() {
+            match stream.write(&self.request[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.kind()),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One player.
 struct Player {
     stream: Option<TcpStream>,
-    session: Box<Session>,
+    wire: Wire,
     /// Input the session has not consumed yet.
     pending: Vec<u8>,
     stats: Stats,
@@ -371,11 +551,16 @@ impl Load {
         };
         let mut entropy = [0u8; 32];
         entropy[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
-        let session = Session::new(self.core_now(), entropy, &config)
-            .map_err(|e| format!("client session: {e}"))?;
+        let wire = match &self.args.http_path {
+            Some(path) => Wire::HttpFlv(Box::new(HttpFlv::new(path, self.args.addr))),
+            None => Wire::Rtmp(Box::new(
+                Session::new(self.core_now(), entropy, &config)
+                    .map_err(|e| format!("client session: {e}"))?,
+            )),
+        };
         let mut player = Player {
             stream: None,
-            session: Box::new(session),
+            wire,
             pending: Vec::new(),
             stats: Stats::new(),
         };
@@ -427,6 +612,14 @@ impl Load {
             .count()
     }
 
+    /// Players still running that have received audio.
+    fn receiving(&self) -> usize {
+        self.players
+            .iter()
+            .filter(|p| p.stats.first_audio_at.is_some() && p.stats.end == End::Running)
+            .count()
+    }
+
     /// Runs the idle timers of every session (pings to a silent server).
     fn timers(&mut self) {
         let now = self.now();
@@ -436,12 +629,11 @@ impl Load {
             if player.stats.end != End::Running {
                 continue;
             }
-            if player
-                .session
-                .poll_timeout()
-                .is_some_and(|at| at <= core_now)
-            {
-                if let Err(e) = player.session.handle_timeout(core_now) {
+            let Wire::Rtmp(session) = &mut player.wire else {
+                continue;
+            };
+            if session.poll_timeout().is_some_and(|at| at <= core_now) {
+                if let Err(e) = session.handle_timeout(core_now) {
                     player.finish(End::Protocol(e.to_string()), &self.poll, now, stall);
                     continue;
                 }
@@ -516,10 +708,14 @@ impl Player {
         stall: Duration,
         input: &[u8],
     ) -> (usize, Option<End>) {
+        let session = match &mut self.wire {
+            Wire::Rtmp(session) => session,
+            Wire::HttpFlv(http) => return http.parse(input, &mut self.stats, now, stall),
+        };
         let mut used = 0;
         loop {
             let rest = input.get(used..).unwrap_or_default();
-            let received = match self.session.receive(core_now, rest) {
+            let received = match session.receive(core_now, rest) {
                 Ok(received) => received,
                 Err(e) => return (used, Some(End::Protocol(e.to_string()))),
             };
@@ -550,14 +746,18 @@ impl Player {
         let Some(stream) = self.stream.as_mut() else {
             return Ok(());
         };
+        let session = match &mut self.wire {
+            Wire::Rtmp(session) => session,
+            Wire::HttpFlv(http) => return http.send(stream),
+        };
         loop {
-            let out = self.session.transmit();
+            let out = session.transmit();
             if out.is_empty() {
                 return Ok(());
             }
             match stream.write(out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero),
-                Ok(n) => self.session.advance(n),
+                Ok(n) => session.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.kind()),
@@ -653,12 +853,13 @@ fn run(args: Args) -> Result<bool, String> {
         }
         if !ready_printed
             && load.players.len() == n
-            && (load.playing() == n || now > load.args.ramp + READY_LIMIT)
+            && (load.receiving() == n || now > load.args.ramp + READY_LIMIT)
         {
             ready_printed = true;
             println!(
-                "ready players={n} playing={} t_ms={}",
+                "ready players={n} playing={} receiving={} t_ms={}",
                 load.playing(),
+                load.receiving(),
                 now.as_millis()
             );
         }
@@ -848,5 +1049,56 @@ mod tests {
         s.audio(ms(700), stall, 105, &pcm);
         assert_eq!(s.stalls, 1);
         assert!(!s.continuous());
+    }
+
+    /// Feeds `bytes` to an HTTP-FLV player in pieces of `step`, keeping what it does not use
+    /// for the next piece, as `pump` does.
+    fn http_flv(bytes: &[u8], step: usize) -> (Stats, Option<End>) {
+        let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
+        let mut player = HttpFlv::new("/live/audio.flv", addr);
+        let mut stats = Stats::new();
+        let mut pending = Vec::new();
+        let stall = Duration::from_millis(500);
+        for (i, piece) in bytes.chunks(step).enumerate() {
+            pending.extend_from_slice(piece);
+            let now = Duration::from_millis(i as u64);
+            let (used, end) = player.parse(&pending, &mut stats, now, stall);
+            pending.drain(..used);
+            if end.is_some() {
+                return (stats, end);
+            }
+        }
+        (stats, None)
+    }
+
+    #[test]
+    fn http_flv_listener_counts_the_tags_of_a_chunked_body() {
+        use zerocast::http::egress::{Egress, Framing};
+        use zerocast::http::framer::flv_tag;
+        let pcm = [&[0x3F][..], &[0u8; 882 * 4]].concat();
+        let mut body = b"FLV\x01\x04\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        let mut egress = Egress::new(Framing::Chunked);
+        let mut wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        egress.frame_into(&body, &mut wire);
+        for t in 0..50u32 {
+            body.clear();
+            flv_tag(8, t * 20, &pcm, &mut body);
+            egress.frame_into(&body, &mut wire);
+        }
+        for step in [1, 7, 1000, wire.len()] {
+            let (stats, end) = http_flv(&wire, step);
+            assert_eq!(
+                (stats.messages, stats.gaps, end),
+                (50, 0, None),
+                "step {step}"
+            );
+            assert!((stats.audio_ms - 1000.0).abs() < 1e-9);
+            assert!(stats.playing_at.is_some());
+        }
+        // The last chunk ends the stream; a refusal is a protocol end.
+        wire.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(http_flv(&wire, 64).1, Some(End::StreamEnded));
+        let (_, end) = http_flv(b"HTTP/1.1 404 Not Found\r\n\r\n", 5);
+        assert!(matches!(end, Some(End::Protocol(_))), "{end:?}");
     }
 }

@@ -23,6 +23,80 @@ mod time {
     }
 }
 
+/// `zerocast_core::{adts, flac, mp4, icy}`: the HTTP listeners' framings.
+mod http_framing {
+    use core::hint::black_box;
+    use zerocast_core::adts::AdtsHeader;
+    use zerocast_core::flac::FlacStream;
+    use zerocast_core::mp4::{self, Codec, Sample, Track};
+    use zerocast_core::{icy, mp4::Mp4Error};
+
+    use crate::display::show;
+
+    pub fn run() {
+        let mut out = [0u8; 4096];
+        if let Some(h) = show(AdtsHeader::from_audio_specific_config(black_box(&[
+            0x12, 0x10,
+        ]))) {
+            black_box(h.sample_rate());
+            show(h.emit(black_box(100), &mut out));
+            black_box(show(AdtsHeader::parse(black_box(&out[..7]))));
+            show(h.emit(black_box(9000), &mut out));
+        }
+        show(AdtsHeader::from_audio_specific_config(black_box(&[0x2B])));
+
+        let pcm = [0u8; 64];
+        if let Some(s) = show(FlacStream::new(
+            black_box(44_100),
+            black_box(2),
+            black_box(16),
+        )) {
+            black_box(s.block_size());
+            black_box(s.max_frame_len());
+            let info = s.streaminfo();
+            let n = show(s.emit_frame(black_box(1000), black_box(&pcm), &mut out)).unwrap_or(0);
+            show(s.emit_frame(black_box(0), black_box(&pcm[..3]), &mut out));
+            let mut frame = [0u8; 256];
+            frame[..n].copy_from_slice(&out[..n]);
+            let codecs = [
+                Codec::Flac { streaminfo: &info },
+                Codec::Aac {
+                    config: black_box(&[0x12, 0x10]),
+                },
+            ];
+            for codec in codecs {
+                let track = Track {
+                    rate: black_box(44_100),
+                    channels: 2,
+                    codec,
+                };
+                black_box(show(mp4::emit_init(&track, &mut out)));
+            }
+            let samples = [Sample {
+                duration: 16,
+                data: &frame[..n],
+            }];
+            black_box(mp4::fragment_len(&samples));
+            black_box(show(mp4::emit_fragment(
+                black_box(1),
+                black_box(0),
+                &samples,
+                &mut out,
+            )));
+            show::<(), Mp4Error>(Err(Mp4Error::NoSamples));
+        }
+        show(FlacStream::new(
+            black_box(44_100),
+            black_box(9),
+            black_box(16),
+        ));
+
+        black_box(icy::block_len(black_box("title")));
+        black_box(show(icy::emit_title(black_box("It's a title"), &mut out)));
+        show(icy::emit_title(black_box("title"), &mut out[..4]));
+    }
+}
+
 /// Formats errors and other `Display` values into nothing, so their `fmt` code is linked too.
 mod display {
     use core::fmt::{self, Write};
@@ -113,7 +187,7 @@ mod message {
 mod chunk {
     use core::hint::black_box;
     use zerocast_core::chunk::{
-        encode_standalone, standalone_len, ChunkReader, ChunkWriter, MessageHeader,
+        encode_standalone, standalone_len, ChunkReader, ChunkReaderIn, ChunkWriter, MessageHeader,
     };
     use zerocast_core::message;
 
@@ -152,6 +226,19 @@ mod chunk {
         }
         black_box(reader.last_payload());
         black_box((reader.bytes_received(), reader.chunk_size()));
+
+        // Caller-supplied storage: start small, move into a larger arena.
+        let mut small = [0u8; 256];
+        let mut large = [0u8; 2048];
+        let mut reader: ChunkReaderIn<4, &mut [u8]> =
+            ChunkReaderIn::with_arena(&mut small[..], black_box(256));
+        black_box(show(reader.read(&wire[..len.min(200)])));
+        black_box(
+            reader
+                .replace_arena(&mut large[..], black_box(2048))
+                .is_ok(),
+        );
+        black_box((reader.arena_len(), reader.messages_skipped()));
     }
 }
 
@@ -292,30 +379,58 @@ mod flv {
     }
 }
 
-/// `zerocast_core::codec`: both encoders through the `Encoder` trait.
+/// `zerocast_core::codec`: both block encoders, the push/pull shape over a fixed buffer, and the
+/// 48 kHz resampler.
 mod codec {
     use core::hint::black_box;
-    use zerocast_core::codec::{AdpcmSwf, Encoder, PcmS16Le};
+    use zerocast_core::codec::{AdpcmSwf, BlockEncoder, Encoder, Framed, PcmS16Le, Resampler};
 
     use crate::display::show;
 
-    fn encode(encoder: &mut dyn Encoder, pcm: &[i16]) {
+    fn encode(encoder: &mut dyn BlockEncoder, pcm: &[i16]) {
         let mut out = [0u8; 2048];
         black_box(encoder.tag_header().to_byte());
         black_box(encoder.max_encoded_len(pcm.len() / 2));
+        black_box(encoder.fit_frames(pcm.len() / 2));
         black_box(show(encoder.encode(pcm, &mut out)));
+    }
+
+    /// Pushes `pcm` and pulls every packet, then the end of the input.
+    fn push_pull(encoder: &mut dyn Encoder, pcm: &[i16]) {
+        let mut out = [0u8; 1024];
+        black_box((encoder.tag_header(), encoder.frame_len(), encoder.delay()));
+        black_box((encoder.sequence_header(), encoder.max_packet_len()));
+        if let Some(taken) = show(encoder.push(pcm)) {
+            black_box(taken);
+        }
+        encoder.finish();
+        while let Some(Some(packet)) = show(encoder.pull(&mut out)) {
+            black_box(packet);
+        }
     }
 
     pub fn run() {
         let pcm = black_box([1234i16; 2 * 256]);
         if let Some(mut pcm_encoder) = show(PcmS16Le::new(44_100, 2)) {
             encode(&mut pcm_encoder, &pcm);
+            if let Some(mut framed) = show(Framed::new(pcm_encoder, 128, [0i16; 256])) {
+                push_pull(&mut framed, &pcm);
+            }
         }
         for bits in [2, 3, 4, black_box(5)] {
             if let Some(mut adpcm) = show(AdpcmSwf::new(44_100, 2, bits)) {
                 let frames = adpcm.fit_frames(black_box(256));
                 encode(&mut adpcm, &pcm[..2 * frames]);
+                if let Some(mut framed) = show(Framed::new(adpcm, 100, [0i16; 200])) {
+                    push_pull(&mut framed, &pcm);
+                }
             }
+        }
+        if let Some(mut resampler) = show(Resampler::new(black_box(2))) {
+            let mut out = [0i16; 2 * 256];
+            black_box(resampler.process(&pcm, &mut out));
+            black_box(resampler.flush(&mut out));
+            black_box(Resampler::max_output_frames(black_box(256)));
         }
     }
 }
@@ -344,7 +459,11 @@ mod ring {
             ring.advance(&mut cursor, n);
         }
         black_box(show(ring.current_message(&cursor)));
-        black_box((cursor.at_boundary(), cursor.sequence()));
+        black_box((
+            cursor.at_boundary(),
+            cursor.sequence(),
+            ring.time_at(&cursor),
+        ));
         if show(ring.read(&early)).is_none() {
             black_box(ring.skip_lagged(&mut early));
         }
@@ -363,13 +482,126 @@ mod ring {
     }
 }
 
+/// `zerocast_core::board`: a stream and a player over an in-memory `embedded-io` transport that
+/// plays back what a client would send.
+mod board {
+    use core::hint::black_box;
+    use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write, WriteReady};
+    use zerocast_core::board::{Player, Stream, StreamConfig};
+    use zerocast_core::codec::AdpcmSwf;
+    use zerocast_core::ring::Ring;
+    use zerocast_core::session::ServerConfig;
+    use zerocast_core::time::Instant;
+
+    use crate::display::show;
+
+    /// Reads from `input` and discards what is written, `room` bytes at a time.
+    struct Wire<'a> {
+        input: &'a [u8],
+        room: usize,
+    }
+
+    #[derive(Debug)]
+    struct Never;
+
+    impl embedded_io::Error for Never {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    impl ErrorType for Wire<'_> {
+        type Error = Never;
+    }
+
+    impl Read for Wire<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Never> {
+            let n = buf.len().min(self.input.len());
+            let (now, rest) = self.input.split_at(n);
+            buf[..n].copy_from_slice(now);
+            self.input = rest;
+            Ok(n)
+        }
+    }
+
+    impl ReadReady for Wire<'_> {
+        fn read_ready(&mut self) -> Result<bool, Never> {
+            Ok(black_box(!self.input.is_empty()))
+        }
+    }
+
+    impl Write for Wire<'_> {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Never> {
+            let n = black_box(buf).len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> Result<(), Never> {
+            Ok(())
+        }
+    }
+
+    impl WriteReady for Wire<'_> {
+        fn write_ready(&mut self) -> Result<bool, Never> {
+            Ok(self.room > 0)
+        }
+    }
+
+    pub fn run() {
+        let config = StreamConfig {
+            app: "live",
+            name: "audio",
+            rate: 22_050,
+            channels: 1,
+            join_ms: black_box(500),
+            session: ServerConfig::default(),
+        };
+        let mut ring: Ring<4096, 8> = Ring::new();
+        let mut pcm = [0i16; 255];
+        let mut body = [0u8; 1 + 131];
+        let Some(encoder) = show(AdpcmSwf::new(config.rate, 1, 4)) else {
+            return;
+        };
+        let Some(mut stream) = show(Stream::new(config, encoder, &mut ring, &mut pcm, &mut body))
+        else {
+            return;
+        };
+        black_box(show(stream.push_with(|pcm| pcm.fill(black_box(100)))));
+        let now = Instant::from_millis(black_box(40));
+        black_box(show(stream.pace(now, |pcm| pcm.fill(black_box(-100)))));
+        black_box((
+            stream.next_due(),
+            stream.millis(),
+            stream.frames_per_message(),
+        ));
+        black_box((
+            stream.metadata().len(),
+            stream.ring().len(),
+            stream.config().rate,
+        ));
+
+        let mut player: Player<1024, 1024, 64> = Player::new();
+        player.open(now, black_box([7; 32]), &stream.config().session);
+        // C0 + the start of C1: the handshake is under way, its reply not yet due.
+        let mut wire = Wire {
+            input: black_box(&[3, 0, 0, 0, 0]),
+            room: black_box(64),
+        };
+        black_box(show(player.poll(&mut wire, &stream, now)));
+        black_box((player.is_open(), player.is_playing(), player.poll_timeout()));
+        player.close();
+        black_box(player.is_open());
+    }
+}
+
 /// `zerocast_core::session`: the client session playing from the server session, then
 /// publishing to another, bytes moved between them in a bounded loop.
 mod session {
     use core::hint::black_box;
     use zerocast_core::session::{
-        ClientConfig, ClientEvent, ClientRole, ClientSession, Event, Refusal, ServerConfig,
-        ServerSession,
+        encode_media, media_len, ClientConfig, ClientEvent, ClientRole, ClientSession, Event,
+        Media, Refusal, ServerConfig, ServerSession, ServerSessionIn,
     };
     use zerocast_core::time::Instant;
 
@@ -427,6 +659,20 @@ mod session {
         for role in [ClientRole::Play, black_box(ClientRole::Publish)] {
             let config = ServerConfig::default();
             let mut server = Server::new(now, black_box([3; 32]), &config);
+            let mut arena = [0u8; 1024];
+            let mut small: ServerSessionIn<&mut [u8], 1024> =
+                ServerSessionIn::with_arena(&mut arena[..], now, black_box([5; 32]), &config);
+            black_box(small.replace_arena(&mut [][..]).is_err());
+            let mut media = [0u8; 256];
+            let n = media_len(4096, Media::Audio, black_box(20), 64);
+            black_box(show(encode_media(
+                &mut media,
+                4096,
+                Media::Data,
+                20,
+                &[0x02; 64],
+            )));
+            black_box(n);
             let client_config = ClientConfig {
                 app: "live",
                 tc_url: "rtmp://127.0.0.1/live",
@@ -448,7 +694,8 @@ mod session {
                 server.is_publishing(),
                 client.is_streaming(),
             ));
-            black_box(server.peer_acknowledged());
+            black_box((server.peer_acknowledged(), server.messages_skipped()));
+            black_box(show(server.notify_published()));
             black_box(show(server.refuse_play(Refusal::NotFound)));
             black_box(show(server.end_play()));
             black_box(show(client.unpublish()));
@@ -477,6 +724,8 @@ pub extern "C" fn zerocast_smoke_entry() -> ! {
     codec::run();
     ring::run();
     session::run();
+    board::run();
+    http_framing::run();
     loop {
         black_box(());
     }

@@ -9,11 +9,18 @@
 //!   an ADPCM packet has the code size field, the exact first sample of every 4096-frame block
 //!   where the SWF layout puts it, and decodes (by ffmpeg's sample count, `get_nb_samples` in
 //!   libavcodec/adpcm.c) to exactly the frames given.
+//!
+//! Then the push/pull shape: the same samples pushed into a [`Framed`] encoder in random pieces
+//! come out as the block encoder's packets of `frame_len` frames (the last one shorter), at
+//! positions that count frames; and the 48 kHz resampler gives the same output in any pieces
+//! and through any output room, exactly `ceil(frames * 147 / 160)` frames in all.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zerocast_core::codec::{AdpcmSwf, CodecError, Encoder, PcmS16Le};
-use zerocast_core_fuzz::seed_and_rest;
+use zerocast_core::codec::{
+    AdpcmSwf, BlockEncoder, CodecError, Encoder, Framed, PcmS16Le, Resampler,
+};
+use zerocast_core_fuzz::{seed_and_rest, Rng};
 
 const RATES: [u32; 4] = [5512, 11_025, 22_050, 44_100];
 const SENTINEL: u8 = 0xA5;
@@ -67,7 +74,7 @@ enum Codec {
 }
 
 impl Codec {
-    fn encoder(&mut self) -> &mut dyn Encoder {
+    fn encoder(&mut self) -> &mut dyn BlockEncoder {
         match self {
             Codec::Pcm(e) => e,
             Codec::Adpcm(e, _) => e,
@@ -125,6 +132,84 @@ fn codec(config: u8) -> Option<(Codec, usize)> {
             None
         }
     }
+}
+
+/// Pushes `samples` (whole frames of `channels`) into a [`Framed`] `block` in random pieces and
+/// checks every packet against what a copy of `block` makes of the same frames.
+fn check_framed<B: BlockEncoder + Clone>(
+    block: B,
+    rng: &mut Rng,
+    samples: &[i16],
+    channels: usize,
+) {
+    let mut reference = block.clone();
+    let frame_len = 1 + rng.below(2048);
+    if block.fit_frames(frame_len) == 0 {
+        return;
+    }
+    let mut framed = Framed::new(block, frame_len, vec![0i16; frame_len * channels]).unwrap();
+    let fitted = framed.frame_len();
+    let samples = &samples[..samples.len() / channels * channels];
+    let mut out = vec![0u8; framed.max_packet_len()];
+    let mut expected_position = 0usize;
+    let mut check = |framed: &mut Framed<B, Vec<i16>>, last: bool| {
+        while let Some(packet) = framed.pull(&mut out).unwrap() {
+            assert_eq!(packet.position, expected_position as i64);
+            assert!(packet.frames == fitted || (last && packet.frames < fitted));
+            let pcm = &samples[expected_position * channels..][..packet.frames * channels];
+            let mut block_out = vec![0u8; reference.max_encoded_len(packet.frames)];
+            let n = reference.encode(pcm, &mut block_out).unwrap();
+            assert_eq!(&out[..packet.len], &block_out[..n]);
+            expected_position += packet.frames;
+        }
+    };
+    let mut rest = samples;
+    while !rest.is_empty() {
+        let piece = (1 + rng.below(3000)).min(rest.len() / channels) * channels;
+        let taken = framed.push(&rest[..piece]).unwrap();
+        rest = &rest[taken..];
+        check(&mut framed, false);
+    }
+    framed.finish();
+    check(&mut framed, true);
+    // Only ADPCM's last packet may drop frames it cannot pad (fewer than 8).
+    assert!(samples.len() / channels - expected_position < 8);
+}
+
+/// The resampler over `samples`: whole, and in random pieces through random output room.
+fn check_resampler(rng: &mut Rng, samples: &[i16], channels: u8) {
+    let run = |rng: &mut Rng, random: bool| {
+        let mut r = Resampler::new(channels).unwrap();
+        let mut produced = Vec::new();
+        let mut buf = vec![0i16; samples.len() + 2];
+        let mut rest = &samples[..samples.len() / usize::from(channels) * usize::from(channels)];
+        while !rest.is_empty() {
+            let room = if random {
+                (usize::from(channels) * (1 + rng.below(300))).min(buf.len())
+            } else {
+                buf.len()
+            };
+            let piece = if random {
+                rest.len().min(usize::from(channels) * (1 + rng.below(500)))
+            } else {
+                rest.len()
+            };
+            let (taken, written) = r.process(&rest[..piece], &mut buf[..room]);
+            produced.extend_from_slice(&buf[..written]);
+            rest = &rest[taken..];
+        }
+        let mut tail = [0i16; 64];
+        let n = r.flush(&mut tail);
+        produced.extend_from_slice(&tail[..n]);
+        produced
+    };
+    let whole = run(rng, false);
+    let frames = samples.len() / usize::from(channels);
+    assert_eq!(
+        whole.len() / usize::from(channels),
+        (frames * 147).div_ceil(160)
+    );
+    assert_eq!(run(rng, true), whole);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -197,4 +282,9 @@ fuzz_target!(|data: &[u8]| {
         }
         position += frames.max(1) * channels;
     }
+    match codec {
+        Codec::Pcm(block) => check_framed(block, &mut rng, &samples, channels),
+        Codec::Adpcm(block, _) => check_framed(block, &mut rng, &samples, channels),
+    }
+    check_resampler(&mut rng, &samples, channels as u8);
 });

@@ -80,16 +80,19 @@ fn be(bytes: &[u8]) -> u32 {
 /// Reassembles RTMP messages from chunks, with all state in fixed tables.
 ///
 /// `STREAMS` is the number of chunk streams the peer may use (a new csid beyond that is
-/// [`ChunkError::TooManyChunkStreams`]); `ARENA` is the byte budget shared by every message in
-/// flight, so messages interleaved across chunk streams reassemble side by side.
+/// [`ChunkError::TooManyChunkStreams`]); the arena `A` — storage the caller hands in, `[u8; N]`
+/// in [`ChunkReader`] — is the byte budget shared by every message in flight, so messages
+/// interleaved across chunk streams reassemble side by side. A host can start a connection
+/// with a small arena and [`replace_arena`](Self::replace_arena) it with a larger one when the
+/// peer turns out to need it (a publisher), so players do not carry a publisher's budget.
 ///
 /// Call [`read`](Self::read) with the unconsumed input until it returns `Ok((0, None))`, drop
 /// the consumed bytes, and call again when more arrive. A fmt 3 chunk after an extended-timestamp
 /// header is only decided once the 4 bytes after its basic header are in (they may be a
 /// repeated timestamp or payload), so such a chunk waits for 4 bytes even if less is due. Each call does bounded work: at most
 /// one chunk header and one copy, plus at most one arena compaction of `O(STREAMS²)` steps.
-pub struct ChunkReader<const STREAMS: usize, const ARENA: usize> {
-    arena: [u8; ARENA],
+pub struct ChunkReaderIn<const STREAMS: usize, A> {
+    arena: A,
     streams: [Stream; STREAMS],
     /// Slot and payload bytes still to come of the chunk whose header was consumed.
     current: Option<(usize, u32)>,
@@ -98,34 +101,87 @@ pub struct ChunkReader<const STREAMS: usize, const ARENA: usize> {
     max_message: u32,
     skip_mask: u32,
     bytes_received: u64,
+    /// Messages skipped by type since the start.
+    skipped: u64,
     /// Arena region (start, length) of the message the last `read` completed, if any.
     last: (usize, u32),
 }
 
-impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
+/// A [`ChunkReaderIn`] with its arena inline: `ARENA` bytes.
+pub type ChunkReader<const STREAMS: usize, const ARENA: usize> =
+    ChunkReaderIn<STREAMS, [u8; ARENA]>;
+
+/// The largest message an arena of `len` bytes can take, at most `max_message`.
+const fn clamp_message(max_message: u32, len: usize) -> u32 {
+    let limit = if len > u32::MAX as usize {
+        u32::MAX
+    } else {
+        len as u32
+    };
+    if max_message < limit {
+        max_message
+    } else {
+        limit
+    }
+}
+
+impl<const STREAMS: usize, const ARENA: usize> ChunkReaderIn<STREAMS, [u8; ARENA]> {
     /// A reader at the spec's initial chunk size (128) that refuses messages longer than
     /// `max_message` bytes (clamped to `ARENA`) and skips [`DEFAULT_SKIP_MASK`] (video).
     pub const fn new(max_message: u32) -> Self {
-        let arena_limit = if ARENA > u32::MAX as usize {
-            u32::MAX
-        } else {
-            ARENA as u32
-        };
+        Self::build([0; ARENA], ARENA, max_message)
+    }
+}
+
+impl<const STREAMS: usize, A> ChunkReaderIn<STREAMS, A> {
+    const fn build(arena: A, len: usize, max_message: u32) -> Self {
         Self {
-            arena: [0; ARENA],
+            arena,
             streams: [Stream::FREE; STREAMS],
             current: None,
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_chunk_size: MAX_CHUNK_SIZE,
-            max_message: if max_message < arena_limit {
-                max_message
-            } else {
-                arena_limit
-            },
+            max_message: clamp_message(max_message, len),
             skip_mask: DEFAULT_SKIP_MASK,
             bytes_received: 0,
+            skipped: 0,
             last: (0, 0),
         }
+    }
+}
+
+impl<const STREAMS: usize, A: AsRef<[u8]> + AsMut<[u8]>> ChunkReaderIn<STREAMS, A> {
+    /// Like [`ChunkReader::new`], with the caller's arena.
+    pub fn with_arena(arena: A, max_message: u32) -> Self {
+        let len = arena.as_ref().len();
+        Self::build(arena, len, max_message)
+    }
+
+    /// Moves the messages in flight into `arena` and keeps it from now on, with a new message
+    /// limit (clamped to its size); returns the old arena. `Err` gives `arena` back when it is
+    /// too small for what is in flight. The payload of the last completed message is gone.
+    pub fn replace_arena(&mut self, mut arena: A, max_message: u32) -> Result<A, A> {
+        let used = self.compact();
+        let (Some(dst), Some(src)) = (
+            arena.as_mut().get_mut(..used),
+            self.arena.as_ref().get(..used),
+        ) else {
+            return Err(arena);
+        };
+        dst.copy_from_slice(src);
+        self.max_message = clamp_message(max_message, arena.as_ref().len());
+        self.last = (0, 0);
+        Ok(core::mem::replace(&mut self.arena, arena))
+    }
+
+    /// Messages skipped by type (video, by default) since the start.
+    pub fn messages_skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The arena's size in bytes.
+    pub fn arena_len(&self) -> usize {
+        self.arena.as_ref().len()
     }
 
     /// All bytes consumed so far (headers and payload, skipped messages too), for the
@@ -326,6 +382,7 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             .checked_shl(u32::from(header.type_id))
             .is_some_and(|bit| self.skip_mask & bit != 0);
         if skip {
+            self.skipped += 1;
             return Ok(Partial::Skipping { received: 0 });
         }
         // Checked before buffering anything (protocol notes §5 #7).
@@ -347,11 +404,12 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             .map(|(_, start, region_len, _)| start + region_len)
             .max()
             .unwrap_or(0);
-        if ARENA.saturating_sub(top) >= len {
+        let size = self.arena_len();
+        if size.saturating_sub(top) >= len {
             return Ok(top);
         }
         let used = self.compact();
-        let available = ARENA.saturating_sub(used);
+        let available = size.saturating_sub(used);
         if available >= len {
             Ok(used)
         } else {
@@ -390,7 +448,7 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             };
             // Only the bytes received so far are worth copying; `end <= start` always, so the
             // span from `end` holds both the source and the destination.
-            if let Some(span) = self.arena.get_mut(end..start + received) {
+            if let Some(span) = self.arena.as_mut().get_mut(end..start + received) {
                 span.copy_within(start.saturating_sub(end).., 0);
             }
             if let Some(s) = self.streams.get_mut(slot) {
@@ -420,7 +478,7 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
             Partial::Buffering { start, received } => {
                 let at = *start + *received as usize;
                 // The region was sized for the whole message, and chunks never exceed it.
-                let dst = self.arena.get_mut(at..at + chunk.len()).ok_or(
+                let dst = self.arena.as_mut().get_mut(at..at + chunk.len()).ok_or(
                     ChunkError::ReassemblyBudgetExceeded {
                         needed: added,
                         available: 0,
@@ -472,6 +530,7 @@ impl<const STREAMS: usize, const ARENA: usize> ChunkReader<STREAMS, ARENA> {
     /// The payload of a completed message.
     fn region(&self, start: usize, length: u32) -> &[u8] {
         self.arena
+            .as_ref()
             .get(start..start + length as usize)
             .unwrap_or_default()
     }

@@ -27,7 +27,7 @@
 //!   which that happens are refused ([`AdpcmSwf::fit_frames`] gives the nearest good one); whole
 //!   blocks of 4096 frames are always exact, and so is any count for 4- and 5-bit stereo.
 
-use super::{channels, output, whole_frames, CodecError, Encoder};
+use super::{channels, output, whole_frames, BlockEncoder, CodecError};
 use crate::flv::{AudioTagHeader, SoundFormat};
 
 /// Frames per block: the initial sample plus 4095 codes.
@@ -229,7 +229,7 @@ impl AdpcmSwf {
     }
 }
 
-impl Encoder for AdpcmSwf {
+impl BlockEncoder for AdpcmSwf {
     fn tag_header(&self) -> AudioTagHeader {
         self.header
     }
@@ -268,6 +268,10 @@ impl Encoder for AdpcmSwf {
 
     fn max_encoded_len(&self, frames: usize) -> usize {
         self.encoded_len(frames)
+    }
+
+    fn fit_frames(&self, frames: usize) -> usize {
+        AdpcmSwf::fit_frames(self, frames)
     }
 }
 

@@ -4,7 +4,7 @@
 //! under 0 while its flvdec reads 0 as little-endian, so 0 plays as noise in the clients measured
 //! (protocol-notes §3); 3 is little-endian everywhere.
 
-use super::{channels, output, whole_frames, CodecError, Encoder};
+use super::{channels, output, whole_frames, BlockEncoder, CodecError};
 use crate::flv::{AudioTagHeader, SoundFormat};
 
 /// The PCM passthrough encoder: interleaved `i16` samples to little-endian bytes.
@@ -24,7 +24,7 @@ impl PcmS16Le {
     }
 }
 
-impl Encoder for PcmS16Le {
+impl BlockEncoder for PcmS16Le {
     fn tag_header(&self) -> AudioTagHeader {
         self.header
     }

@@ -17,7 +17,7 @@ mod link;
 mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientReceived, ClientRole, ClientSession};
-pub use server::{Event, Received, Refusal, ServerConfig, ServerSession};
+pub use server::{Event, Received, Refusal, ServerConfig, ServerSession, ServerSessionIn};
 
 use core::fmt;
 

@@ -7,7 +7,7 @@ use crate::time::Instant;
 
 use super::link::{Link, CHUNK_STREAMS};
 use super::{store_name, SessionError, MAX_NAME, MEDIA_STREAM_ID};
-use crate::chunk::ChunkReader;
+use crate::chunk::{ChunkReader, ChunkReaderIn};
 
 /// Chunk stream for command results (nginx-rtmp uses 3).
 const CSID_RESULT: u32 = 3;
@@ -142,13 +142,16 @@ enum State {
     Publishing,
 }
 
-/// The server side of one connection. `ARENA` bounds message reassembly (and so the largest
-/// message), `TX` the session's own output (the 3073-byte handshake reply, then control messages
-/// and command replies). The call order is in the [module docs](super).
-pub struct ServerSession<const ARENA: usize, const TX: usize> {
-    reader: ChunkReader<CHUNK_STREAMS, ARENA>,
+/// The server side of one connection. The arena `A` (storage the caller hands in) bounds
+/// message reassembly and so the largest message; `TX` the session's own output (control
+/// messages and command replies). The call order is in the [module docs](super).
+pub struct ServerSessionIn<A, const TX: usize> {
+    reader: ChunkReaderIn<CHUNK_STREAMS, A>,
     inner: Server<TX>,
 }
+
+/// A [`ServerSessionIn`] with its arena inline: `ARENA` bytes.
+pub type ServerSession<const ARENA: usize, const TX: usize> = ServerSessionIn<[u8; ARENA], TX>;
 
 /// Everything of a server session but its chunk reader.
 struct Server<const TX: usize> {
@@ -166,10 +169,40 @@ struct Server<const TX: usize> {
 
 impl<const ARENA: usize, const TX: usize> ServerSession<ARENA, TX> {
     /// A session for a connection accepted at `now`. `entropy` seeds the handshake's random
-    /// bytes; `epoch` is the server's uptime in milliseconds (sent in S1).
+    /// bytes.
     pub fn new(now: Instant, entropy: [u8; 32], config: &ServerConfig) -> Self {
+        Self::with_reader(ChunkReader::new(config.max_message), now, entropy, config)
+    }
+}
+
+impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
+    /// Like [`ServerSession::new`], reassembling into the caller's `arena`.
+    pub fn with_arena(arena: A, now: Instant, entropy: [u8; 32], config: &ServerConfig) -> Self {
+        let reader = ChunkReaderIn::with_arena(arena, config.max_message);
+        Self::with_reader(reader, now, entropy, config)
+    }
+
+    /// Moves reassembly into `arena` (a publisher needs room for its audio messages, a player
+    /// only for its commands); returns the old arena, or `Err(arena)` if it is too small for
+    /// what is in flight. Call between `receive` calls.
+    pub fn replace_arena(&mut self, arena: A) -> Result<A, A> {
+        self.reader
+            .replace_arena(arena, self.inner.config.max_message)
+    }
+
+    /// Messages the peer sent that were skipped unread (video, for an audio-only server).
+    pub fn messages_skipped(&self) -> u64 {
+        self.reader.messages_skipped()
+    }
+
+    fn with_reader(
+        reader: ChunkReaderIn<CHUNK_STREAMS, A>,
+        now: Instant,
+        entropy: [u8; 32],
+        config: &ServerConfig,
+    ) -> Self {
         Self {
-            reader: ChunkReader::new(config.max_message),
+            reader,
             inner: Server {
                 config: *config,
                 handshake: Some(ServerHandshake::new(now.as_millis() as u32, entropy)),

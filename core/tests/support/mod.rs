@@ -1,6 +1,6 @@
 //! Plumbing for tests against real peers: child processes that die with the test, TCP on
 //! 127.0.0.1 with short read timeouts, a private nginx-rtmp, a paced 440 Hz PCM source, and a
-//! zero-crossing check of decoded audio.
+//! zero-crossing and silence check of decoded audio.
 //!
 //! Every wait here is bounded; a missing tool skips a test, except under `CI`, where it fails.
 //!
@@ -33,7 +33,20 @@ pub const PCM_TAG: u8 = 0x3F;
 /// Peak of the generated sine: a quarter of full scale (−12 dBFS).
 const AMPLITUDE: f64 = 8192.0;
 
-/// Whether `program` can be run; when not, fails under `CI` and skips (returns false) otherwise.
+/// `present`, or else: fails under `CI` saying `missing`, and returns false (skip the test)
+/// otherwise.
+pub fn available(present: bool, missing: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{missing}: required when CI is set"
+        );
+        eprintln!("skipping: {missing}");
+    }
+    present
+}
+
+/// Whether `program` can be run; like [`available`] otherwise.
 pub fn require(program: &str, probe_arg: &str) -> bool {
     let found = Command::new(program)
         .arg(probe_arg)
@@ -42,14 +55,7 @@ pub fn require(program: &str, probe_arg: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{program} is required when CI is set (apt-get install it)"
-        );
-        eprintln!("skipping: {program} not found");
-    }
-    found
+    available(found, &format!("{program} not found (apt-get install it)"))
 }
 
 /// nginx's RTMP module as Debian's libnginx-mod-rtmp installs it.
@@ -60,15 +66,10 @@ pub fn require_nginx_rtmp() -> bool {
     if !require("nginx", "-v") {
         return false;
     }
-    let found = Path::new(NGINX_RTMP_MODULE).exists();
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{NGINX_RTMP_MODULE} is required when CI is set (apt-get install libnginx-mod-rtmp)"
-        );
-        eprintln!("skipping: {NGINX_RTMP_MODULE} not found");
-    }
-    found
+    available(
+        Path::new(NGINX_RTMP_MODULE).exists(),
+        &format!("{NGINX_RTMP_MODULE} not found (apt-get install libnginx-mod-rtmp)"),
+    )
 }
 
 /// A fresh directory for one test's files.
@@ -281,15 +282,27 @@ impl Tone {
         self.frames
     }
 
+    /// The next frame's sample (both channels carry it).
+    fn next_sample(&mut self) -> i16 {
+        let phase = 2.0 * PI * TONE_HZ * self.frames as f64 / RATE as f64;
+        self.frames += 1;
+        (AMPLITUDE * phase.sin()).round() as i16
+    }
+
     /// Appends `n` frames to `out`.
     pub fn render(&mut self, n: u64, out: &mut Vec<u8>) {
-        for i in self.frames..self.frames + n {
-            let phase = 2.0 * PI * TONE_HZ * i as f64 / RATE as f64;
-            let sample = ((AMPLITUDE * phase.sin()).round() as i16).to_le_bytes();
+        for _ in 0..n {
+            let sample = self.next_sample().to_le_bytes();
             out.extend_from_slice(&sample);
             out.extend_from_slice(&sample);
         }
-        self.frames += n;
+    }
+
+    /// Fills interleaved stereo samples (an audio source callback of `zerocast_core::board`).
+    pub fn fill(&mut self, pcm: &mut [i16]) {
+        for frame in pcm.chunks_exact_mut(2) {
+            frame.fill(self.next_sample());
+        }
     }
 }
 
@@ -335,6 +348,13 @@ pub struct ToneStats {
     pub hz: f64,
     /// Level of the left channel in dBFS (RMS).
     pub rms_dbfs: f64,
+    /// The longest run of samples below −40 dBFS after the first one above it, in ms: silence a
+    /// player inserted for audio that did not come (a tone passes through that band only for a
+    /// couple of samples around each zero crossing).
+    pub longest_gap_ms: f64,
+    /// Periods (between rising crossings) off the tone's by more than 5 %: audio lost without
+    /// silence in its place is a phase jump, which lengthens or shortens one period.
+    pub jumps: usize,
 }
 
 impl ToneStats {
@@ -352,7 +372,38 @@ impl ToneStats {
         );
         assert!(self.rms_dbfs > -30.0, "{what}: too quiet ({self:?})");
     }
+
+    /// Prints the measurement, then panics unless it is the test tone ([`Self::assert_tone`])
+    /// without a gap: no silence longer than 5 ms once it started (a lost 20 ms message played
+    /// as silence is four times that).
+    pub fn assert_clean_tone(&self, what: &str) {
+        println!("{what}: {self}");
+        self.assert_tone(what);
+        assert!(
+            self.longest_gap_ms <= 5.0,
+            "{what}: {:.1} ms of silence in the tone ({self:?})",
+            self.longest_gap_ms
+        );
+        assert_eq!(self.jumps, 0, "{what}: the tone's phase jumped ({self:?})");
+    }
 }
+
+impl std::fmt::Display for ToneStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} Hz, {:.3} s, {:.1} dBFS, longest gap {:.1} ms, {} phase jumps",
+            self.hz,
+            self.seconds(),
+            self.rms_dbfs,
+            self.longest_gap_ms,
+            self.jumps
+        )
+    }
+}
+
+/// Magnitude below which a sample counts as silence: −40 dBFS.
+const SILENCE: f64 = 328.0;
 
 /// Measures stereo s16le audio. A rising crossing counts once the signal was below −1 % of full
 /// scale since the last one (hysteresis against noise near zero), at the interpolated instant it
@@ -367,7 +418,7 @@ pub fn analyse(pcm: &[u8]) -> ToneStats {
     let mut armed = false;
     for (i, pair) in left.windows(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
-        if a < -328.0 {
+        if a < -SILENCE {
             armed = true;
         }
         if armed && a < 0.0 && b >= 0.0 {
@@ -382,10 +433,26 @@ pub fn analyse(pcm: &[u8]) -> ToneStats {
         _ => 0.0,
     };
     let power = left.iter().map(|s| s * s).sum::<f64>() / left.len().max(1) as f64;
+    let start = left
+        .iter()
+        .position(|s| s.abs() >= SILENCE)
+        .unwrap_or(left.len());
+    let (mut run, mut longest) = (0usize, 0usize);
+    for s in &left[start..] {
+        run = if s.abs() < SILENCE { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let period = RATE as f64 / TONE_HZ;
+    let jumps = crossings
+        .windows(2)
+        .filter(|w| ((w[1] - w[0]) - period).abs() > 0.05 * period)
+        .count();
     ToneStats {
         frames: left.len(),
         hz,
         rms_dbfs: 10.0 * (power / (32768.0 * 32768.0)).log10(),
+        longest_gap_ms: longest as f64 * 1000.0 / RATE as f64,
+        jumps,
     }
 }
 

@@ -2,6 +2,7 @@
 //! played, without gaps?
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use super::analysis::{analyze_tone, ToneParams, ToneReport};
@@ -28,14 +29,20 @@ pub struct Measured {
     pub join: Duration,
 }
 
-/// Reads and analyses a recording made against `server`.
-pub fn measure(recording: Recording, server: &Server) -> Result<Measured, HarnessError> {
-    let wav = Wav::read(&recording.wav)?;
+/// Reads the WAV file at `path` and analyses it as a tone with the default parameters.
+pub fn analyze_file(path: &Path) -> Result<(Wav, ToneReport), HarnessError> {
+    let wav = Wav::read(path)?;
     let report =
         analyze_tone(&wav, &ToneParams::default()).map_err(|error| HarnessError::Analysis {
-            path: recording.wav.clone(),
+            path: path.to_owned(),
             error,
         })?;
+    Ok((wav, report))
+}
+
+/// Reads and analyses a recording made against `server`.
+pub fn measure(recording: Recording, server: &Server) -> Result<Measured, HarnessError> {
+    let (_, report) = analyze_file(&recording.wav)?;
     Ok(Measured {
         expected: recording.expected_duration(server.join),
         join: server.join,
@@ -135,6 +142,46 @@ pub fn check_all(
         Err(HarnessError::Failed {
             what: label.to_owned(),
             detail: failures.join("\n"),
+        })
+    }
+}
+
+/// The tone in `wav` must be `hz` (within [`FREQUENCY_TOLERANCE`]), last at least `min_s`, and
+/// have no gap longer than `max_gap_ms`; prints what was measured.
+pub fn check_tone(
+    wav: &Wav,
+    hz: f64,
+    min_s: f64,
+    max_gap_ms: f64,
+    what: &str,
+) -> Result<ToneReport, HarnessError> {
+    let report = analyze_tone(wav, &ToneParams::default()).map_err(|e| HarnessError::Failed {
+        what: what.to_owned(),
+        detail: e.to_string(),
+    })?;
+    println!("{what}: {report}");
+    let mut problems = Vec::new();
+    if (report.frequency_hz - hz).abs() > FREQUENCY_TOLERANCE * hz {
+        problems.push(format!(
+            "frequency {:.1} Hz, expected {hz}",
+            report.frequency_hz
+        ));
+    }
+    if report.longest_gap_ms > max_gap_ms {
+        problems.push(format!("gap of {:.1} ms", report.longest_gap_ms));
+    }
+    if report.duration_s < min_s {
+        problems.push(format!(
+            "only {:.2} s, expected {min_s} s",
+            report.duration_s
+        ));
+    }
+    if problems.is_empty() {
+        Ok(report)
+    } else {
+        Err(HarnessError::Failed {
+            what: what.to_owned(),
+            detail: problems.join("; "),
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod capture;
 pub mod check;
 pub mod flv;
 pub mod live;
+pub mod matrix;
 pub mod players;
 pub mod process;
 pub mod pulse;
@@ -204,4 +205,34 @@ pub fn make_dir(path: &Path, mode: u32) -> Result<(), HarnessError> {
         .map_err(|e| HarnessError::io(format!("create {}", path.display()), e))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| HarnessError::io(format!("chmod {}", path.display()), e))
+}
+
+/// Runs a Python 3 `script` with `input` on its standard input; its standard output, or its
+/// error output as the failure (the tests parse XML, JSON and Prometheus text with Python's
+/// own parsers).
+pub fn python(script: &str, input: &str) -> Result<String, HarnessError> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError::io("start python3", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| HarnessError::io("write to python3", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| HarnessError::io("wait for python3", e))?;
+    if !out.status.success() {
+        return Err(HarnessError::Failed {
+            what: "python3".to_owned(),
+            detail: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

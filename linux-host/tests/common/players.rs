@@ -127,6 +127,18 @@ pub fn play(
     secs: Duration,
     dir: &Path,
 ) -> Result<Option<Recording>, HarnessError> {
+    play_url(player, &server.url, server.port, secs, dir)
+}
+
+/// Plays `url` (served on 127.0.0.1:`port`) with `player` for `secs`, like [`play`]: for
+/// streams other than the server's RTMP one (HTTP mounts).
+pub fn play_url(
+    player: Player,
+    url: &str,
+    port: u16,
+    secs: Duration,
+    dir: &Path,
+) -> Result<Option<Recording>, HarnessError> {
     if !tools_available(player.tools())? {
         return Ok(None);
     }
@@ -142,7 +154,7 @@ pub fn play(
     } else {
         dir.join(format!("{name}.wav"))
     };
-    let command = command_line(player, &server.url, secs, &wav, &flv)?;
+    let command = command_line(player, url, secs, &wav, &flv)?;
     let (program, args) = command.split_first().ok_or_else(|| HarnessError::Failed {
         what: name.to_owned(),
         detail: "empty command line".to_owned(),
@@ -150,7 +162,7 @@ pub fn play(
     let child = process::spawn(program, args, &[], &log)?;
     let recording = match player.timing() {
         Timing::SelfTimed => self_timed(player, child, secs, &wav)?,
-        Timing::Wall => wall_timed(player, child, server, secs, &wav)?,
+        Timing::Wall => wall_timed(player, child, port, secs, &wav)?,
     };
     if player == Player::Rtmpdump {
         flv_to_wav(&flv, &wav, &dir.join(format!("{name}-decode.log")))?;
@@ -281,11 +293,11 @@ fn self_timed(
 fn wall_timed(
     player: Player,
     mut child: Spawned,
-    server: &Server,
+    port: u16,
     secs: Duration,
     wav: &Path,
 ) -> Result<Recording, HarnessError> {
-    let connected = process::wait_connected(child.pid(), server.port, CONNECT_LIMIT)
+    let connected = process::wait_connected(child.pid(), port, CONNECT_LIMIT)
         .map_err(|e| child.failed(e.to_string()))?;
     thread::sleep((connected + secs).saturating_duration_since(Instant::now()));
     if !child.is_running()? {

@@ -324,3 +324,16 @@ fn established_inodes(port: u16) -> impl Iterator<Item = u64> {
         .collect();
     inodes.into_iter()
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status, proc(5)); 0 if it is
+/// gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

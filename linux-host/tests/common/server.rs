@@ -29,6 +29,10 @@ pub enum Codec {
     Pcm,
     /// SWF ADPCM (FLV SoundFormat 1).
     Adpcm,
+    /// AAC-LC (FLV SoundFormat 10).
+    Aac,
+    /// MP3 (FLV SoundFormat 2).
+    Mp3,
 }
 
 impl Codec {
@@ -37,6 +41,8 @@ impl Codec {
         match self {
             Codec::Pcm => "pcm_s16le",
             Codec::Adpcm => "adpcm_swf",
+            Codec::Aac => "aac",
+            Codec::Mp3 => "libmp3lame",
         }
     }
 
@@ -45,6 +51,8 @@ impl Codec {
         match self {
             Codec::Pcm => "pcm",
             Codec::Adpcm => "adpcm",
+            Codec::Aac => "aac",
+            Codec::Mp3 => "mp3",
         }
     }
 }

@@ -67,6 +67,36 @@ pub struct Wav {
 }
 
 impl Wav {
+    /// The last `secs` of the recording.
+    pub fn tail(&self, secs: f64) -> Wav {
+        let frames = (secs * f64::from(self.sample_rate)) as usize;
+        let keep = frames.min(self.frames()) * usize::from(self.channels);
+        Wav {
+            sample_rate: self.sample_rate,
+            channels: self.channels,
+            samples: self.samples[self.samples.len() - keep..].to_vec(),
+        }
+    }
+
+    /// The first `secs` of the recording after its leading silence (samples within ±300).
+    pub fn head(&self, secs: f64) -> Wav {
+        let ch = usize::from(self.channels);
+        let start = self
+            .samples
+            .iter()
+            .position(|s| s.unsigned_abs() > 300)
+            .unwrap_or(0)
+            / ch
+            * ch;
+        let n =
+            ((secs * f64::from(self.sample_rate)) as usize * ch).min(self.samples.len() - start);
+        Wav {
+            sample_rate: self.sample_rate,
+            channels: self.channels,
+            samples: self.samples[start..start + n].to_vec(),
+        }
+    }
+
     /// Reads and parses a WAV file.
     pub fn read(path: &Path) -> Result<Wav, HarnessError> {
         let bytes = std::fs::read(path)

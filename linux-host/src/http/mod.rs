@@ -1,0 +1,417 @@
+//! The HTTP/1.1 side: Icecast-style audio, HTTP-FLV, audio-only HLS, fragmented MP4 for the
+//! page, `/stat`, `/api/v1/streams`, `/metrics` and the page itself, all from the streams'
+//! rings in the same mio loop as RTMP.
+//!
+//! ```text
+//!  request bytes ──> Client::receive ── request (httparse, bounded) ──> route ──> handle(Site)
+//!                                                                    │
+//!        ┌───────────────────────────────────────────────────────────┴─────────────┐
+//!        v                                                                         v
+//!  Reply: head + body (stat, metrics, page, playlist, segment, errors), close   Stream: head +
+//!                                                                    sticky bytes, then the
+//!  stream's audio ──> framer (once per format) ──> format ring ──> Client::next  mount's ring
+//!                                                          (egress: ICY blocks / chunks)
+//! ```
+//!
+//! The host owns sockets, clocks and rings; this module turns requests into answers and frames
+//! ring bytes, so wiring it into the loop is: accept, feed [`Client::receive`], write what
+//! [`Client::next`] gives (the ring's slices as its body), [`Client::advance`] by what was
+//! written, close when [`Client::done`] or past [`Client::deadline`].
+
+pub mod egress;
+pub mod framer;
+pub mod hls;
+pub mod listener;
+pub mod out;
+pub mod page;
+pub mod request;
+pub mod response;
+pub mod route;
+pub mod stat;
+
+use egress::{Egress, Framing};
+use request::{Method, Request};
+use route::{Format, Mount, Route};
+use stat::StatSnapshot;
+
+/// Audio a new listener of `.mp3`, `.aac` or `.flv` is sent at once. Chromium's `<audio>`
+/// starts an endless MP3 (128 kbit/s) once it holds about 2.1 s of it; measured time from
+/// `play()` to `playing` in headless Chromium 156 (two runs each, `ZEROCAST_HTTP_BURST_MS`):
+///
+/// | burst (ms) | 0 | 250 | 500 | 1000 | 1500 | 1750 | 2000 | 3000 |
+/// |---|---|---|---|---|---|---|---|---|
+/// | start (ms) | 2083, 2076 | 1856, 1857 | 1662, 1605 | 1098, 1088 | 562, 648 | 423, 325 | 195, 133 | 121, 227 |
+///
+/// Such a player ends up about 2 s behind live either way (it waits for that much without a
+/// burst), so a 2 s burst makes it start at once at no cost in delay. (Icecast sends 64 KiB,
+/// about 4 s at 128 kbit/s.) A format ring holds less than 2 s of PCM: its listeners get what
+/// the ring has.
+pub const HTTP_BURST_MS: u64 = 2000;
+/// Environment variable overriding [`HTTP_BURST_MS`] (for measuring what the burst buys).
+pub const HTTP_BURST_ENV: &str = "ZEROCAST_HTTP_BURST_MS";
+/// The same for `.mp4`: the page's player keeps itself near the live edge.
+pub const MP4_BURST_MS: u64 = 300;
+
+/// Icecast's metadata interval (its default `icy-metaint`).
+pub const ICY_METAINT: usize = 16_000;
+
+/// Settings of the HTTP side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `icy-name` of every mount.
+    pub name: String,
+    /// Password for `/admin/metadata` (users `admin` or `source`); none refuses every update.
+    pub admin_password: Option<String>,
+    /// Time a client has to send its request head.
+    pub header_timeout_ms: u64,
+}
+
+/// What a listener of a mount starts with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    /// Bitrate for `icy-br`, kbit/s.
+    pub bitrate_kbps: u32,
+    /// The current title.
+    pub title: String,
+    /// Bytes before the ring's: FLV header and sequence tags, the fMP4 init segment.
+    pub sticky: Vec<u8>,
+}
+
+/// What the HTTP side asks of the stream table.
+pub trait Site {
+    /// The reports' snapshot.
+    fn snapshot(&self) -> StatSnapshot;
+    /// The mount, if its stream exists and is served in its format (HLS: the playlist).
+    fn mount(&self, mount: &Mount) -> Option<MountInfo>;
+    /// The HLS playlist of `APP/NAME`, once it has a segment.
+    fn playlist(&self, app: &str, name: &str) -> Option<String>;
+    /// HLS segment `sequence` of `APP/NAME`, while it is kept.
+    fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>>;
+    /// Sets the title of the stream of `mount` (every format of it); false if there is none.
+    fn set_title(&mut self, mount: &Mount, title: &str) -> bool;
+    /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
+    /// play key as `?key=` in `query`).
+    fn may_play(&self, app: &str, name: &str, query: &str) -> bool;
+}
+
+/// What to do with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes, then close.
+    Reply(Vec<u8>),
+    /// Write the head (and sticky bytes, framed), then the mount's ring, framed.
+    Stream {
+        /// The mount whose ring to send.
+        mount: Mount,
+        /// The head and the sticky bytes, ready to write.
+        start: Vec<u8>,
+        /// The egress for the ring's bytes.
+        egress: Egress,
+    },
+}
+
+fn reply(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Action {
+    let mut out = response::complete(status, content_type, body.len()).into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    Action::Reply(out)
+}
+
+fn error(status: &str, why: &str) -> Action {
+    reply(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{why}\n").as_bytes(),
+        false,
+    )
+}
+
+/// Answers `req`: everything but the stream's ring bytes.
+pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action {
+    let head_only = req.method == Method::Head;
+    match route::route(req) {
+        Route::Page => reply(
+            "200 OK",
+            "text/html; charset=utf-8",
+            page::HTML.as_bytes(),
+            head_only,
+        ),
+        Route::Stat => reply(
+            "200 OK",
+            "text/xml",
+            stat::render_xml(&site.snapshot()).as_bytes(),
+            head_only,
+        ),
+        Route::Streams => reply(
+            "200 OK",
+            "application/json",
+            stat::render_json(&site.snapshot()).as_bytes(),
+            head_only,
+        ),
+        Route::Metrics => reply(
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            stat::render_metrics(&site.snapshot()).as_bytes(),
+            head_only,
+        ),
+        Route::Preflight => Action::Reply(response::preflight().into_bytes()),
+        Route::Error(status, why) => error(status, why),
+        Route::SetTitle { mount, song } => {
+            let Some(password) = &config.admin_password else {
+                return error("403 Forbidden", "no admin password is configured");
+            };
+            if !basic_auth_matches(req.authorization.as_deref(), password) {
+                return Action::Reply(response::unauthorized().into_bytes());
+            }
+            if site.set_title(&mount, &song) {
+                // Icecast answers updinfo with a small XML document.
+                let body = "<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n";
+                reply("200 OK", "text/xml", body.as_bytes(), false)
+            } else {
+                error("404 Not Found", "no such mount")
+            }
+        }
+        Route::Segment { app, name, .. } | Route::Stream(Mount { app, name, .. })
+            if !site.may_play(&app, &name, &req.query) =>
+        {
+            error("403 Forbidden", "not allowed to play this stream")
+        }
+        Route::Segment {
+            app,
+            name,
+            sequence,
+        } => match site.segment(&app, &name, sequence) {
+            Some(bytes) => reply("200 OK", Format::Aac.content_type(), &bytes, head_only),
+            None => error("404 Not Found", "no such segment (expired?)"),
+        },
+        Route::Stream(mount) if mount.format == Format::Hls => {
+            match site.playlist(&mount.app, &mount.name) {
+                Some(p) => reply(
+                    "200 OK",
+                    Format::Hls.content_type(),
+                    p.as_bytes(),
+                    head_only,
+                ),
+                None => error("404 Not Found", "no such stream in HLS, or no segment yet"),
+            }
+        }
+        Route::Stream(mount) => {
+            let Some(info) = site.mount(&mount) else {
+                return error("404 Not Found", "no such stream in this format");
+            };
+            let metaint = (req.icy_metadata && mount.format.has_icy()).then_some(ICY_METAINT);
+            let icy = response::Icy {
+                name: &config.name,
+                bitrate_kbps: info.bitrate_kbps,
+                metaint,
+            };
+            let chunked = mount.format == Format::Flv;
+            let head = response::endless(
+                mount.format.content_type(),
+                mount.format.has_icy().then_some(&icy),
+                chunked,
+            );
+            if head_only {
+                return Action::Reply(head.into_bytes());
+            }
+            let framing = match (metaint, chunked) {
+                (Some(metaint), _) => Framing::Icy { metaint },
+                (None, true) => Framing::Chunked,
+                (None, false) => Framing::Plain,
+            };
+            let mut egress = Egress::new(framing);
+            egress.set_title(&info.title);
+            let mut start = head.into_bytes();
+            egress.frame_into(&info.sticky, &mut start);
+            Action::Stream {
+                mount,
+                start,
+                egress,
+            }
+        }
+    }
+}
+
+/// Whether `authorization` is `Basic` with user `admin` or `source` and `password`, compared
+/// in constant time.
+fn basic_auth_matches(authorization: Option<&str>, password: &str) -> bool {
+    let Some(encoded) = authorization
+        .and_then(|a| a.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, v)| v.trim())
+    else {
+        return false;
+    };
+    let Some(decoded) = base64_decode(encoded) else {
+        return false;
+    };
+    let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let (user, given) = (&decoded[..colon], &decoded[colon + 1..]);
+    (user == b"admin" || user == b"source") & constant_time_eq(given, password.as_bytes())
+}
+
+/// Equality whose time depends on the lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as HTTP basic auth uses.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes = s.trim_end_matches('=').as_bytes();
+    if bytes.len() % 4 == 1 || bytes.len() > 1024 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for group in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for &c in group {
+            acc = (acc << 6) | value(c)?;
+        }
+        acc <<= 6 * (4 - group.len() as u32);
+        out.extend_from_slice(&acc.to_be_bytes()[1..group.len()]);
+    }
+    Some(out)
+}
+
+/// Where a client stands.
+#[derive(Debug)]
+enum State {
+    /// Reading the request head.
+    Request,
+    /// Writing a complete response, then closing.
+    Reply,
+    /// Sending a mount's ring.
+    Stream(Egress),
+}
+
+/// One HTTP connection, sans IO: request bytes in, bytes to write out. See the module doc.
+#[derive(Debug)]
+pub struct Client {
+    state: State,
+    request: Vec<u8>,
+    deadline_ms: u64,
+    /// Own bytes to write before anything else (head, sticky, a reply), and how far.
+    pending: Vec<u8>,
+    written: usize,
+}
+
+/// What [`Client::receive`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// The head is incomplete: read more (until the deadline).
+    More,
+    /// A reply is ready: write it, then close.
+    Reply,
+    /// The listener wants this mount: send its ring (from the join point) through
+    /// [`Client::next`].
+    Stream(Mount),
+    /// Nothing new (bytes after the request are ignored).
+    Nothing,
+}
+
+impl Client {
+    /// A client accepted at `now_ms`, with `config.header_timeout_ms` to send its head.
+    pub fn new(now_ms: u64, config: &HttpConfig) -> Self {
+        Self {
+            state: State::Request,
+            request: Vec::new(),
+            deadline_ms: now_ms + config.header_timeout_ms,
+            pending: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// The instant (ms) by which the head must be complete, while it is not; past it, close.
+    pub fn deadline(&self) -> Option<u64> {
+        matches!(self.state, State::Request).then_some(self.deadline_ms)
+    }
+
+    /// Takes bytes read from the socket.
+    pub fn receive(&mut self, bytes: &[u8], site: &mut dyn Site, config: &HttpConfig) -> Received {
+        if !matches!(self.state, State::Request) {
+            return Received::Nothing;
+        }
+        let room = request::MAX_HEAD_LEN - self.request.len().min(request::MAX_HEAD_LEN);
+        self.request
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let action = match request::parse(&self.request) {
+            // A head cut at MAX_HEAD_LEN fails to parse as HeadTooLarge, never waits.
+            Ok(None) => return Received::More,
+            Ok(Some(req)) => handle(&req, site, config),
+            Err(e) => error(e.status(), &e.to_string()),
+        };
+        self.request = Vec::new();
+        match action {
+            Action::Reply(bytes) => {
+                self.pending = bytes;
+                self.state = State::Reply;
+                Received::Reply
+            }
+            Action::Stream {
+                mount,
+                start,
+                egress,
+            } => {
+                self.pending = start;
+                self.state = State::Stream(egress);
+                Received::Stream(mount)
+            }
+        }
+    }
+
+    /// Announces a new title to an ICY listener at its next metadata boundary.
+    pub fn set_title(&mut self, title: &str) {
+        if let State::Stream(egress) = &mut self.state {
+            egress.set_title(title);
+        }
+    }
+
+    /// What to write now: own bytes, framing bytes, then a prefix of `body` (the ring's next
+    /// slice; empty for a reply). Write them in this order, with one `writev`.
+    pub fn next<'a>(&'a mut self, body: &'a [u8]) -> [&'a [u8]; 3] {
+        let own = &self.pending[self.written..];
+        match &mut self.state {
+            State::Stream(egress) if own.is_empty() => {
+                let [framing, part] = egress.next(body);
+                [own, framing, part]
+            }
+            _ => [own, &[], &[]],
+        }
+    }
+
+    /// Takes `n`, the bytes written of what [`Self::next`] returned; returns how many of them
+    /// were `body` bytes (advance the ring cursor by that much).
+    pub fn advance(&mut self, n: usize) -> usize {
+        let own = n.min(self.pending.len() - self.written);
+        self.written += own;
+        if self.written == self.pending.len() && !self.pending.is_empty() {
+            self.pending = Vec::new();
+            self.written = 0;
+        }
+        match &mut self.state {
+            State::Stream(egress) => egress.advance(n - own),
+            _ => 0,
+        }
+    }
+
+    /// The reply is written: close the connection.
+    pub fn done(&self) -> bool {
+        matches!(self.state, State::Reply) && self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

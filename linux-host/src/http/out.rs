@@ -1,0 +1,189 @@
+//! A stream's HTTP renditions: one framer and one ring per format its codec is served in, the
+//! HLS segment store, and the title. The stream feeds every audio message in once
+//! ([`HttpOut::push`]); each format's bytes are made once and read by all of its listeners.
+
+use zerocast_core::adts::AdtsHeader;
+use zerocast_core::flv::{AudioTagHeader, SoundFormat};
+use zerocast_core::ring::Ring;
+
+use super::framer::{formats_for, Framer, SampleClock};
+use super::hls::Hls;
+use super::route::Format;
+
+/// Bytes each format's ring keeps: 1.5 s of PCM as FLAC or FLV, 16 s of AAC 128k — the burst a
+/// new listener starts with and how far a slow one may fall behind before it is skipped ahead.
+pub const HTTP_RING_BYTES: usize = 256 * 1024;
+/// Messages each format's ring indexes.
+pub const HTTP_RING_SLOTS: usize = 512;
+
+/// The ring type of an HTTP format.
+pub type HttpRing = Ring<HTTP_RING_BYTES, HTTP_RING_SLOTS>;
+
+/// One format of a stream: its framer and its ring.
+pub struct Rendition {
+    /// The format.
+    pub format: Format,
+    framer: Framer,
+    /// What listeners read.
+    pub ring: Box<HttpRing>,
+}
+
+impl Rendition {
+    /// What a listener gets before the ring's bytes.
+    pub fn sticky(&self) -> &[u8] {
+        self.framer.sticky()
+    }
+}
+
+/// The HTTP side of one stream.
+pub struct HttpOut {
+    codec: SoundFormat,
+    rate: u32,
+    channels: u8,
+    renditions: Vec<Rendition>,
+    hls: Option<(Hls, SampleClock)>,
+    scratch: Vec<u8>,
+    /// Framing errors seen (logged once).
+    failed: bool,
+}
+
+impl HttpOut {
+    /// The renditions for audio whose first message has header byte `header` (and, for AAC,
+    /// the AudioSpecificConfig `config`, which holds the true rate and channels).
+    pub fn new(header: AudioTagHeader, config: Option<&[u8]>) -> Self {
+        let adts = config.and_then(|c| AdtsHeader::from_audio_specific_config(c).ok());
+        let (rate, channels) = match adts {
+            Some(h) => (h.sample_rate(), h.channel_config),
+            None => (header.rate.hz(), 1 + u8::from(header.stereo)),
+        };
+        let codec = header.format;
+        let renditions = formats_for(codec)
+            .iter()
+            .filter(|f| **f != Format::Hls)
+            .map(|&format| Rendition {
+                format,
+                framer: Framer::new(format, codec, rate, channels),
+                ring: Box::new(HttpRing::new()),
+            })
+            .collect();
+        let hls = formats_for(codec)
+            .contains(&Format::Hls)
+            .then(|| (Hls::new(rate), SampleClock::default()));
+        Self {
+            codec,
+            rate,
+            channels,
+            renditions,
+            hls,
+            scratch: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Whether these renditions fit audio with this header byte (else the stream makes new ones).
+    pub fn fits(&self, header: AudioTagHeader) -> bool {
+        header.format == self.codec
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> SoundFormat {
+        self.codec
+    }
+
+    /// Sample rate.
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    /// Channels.
+    pub fn channels(&self) -> u8 {
+        self.channels
+    }
+
+    /// The formats served.
+    pub fn formats(&self) -> &'static [Format] {
+        formats_for(self.codec)
+    }
+
+    /// The rendition of `format`.
+    pub fn rendition(&self, format: Format) -> Option<&Rendition> {
+        self.renditions.iter().find(|r| r.format == format)
+    }
+
+    /// The HLS segment store.
+    pub fn hls(&self) -> Option<&Hls> {
+        self.hls.as_ref().map(|(h, _)| h)
+    }
+
+    /// The stream's `onMetaData`, for FLV listeners.
+    pub fn set_metadata(&mut self, body: &[u8]) {
+        for r in &mut self.renditions {
+            r.framer.set_metadata(body);
+        }
+    }
+
+    /// One audio message (FLV audio tag body) at stream time `time_ms`.
+    pub fn push(&mut self, time_ms: u64, body: &[u8]) {
+        let ts = time_ms as u32;
+        for r in &mut self.renditions {
+            self.scratch.clear();
+            match r.framer.push(ts, body, &mut self.scratch) {
+                Ok(()) if !self.scratch.is_empty() => {
+                    let _ = r.ring.push(time_ms, &self.scratch);
+                    if r.format == Format::Aac {
+                        if let Some((hls, clock)) = &mut self.hls {
+                            let (position, _) = clock.position(ts, self.rate);
+                            hls.push(position, 1024, &self.scratch);
+                            clock.advance_to(position + 1024);
+                        }
+                    }
+                }
+                Ok(()) => {}
+                Err(e) if !self.failed => {
+                    log::warn!("HTTP {}: {e}", r.format.extension());
+                    self.failed = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocast_core::flv::SoundRate;
+
+    /// What a stream's HTTP side costs, for docs/architecture.md.
+    #[test]
+    fn memory_of_the_renditions_is_printed() {
+        for codec in [SoundFormat::Aac, SoundFormat::Mp3, SoundFormat::PcmLe] {
+            let header = AudioTagHeader {
+                format: codec,
+                rate: SoundRate::Khz44,
+                sixteen_bit: true,
+                stereo: true,
+            };
+            let out = HttpOut::new(header, Some(&[0x12, 0x10]));
+            let rings = out.renditions.len() * std::mem::size_of::<HttpRing>();
+            println!(
+                "{}: {} rings, {rings} bytes{}",
+                codec.name(),
+                out.renditions.len(),
+                if out.hls().is_some() {
+                    format!(" + HLS up to {} KiB", super::super::hls::SEGMENTS * 256)
+                } else {
+                    String::new()
+                }
+            );
+            assert_eq!(
+                out.formats().len(),
+                out.renditions.len() + usize::from(out.hls().is_some())
+            );
+        }
+        println!(
+            "HTTP listener state beside the socket: {} bytes (HttpConn) + its tail",
+            std::mem::size_of::<crate::http::listener::HttpConn>()
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! The request head, parsed with `httparse` and bounded: at most [`MAX_HEAD_LEN`] bytes and
+//! [`MAX_HEADERS`] headers. A head that does not complete within the header deadline is the
+//! caller's to enforce ([`super::Client::deadline`]).
+
+use std::fmt;
+
+/// Longest request head accepted (request line and headers).
+pub const MAX_HEAD_LEN: usize = 8 * 1024;
+/// Most headers accepted.
+pub const MAX_HEADERS: usize = 32;
+
+/// The request method, as far as routing cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `HEAD`: the same head as `GET`, no body.
+    Head,
+    /// `OPTIONS`: a CORS preflight.
+    Options,
+    /// Anything else.
+    Other,
+}
+
+/// What routing and the response need from a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The method.
+    pub method: Method,
+    /// The path, before `?`, still percent-encoded.
+    pub path: String,
+    /// The query string after `?` (empty without one), still encoded.
+    pub query: String,
+    /// The listener asked for ICY metadata (`Icy-MetaData: 1`).
+    pub icy_metadata: bool,
+    /// The `Authorization` header's value.
+    pub authorization: Option<String>,
+    /// Length of the head in the bytes parsed (the rest is a body or a pipelined request).
+    pub head_len: usize,
+}
+
+/// Why a request was refused before routing; each closes the connection after a 4xx answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The head grew past [`MAX_HEAD_LEN`] without ending.
+    HeadTooLarge,
+    /// More than [`MAX_HEADERS`] headers.
+    TooManyHeaders,
+    /// Not HTTP/1.x (httparse's reason).
+    Malformed(httparse::Error),
+    /// The request target is not UTF-8.
+    TargetNotUtf8,
+}
+
+impl RequestError {
+    /// The status line the client gets for this error.
+    pub fn status(&self) -> &'static str {
+        match self {
+            RequestError::HeadTooLarge | RequestError::TooManyHeaders => {
+                "431 Request Header Fields Too Large"
+            }
+            RequestError::Malformed(_) | RequestError::TargetNotUtf8 => "400 Bad Request",
+        }
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestError::HeadTooLarge => {
+                write!(f, "request head longer than {MAX_HEAD_LEN} bytes")
+            }
+            RequestError::TooManyHeaders => write!(f, "more than {MAX_HEADERS} request headers"),
+            RequestError::Malformed(why) => write!(f, "malformed request: {why}"),
+            RequestError::TargetNotUtf8 => f.write_str("request target is not UTF-8"),
+        }
+    }
+}
+
+/// Parses the head at the start of `buf`: `Ok(None)` while it is incomplete.
+pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_LEN => {
+            return Err(RequestError::HeadTooLarge)
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyHeaders),
+        Err(e) => return Err(RequestError::Malformed(e)),
+    };
+    if head_len > MAX_HEAD_LEN {
+        return Err(RequestError::HeadTooLarge);
+    }
+    let method = match req.method {
+        Some("GET") => Method::Get,
+        Some("HEAD") => Method::Head,
+        Some("OPTIONS") => Method::Options,
+        _ => Method::Other,
+    };
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    let icy_metadata = header("icy-metadata").is_some_and(|v| v.trim_ascii() == b"1");
+    let authorization = header("authorization")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::to_owned);
+    Ok(Some(Request {
+        method,
+        path: path.to_owned(),
+        query: query.to_owned(),
+        icy_metadata,
+        authorization,
+        head_len,
+    }))
+}
+
+/// Decodes `%XX` escapes, and `+` as a space when `plus_is_space` (query strings); invalid
+/// escapes are kept as they are, invalid UTF-8 is replaced.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match bytes[i] {
+            b'%' => {
+                let digit = |at: usize| bytes.get(at).and_then(|b| hex(*b));
+                if let (Some(h), Some(l)) = (digit(i + 1), digit(i + 2)) {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of `key` in a query string (`a=1&b=2`), decoded.
+pub fn query_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k, true) == key).then(|| percent_decode(v, true))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icecast_listener_request() {
+        let head = b"GET /live/audio.mp3?x=1 HTTP/1.1\r\nHost: pi\r\nicy-metadata: 1\r\n\r\nrest";
+        let req = parse(head).unwrap().unwrap();
+        assert_eq!(req.method, Method::Get);
+        assert_eq!(
+            (req.path.as_str(), req.query.as_str()),
+            ("/live/audio.mp3", "x=1")
+        );
+        assert!(req.icy_metadata);
+        assert_eq!(req.authorization, None);
+        assert_eq!(&head[req.head_len..], b"rest");
+    }
+
+    #[test]
+    fn partial_heads_wait_and_bounds_hold() {
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n"), Ok(None));
+        let mut long = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        long.resize(MAX_HEAD_LEN, b'a');
+        assert_eq!(parse(&long), Err(RequestError::HeadTooLarge));
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..=MAX_HEADERS {
+            many.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        assert_eq!(parse(&many), Err(RequestError::TooManyHeaders));
+        assert!(matches!(
+            parse(b"\x16\x03\x01\x02\x00"),
+            Err(RequestError::Malformed(_))
+        ));
+        let icy_off = parse(b"HEAD /a HTTP/1.0\r\nIcy-MetaData: 0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (icy_off.method, icy_off.icy_metadata),
+            (Method::Head, false)
+        );
+    }
+
+    #[test]
+    fn query_parameters_decode() {
+        let q = "mount=%2Flive%2Faudio.mp3&mode=updinfo&song=Don%27t+Stop%20%E2%82%AC&bad=%zz%4";
+        assert_eq!(query_param(q, "mount").as_deref(), Some("/live/audio.mp3"));
+        assert_eq!(query_param(q, "song").as_deref(), Some("Don't Stop €"));
+        assert_eq!(query_param(q, "bad").as_deref(), Some("%zz%4"));
+        assert_eq!(query_param(q, "none"), None);
+        assert_eq!(percent_decode("a+b", false), "a+b");
+    }
+}

@@ -1,0 +1,334 @@
+//! The client state machine and `handle` against a fake stream table.
+
+use super::*;
+use crate::http::stat::{ClientStat, Protocol, StreamStat};
+
+/// One stream, `live/audio`, AAC: served as .aac, .flv, .mp4, .m3u8.
+struct FakeSite {
+    title: String,
+    sticky: Vec<u8>,
+}
+
+impl FakeSite {
+    fn new() -> Self {
+        Self {
+            title: "First".into(),
+            sticky: b"FLV-HEADER".to_vec(),
+        }
+    }
+}
+
+impl Site for FakeSite {
+    fn snapshot(&self) -> StatSnapshot {
+        StatSnapshot {
+            device_state: "running",
+            streams: vec![StreamStat {
+                app: "live".into(),
+                name: "audio".into(),
+                codec: "AAC",
+                clients: vec![ClientStat {
+                    id: 3,
+                    protocol: Protocol::Http(Format::Aac),
+                    addr: "127.0.0.1:5000".into(),
+                    seconds: 2,
+                    bytes: 100,
+                    dropped: 0,
+                }],
+                formats: vec![Format::Aac, Format::Flv],
+                ..StreamStat::default()
+            }],
+            ..StatSnapshot::default()
+        }
+    }
+
+    fn mount(&self, mount: &Mount) -> Option<MountInfo> {
+        (mount.app == "live" && mount.name == "audio" && mount.format != Format::Mp3).then(|| {
+            MountInfo {
+                bitrate_kbps: 128,
+                title: self.title.clone(),
+                sticky: if mount.format == Format::Flv {
+                    self.sticky.clone()
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+    }
+
+    fn playlist(&self, app: &str, name: &str) -> Option<String> {
+        (app == "live" && name == "audio").then(|| "#EXTM3U\n".into())
+    }
+
+    fn segment(&self, _app: &str, _name: &str, sequence: u64) -> Option<Vec<u8>> {
+        (sequence == 7).then(|| b"ID3segment".to_vec())
+    }
+
+    fn may_play(&self, _app: &str, name: &str, query: &str) -> bool {
+        name != "private" || query == "key=k"
+    }
+
+    fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
+        let found = mount.app == "live" && mount.name == "audio";
+        if found {
+            self.title = title.into();
+        }
+        found
+    }
+}
+
+fn config() -> HttpConfig {
+    HttpConfig {
+        name: "Pi radio".into(),
+        admin_password: Some("hackme".into()),
+        header_timeout_ms: 5000,
+    }
+}
+
+/// Runs one request through a client; returns what it received and everything it wrote with
+/// `ring` as the stream body.
+fn exchange(request: &[u8], site: &mut FakeSite, ring: &[u8]) -> (Received, Vec<u8>) {
+    let cfg = config();
+    let mut client = Client::new(0, &cfg);
+    let mut received = Received::More;
+    for byte in request.chunks(3) {
+        received = client.receive(byte, site, &cfg);
+    }
+    let mut out = Vec::new();
+    let mut body = ring;
+    loop {
+        let parts = client.next(body);
+        let all: Vec<u8> = parts.concat();
+        if all.is_empty() {
+            break;
+        }
+        let n = all.len().min(1000); // a socket taking part of each writev
+        out.extend_from_slice(&all[..n]);
+        body = &body[client.advance(n)..];
+    }
+    assert!(body.is_empty() || matches!(received, Received::Reply));
+    (received, out)
+}
+
+fn split_head(out: &[u8]) -> (String, &[u8]) {
+    let at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (String::from_utf8(out[..at].to_vec()).unwrap(), &out[at..])
+}
+
+#[test]
+fn icy_listener_gets_head_then_audio_with_title_blocks() {
+    let mut site = FakeSite::new();
+    let ring: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
+    let req = b"GET /live/audio.aac HTTP/1.1\r\nIcy-MetaData: 1\r\n\r\n";
+    let (received, out) = exchange(req, &mut site, &ring);
+    assert_eq!(
+        received,
+        Received::Stream(Mount {
+            app: "live".into(),
+            name: "audio".into(),
+            format: Format::Aac
+        })
+    );
+    let (head, body) = split_head(&out);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("icy-metaint: 16000\r\n") && head.contains("icy-br: 128\r\n"));
+    assert_eq!(&body[..ICY_METAINT], &ring[..ICY_METAINT]);
+    let len = usize::from(body[ICY_METAINT]) * 16;
+    let block = &body[ICY_METAINT + 1..ICY_METAINT + 1 + len];
+    assert!(block.starts_with(b"StreamTitle='First';"));
+    // The second block: unchanged.
+    let second = ICY_METAINT + 1 + len + ICY_METAINT;
+    assert_eq!(body[second], 0);
+    assert_eq!(body.len(), 40_000 + 1 + len + 1);
+}
+
+#[test]
+fn flv_listener_gets_chunked_sticky_then_ring() {
+    let mut site = FakeSite::new();
+    let (_, out) = exchange(b"GET /live/audio.flv HTTP/1.0\r\n\r\n", &mut site, b"TAGS");
+    let (head, body) = split_head(&out);
+    assert!(head.contains("Transfer-Encoding: chunked\r\n"));
+    assert!(!head.contains("icy-"));
+    assert_eq!(body, b"a\r\nFLV-HEADER\r\n4\r\nTAGS\r\n");
+}
+
+#[test]
+fn plain_audio_without_metadata_request() {
+    let mut site = FakeSite::new();
+    let (_, out) = exchange(b"GET /live/audio.aac HTTP/1.1\r\n\r\n", &mut site, b"ADTS");
+    let (head, body) = split_head(&out);
+    assert!(!head.contains("\r\nicy-metaint:") && head.contains("icy-name: Pi radio\r\n"));
+    assert_eq!(body, b"ADTS");
+}
+
+#[test]
+fn replies_and_errors_close_after_the_body() {
+    let mut site = FakeSite::new();
+    let cases: [(&[u8], &str); 9] = [
+        (b"GET /stat HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /metrics HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /api/v1/streams HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET / HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /live/audio.m3u8 HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /live/audio/7.aac HTTP/1.1\r\n\r\n", "200 OK"),
+        (b"GET /live/audio/8.aac HTTP/1.1\r\n\r\n", "404 Not Found"),
+        (b"GET /live/audio.mp3 HTTP/1.1\r\n\r\n", "404 Not Found"),
+        (b"BREW /pot HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
+    ];
+    for (req, status) in cases {
+        let cfg = config();
+        let mut client = Client::new(0, &cfg);
+        assert_eq!(client.receive(req, &mut site, &cfg), Received::Reply);
+        assert_eq!(client.deadline(), None);
+        let out = client.next(b"ignored")[0].to_vec();
+        assert!(
+            out.starts_with(format!("HTTP/1.1 {status}\r\n").as_bytes()),
+            "{out:?}"
+        );
+        let (head, body) = split_head(&out);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), len);
+        assert!(!client.done());
+        assert_eq!(client.advance(out.len()), 0);
+        assert!(client.done());
+    }
+}
+
+#[test]
+fn head_requests_get_no_body() {
+    let mut site = FakeSite::new();
+    let (received, out) = exchange(b"HEAD /live/audio.aac HTTP/1.1\r\n\r\n", &mut site, b"x");
+    assert_eq!(received, Received::Reply);
+    let (head, body) = split_head(&out);
+    assert!(head.contains("icy-br") && body.is_empty());
+}
+
+#[test]
+fn admin_metadata_needs_the_password_and_changes_the_title() {
+    let mut site = FakeSite::new();
+    let path = "/admin/metadata?mount=/live/audio.mp3&mode=updinfo&song=Second+Song";
+    let request = |auth: Option<&str>| {
+        let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
+        format!("GET {path} HTTP/1.1\r\n{auth}\r\n").into_bytes()
+    };
+    // base64("admin:wrong"), and none at all: 401 with the Basic realm.
+    for auth in [Some("YWRtaW46d3Jvbmc="), None, Some("!!!")] {
+        let (_, out) = exchange(&request(auth), &mut site, b"");
+        assert!(
+            out.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"),
+            "{auth:?}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(site.title, "First");
+    }
+    // base64("source:hackme"), as source clients send it.
+    let (_, out) = exchange(&request(Some("c291cmNlOmhhY2ttZQ==")), &mut site, b"");
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert_eq!(site.title, "Second Song");
+    // No password configured: refused whatever is sent.
+    let cfg = HttpConfig {
+        admin_password: None,
+        ..config()
+    };
+    let mut client = Client::new(0, &cfg);
+    client.receive(&request(Some("YWRtaW46")), &mut site, &cfg);
+    assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 403 Forbidden"));
+}
+
+#[test]
+fn titles_reach_listeners_at_the_next_boundary() {
+    let cfg = config();
+    let mut site = FakeSite::new();
+    let mut client = Client::new(0, &cfg);
+    client.receive(
+        b"GET /live/audio.aac HTTP/1.1\r\nIcy-MetaData: 1\r\n\r\n",
+        &mut site,
+        &cfg,
+    );
+    let ring = vec![0u8; 3 * ICY_METAINT];
+    let mut out = Vec::new();
+    let mut body = &ring[..];
+    let mut titled = false;
+    loop {
+        let all = client.next(body).concat();
+        if all.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&all);
+        body = &body[client.advance(all.len())..];
+        if !titled && body.len() < 2 * ICY_METAINT {
+            client.set_title("Now");
+            titled = true;
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("StreamTitle='First';").count(), 1);
+    assert_eq!(text.matches("StreamTitle='Now';").count(), 1);
+}
+
+#[test]
+fn slow_or_hostile_requests_are_bounded() {
+    let cfg = config();
+    let mut site = FakeSite::new();
+    let mut client = Client::new(1000, &cfg);
+    assert_eq!(
+        client.receive(b"GET /stat HTTP/1.1\r\n", &mut site, &cfg),
+        Received::More
+    );
+    assert_eq!(client.deadline(), Some(6000));
+    let flood = vec![b'a'; 64 * 1024];
+    let mut client = Client::new(0, &cfg);
+    client.receive(b"GET / HTTP/1.1\r\nX: ", &mut site, &cfg);
+    assert_eq!(client.receive(&flood, &mut site, &cfg), Received::Reply);
+    assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 431 "));
+    // Bytes after the request are ignored.
+    assert_eq!(client.receive(b"more", &mut site, &cfg), Received::Nothing);
+    let mut client = Client::new(0, &cfg);
+    assert_eq!(
+        client.receive(b"\x16\x03\x01 tls", &mut site, &cfg),
+        Received::Reply
+    );
+    assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 400 "));
+}
+
+#[test]
+fn base64_and_basic_auth() {
+    assert_eq!(base64_decode("YWRtaW46aGFja21l").unwrap(), b"admin:hackme");
+    assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+    assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
+    assert!(base64_decode("Y").is_none() && base64_decode("Y$==").is_none());
+    assert!(basic_auth_matches(Some("basic YWRtaW46aGFja21l"), "hackme"));
+    assert!(!basic_auth_matches(
+        Some("Basic dXNlcjpoYWNrbWU="),
+        "hackme"
+    )); // user:hackme
+    assert!(!basic_auth_matches(
+        Some("Bearer YWRtaW46aGFja21l"),
+        "hackme"
+    ));
+}
+
+#[test]
+fn streams_follow_the_play_rules() {
+    let mut site = FakeSite::new();
+    for (line, status) in [
+        ("GET /live/private.aac", "403 Forbidden"),
+        ("GET /live/private.m3u8", "403 Forbidden"),
+        ("GET /live/private/7.aac", "403 Forbidden"),
+        ("GET /live/private.aac?key=k", "404 Not Found"),
+    ] {
+        let (_, out) = exchange(
+            format!("{line} HTTP/1.1\r\n\r\n").as_bytes(),
+            &mut site,
+            b"",
+        );
+        assert!(
+            out.starts_with(format!("HTTP/1.1 {status}").as_bytes()),
+            "{line}"
+        );
+    }
+}

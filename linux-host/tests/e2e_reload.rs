@@ -1,0 +1,192 @@
+//! End to end, SIGHUP: zerocast re-reads its configuration file and applies what changed
+//! without dropping a player, a publisher or a push the change does not concern (nginx-rtmp's
+//! `nginx -s reload` drops them all); a file that does not parse is refused and the running
+//! settings keep serving.
+//!
+//! Needs ffmpeg, rtmpdump and nginx with libnginx-mod-rtmp (the push's upstream).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::analysis::{analyze_tone, ToneParams};
+use common::check::FREQUENCY_TOLERANCE;
+use common::flv;
+use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
+use common::process::{self, Spawned};
+use common::server::NGINX_RTMP_MODULE;
+use common::wav::Wav;
+use common::{tools_available, HarnessError, TempDir};
+use nix::sys::signal::Signal;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// nginx-rtmp in the foreground on `port`.
+fn start_nginx(port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
+    let prefix = dir.join("nginx");
+    common::make_dir(&prefix, 0o755)?;
+    let p = prefix.display().to_string();
+    let conf = format!(
+        "load_module {NGINX_RTMP_MODULE};\ndaemon off;\nmaster_process off;\n\
+         error_log {p}/error.log;\npid {p}/nginx.pid;\nevents {{}}\n\
+         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+         application live {{ live on; record off; }} }} }}\n"
+    );
+    let conf_path = prefix.join("nginx.conf");
+    fs::write(&conf_path, conf).map_err(|e| HarnessError::io("write nginx.conf", e))?;
+    let conf_arg = conf_path.display().to_string();
+    let mut nginx = process::spawn(
+        "nginx",
+        &["-p", &p, "-c", &conf_arg],
+        &[],
+        &prefix.join("log"),
+    )?;
+    process::wait_for_port(port, LIMIT, &mut nginx)?;
+    Ok(nginx)
+}
+
+/// Plays `url` for 2 s with ffmpeg and checks the 440 Hz tone.
+fn hear_tone(url: &str, dir: &Path, name: &str) -> Result<(), HarnessError> {
+    let wav = dir.join(format!("{name}.wav"));
+    let mut p = ffmpeg_wav(
+        url,
+        Duration::from_secs(2),
+        &wav,
+        &dir.join(format!("{name}.log")),
+    )?;
+    if !p.wait_timeout(LIMIT)?.success() {
+        return Err(p.failed(format!("{name} failed")));
+    }
+    let report = analyze_tone(&Wav::read(&wav)?, &ToneParams::default()).map_err(|e| {
+        HarnessError::Failed {
+            what: name.to_owned(),
+            detail: e.to_string(),
+        }
+    })?;
+    println!("{name}: {report}");
+    if (report.frequency_hz - 440.0).abs() > FREQUENCY_TOLERANCE * 440.0
+        || report.longest_gap_ms > 30.0
+    {
+        return Err(HarnessError::Failed {
+            what: name.to_owned(),
+            detail: report.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Publishes 1 s to `live/NAME` from 127.0.0.1; whether ffmpeg succeeded.
+fn publish_once(port: u16, name: &str, dir: &Path) -> Result<bool, HarnessError> {
+    let url = format!("rtmp://127.0.0.1:{port}/live/{name}");
+    let args = [
+        "-nostdin",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=1",
+        "-c:a",
+        "pcm_s16le",
+        "-ar",
+        "44100",
+        "-f",
+        "flv",
+        &url,
+    ];
+    let log = dir.join(format!("publish-{}.log", name.replace('?', "_")));
+    let mut p = process::spawn("ffmpeg", &args, &[], &log)?;
+    Ok(p.wait_timeout(LIMIT)?.success())
+}
+
+#[test]
+fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "rtmpdump", "nginx", NGINX_RTMP_MODULE])? {
+        return Ok(());
+    }
+    TempDir::run("reload", |dir| {
+        let nginx_port = process::free_port()?;
+        let _nginx = start_nginx(nginx_port, dir)?;
+        let config = dir.join("zerocast.toml");
+        let base = format!(
+            "source = \"tone\"\njoin_ms = 0\n\
+             [http]\nlisten = \"off\"\n\
+             [[push]]\nurl = \"rtmp://127.0.0.1:{nginx_port}/live/radio\"\n"
+        );
+        fs::write(&config, &base).map_err(|e| HarnessError::io("write config", e))?;
+        let config_arg = config.display().to_string();
+        let mut server = Zerocast::start(&["--config", &config_arg], &[], None, dir)?;
+        server.wait_log("publishing", LIMIT)?;
+        let port = server.port;
+        // A player, a publisher and the push, all up before the reload.
+        let flv_path = dir.join("player.flv");
+        let mut player = rtmpdump_flv(&server.url, &flv_path, &dir.join("player.log"))?;
+        let publisher_url = format!("rtmp://127.0.0.1:{port}/live/p");
+        let publisher_args = [
+            "-nostdin",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=660",
+            "-c:a",
+            "pcm_s16le",
+            "-ar",
+            "44100",
+            "-f",
+            "flv",
+            &publisher_url,
+        ];
+        let mut publisher = process::spawn("ffmpeg", &publisher_args, &[], &dir.join("p.log"))?;
+        server.wait_log("publish live/p", LIMIT)?;
+        server.wait_log("play live/audio", LIMIT)?;
+
+        // A new stream with its own key, and a title.
+        let changed = format!(
+            "{base}[[stream]]\nname = \"live/new\"\nkey = \"newkey\"\ntitle = \"Changed\"\n"
+        );
+        fs::write(&config, changed).map_err(|e| HarnessError::io("write config", e))?;
+        server.process.signal(Signal::SIGHUP)?;
+        server.wait_log("configuration reloaded", LIMIT)?;
+        if publish_once(port, "new", dir)? {
+            return Err(server
+                .process
+                .failed("live/new took a publisher without its key".into()));
+        }
+        if !publish_once(port, "new?key=newkey", dir)? {
+            return Err(server.process.failed("live/new refused its key".into()));
+        }
+        hear_tone(
+            &format!("rtmp://127.0.0.1:{nginx_port}/live/radio"),
+            dir,
+            "nginx-player",
+        )?;
+
+        // A broken file is refused; the running settings keep serving.
+        fs::write(&config, "source = = \"tone\"\n").map_err(|e| HarnessError::io("write", e))?;
+        server.process.signal(Signal::SIGHUP)?;
+        server.wait_log("configuration not reloaded", LIMIT)?;
+        hear_tone(&server.url, dir, "player-after-broken-reload")?;
+
+        for (what, process) in [("player", &mut player), ("publisher", &mut publisher)] {
+            if !process.is_running()? {
+                return Err(process.failed(format!("the {what} was dropped by the reload")));
+            }
+        }
+        if server.log_count("retrying") > 0 || server.log_count("push") > 1 {
+            return Err(server
+                .process
+                .failed("the push was dropped or restarted".into()));
+        }
+        player.signal(Signal::SIGINT)?;
+        player.wait_timeout(LIMIT)?;
+        let stamps = flv::audio_timestamps(&flv::read(&flv_path)?);
+        let largest = flv::check_timestamps(&stamps, 100)?;
+        println!(
+            "player across both reloads: {} tags, largest step {largest} ms",
+            stamps.len()
+        );
+        server.stop_cleanly()
+    })
+}

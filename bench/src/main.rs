@@ -487,6 +487,8 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                     source,
                     "--codec",
                     codec,
+                    "--http",
+                    "off",
                     "--max-clients",
                     "1100",
                     // Every load player comes from 127.0.0.1.
@@ -870,6 +872,8 @@ fn insn_run(
             "tone:440",
             "--codec",
             codec,
+            "--http",
+            "off",
             "--max-clients",
             "200",
             "--max-per-addr",

@@ -2,12 +2,15 @@
 # Benchmarks: zerocast against the seed (nginx-rtmp + ffmpeg) in one run, then instruction
 # counts of the static armv6 zerocast under qemu-arm -cpu arm1176. Prints numbers; asserts none.
 #
-#   ci/run.sh bench            full run (~9.5 minutes)
-#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (~3.5 minutes)
+#   ci/run.sh bench            full run (~11 minutes, estimated)
+#   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (157 s measured)
+#   BENCH_ZEROCAST=BIN BENCH_MUSL=BIN ci/bench.sh   measure other zerocast binaries (an older
+#                                   build, for before/after figures) with this driver
 #
-# Builds (one at a time, -j2): the release zerocast, zerocast-load and zerocast-bench; the static
-# musl zerocast without ALSA; the qemu-insn plugin from
-# ../shared/tools/qemu-insn (QEMU_INSN_DIR overrides). Results: target/bench/results.md, logs of
+# Builds (one at a time, -j2): the release zerocast and the bench crate's zerocast-bench and
+# zerocast-load; the static musl zerocast without ALSA; the qemu-insn plugin from
+# ../shared/tools/qemu-insn (QEMU_INSN_DIR overrides); the test suite's fake ALSA card
+# (linux-host/tests/alsa_fake/zcfake.c), a capture device without libpulse. Results: target/bench/results.md, logs of
 # every process in target/bench/run/. See docs/benchmarks.md.
 set -euo pipefail
 
@@ -16,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 tool_path
 
-OUT="$TARGET_DIR/bench"
+OUT="${BENCH_OUT:-$TARGET_DIR/bench}"
 mkdir -p "$OUT"
 
 say "bench: release build of zerocast, zerocast-load, zerocast-bench"
@@ -50,12 +53,23 @@ else
         gcc -O2 -shared -fPIC $(pkg-config --cflags glib-2.0 2>/dev/null || true) \
             -o "$plugin" "$QEMU_INSN_DIR/insn.c"
     fi
-    extra=(--musl "$PI_MUSL_BIN" --plugin "$plugin")
+    extra=(--musl "${BENCH_MUSL:-$PI_MUSL_BIN}" --plugin "$plugin")
+fi
+
+fake="$TARGET_DIR/bench/zcfake/libasound_module_pcm_zcfake.so"
+if [[ ! -f /usr/include/alsa/pcm_external.h ]] || ! command -v gcc >/dev/null; then
+    [[ -z ${CI:-} ]] || die "bench: no gcc or ALSA headers for the fake card"
+    echo "bench: fake-card part skipped: no gcc or /usr/include/alsa/pcm_external.h"
+else
+    mkdir -p "$(dirname "$fake")"
+    # -lasound: its versioned symbols (see linux-host/tests/e2e_alsa_fake.rs).
+    gcc -shared -fPIC -O2 -Wall -o "$fake" linux-host/tests/alsa_fake/zcfake.c -lm -lasound
+    extra+=(--fake-card "$fake")
 fi
 
 quick=()
 [[ -n ${BENCH_QUICK:-} && ${BENCH_QUICK} != 0 ]] && quick=(--quick)
 say "bench: running (results in $OUT/results.md)"
 "$TARGET_DIR/release/zerocast-bench" "${quick[@]}" --out "$OUT" \
-    --zerocast "$TARGET_DIR/release/zerocast" --load "$TARGET_DIR/release/zerocast-load" \
+    --zerocast "${BENCH_ZEROCAST:-$TARGET_DIR/release/zerocast}" --load "$TARGET_DIR/release/zerocast-load" \
     "${extra[@]}"

@@ -194,9 +194,11 @@ cmd_clippy() {
 }
 
 cmd_test() {
-    # Everything but linux-host's integration tests, which `e2e` runs (real servers and players).
-    cargo test --locked --workspace --exclude zerocast
+    # Everything but the integration tests of linux-host and bench, which `e2e` runs (real
+    # servers and players).
+    cargo test --locked --workspace --exclude zerocast --exclude zerocast-bench
     cargo test --locked -p zerocast --lib --bins
+    cargo test --locked -p zerocast-bench --bins
     # The fuzz crate's shared helpers (the targets themselves are exercised by `fuzz`).
     (cd core/fuzz && cargo test --lib)
 }
@@ -368,8 +370,8 @@ cmd_fuzz() {
     bash ci/fuzz.sh
 }
 
-# End-to-end tests: every integration test of linux-host (linux-host/tests/*.rs), one at a time,
-# since they start real servers and players.
+# End-to-end tests: every integration test of linux-host (linux-host/tests/*.rs) and of bench
+# (bench/tests/*.rs), one at a time, since they start real servers and players.
 cmd_e2e() {
     local tests=(linux-host/tests/*.rs)
     if [[ ! -e ${tests[0]} ]]; then
@@ -379,6 +381,8 @@ cmd_e2e() {
     # --nocapture: the tests print what they measured (each player's tone, RSS with 10 players,
     # the slow player's memory), which is the report the issues ask for.
     cargo test --locked -p zerocast --test '*' -- --test-threads=1 --nocapture
+    # The benchmark's load client against a zerocast tone server (bench/tests).
+    cargo test --locked -p zerocast-bench --test '*' -- --test-threads=1 --nocapture
 }
 
 # The package built and checked (ci/deb.sh), then installed, run, upgraded and purged in an

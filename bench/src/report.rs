@@ -197,8 +197,9 @@ pub fn markdown(r: &Results) -> String {
     let captured: Vec<&ServerResult> = zc
         .iter()
         .copied()
-        .filter(|z| !z.label.ends_with("-tone"))
+        .filter(|z| !z.label.ends_with("-tone") && !z.label.ends_with("-fake"))
         .collect();
+    fan_out_and_capture(&mut o, r, seed);
     goals(&mut o, seed, &captured);
     levels(&mut o, &r.servers);
     insn(&mut o, r);
@@ -207,6 +208,136 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "- {k}: {v}");
     }
     o
+}
+
+/// The last non-empty line of an error: a process's own last word under the driver's.
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+fn server<'a>(r: &'a Results, label: &str) -> Option<&'a ServerResult> {
+    r.servers.iter().find(|s| s.label == label)
+}
+
+/// Issue 11's figures side by side: fan-out against nginx-rtmp at 100 and 1000 players, the
+/// AAC slot, the tone source with one player, the latency, and the capture path's cost through
+/// ALSA `pulse` and through the fake card, each less the tone source's.
+fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>) {
+    let adpcm = server(r, "zerocast-adpcm");
+    let tone = server(r, "zerocast-adpcm-tone");
+    let fake = server(r, "zerocast-adpcm-fake");
+    let aac = server(r, "zerocast-aac");
+    let _ = writeln!(
+        o,
+        "\n### Fan-out, wake-ups and the capture path\n\n\
+         | measure | seed: nginx-rtmp (+ ffmpeg) | zerocast-adpcm (alsa:pulse) | \
+         zerocast-adpcm-tone | zerocast-adpcm / seed | zerocast-adpcm-tone / seed | goal |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    let mut row =
+        |name: &str, f: &dyn Fn(&ServerResult) -> f64, fmt: fn(f64) -> String, goal: &str| {
+            let v = |s: Option<&ServerResult>| s.map_or(f64::NAN, f);
+            let (sv, av, tv) = (v(seed), v(adpcm), v(tone));
+            let _ = writeln!(
+                o,
+                "| {name} | {} | {} | {} | {} | {} | {goal} |",
+                fmt(sv),
+                fmt(av),
+                fmt(tv),
+                ratio(av, sv),
+                ratio(tv, sv)
+            );
+        };
+    row(
+        "fan-out CPU-s/min, 100 players − 1 (seed: nginx alone), ADPCM",
+        &|s| fan_out(s, 100),
+        f3,
+        "≤ 0.5 × seed",
+    );
+    row(
+        "fan-out CPU-s/min, 1000 players − 1, ADPCM",
+        &|s| fan_out(s, 1000),
+        f3,
+        "≤ 0.5 × seed",
+    );
+    row(
+        "server CPU-s per minute of audio, 1 player",
+        &|s| cpu_at(s, 1),
+        f3,
+        "tone: ≤ 0.05",
+    );
+    row(
+        "marker → decoded PCM at the low-delay player, median",
+        &|s| percentile(&s.latency, 50.0),
+        ms,
+        "≤ 0.3 × seed",
+    );
+    row(
+        "RSS, 1000 players (MiB)",
+        &|s| level(s, 1000).map_or(f64::NAN, |l| l.memory.rss_kib as f64 / 1024.0),
+        f3,
+        "",
+    );
+    // The AAC slot: zerocast --codec aac 128k against the seed's MP3 128k.
+    let aac_cell = match aac {
+        Some(a) => format!(
+            "100 − 1: {} ({}), 1000 − 1: {} ({})",
+            f3(fan_out(a, 100)),
+            ratio(fan_out(a, 100), seed.map_or(f64::NAN, |s| fan_out(s, 100))),
+            f3(fan_out(a, 1000)),
+            ratio(
+                fan_out(a, 1000),
+                seed.map_or(f64::NAN, |s| fan_out(s, 1000))
+            )
+        ),
+        None => format!(
+            "**slot, not measured**: {}",
+            r.unavailable
+                .iter()
+                .find(|(l, _)| l == "zerocast-aac")
+                .map_or("not in this run's plan", |(_, why)| last_line(why))
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "| fan-out CPU-s/min, AAC 128k (zerocast-aac) against the seed's MP3 128k | {} | {aac_cell} | | | | ≤ 0.5 × seed |",
+        seed.map_or("–".into(), |s| format!("100 − 1: {}, 1000 − 1: {}", f3(fan_out(s, 100)), f3(fan_out(s, 1000))))
+    );
+    let _ = writeln!(
+        o,
+        "\nThe capture path, zerocast --codec adpcm with one player: each source less the tone \
+         source (no capture at all).\n\n\
+         | source | CPU-s per minute of audio | capture path (− tone) | context switches/s | RSS | PSS |\n\
+         |---|---|---|---|---|---|"
+    );
+    let tone_cpu = tone.map_or(f64::NAN, |t| cpu_at(t, 1));
+    for (name, s) in [
+        ("tone (no capture)", tone),
+        (
+            "alsa:pulse (alsa-lib's pulse plugin: libpulse in the process)",
+            adpcm,
+        ),
+        ("alsa:fake (alsa-lib ioplug fake card, no libpulse)", fake),
+    ] {
+        let l = s.and_then(|s| level(s, 1));
+        let cpu = s.map_or(f64::NAN, |s| cpu_at(s, 1));
+        let _ = writeln!(
+            o,
+            "| {name} | {} | {} | {} | {} | {} |",
+            f3(cpu),
+            f3(cpu - tone_cpu),
+            l.map_or("–".into(), |l| format!("{:.0}", l.switches_per_s)),
+            l.map_or("–".into(), |l| mib(l.memory.rss_kib)),
+            l.map_or("–".into(), |l| mib(l.memory.pss_kib)),
+        );
+    }
+    for (label, why) in &r.unavailable {
+        let _ = writeln!(o, "\n{label}: not measured: {}", last_line(why));
+    }
 }
 
 /// Fan-out cost: CPU at `n` players less CPU at 1, for the process that fans out (the seed's
@@ -374,7 +505,7 @@ fn levels(o: &mut String, servers: &[ServerResult]) {
 fn insn(o: &mut String, r: &Results) {
     let _ = writeln!(
         o,
-        "\n### Instructions on the Pi Zero's CPU (qemu-arm -cpu arm1176, qemu-insn)\n"
+        "\n### Instructions on the Pi Zero's CPU (qemu-arm -cpu arm1176, qemu-insn, `--source tone:440`)\n"
     );
     if let Some(note) = &r.insn_note {
         let _ = writeln!(o, "{note}");

@@ -270,6 +270,8 @@ pub struct EventLoop<S> {
     stats: Stats,
     timers: Deadlines<4>,
     options: Options,
+    /// When the last poll returned: the loop's one clock reading per turn.
+    now: Instant,
     notifier: Option<Notifier>,
 }
 
@@ -357,6 +359,7 @@ impl<S: Service> EventLoop<S> {
             stats: Stats::default(),
             timers,
             options,
+            now,
             notifier,
         };
         if event_loop.notifier.is_some() {
@@ -384,6 +387,11 @@ impl<S: Service> EventLoop<S> {
 
     /// One iteration: waits for readiness or the next deadline (at most `max_wait`), then handles
     /// what is ready. Returns `Some` when the loop is over.
+    ///
+    /// The clock is read once a turn, when the poll returns (`clock_gettime` is a real system
+    /// call on the Pi Zero's ARM1176, which has no vDSO clock). The wait is computed from that
+    /// reading of the previous turn, so a deadline fires late by at most the time the previous
+    /// turn took, never early.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> Result<Option<Exit>, LoopError> {
         match self.source.deadline() {
             Some(at) => {
@@ -391,7 +399,7 @@ impl<S: Service> EventLoop<S> {
             }
             None => self.timers.cancel(Timer::Source),
         }
-        let now = Instant::now();
+        let now = self.now;
         let next = match (self.timers.next(), self.sink.deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -401,7 +409,10 @@ impl<S: Service> EventLoop<S> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        match self.poll.poll(&mut self.events, timeout) {
+        let polled = self.poll.poll(&mut self.events, timeout);
+        let now = Instant::now();
+        self.now = now;
+        match polled {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(None),
             Err(e) => {
@@ -412,7 +423,6 @@ impl<S: Service> EventLoop<S> {
         }
         let mut source_due = false;
         let mut signalled = false;
-        let now = Instant::now();
         for event in self.events.iter() {
             match event.token() {
                 SIGNAL_TOKEN => signalled = true,

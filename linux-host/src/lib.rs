@@ -94,6 +94,8 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         rate: settings.rate,
         channels: settings.channels,
         period_frames: settings.period_frames(),
+        // The capture need not wake the loop more often than players are written to.
+        wake_periods: (settings.send_interval_ms / settings.period_ms.max(1)).max(1) as usize,
     };
     // One capture, several renditions: the first codec at the capture stream's name, each
     // other at NAME_CODEC, each encoded once per period whatever the number of listeners.

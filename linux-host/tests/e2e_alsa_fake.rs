@@ -73,6 +73,9 @@ fn fake_card(dir: &Path) -> Result<Option<PathBuf>, HarnessError> {
         &lib_s,
         PLUGIN_SOURCE,
         "-lm",
+        // Versioned symbols: unlinked, snd_pcm_sw_params_get_avail_min binds to its ALSA 0.9
+        // form, which returns the value instead of storing it.
+        "-lasound",
     ];
     let mut gcc = process::spawn("gcc", &args, &[], &dir.join("gcc.log"))?;
     if !gcc.wait_timeout(Duration::from_secs(60))?.success() {

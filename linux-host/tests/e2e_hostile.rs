@@ -3,8 +3,9 @@
 //! handshake, HTTP, random bytes, a connect nested 100 000 deep, bad Set Chunk Size values, a
 //! ping/ack flood, more connections than `--max-clients`, and nothing at all.
 //!
-//! Each hostile connection must be closed (read returns 0 or the connection is reset) within its
-//! bound, the flood connection must keep playing, and the ffmpeg recording must be the clean
+//! Each hostile connection must be closed (read returns 0 or the connection is reset) for the
+//! reason zerocast logs for it — the input, the handshake deadline, the connection limit; when
+//! is left to the benchmark —, the flood connection must keep playing, and the ffmpeg recording must be the clean
 //! tone: 440 Hz, the full duration, no gap over one 20 ms period, no phase jump. Afterwards
 //! zerocast is alive, serves a new player, and stops cleanly on SIGTERM.
 //!
@@ -15,7 +16,7 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,12 +36,10 @@ use zerocast_core::message;
 const MAX_CLIENTS: usize = 5;
 /// zerocast's handshake deadline in this test.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A connection cut at the handshake deadline must close within this window from its connect:
-/// not before the deadline (less scheduling slack), not long after it.
-const DEADLINE_EARLIEST: Duration = Duration::from_millis(1900);
-const DEADLINE_LATEST: Duration = Duration::from_millis(3000);
-/// Input that is wrong from its first bytes must be answered by a close within this.
-const CLOSE_AT_ONCE: Duration = Duration::from_secs(1);
+/// How long a close (or another awaited event) may take before the test gives up on it: a bound
+/// against a hang, not a timing check. When a close came is not asserted; why it came is, from
+/// zerocast's log.
+const CLOSE_LIMIT: Duration = Duration::from_secs(20);
 /// How long the ffmpeg player records.
 const RECORD: Duration = Duration::from_secs(10);
 /// How long the flood player plays; the flood goes out this long after it started playing.
@@ -73,7 +72,6 @@ fn hostile_clients_do_not_harm_playback() -> Result<(), HarnessError> {
             ],
             dir,
         )?;
-        let pid = server.pid();
         let (ffmpeg, wav) = start_ffmpeg(port, dir)?;
         let mut ffmpeg = ffmpeg;
         process::wait_connected(ffmpeg.pid(), port, Duration::from_secs(10))?;
@@ -82,11 +80,11 @@ fn hostile_clients_do_not_harm_playback() -> Result<(), HarnessError> {
         // Phase 1: slowloris, the one-shot attacks one after another, and the flood player, at
         // once (4 connections with ffmpeg's: within the limit).
         let (slowloris, one_shots, flood) = thread::scope(|scope| {
-            let slowloris = scope.spawn(|| slowloris(port));
+            let slowloris = scope.spawn(|| slowloris(port, &server));
             let one_shots = scope.spawn(|| {
                 ONE_SHOTS
                     .iter()
-                    .map(|attack| (attack.name, one_shot(port, attack)))
+                    .map(|attack| (attack.name, one_shot(port, attack, &server)))
                     .collect::<Vec<_>>()
             });
             let flood = scope.spawn(|| flood_player(port));
@@ -113,7 +111,7 @@ fn hostile_clients_do_not_harm_playback() -> Result<(), HarnessError> {
         report(
             &mut failures,
             "connection limit",
-            connection_limit(port, pid),
+            connection_limit(port, &server),
         );
 
         let status = ffmpeg.wait_timeout(RECORD + Duration::from_secs(20))?;
@@ -203,9 +201,10 @@ fn start_ffmpeg(port: u16, dir: &Path) -> Result<(Spawned, std::path::PathBuf), 
 }
 
 /// protocol-notes #2: C0 and then C1 at one byte per second. The handshake deadline must cut
-/// it, from its connect, between [`DEADLINE_EARLIEST`] and [`DEADLINE_LATEST`].
-fn slowloris(port: u16) -> Result<String, HarnessError> {
+/// it: zerocast closes it with nothing sent and logs the deadline as the reason.
+fn slowloris(port: u16, server: &Spawned) -> Result<String, HarnessError> {
     let mut stream = rtmp_client::connect_raw(port)?;
+    let local = local_addr(&stream)?;
     let since = Instant::now();
     let mut sent = 0;
     let closed = loop {
@@ -226,28 +225,62 @@ fn slowloris(port: u16) -> Result<String, HarnessError> {
                     ..closed
                 }
             }
-            Err(HarnessError::Timeout { .. }) if since.elapsed() < DEADLINE_LATEST * 2 => {}
+            Err(HarnessError::Timeout { .. }) if since.elapsed() < CLOSE_LIMIT => {}
             Err(e) => return Err(e),
         }
     };
-    check_deadline(&closed)?;
+    check_deadline(&closed, &close_reason(server, local)?)?;
     Ok(format!("closed after {sent} bytes, {}", describe(&closed)))
 }
 
-/// Fails unless `closed` came at the handshake deadline and nothing was sent back.
-fn check_deadline(closed: &Closed) -> Result<(), HarnessError> {
-    if closed.after < DEADLINE_EARLIEST || closed.after > DEADLINE_LATEST || closed.received > 0 {
+/// Fails unless `closed` was zerocast's handshake deadline (its logged `reason`) and nothing
+/// was sent back.
+fn check_deadline(closed: &Closed, reason: &str) -> Result<(), HarnessError> {
+    let deadline = deadline_reason();
+    if reason != deadline || closed.received > 0 {
         return Err(HarnessError::Failed {
             what: "handshake deadline".to_owned(),
             detail: format!(
-                "{}; expected a close {} to {} ms after connect with nothing sent",
+                "{}, zerocast: {reason:?}; expected {deadline:?} with nothing sent",
                 describe(closed),
-                DEADLINE_EARLIEST.as_millis(),
-                DEADLINE_LATEST.as_millis()
             ),
         });
     }
     Ok(())
+}
+
+/// Why zerocast logs it closed a connection at the handshake deadline.
+fn deadline_reason() -> String {
+    format!(
+        "closed: handshake not finished within {} ms",
+        HANDSHAKE_TIMEOUT.as_millis()
+    )
+}
+
+fn local_addr(stream: &TcpStream) -> Result<SocketAddr, HarnessError> {
+    stream
+        .local_addr()
+        .map_err(|e| HarnessError::io("local address", e))
+}
+
+/// Waits for zerocast's log line about the connection from `local` (`ADDR: closed: WHY` or
+/// `ADDR: refused, WHY`) and returns it from `closed`/`refused` on.
+fn close_reason(server: &Spawned, local: SocketAddr) -> Result<String, HarnessError> {
+    let prefix = format!(" {local}: ");
+    let mut found = None;
+    process::wait_until(
+        &format!("zerocast to log why it closed {local}"),
+        CLOSE_LIMIT,
+        || {
+            found = server.log().lines().find_map(|line| {
+                let rest = line.split_once(&prefix)?.1;
+                (rest.starts_with("closed: ") || rest.starts_with("refused"))
+                    .then(|| rest.to_owned())
+            });
+            Ok(found.is_some())
+        },
+    )?;
+    Ok(found.unwrap_or_default())
 }
 
 fn describe(closed: &Closed) -> String {
@@ -308,25 +341,37 @@ const ONE_SHOTS: &[OneShot] = &[
     },
 ];
 
-/// Sends the attack's burst and waits for the close: within [`CLOSE_AT_ONCE`] of the burst.
-/// A write that fails because zerocast already hung up counts as closed too.
-fn one_shot(port: u16, attack: &OneShot) -> Result<String, HarnessError> {
+/// Sends the attack's burst and waits for the close, which must be zerocast's answer to the
+/// input: a logged reason other than the handshake deadline. A write that fails because
+/// zerocast already hung up counts as closed too.
+fn one_shot(port: u16, attack: &OneShot, server: &Spawned) -> Result<String, HarnessError> {
     let mut stream = rtmp_client::connect_raw(port)?;
+    let local = local_addr(&stream)?;
     if attack.handshake {
         rtmp_client::handshake(&mut stream)?;
     }
     let bytes = (attack.bytes)();
     let since = Instant::now();
     let written = stream.write_all(&bytes);
-    let closed = rtmp_client::wait_closed(&mut stream, since, CLOSE_AT_ONCE, attack.name)?;
+    let closed = rtmp_client::wait_closed(&mut stream, since, CLOSE_LIMIT, attack.name)?;
     if !attack.handshake && closed.received > 0 {
         return Err(HarnessError::Failed {
             what: attack.name.to_owned(),
             detail: format!("{}: a bad C0 must get no reply", describe(&closed)),
         });
     }
+    let reason = close_reason(server, local)?;
+    if !reason.starts_with("closed: ") || reason == deadline_reason() {
+        return Err(HarnessError::Failed {
+            what: attack.name.to_owned(),
+            detail: format!(
+                "{}, zerocast: {reason:?}; expected a close for what was sent",
+                describe(&closed)
+            ),
+        });
+    }
     Ok(format!(
-        "{} B {}, {}",
+        "{} B {}, {}, zerocast: {reason}",
         bytes.len(),
         written.map_or_else(
             |e| format!("(write failed: {:?})", e.kind()),
@@ -416,14 +461,15 @@ fn flood_player(port: u16) -> Result<String, HarnessError> {
 }
 
 /// Fills every free slot with a connection that never sends anything, then opens one more:
-/// that one must be closed at once with nothing sent, and the silent ones at the handshake
-/// deadline.
-fn connection_limit(port: u16, pid: u32) -> Result<String, HarnessError> {
+/// that one must be refused (closed with nothing sent, zerocast logging the busy slots), and
+/// the silent ones closed at the handshake deadline.
+fn connection_limit(port: u16, server: &Spawned) -> Result<String, HarnessError> {
+    let pid = server.pid();
     // Only ffmpeg's connection may remain (zerocast closes the others when their peers hang
     // up, which it may notice a moment later): listener + 1.
     process::wait_until(
         "zerocast to drop the earlier connections",
-        Duration::from_secs(3),
+        CLOSE_LIMIT,
         || Ok(sockets(pid) == 2),
     )?;
     let silent: Vec<(TcpStream, Instant)> = (1..MAX_CLIENTS)
@@ -431,15 +477,17 @@ fn connection_limit(port: u16, pid: u32) -> Result<String, HarnessError> {
         .collect::<Result<_, _>>()?;
     process::wait_until(
         "zerocast to accept the silent connections",
-        Duration::from_secs(2),
+        CLOSE_LIMIT,
         || Ok(sockets(pid) == 1 + MAX_CLIENTS),
     )?;
     let mut extra = rtmp_client::connect_raw(port)?;
-    let refused = rtmp_client::wait_closed(&mut extra, Instant::now(), CLOSE_AT_ONCE, "excess")?;
-    if refused.received > 0 {
+    let extra_addr = local_addr(&extra)?;
+    let refused = rtmp_client::wait_closed(&mut extra, Instant::now(), CLOSE_LIMIT, "excess")?;
+    let reason = close_reason(server, extra_addr)?;
+    if refused.received > 0 || !reason.starts_with("refused, all") {
         return Err(HarnessError::Failed {
             what: "excess connection".to_owned(),
-            detail: describe(&refused),
+            detail: format!("{}, zerocast: {reason:?}", describe(&refused)),
         });
     }
     let mut lines = vec![format!(
@@ -448,8 +496,9 @@ fn connection_limit(port: u16, pid: u32) -> Result<String, HarnessError> {
         describe(&refused)
     )];
     for (mut stream, since) in silent {
-        let closed = rtmp_client::wait_closed(&mut stream, since, DEADLINE_LATEST, "silent")?;
-        check_deadline(&closed)?;
+        let local = local_addr(&stream)?;
+        let closed = rtmp_client::wait_closed(&mut stream, since, CLOSE_LIMIT, "silent")?;
+        check_deadline(&closed, &close_reason(server, local)?)?;
         lines.push(format!("silent: {}", describe(&closed)));
     }
     Ok(lines.join("; "))

@@ -41,9 +41,9 @@ const RSS_WARM_UP: Duration = Duration::from_secs(2);
 /// player's backlog is at most one message copied aside, so anything like a queue would show.
 const RSS_GROWTH_LIMIT_KIB: u64 = 1024;
 
-/// Players for the memory snapshot, and when it is taken.
+/// Players for the memory snapshot (taken once all of them play), and how long they play.
 const RSS_PLAYERS: usize = 10;
-const RSS_AT: Duration = Duration::from_secs(5);
+const RSS_PLAY: Duration = Duration::from_secs(7);
 /// A generous sanity bound on zerocast's VmRSS with [`RSS_PLAYERS`] (the goal is a few MiB).
 const RSS_LIMIT_KIB: u64 = 32 * 1024;
 
@@ -70,9 +70,8 @@ fn hundred_players() -> Result<(), HarnessError> {
             let players: Vec<_> = (0..LOAD_PLAYERS)
                 .map(|_| scope.spawn(move || rtmp_client::play(&PlayPlan::new(port, LOAD_PLAY))))
                 .collect();
-            // Memory while all of them play, a little before the end.
-            thread::sleep(LOAD_PLAY.saturating_sub(Duration::from_secs(2)));
-            let memory = Memory::of(pid);
+            // Memory while all of them play: once zerocast has logged every play.
+            let memory = wait_plays(&server, LOAD_PLAYERS).and_then(|()| Memory::of(pid));
             (join_all(players), memory)
         });
         let cpu = cpu_time(pid)?.saturating_sub(cpu_before);
@@ -277,18 +276,17 @@ fn memory_with_ten_players() -> Result<(), HarnessError> {
         let (mut server, port) = rtmp_client::start_zerocast(Codec::Pcm, &[], dir)?;
         let pid = server.pid();
         let idle = Memory::of(pid)?;
-        let play = RSS_AT + Duration::from_secs(2);
+        let play = RSS_PLAY;
         let (logs, memory) = thread::scope(|scope| {
             let players: Vec<_> = (0..RSS_PLAYERS)
                 .map(|_| scope.spawn(move || rtmp_client::play(&PlayPlan::new(port, play))))
                 .collect();
-            thread::sleep(RSS_AT);
-            let memory = Memory::of(pid);
+            let memory = wait_plays(&server, RSS_PLAYERS).and_then(|()| Memory::of(pid));
             (join_all(players), memory)
         });
         let memory = memory?;
         eprintln!("memory: zerocast with no player: {idle}");
-        eprintln!("memory: zerocast with {RSS_PLAYERS} players after 5 s: {memory}");
+        eprintln!("memory: zerocast with {RSS_PLAYERS} players playing: {memory}");
         let mut failures = Vec::new();
         if memory.rss_kib >= RSS_LIMIT_KIB {
             failures.push(format!("VmRSS {} KiB", memory.rss_kib));
@@ -354,6 +352,13 @@ fn join_all<T>(
     handles: Vec<thread::ScopedJoinHandle<'_, Result<T, HarnessError>>>,
 ) -> Result<Vec<T>, HarnessError> {
     handles.into_iter().map(join).collect()
+}
+
+/// Waits until zerocast has logged `n` accepted plays (bounded against a hang).
+fn wait_plays(server: &Spawned, n: usize) -> Result<(), HarnessError> {
+    common::process::wait_until("every player to play", LOAD_PLAY, || {
+        Ok(server.log().matches(": play ").count() >= n)
+    })
 }
 
 fn server_alive(server: &mut Spawned) -> Option<String> {

@@ -242,6 +242,7 @@ fn pulse_capture_survives_its_source_vanishing() {
         rate: RATE,
         channels: 2,
         period_frames: PERIOD,
+        wake_periods: 1,
     };
     let mut el = EventLoop::new(
         &SourceSpec::Alsa("pulse".into()),

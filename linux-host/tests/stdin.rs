@@ -29,6 +29,7 @@ fn pipe_to_periods_exactly() {
         rate: 44_100,
         channels: 2,
         period_frames: 882,
+        wake_periods: 1,
     };
     // 3 full periods and 100 frames, then an odd trailing byte that must be dropped.
     let frames = 3 * 882 + 100;

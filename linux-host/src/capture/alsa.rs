@@ -11,8 +11,15 @@
 //!   device is closed, silence paced by the monotonic clock keeps the stream position advancing,
 //!   and the device is reopened every [`RETRY_INTERVAL`] until it is back.
 //!
-//! The mio registration is edge-triggered, so every wake-up drains the PCM until `EAGAIN`; a
-//! periodic check ([`CHECK_INTERVAL`]) also reads, so a missed edge costs latency, not audio.
+//! The mio registration is edge-triggered, so every wake-up drains the PCM; a periodic check
+//! ([`CHECK_INTERVAL`]) also reads, so a missed edge costs latency, not audio.
+//!
+//! What a wake-up costs, kept small for the Pi Zero's one core: the device wakes the process
+//! once per [`Format::wake_periods`] periods (`avail_min`), one `snd_pcm_readi` takes everything
+//! it has into a buffer as large as the device's (a read that returns less than asked for has
+//! drained it, so no second read just to see `EAGAIN`), and the sample format is checked once at
+//! open instead of on every read (alsa's `io_i16` allocates and frees a `snd_pcm_hw_params_t`
+//! to check it).
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt;
@@ -49,8 +56,9 @@ pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const RESUME_RETRY: Duration = Duration::from_millis(100);
 /// Reads per pump: bounds one loop turn (each read is up to one period).
 const READS_PER_PUMP: usize = 32;
-/// Device buffer, in periods: enough slack that a busy Pi Zero does not overrun.
-const BUFFER_PERIODS: usize = 8;
+/// Device buffer, in periods beyond one wake-up's worth: enough slack that a busy Pi Zero does
+/// not overrun.
+const SLACK_PERIODS: usize = 7;
 
 /// An open, running capture PCM and its registered descriptors.
 struct Open {
@@ -105,15 +113,21 @@ impl AlsaSource {
         route_alsa_lib_messages();
         let open = Open::new(device, format, registry, now)?;
         log::info!(
-            "alsa:{device}: capturing {} Hz, {} channel(s), {} frames a period",
+            "alsa:{device}: capturing {} Hz, {} channel(s), {} frames a period, read every {} \
+             period(s)",
             format.rate,
             format.channels,
-            format.period_frames
+            format.period_frames,
+            format.wake_periods
         );
         Ok(Self {
             device: device.to_owned(),
             format,
-            periods: Periods::new(format.period_frames, usize::from(format.channels)),
+            periods: Periods::with_room(
+                format.period_frames,
+                usize::from(format.channels),
+                buffer_periods(format),
+            ),
             overruns: 0,
             mode: Mode::Capturing(open),
         })
@@ -179,7 +193,7 @@ impl AlsaSource {
                 .map_or(open.next_check, |r| r.min(open.next_check)),
             Mode::Silence {
                 pacer, retry_at, ..
-            } => pacer.next_due(self.periods.frames() as u64).min(*retry_at),
+            } => pacer.next_due(self.format.wake_frames()).min(*retry_at),
         }
     }
 
@@ -243,6 +257,11 @@ impl Open {
             }
         })?;
         configure(&pcm, format)?;
+        // The one check that reads and writes are S16_LE (see `read`).
+        drop(
+            pcm.io_i16()
+                .map_err(alsa_err("snd_pcm_hw_params_current"))?,
+        );
         pcm.prepare().map_err(alsa_err("snd_pcm_prepare"))?;
         pcm.start().map_err(alsa_err("snd_pcm_start"))?;
         let pollfds = pcm.get().map_err(alsa_err("snd_pcm_poll_descriptors"))?;
@@ -289,18 +308,23 @@ impl Open {
             return Ok(());
         }
         self.resume_at = None;
-        let io = self
-            .pcm
-            .io_i16()
-            .map_err(alsa_err("snd_pcm_hw_params_current"))?;
+        // SAFETY: `configure` set S16_LE (i16) and `Open::new` checked that the device took it
+        // (`io_i16`); this is the only IO object of the PCM and it lives for this call only.
+        #[allow(unsafe_code)]
+        let io = unsafe { self.pcm.io_unchecked::<i16>() };
         let channels = periods.channels();
         for _ in 0..READS_PER_PUMP {
+            let room = periods.free().len() / channels;
             match io.readi(periods.free()) {
                 Ok(0) => break,
                 Ok(frames) => {
                     self.last_data = now;
                     self.flowing = true;
                     periods.commit(frames * channels, sink);
+                    if frames < room {
+                        // Less than asked for: the device is drained until the next wake-up.
+                        break;
+                    }
                 }
                 Err(e) => match Errno::from_raw(errno(&e)) {
                     Errno::EAGAIN => break,
@@ -397,17 +421,24 @@ fn configure(pcm: &PCM, format: Format) -> Result<(), CaptureError> {
     let period = alsa::pcm::Frames::try_from(format.period_frames).unwrap_or(i64::MAX as _);
     hwp.set_period_size_near(period, ValueOr::Nearest)
         .map_err(alsa_err("snd_pcm_hw_params_set_period_size_near"))?;
-    hwp.set_buffer_size_near(period.saturating_mul(BUFFER_PERIODS as alsa::pcm::Frames))
+    hwp.set_buffer_size_near(period.saturating_mul(buffer_periods(format) as alsa::pcm::Frames))
         .map_err(alsa_err("snd_pcm_hw_params_set_buffer_size_near"))?;
     pcm.hw_params(&hwp).map_err(alsa_err("snd_pcm_hw_params"))?;
     let swp = pcm
         .sw_params_current()
         .map_err(alsa_err("snd_pcm_sw_params_current"))?;
-    // Wake when one of our periods is there, whatever period size the hardware chose.
-    swp.set_avail_min(period)
+    // Wake when a wake-up's worth of our periods is there, whatever period size the hardware
+    // chose: no earlier, as the audio would only wait in zerocast for the send instead.
+    let wake = alsa::pcm::Frames::try_from(format.wake_frames()).unwrap_or(period);
+    swp.set_avail_min(wake)
         .map_err(alsa_err("snd_pcm_sw_params_set_avail_min"))?;
     pcm.sw_params(&swp).map_err(alsa_err("snd_pcm_sw_params"))?;
     Ok(())
+}
+
+/// The device buffer (and the read buffer), in periods.
+fn buffer_periods(format: Format) -> usize {
+    format.wake_periods.max(1) + SLACK_PERIODS
 }
 
 /// Which `/dev/snd` nodes a device name refers to, for naming who holds a busy device:
@@ -640,6 +671,7 @@ mod tests {
             rate: 44100,
             channels: 2,
             period_frames: 882,
+            wake_periods: 1,
         };
         for name in [
             "hw:9,0",

@@ -274,20 +274,32 @@ impl fmt::Display for CaptureError {
 impl std::error::Error for CaptureError {}
 
 /// Cuts samples into periods and numbers them: the one place positions are counted.
+///
+/// The buffer may hold several periods ([`Self::with_room`]), so that a reader can take all a
+/// device has in one call: every whole period in it is delivered, the rest waits for more.
 #[derive(Debug)]
 pub struct Periods {
     buf: Vec<i16>,
+    /// Samples in a full period.
+    period: usize,
     fill: usize,
     channels: usize,
     position: u64,
 }
 
 impl Periods {
-    /// Periods of `frames` frames of `channels` channels (both at least 1).
+    /// Periods of `frames` frames of `channels` channels (both at least 1), room for one.
     pub fn new(frames: usize, channels: usize) -> Self {
+        Self::with_room(frames, channels, 1)
+    }
+
+    /// As [`Self::new`] with room for `periods` periods (at least 1) before any is delivered.
+    pub fn with_room(frames: usize, channels: usize, periods: usize) -> Self {
         let channels = channels.max(1);
+        let period = frames.max(1) * channels;
         Self {
-            buf: vec![0; frames.max(1) * channels],
+            buf: vec![0; period * periods.max(1)],
+            period,
             fill: 0,
             channels,
             position: 0,
@@ -296,7 +308,7 @@ impl Periods {
 
     /// Frames in a full period.
     pub fn frames(&self) -> usize {
-        self.buf.len() / self.channels
+        self.period / self.channels
     }
 
     /// Samples per frame.
@@ -309,18 +321,30 @@ impl Periods {
         self.position
     }
 
-    /// The unfilled rest of the current period, for a reader to write samples into.
+    /// The unfilled rest of the buffer, for a reader to write samples into.
     pub fn free(&mut self) -> &mut [i16] {
         let fill = self.fill;
         self.buf.get_mut(fill..).unwrap_or_default()
     }
 
-    /// Records that `samples` more samples were written into [`Self::free`], delivering the
-    /// period when it is full.
+    /// The unfilled rest of the current period only.
+    pub fn free_in_period(&mut self) -> &mut [i16] {
+        let (fill, end) = (self.fill, self.period.min(self.buf.len()));
+        self.buf.get_mut(fill..end).unwrap_or_default()
+    }
+
+    /// Records that `samples` more samples were written into [`Self::free`], delivering every
+    /// period that is full; a partial period moves to the front of the buffer.
     pub fn commit(&mut self, samples: usize, sink: &mut dyn Sink) {
         self.fill = (self.fill + samples).min(self.buf.len());
-        if self.fill == self.buf.len() {
-            self.deliver(sink);
+        let mut start = 0;
+        while self.fill - start >= self.period {
+            self.deliver(start, self.period, sink);
+            start += self.period;
+        }
+        if start > 0 {
+            self.buf.copy_within(start..self.fill, 0);
+            self.fill -= start;
         }
     }
 
@@ -328,7 +352,7 @@ impl Periods {
     pub fn push_silence(&mut self, mut frames: u64, sink: &mut dyn Sink) {
         let channels = self.channels;
         while frames > 0 {
-            let free = self.free();
+            let free = self.free_in_period();
             let n = free.len() / channels;
             let take = usize::try_from(frames).map_or(n, |f| f.min(n));
             free[..take * channels].fill(0);
@@ -341,15 +365,14 @@ impl Periods {
     pub fn finish(&mut self, sink: &mut dyn Sink) {
         self.fill -= self.fill % self.channels;
         if self.fill > 0 {
-            self.deliver(sink);
+            self.deliver(0, self.fill, sink);
+            self.fill = 0;
         }
     }
 
-    fn deliver(&mut self, sink: &mut dyn Sink) {
-        let pcm = &self.buf[..self.fill];
-        sink.period(pcm, self.position);
-        self.position += (self.fill / self.channels) as u64;
-        self.fill = 0;
+    fn deliver(&mut self, start: usize, len: usize, sink: &mut dyn Sink) {
+        sink.period(&self.buf[start..start + len], self.position);
+        self.position += (len / self.channels) as u64;
     }
 }
 
@@ -434,6 +457,18 @@ pub struct Format {
     pub channels: u8,
     /// Frames per period.
     pub period_frames: usize,
+    /// The source wakes the loop at most once every this many periods (at least 1) and
+    /// delivers what is due then: ALSA's `avail_min`, the tone's and the silence's pacing.
+    /// Audio is written to players no more often than it arrives, so a wake-up per send
+    /// interval is all the capture needs.
+    pub wake_periods: usize,
+}
+
+impl Format {
+    /// Frames the source collects between two wake-ups.
+    pub fn wake_frames(&self) -> u64 {
+        (self.period_frames.max(1) * self.wake_periods.max(1)) as u64
+    }
 }
 
 impl Source {
@@ -566,6 +601,27 @@ mod tests {
         assert_eq!(rec.0[0].0, [1, 2, 3, 4, 5, 6]);
         assert_eq!(rec.0[2].0, [13, 14, 15, 16]); // short last period, whole frames
         assert_eq!(p.position(), 8);
+    }
+
+    #[test]
+    fn a_read_of_several_periods_delivers_each() {
+        let mut p = Periods::with_room(3, 2, 4);
+        let mut rec = Record::default();
+        // 2.5 periods in one read, then the rest of the third in another.
+        let free = p.free();
+        assert_eq!(free.len(), 24);
+        for (i, s) in free[..15].iter_mut().enumerate() {
+            *s = i as i16;
+        }
+        p.commit(15, &mut rec);
+        assert_eq!(rec.0.len(), 2);
+        assert_eq!(rec.0[1], (vec![6, 7, 8, 9, 10, 11], 3));
+        assert_eq!(p.free().len(), 21); // the partial period moved to the front
+        assert_eq!(p.free_in_period().len(), 3);
+        p.free()[..3].copy_from_slice(&[15, 16, 17]);
+        p.commit(3, &mut rec);
+        assert_eq!(rec.0[2], (vec![12, 13, 14, 15, 16, 17], 6));
+        assert_eq!(p.position(), 9);
     }
 
     #[test]

@@ -3,7 +3,11 @@
  * zerocast's tests on machines without sound hardware (tests/e2e_alsa_fake.rs builds it).
  *
  * Frames come at the configured rate by CLOCK_MONOTONIC; the poll descriptor is a timerfd that
- * fires once a period. The data is a 440 Hz sine at half scale (or silence with `silence 1`).
+ * fires once a period, or once every few periods when the reader's `avail_min` asks for that
+ * many (as the kernel wakes a reader of a real card only when `avail_min` frames are there).
+ * The data is a 440 Hz sine at half scale (or silence with `silence 1`), copied from a table of
+ * one second computed once, so that the card itself costs next to nothing in the benchmark
+ * that uses it as a capture device without libpulse (ci/bench.sh).
  *
  * Options (all optional):
  *   rates         "44100" or "44100,48000" (or an integer): the only rates the card allows
@@ -40,6 +44,9 @@ struct zcfake {
 	int xrun_done;
 	int silence;
 	uint64_t phase_frames;     /* frames delivered so far, for a continuous sine */
+	snd_pcm_uframes_t avail_min; /* from sw_params: the timer fires per whole periods >= it */
+	int16_t *table;            /* one second of the sine at table_rate */
+	unsigned int table_rate;
 };
 
 static uint64_t now_ns(void)
@@ -52,7 +59,9 @@ static uint64_t now_ns(void)
 static int zc_start(snd_pcm_ioplug_t *io)
 {
 	struct zcfake *zc = io->private_data;
-	uint64_t period_ns = (uint64_t)io->period_size * 1000000000u / io->rate;
+	snd_pcm_uframes_t periods = (zc->avail_min + io->period_size - 1) / io->period_size;
+	uint64_t period_ns = (uint64_t)io->period_size * (periods ? periods : 1) * 1000000000u /
+			     io->rate;
 	struct itimerspec its = {
 		/* 1 ms after the period boundary, so the pointer has surely reached it. */
 		.it_value = { .tv_sec = (period_ns + 1000000) / 1000000000u,
@@ -93,15 +102,36 @@ static snd_pcm_sframes_t zc_pointer(snd_pcm_ioplug_t *io)
 	return (snd_pcm_sframes_t)(frames % io->buffer_size);
 }
 
+static int zc_sw_params(snd_pcm_ioplug_t *io, snd_pcm_sw_params_t *params)
+{
+	struct zcfake *zc = io->private_data;
+	return snd_pcm_sw_params_get_avail_min(params, &zc->avail_min);
+}
+
 static snd_pcm_sframes_t zc_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel_area_t *areas,
 				     snd_pcm_uframes_t offset, snd_pcm_uframes_t size)
 {
 	struct zcfake *zc = io->private_data;
 	snd_pcm_uframes_t i;
 	unsigned int c;
+	uint64_t expirations;
+	if (zc->table_rate != io->rate) {
+		int16_t *t = realloc(zc->table, io->rate * sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		for (i = 0; i < io->rate; i++)
+			t[i] = zc->silence ? 0
+					   : (int16_t)(16384.0 * sin(2.0 * M_PI * 440.0 * i / io->rate));
+		zc->table = t;
+		zc->table_rate = io->rate;
+	}
+	/* Reading the timerfd re-arms it, so taking the data clears the readiness as on a real
+	 * card: a reader registered edge-triggered is woken again at the next tick, without having
+	 * to call snd_pcm_poll_descriptors_revents. EAGAIN only means no tick is pending. */
+	if (read(zc->timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+		return -errno;
 	for (i = 0; i < size; i++) {
-		double t = (double)(zc->phase_frames + i) / io->rate;
-		int16_t v = zc->silence ? 0 : (int16_t)(16384.0 * sin(2.0 * M_PI * 440.0 * t));
+		int16_t v = zc->table[(zc->phase_frames + i) % io->rate];
 		for (c = 0; c < io->channels; c++) {
 			const snd_pcm_channel_area_t *a = &areas[c];
 			char *p = (char *)a->addr + (a->first + (offset + i) * a->step) / 8;
@@ -112,7 +142,7 @@ static snd_pcm_sframes_t zc_transfer(snd_pcm_ioplug_t *io, const snd_pcm_channel
 	return (snd_pcm_sframes_t)size;
 }
 
-/* Clears the timer and reports readable: the reader then reads until EAGAIN. */
+/* Clears the timer and reports readable. */
 static int zc_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfd, unsigned int nfds,
 			   unsigned short *revents)
 {
@@ -129,6 +159,7 @@ static int zc_close(snd_pcm_ioplug_t *io)
 {
 	struct zcfake *zc = io->private_data;
 	close(zc->timer_fd);
+	free(zc->table);
 	free(zc);
 	return 0;
 }
@@ -139,6 +170,7 @@ static const snd_pcm_ioplug_callback_t zc_callback = {
 	.pointer = zc_pointer,
 	.transfer = zc_transfer,
 	.poll_revents = zc_poll_revents,
+	.sw_params = zc_sw_params,
 	.close = zc_close,
 };
 

@@ -13,7 +13,7 @@
 //! - **stalls**: more than `--stall-ms` of wall time between two audio messages (or from the
 //!   last one to the end of the run), after the first one.
 //!
-//! It prints one `ready …` line once every player is playing (or the ramp timed out), and one
+//! It prints one `ready …` line once every player receives audio (or the ramp timed out), and one
 //! `summary …` line of `key=value` pairs at the end, for scripts; `--check` makes the exit
 //! status say whether every player received continuous audio (0 yes, 1 no). Problems of
 //! individual players go to stderr.
@@ -46,7 +46,7 @@ type Session = ClientSession<ARENA, TX>;
 const GAP_SLACK_MS: f64 = 2.0;
 /// Socket reads go through one buffer shared by all players.
 const READ_BUFFER: usize = 64 * 1024;
-/// How long the `ready` line waits for every player to be playing after the ramp.
+/// How long the `ready` line waits for every player to receive audio after the ramp.
 const READY_LIMIT: Duration = Duration::from_secs(15);
 
 const USAGE: &str = "\
@@ -612,6 +612,14 @@ impl Load {
             .count()
     }
 
+    /// Players still running that have received audio.
+    fn receiving(&self) -> usize {
+        self.players
+            .iter()
+            .filter(|p| p.stats.first_audio_at.is_some() && p.stats.end == End::Running)
+            .count()
+    }
+
     /// Runs the idle timers of every session (pings to a silent server).
     fn timers(&mut self) {
         let now = self.now();
@@ -845,12 +853,13 @@ fn run(args: Args) -> Result<bool, String> {
         }
         if !ready_printed
             && load.players.len() == n
-            && (load.playing() == n || now > load.args.ramp + READY_LIMIT)
+            && (load.receiving() == n || now > load.args.ramp + READY_LIMIT)
         {
             ready_printed = true;
             println!(
-                "ready players={n} playing={} t_ms={}",
+                "ready players={n} playing={} receiving={} t_ms={}",
                 load.playing(),
+                load.receiving(),
                 now.as_millis()
             );
         }

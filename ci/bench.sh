@@ -40,8 +40,9 @@ elif ! command -v qemu-arm >/dev/null || ! command -v cargo-zigbuild >/dev/null;
 else
     say "bench: static zerocast (no ALSA) for $PI_MUSL_TARGET"
     (
-        # The same features as `ci/run.sh cross`, so the two share one build.
-        export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
+        # The same features and flags as `ci/run.sh cross`, so the two share one build.
+        pi_env
+        export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no $PI_RUSTFLAGS"
         cargo zigbuild --locked --release -j2 -p zerocast --bin zerocast --no-default-features \
             --features aac --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )

@@ -52,6 +52,10 @@ tool_path() {
 #   the Pi's own ARMv6 libasound is loaded at run time.
 pi_env() {
     export RUSTC_BOOTSTRAP=1
+    # No panic location strings (file, line) in the Pi builds: with panic=abort they would only
+    # name a place nobody reads, and they cost 27 KiB of the 1.5 MiB budget (FDK, LAME and the
+    # HTTP server fill the rest; docs/architecture.md, "Builds for the Pi").
+    export PI_RUSTFLAGS="-Zlocation-detail=none"
     export CC_arm_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
     export CFLAGS_arm_unknown_linux_gnueabihf="-march=armv6+fp -mfpu=vfp -mfloat-abi=hard -marm"
     export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
@@ -64,7 +68,7 @@ build_pi_binary() {
     (
         cd "$ROOT"
         pi_env
-        cargo zigbuild --release --locked -p zerocast \
+        RUSTFLAGS="$PI_RUSTFLAGS" cargo zigbuild --release --locked -p zerocast \
             --target "$PI_TARGET.$PI_GLIBC" -Zbuild-std=std,panic_abort
     )
     [[ -x $PI_BIN ]] || die "cross build produced no $PI_BIN"

@@ -346,7 +346,8 @@ for line in sys.stdin:
     # ~480 KiB, LAME ~145 KiB; docs/architecture.md, "Builds for the Pi").
     say "cross: static zerocast (no ALSA, no MP3; AAC) for $PI_MUSL_TARGET"
     (
-        export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
+        pi_env
+        export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no $PI_RUSTFLAGS"
         cargo zigbuild --locked --release -p zerocast --no-default-features --features aac \
             --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )

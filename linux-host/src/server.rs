@@ -466,6 +466,44 @@ impl Server {
         }
     }
 
+    /// Who may play or publish what, and which stream it is: the access rules, then the table.
+    /// A stream the local capture feeds (its own or one of its renditions) takes no publisher.
+    /// Every answer is logged once with the peer's address.
+    fn route(
+        &mut self,
+        peer: SocketAddr,
+        request: &Request<'_>,
+        publish: bool,
+    ) -> Result<StreamId, Denied> {
+        let (app, name) = (request.app_base(), request.name_base());
+        let verdict = if publish {
+            self.options.access.may_publish(request).and_then(|()| {
+                let captured = self
+                    .hub
+                    .find(app, name)
+                    .and_then(|id| self.hub.get(id))
+                    .is_some_and(|s| s.publisher() == Publisher::Capture);
+                if captured {
+                    Err(Denied::CaptureStream)
+                } else {
+                    self.hub.find_or_create(app, name)
+                }
+            })
+        } else {
+            self.options
+                .access
+                .may_play(request)
+                .and_then(|()| self.hub.find_or_create(app, name))
+        };
+        let verb = if publish { "publish" } else { "play" };
+        match &verdict {
+            Ok(_) => info!("{peer}: {verb} {app}/{name}"),
+            // The peer is closed right after a refusal, so this is once per attempt.
+            Err(why) => warn!("{peer}: {verb} {app}/{name} refused: {why}"),
+        }
+        verdict
+    }
+
     /// Handles a peer's event; returns a decision to apply to its session.
     fn peer_event(
         &mut self,
@@ -482,28 +520,11 @@ impl Server {
                     app,
                     name,
                 };
-                let verdict = self.options.access.may_play(&request).and_then(|()| {
-                    self.hub
-                        .find_or_create(request.app_base(), request.name_base())
-                });
-                match verdict {
-                    Ok(id) => {
-                        info!(
-                            "{peer}: play {}/{}",
-                            request.app_base(),
-                            request.name_base()
-                        );
-                        Some(Decision::Play(id))
-                    }
-                    Err(why) => {
-                        info!(
-                            "{peer}: play {}/{} refused: {why}",
-                            request.app_base(),
-                            request.name_base()
-                        );
-                        Some(Decision::RefusePlay(why))
-                    }
-                }
+                let verdict = self.route(peer, &request, false);
+                Some(match verdict {
+                    Ok(id) => Decision::Play(id),
+                    Err(why) => Decision::RefusePlay(why),
+                })
             }
             Event::PublishRequested { app, name } => {
                 let request = Request {
@@ -511,38 +532,11 @@ impl Server {
                     app,
                     name,
                 };
-                let is_capture = self
-                    .options
-                    .capture
-                    .as_deref()
-                    .is_some_and(|c| c == request.name_base());
-                let verdict = self.options.access.may_publish(&request).and_then(|()| {
-                    if is_capture {
-                        Err(Denied::CaptureStream)
-                    } else {
-                        self.hub
-                            .find_or_create(request.app_base(), request.name_base())
-                    }
-                });
-                match verdict {
-                    Ok(id) => {
-                        info!(
-                            "{peer}: publish {}/{}",
-                            request.app_base(),
-                            request.name_base()
-                        );
-                        Some(Decision::Publish(id))
-                    }
-                    Err(why) => {
-                        // Logged once per attempt: the peer is closed right after.
-                        warn!(
-                            "{peer}: publish {}/{} refused: {why}",
-                            request.app_base(),
-                            request.name_base()
-                        );
-                        Some(Decision::RefusePublish(why))
-                    }
-                }
+                let verdict = self.route(peer, &request, true);
+                Some(match verdict {
+                    Ok(id) => Decision::Publish(id),
+                    Err(why) => Decision::RefusePublish(why),
+                })
             }
             Event::Audio { timestamp, payload } => {
                 if let Role::Publisher { stream, last_audio } = role {

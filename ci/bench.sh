@@ -42,9 +42,8 @@ else
     (
         # The same features as `ci/run.sh cross`, so the two share one build.
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no"
-        export MP3LAME_SYS_OVERRIDE_HOST=arm-linux-gnueabihf
         cargo zigbuild --locked --release -j2 -p zerocast --bin zerocast --no-default-features \
-            --features aac,mp3 --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
+            --features aac --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     plugin="$TARGET_DIR/qemu-insn/libinsn.so"
     mkdir -p "$(dirname "$plugin")"

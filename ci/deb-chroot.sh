@@ -120,7 +120,7 @@ start_service() {
     [[ -n $exec_start ]] || die "deb-chroot: no ExecStart in the unit"
     # shellcheck disable=SC2086 # ExecStart is words, as systemd splits it.
     chroot --userspec=zerocast:zerocast --groups=audio "$root" $exec_start \
-        --source tone:440 --listen "127.0.0.1:$port" >"$work/zerocast.log" 2>&1 &
+        --source tone:440 --listen "127.0.0.1:$port" --http off >"$work/zerocast.log" 2>&1 &
     zc_pid=$!
     local deadline=$((SECONDS + 60))
     until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do

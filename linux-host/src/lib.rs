@@ -132,12 +132,19 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         settings.clone(),
         event_loop::FIRST_FREE_TOKEN,
     )
-    .map_err(|e| listen_error(settings.listen, &e))?;
+    .map_err(|e| listen_error("--listen", settings.listen, &e))?;
     if let Some(addr) = settings.http.listen {
-        let bound = server
-            .listen_http(addr, server::HttpOptions::from_settings(settings))
-            .map_err(|e| listen_error(addr, &e))?;
-        log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)");
+        match server.listen_http(addr, server::HttpOptions::from_settings(settings)) {
+            Ok(bound) => {
+                log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)")
+            }
+            // The default port taken (another zerocast, an Icecast) must not stop RTMP.
+            Err(e) if Some(addr) == config::Http::default().listen => log::warn!(
+                "no HTTP listeners: {}",
+                listen_error("--http ADDR:PORT, or --http off", addr, &e)
+            ),
+            Err(e) => return Err(listen_error("--http", addr, &e)),
+        }
     }
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
@@ -161,11 +168,12 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
 }
 
 /// What a user can do about a listen error.
-fn listen_error(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+fn listen_error(flag: &str, addr: std::net::SocketAddr, e: &std::io::Error) -> String {
     let hint = match e.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            " (port in use: is another zerocast or nginx-rtmp running? pick another with --listen)"
-        }
+        std::io::ErrorKind::AddrInUse => &format!(
+            " (port in use: is another zerocast, nginx-rtmp or Icecast running? pick another \
+             with {flag})"
+        ),
         std::io::ErrorKind::PermissionDenied => {
             " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
         }

@@ -3,6 +3,8 @@
 //! - Every player (ffmpeg, rtmpdump, VLC, GStreamer rtmpsrc and rtmp2src) plays `--codec aac`
 //!   and `--codec mp3` of the 440 Hz tone for 8 s, checked like e2e_players.rs: the frequency,
 //!   the duration, no gap longer than one 20 ms period, no phase jump.
+//! - One capture, several renditions: `--codec aac,pcm,mp3` serves `live/audio` in AAC,
+//!   `live/audio_pcm` in PCM and `live/audio_mp3` in MP3 at once, each heard as the tone.
 //! - 48 kHz capture on stdin (`--rate 48000`) with every codec: a 1 kHz tone arrives as 1 kHz.
 //!   AAC is served at 48 kHz; PCM, ADPCM and MP3 are resampled to 44.1 kHz, and their tag header
 //!   byte and `onMetaData` say 44.1 kHz (a mislabelled 48 kHz stream would decode at 918.75 Hz).
@@ -77,8 +79,8 @@ const GST_RTMPSRC_PLAY: Duration = Duration::from_secs(16);
 
 /// The 48 kHz capture's tone.
 const TONE_48K_HZ: f64 = 1000.0;
-/// How long the player records of it.
-const PLAY_48K: Duration = Duration::from_secs(4);
+/// How long the players of the 48 kHz and the renditions tests record.
+const PLAY_SHORT: Duration = Duration::from_secs(4);
 
 /// The number after `key` in an AMF0 ECMA array (key as a short string, then marker 0 and a
 /// big-endian f64), as rtmpdump stores onMetaData.
@@ -125,7 +127,7 @@ fn capture_48k(codec: Codec) -> Result<(), HarnessError> {
         let flv_path = dir.join("rtmpdump.flv");
         let mut dump = rtmpdump_flv(&server.url, &flv_path, &dir.join("rtmpdump.log"))?;
         let wav_path = dir.join("ffmpeg.wav");
-        let mut player = ffmpeg_wav(&server.url, PLAY_48K, &wav_path, &dir.join("ffmpeg.log"))?;
+        let mut player = ffmpeg_wav(&server.url, PLAY_SHORT, &wav_path, &dir.join("ffmpeg.log"))?;
         let status = player.wait_timeout(Duration::from_secs(30))?;
         if !status.success() {
             return Err(player.failed(format!("exited with {status}")));
@@ -162,7 +164,7 @@ fn capture_48k(codec: Codec) -> Result<(), HarnessError> {
                 wav.sample_rate
             ));
         }
-        let expected = PLAY_48K.as_secs_f64();
+        let expected = PLAY_SHORT.as_secs_f64();
         if (report.duration_s - expected).abs() > DURATION_TOLERANCE * expected {
             problems.push(format!("{:.3} s, expected {expected}", report.duration_s));
         }
@@ -210,4 +212,66 @@ fn capture_48k_mp3_is_resampled_to_44k1() -> Result<(), HarnessError> {
 #[test]
 fn capture_48k_aac_is_served_at_48k() -> Result<(), HarnessError> {
     capture_48k(Codec::Aac)
+}
+
+#[test]
+fn one_capture_served_in_three_codecs_at_once() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "rtmpdump"])? {
+        return Ok(());
+    }
+    TempDir::run("renditions", |dir| {
+        let args = [
+            "--source",
+            "tone:1000",
+            "--codec",
+            "aac,pcm,mp3",
+            "--join-ms",
+            "300",
+        ];
+        let mut server = Zerocast::start(&args, &[], None, dir)?;
+        let mut players = Vec::new();
+        for (path, format) in [("audio", 10), ("audio_pcm", 3), ("audio_mp3", 2)] {
+            let url = format!("rtmp://127.0.0.1:{}/live/{path}", server.port);
+            let wav = dir.join(format!("{path}.wav"));
+            let flv_path = dir.join(format!("{path}.flv"));
+            let player = ffmpeg_wav(&url, PLAY_SHORT, &wav, &dir.join(format!("{path}.log")))?;
+            let dump = rtmpdump_flv(&url, &flv_path, &dir.join(format!("{path}-dump.log")))?;
+            players.push((path, format, wav, flv_path, player, dump));
+        }
+        let mut problems = Vec::new();
+        for (path, format, wav, flv_path, mut player, mut dump) in players {
+            let status = player.wait_timeout(Duration::from_secs(30))?;
+            if !status.success() {
+                return Err(player.failed(format!("{path}: exited with {status}")));
+            }
+            dump.stop(nix::sys::signal::Signal::SIGINT, process::DROP_GRACE)?;
+            let (_, report) = analyze_file(&wav)?;
+            let tags = flv::read(&flv_path)?;
+            let sound_format = tags
+                .iter()
+                .find(|t| t.kind == flv::TAG_AUDIO)
+                .and_then(|t| t.data.first().map(|b| b >> 4));
+            eprintln!("live/{path}: SoundFormat {sound_format:?}: {report}");
+            if (report.frequency_hz - TONE_48K_HZ).abs() > FREQUENCY_TOLERANCE * TONE_48K_HZ
+                || report.longest_gap_ms > PERIOD_MS as f64
+                || report.discontinuities > 0
+            {
+                problems.push(format!("live/{path}: {report}"));
+            }
+            if sound_format != Some(format) {
+                problems.push(format!(
+                    "live/{path}: SoundFormat {sound_format:?}, expected {format}"
+                ));
+            }
+        }
+        server.stop_cleanly()?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(HarnessError::Failed {
+                what: "renditions".to_owned(),
+                detail: problems.join("; "),
+            })
+        }
+    })
 }

@@ -867,3 +867,29 @@ fn icecast_listener_stays_through_a_publisher_loss_and_hears_the_next_one(
         z.stop_cleanly()
     })
 }
+
+#[test]
+fn captured_aac_and_mp3_renditions_play_on_their_mounts() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "curl"])? {
+        return Ok(());
+    }
+    TempDir::run("http-renditions", |dir| {
+        // `--codec aac,mp3`: live/audio is AAC, live/audio_mp3 its MP3 rendition, and both
+        // mounts of live/audio exist.
+        let (mut z, base) = zerocast(&["--source", "tone:440", "--codec", "aac,mp3"], dir)?;
+        wait_mount(&base, "/live/audio.aac")?;
+        wait_mount(&base, "/live/audio.mp3")?;
+        let mut jobs = Vec::new();
+        for ext in ["aac", "mp3"] {
+            let file = dir.join(format!("capture.{ext}"));
+            let p = curl(&format!("{base}/live/audio.{ext}"), LISTEN, &file, dir, ext)?;
+            jobs.push((p, file));
+        }
+        for (p, file) in jobs {
+            let what = file.display().to_string();
+            finish(p, &what)?;
+            check_heard(&decode(&file)?, LISTEN.as_secs_f64(), &what)?;
+        }
+        z.stop_cleanly()
+    })
+}

@@ -56,6 +56,10 @@ impl Zerocast {
         let mut argv = process::zerocast_argv();
         argv.extend(["--listen".to_owned(), listen]);
         argv.extend(args.iter().map(|a| (*a).to_owned()));
+        // RTMP only unless asked: HTTP's default port may be taken on a shared machine.
+        if !args.contains(&"--http") {
+            argv.extend(["--http".to_owned(), "off".to_owned()]);
+        }
         let log = dir.join("zerocast.log");
         let mut process = match stdin {
             None => process::spawn(&argv[0], &argv[1..], env, &log)?,
@@ -260,6 +264,8 @@ pub fn run_to_exit_env(
     };
     let ((out, out_path), (err, err_path)) = (create("out")?, create("err")?);
     let mut child = process::zerocast_command()
+        // No HTTP listener on the fixed default port unless `args` ask for one.
+        .args(["--http", "off"])
         .args(args)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::null())

@@ -238,6 +238,10 @@ pub fn start_zerocast(
         .map(str::to_owned),
     );
     argv.extend(extra.iter().map(|a| (*a).to_owned()));
+    // RTMP only unless asked: HTTP's default port may be taken on a shared machine.
+    if !extra.contains(&"--http") {
+        argv.extend(["--http".to_owned(), "off".to_owned()]);
+    }
     let mut server = process::spawn(
         &argv[0],
         &argv[1..],

@@ -69,9 +69,6 @@ fn hostile_clients_do_not_harm_playback() -> Result<(), HarnessError> {
                 &max_clients,
                 "--handshake-timeout-ms",
                 &handshake_ms,
-                // The connection limit is counted in sockets: no HTTP listener among them.
-                "--http",
-                "off",
             ],
             dir,
         )?;

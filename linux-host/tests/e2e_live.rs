@@ -9,8 +9,7 @@
 
 mod common;
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use common::check::check_tone;
 use common::flv;
 use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
 use common::process::{self, Spawned};
-use common::server::NGINX_RTMP_MODULE;
+use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
 use common::wav::Wav;
 use common::{tools_available, HarnessError, TempDir};
 use nix::sys::signal::Signal;
@@ -424,25 +423,6 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
     })
 }
 
-/// nginx with libnginx-mod-rtmp in the foreground on `port`, its files under `dir/nginx`.
-fn start_nginx(port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
-    let prefix = dir.join("nginx");
-    common::make_dir(&prefix, 0o755)?;
-    let p = prefix.display();
-    let conf = format!(
-        "load_module {NGINX_RTMP_MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\n\
-         error_log {p}/error.log;\npid {p}/nginx.pid;\nevents {{}}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-         application live {{ live on; record off; }} }} }}\n"
-    );
-    let conf_path: PathBuf = prefix.join("nginx.conf");
-    fs::write(&conf_path, conf).map_err(|e| HarnessError::io("write nginx.conf", e))?;
-    let args = ["-p", &p.to_string(), "-c", &conf_path.display().to_string()];
-    let mut nginx = process::spawn("nginx", &args, &[], &prefix.join("nginx.log"))?;
-    process::wait_for_port(port, LIMIT, &mut nginx)?;
-    Ok(nginx)
-}
-
 #[test]
 fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg", "rtmpdump", "nginx", NGINX_RTMP_MODULE])? {
@@ -450,7 +430,7 @@ fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError
     }
     TempDir::run("live-push", |dir| {
         let nginx_port = process::free_port()?;
-        let mut nginx = start_nginx(nginx_port, dir)?;
+        let mut nginx = start_nginx_live(nginx_port, dir)?;
         let push = format!("rtmp://127.0.0.1:{nginx_port}/live/radio");
         let mut server = Zerocast::start(&["--source", "tone", "--push", &push], &[], None, dir)?;
         server.wait_log("publishing", LIMIT)?;
@@ -464,7 +444,7 @@ fn push_relay_to_nginx_survives_an_upstream_restart() -> Result<(), HarnessError
         nginx.wait_timeout(LIMIT)?;
         server.wait_log("retrying", LIMIT)?;
         thread::sleep(Duration::from_secs(5)); // the upstream's outage
-        let _nginx = start_nginx(nginx_port, dir)?;
+        let _nginx = start_nginx_live(nginx_port, dir)?;
         process::wait_until("the push back up", Duration::from_secs(10), || {
             Ok(server.log_count("back up") >= 1)
         })

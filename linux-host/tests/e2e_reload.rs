@@ -11,41 +11,16 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use common::analysis::{analyze_tone, ToneParams};
-use common::check::FREQUENCY_TOLERANCE;
+use common::check::check_tone;
 use common::flv;
 use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
-use common::process::{self, Spawned};
-use common::server::NGINX_RTMP_MODULE;
+use common::process;
+use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
 use common::wav::Wav;
 use common::{tools_available, HarnessError, TempDir};
 use nix::sys::signal::Signal;
 
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// nginx-rtmp in the foreground on `port`.
-fn start_nginx(port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
-    let prefix = dir.join("nginx");
-    common::make_dir(&prefix, 0o755)?;
-    let p = prefix.display().to_string();
-    let conf = format!(
-        "load_module {NGINX_RTMP_MODULE};\ndaemon off;\nmaster_process off;\n\
-         error_log {p}/error.log;\npid {p}/nginx.pid;\nevents {{}}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-         application live {{ live on; record off; }} }} }}\n"
-    );
-    let conf_path = prefix.join("nginx.conf");
-    fs::write(&conf_path, conf).map_err(|e| HarnessError::io("write nginx.conf", e))?;
-    let conf_arg = conf_path.display().to_string();
-    let mut nginx = process::spawn(
-        "nginx",
-        &["-p", &p, "-c", &conf_arg],
-        &[],
-        &prefix.join("log"),
-    )?;
-    process::wait_for_port(port, LIMIT, &mut nginx)?;
-    Ok(nginx)
-}
 
 /// Plays `url` for 2 s with ffmpeg and checks the 440 Hz tone.
 fn hear_tone(url: &str, dir: &Path, name: &str) -> Result<(), HarnessError> {
@@ -59,21 +34,7 @@ fn hear_tone(url: &str, dir: &Path, name: &str) -> Result<(), HarnessError> {
     if !p.wait_timeout(LIMIT)?.success() {
         return Err(p.failed(format!("{name} failed")));
     }
-    let report = analyze_tone(&Wav::read(&wav)?, &ToneParams::default()).map_err(|e| {
-        HarnessError::Failed {
-            what: name.to_owned(),
-            detail: e.to_string(),
-        }
-    })?;
-    println!("{name}: {report}");
-    if (report.frequency_hz - 440.0).abs() > FREQUENCY_TOLERANCE * 440.0
-        || report.longest_gap_ms > 30.0
-    {
-        return Err(HarnessError::Failed {
-            what: name.to_owned(),
-            detail: report.to_string(),
-        });
-    }
+    check_tone(&Wav::read(&wav)?, 440.0, 1.5, 30.0, name)?;
     Ok(())
 }
 
@@ -107,7 +68,7 @@ fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
     }
     TempDir::run("reload", |dir| {
         let nginx_port = process::free_port()?;
-        let _nginx = start_nginx(nginx_port, dir)?;
+        let _nginx = start_nginx_live(nginx_port, dir)?;
         let config = dir.join("zerocast.toml");
         let base = format!(
             "source = \"tone\"\njoin_ms = 0\n\

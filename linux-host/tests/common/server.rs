@@ -140,16 +140,13 @@ impl Server {
     }
 }
 
-fn start_nginx(
-    codec: Codec,
-    port: u16,
-    url: &str,
-    dir: &Path,
-) -> Result<Vec<Spawned>, HarnessError> {
+/// nginx with libnginx-mod-rtmp in the foreground on 127.0.0.1:`port`, `application live { live
+/// on; }` (the minimal config of the brief: one worker, its files under `dir/nginx`), once it
+/// accepts connections. Also the upstream of zerocast's push relay in the tests.
+pub fn start_nginx_live(port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
     let prefix = dir.join("nginx");
     super::make_dir(&prefix, 0o755)?;
     let p = prefix.display();
-    // The minimal config of the brief: one worker in the foreground, logs in the prefix.
     let conf = format!(
         "load_module {NGINX_RTMP_MODULE};\n\
          daemon off;\nmaster_process off;\nworker_processes 1;\n\
@@ -173,6 +170,16 @@ fn start_nginx(
         &prefix.join("nginx.log"),
     )?;
     process::wait_for_port(port, STARTUP_LIMIT, &mut nginx)?;
+    Ok(nginx)
+}
+
+fn start_nginx(
+    codec: Codec,
+    port: u16,
+    url: &str,
+    dir: &Path,
+) -> Result<Vec<Spawned>, HarnessError> {
+    let nginx = start_nginx_live(port, dir)?;
 
     // protocol-notes §4: the publisher that stands in for the capture side.
     let publisher = process::spawn(

@@ -513,31 +513,21 @@ impl Server {
         event: Event<'_>,
         now: Instant,
     ) -> Option<Decision> {
+        if let Event::PlayRequested { app, name } | Event::PublishRequested { app, name } = event {
+            let publish = matches!(event, Event::PublishRequested { .. });
+            let request = Request {
+                peer: peer.ip(),
+                app,
+                name,
+            };
+            return Some(match (self.route(peer, &request, publish), publish) {
+                (Ok(id), false) => Decision::Play(id),
+                (Err(why), false) => Decision::RefusePlay(why),
+                (Ok(id), true) => Decision::Publish(id),
+                (Err(why), true) => Decision::RefusePublish(why),
+            });
+        }
         match event {
-            Event::PlayRequested { app, name } => {
-                let request = Request {
-                    peer: peer.ip(),
-                    app,
-                    name,
-                };
-                let verdict = self.route(peer, &request, false);
-                Some(match verdict {
-                    Ok(id) => Decision::Play(id),
-                    Err(why) => Decision::RefusePlay(why),
-                })
-            }
-            Event::PublishRequested { app, name } => {
-                let request = Request {
-                    peer: peer.ip(),
-                    app,
-                    name,
-                };
-                let verdict = self.route(peer, &request, true);
-                Some(match verdict {
-                    Ok(id) => Decision::Publish(id),
-                    Err(why) => Decision::RefusePublish(why),
-                })
-            }
             Event::Audio { timestamp, payload } => {
                 if let Role::Publisher { stream, last_audio } = role {
                     *last_audio = now;
@@ -563,7 +553,9 @@ impl Server {
             }
             Event::PlayStopped => Some(Decision::StopPlay),
             Event::Unpublished => Some(Decision::StopPublish),
-            Event::Connected { .. } => None,
+            Event::Connected { .. }
+            | Event::PlayRequested { .. }
+            | Event::PublishRequested { .. } => None,
         }
     }
 

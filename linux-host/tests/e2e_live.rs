@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::check::check_tone;
 use common::flv;
-use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
+use common::live::{ffmpeg_wav, publish_once, rtmpdump_flv, Zerocast};
 use common::process::{self, Spawned};
 use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
 use common::wav::Wav;
@@ -352,34 +352,6 @@ fn frozen_publisher_is_taken_over_at_once() -> Result<(), HarnessError> {
     replaced_publisher(Signal::SIGSTOP, Duration::ZERO, "pcm_s16le", "live-frozen")
 }
 
-/// Publishes 1 s of tone to `live/k` with `name` and returns whether ffmpeg succeeded.
-fn try_publish(
-    server: &Zerocast,
-    name: &str,
-    dir: &Path,
-    label: &str,
-) -> Result<bool, HarnessError> {
-    let url = format!("rtmp://127.0.0.1:{}/live/{name}", server.port);
-    let log = dir.join(format!("{label}.log"));
-    let args = [
-        "-nostdin",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=440:d=1",
-        "-c:a",
-        "pcm_s16le",
-        "-ar",
-        "44100",
-        "-f",
-        "flv",
-        &url,
-    ];
-    let mut p = process::spawn("ffmpeg", &args, &[], &log)?;
-    Ok(p.wait_timeout(LIMIT)?.success())
-}
-
 #[test]
 fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg"])? {
@@ -387,7 +359,7 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
     }
     TempDir::run("live-access", |dir| {
         let mut server = zerocast(&["--allow-publish", "127.0.0.2/32"], dir)?;
-        if try_publish(&server, "k", dir, "outside")? {
+        if publish_once(server.port, "k", dir, "outside")? {
             return Err(server
                 .process
                 .failed("a publisher outside --allow-publish was taken".into()));
@@ -399,21 +371,21 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
             ("k", "nokey", "no key given"),
             ("k?key=wrong", "wrongkey", "wrong key"),
         ] {
-            if try_publish(&server, name, dir, label)? {
+            if publish_once(server.port, name, dir, label)? {
                 return Err(server
                     .process
                     .failed(format!("publisher with {label} was taken")));
             }
             server.wait_log(refusal, LIMIT)?;
         }
-        if !try_publish(&server, "k?key=s3cret", dir, "rightkey")? {
+        if !publish_once(server.port, "k?key=s3cret", dir, "rightkey")? {
             return Err(server.process.failed("the right key was refused".into()));
         }
         server.wait_log("publish live/k", LIMIT)?;
         server.stop_cleanly()?;
         // With a capture, its stream is not for publishers.
         let mut server = Zerocast::start(&["--source", "tone"], &[], None, dir)?;
-        if try_publish(&server, "audio", dir, "capture")? {
+        if publish_once(server.port, "audio", dir, "capture")? {
             return Err(server
                 .process
                 .failed("a publisher took the capture's stream".into()));
@@ -671,7 +643,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
         let mut one = RawPublisher::start(small.port, "s1")?;
         small.wait_log("publish live/s1", LIMIT)?;
         one.audio(0, &mut phase)?;
-        if try_publish(&small, "s2", dir, "s2")? {
+        if publish_once(small.port, "s2", dir, "s2")? {
             return Err(small
                 .process
                 .failed("a stream beyond --max-streams was taken".into()));

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::check::check_tone;
 use common::flv;
-use common::live::{ffmpeg_wav, rtmpdump_flv, Zerocast};
+use common::live::{ffmpeg_wav, publish_once, rtmpdump_flv, Zerocast};
 use common::process;
 use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
 use common::wav::Wav;
@@ -36,29 +36,6 @@ fn hear_tone(url: &str, dir: &Path, name: &str) -> Result<(), HarnessError> {
     }
     check_tone(&Wav::read(&wav)?, 440.0, 1.5, 30.0, name)?;
     Ok(())
-}
-
-/// Publishes 1 s to `live/NAME` from 127.0.0.1; whether ffmpeg succeeded.
-fn publish_once(port: u16, name: &str, dir: &Path) -> Result<bool, HarnessError> {
-    let url = format!("rtmp://127.0.0.1:{port}/live/{name}");
-    let args = [
-        "-nostdin",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=440:d=1",
-        "-c:a",
-        "pcm_s16le",
-        "-ar",
-        "44100",
-        "-f",
-        "flv",
-        &url,
-    ];
-    let log = dir.join(format!("publish-{}.log", name.replace('?', "_")));
-    let mut p = process::spawn("ffmpeg", &args, &[], &log)?;
-    Ok(p.wait_timeout(LIMIT)?.success())
 }
 
 #[test]
@@ -110,12 +87,12 @@ fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
         fs::write(&config, changed).map_err(|e| HarnessError::io("write config", e))?;
         server.process.signal(Signal::SIGHUP)?;
         server.wait_log("configuration reloaded", LIMIT)?;
-        if publish_once(port, "new", dir)? {
+        if publish_once(port, "new", dir, "new")? {
             return Err(server
                 .process
                 .failed("live/new took a publisher without its key".into()));
         }
-        if !publish_once(port, "new?key=newkey", dir)? {
+        if !publish_once(port, "new?key=newkey", dir, "new-key")? {
             return Err(server.process.failed("live/new refused its key".into()));
         }
         hear_tone(

@@ -301,3 +301,27 @@ pub fn run_to_exit_env(
         stderr: read(&err_path)?,
     })
 }
+
+/// Publishes 1 s of a 440 Hz PCM tone to `live/NAME` on 127.0.0.1:`port` with ffmpeg (its log in
+/// `dir/publish-LABEL.log`) and returns whether ffmpeg succeeded: a refused publisher fails.
+pub fn publish_once(port: u16, name: &str, dir: &Path, label: &str) -> Result<bool, HarnessError> {
+    let url = format!("rtmp://127.0.0.1:{port}/live/{name}");
+    let args = [
+        "-nostdin",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=1",
+        "-c:a",
+        "pcm_s16le",
+        "-ar",
+        "44100",
+        "-f",
+        "flv",
+        &url,
+    ];
+    let log = dir.join(format!("publish-{label}.log"));
+    let mut publisher = process::spawn("ffmpeg", &args, &[], &log)?;
+    Ok(publisher.wait_timeout(Duration::from_secs(20))?.success())
+}

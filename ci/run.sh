@@ -39,7 +39,8 @@ APT_PACKAGES=(
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)
 # What `serve` needs to build and run on a Debian or Raspberry Pi OS machine.
-APT_SERVE_PACKAGES=(gcc libc6-dev pkg-config libasound2-dev alsa-utils ca-certificates curl)
+# g++ and make: the bundled FDK AAC (C++) and LAME (configure + make) are built by the crate.
+APT_SERVE_PACKAGES=(gcc g++ make libc6-dev pkg-config libasound2-dev alsa-utils ca-certificates curl)
 
 # Runs a command as root: directly when we are root (CI), through sudo otherwise (a Pi).
 as_root() {

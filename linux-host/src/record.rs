@@ -54,6 +54,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use zerocast_core::adts::{self, AdtsHeader};
 use zerocast_core::flv::{self, AacPacketType, SoundFormat};
 
 /// Size of each file's write buffer: one write (and one `fdatasync`) per this many bytes.
@@ -174,12 +175,8 @@ fn errno(e: &io::Error) -> i32 {
 /// The raw companion file's framing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Raw {
-    /// AAC frames behind 7-byte ADTS headers: profile, sampling index, channel configuration.
-    Adts {
-        profile: u8,
-        rate_index: u8,
-        channels: u8,
-    },
+    /// AAC frames behind 7-byte ADTS headers (the core's framing).
+    Adts(AdtsHeader),
     /// MP3 frames as they are.
     Mp3,
 }
@@ -187,7 +184,7 @@ enum Raw {
 impl Raw {
     fn extension(self) -> &'static str {
         match self {
-            Raw::Adts { .. } => "aac",
+            Raw::Adts(_) => "aac",
             Raw::Mp3 => "mp3",
         }
     }
@@ -196,38 +193,21 @@ impl Raw {
     /// AudioSpecificConfig) describes, if ADTS can carry it (ISO 14496-3 1.6.2.1: object types
     /// 1–4, a sampling frequency index, a channel configuration 1–7).
     fn adts(sequence_header: &[u8]) -> Option<Raw> {
-        let config = sequence_header.get(2..4)?;
-        let object_type = config[0] >> 3;
-        let rate_index = (config[0] & 7) << 1 | config[1] >> 7;
-        let channels = (config[1] >> 3) & 15;
-        ((1..=4).contains(&object_type) && rate_index < 13 && (1..=7).contains(&channels))
-            .then_some(Raw::Adts {
-                profile: object_type - 1,
-                rate_index,
-                channels,
-            })
+        let config = sequence_header.get(2..)?;
+        AdtsHeader::from_audio_specific_config(config)
+            .ok()
+            .map(Raw::Adts)
     }
 
     /// Appends one frame (the codec data of an audio tag body) in this framing.
     fn frame(self, data: &[u8], out: &mut Vec<u8>) {
-        if let Raw::Adts {
-            profile,
-            rate_index,
-            channels,
-        } = self
-        {
-            // ISO 14496-3 1.A.2.2: syncword, MPEG-4, layer 0, no CRC; frame length includes
-            // the 7 header bytes; buffer fullness 0x7FF (variable rate); one raw data block.
-            let len = data.len() + 7;
-            out.extend_from_slice(&[
-                0xFF,
-                0xF1,
-                profile << 6 | rate_index << 2 | channels >> 2,
-                (channels & 3) << 6 | (len >> 11) as u8 & 3,
-                (len >> 3) as u8,
-                ((len & 7) as u8) << 5 | 0x1F,
-                0xFC,
-            ]);
+        if let Raw::Adts(header) = self {
+            let mut head = [0u8; adts::HEADER_LEN];
+            // A frame ADTS cannot describe (over 8 KiB: not an AAC frame) is left out.
+            if header.emit(data.len(), &mut head).is_err() {
+                return;
+            }
+            out.extend_from_slice(&head);
         }
         out.extend_from_slice(data);
     }
@@ -1033,11 +1013,11 @@ mod tests {
         let lc = Raw::adts(&[0xAF, 0, 0x12, 0x10]).unwrap();
         assert_eq!(
             lc,
-            Raw::Adts {
-                profile: 1,
-                rate_index: 4,
-                channels: 2
-            }
+            Raw::Adts(AdtsHeader {
+                object_type: 2,
+                frequency_index: 4,
+                channel_config: 2
+            })
         );
         let mut out = Vec::new();
         lc.frame(&[0xAA; 10], &mut out);

@@ -170,6 +170,8 @@ pub struct Server {
     encode_failed: bool,
     /// Streams with audio not yet sent to their readers (the send schedule).
     dirty: Vec<Unsent>,
+    /// Reused by `flush_dirty` for the list of a stream's readers.
+    readers_scratch: Vec<usize>,
     relays: Vec<Relay>,
     /// Connections to close once the one being handled is back in the slab (a publisher
     /// replaced by a new one).
@@ -242,6 +244,7 @@ impl Server {
             capture,
             encode_failed: false,
             dirty: Vec::new(),
+            readers_scratch: Vec::new(),
             relays: Vec::new(),
             pending_close: Vec::new(),
             settings,
@@ -739,12 +742,14 @@ impl Server {
                 continue;
             }
             let id = self.dirty.swap_remove(i).stream;
-            let readers = self
-                .hub
-                .get(id)
-                .map(|s| s.readers().to_vec())
-                .unwrap_or_default();
-            for index in readers {
+            // Copied aside (closing a reader changes the stream's list) into a buffer kept
+            // across flushes: no allocation per period.
+            let mut readers = std::mem::take(&mut self.readers_scratch);
+            readers.clear();
+            if let Some(s) = self.hub.get(id) {
+                readers.extend_from_slice(s.readers());
+            }
+            for &index in &readers {
                 let result = match self.conns.get_mut(index) {
                     Some(Some(conn)) if !conn.is_blocked() => {
                         conn.flush(now, &self.hub, &mut self.counters)
@@ -756,6 +761,7 @@ impl Server {
                     Ok(()) => self.reschedule(index),
                 }
             }
+            self.readers_scratch = readers;
         }
     }
 

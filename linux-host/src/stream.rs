@@ -8,6 +8,7 @@
 //! is replaced), chunk-encodes the message once ([`zerocast_core::session::encode_media`]) and
 //! pushes it into the ring every player's cursor reads.
 
+use zerocast_core::adts::AdtsHeader;
 use zerocast_core::codec::{AdpcmSwf, BlockEncoder};
 use zerocast_core::flv::{AacPacketType, AudioTagHeader, SoundFormat};
 use zerocast_core::ring::{Cursor, Ring};
@@ -293,12 +294,12 @@ impl Stream {
 
     /// The sample rate from the AAC configuration (the header byte cannot say 48 kHz).
     pub fn true_rate(&self) -> Option<u32> {
-        AacConfig::parse(self.sequence_header.get(2..)?).map(|c| c.rate as u32)
+        aac_lc(self.sequence_header.get(2..)?).map(|c| c.sample_rate())
     }
 
     /// The channel count from the AAC configuration.
     pub fn true_channels(&self) -> Option<u8> {
-        AacConfig::parse(self.sequence_header.get(2..)?).map(|c| c.channels)
+        aac_lc(self.sequence_header.get(2..)?).map(|c| c.channel_config)
     }
 
     /// Nobody publishes and nobody listens: the table may free it.
@@ -506,8 +507,8 @@ impl Silence {
             SoundFormat::Aac => {
                 // The rate and channel count are in the AudioSpecificConfig, not the header
                 // byte (which always says 44 kHz stereo for AAC).
-                let config = asc.and_then(AacConfig::parse)?;
-                let frame: &[u8] = match config.channels {
+                let config = asc.and_then(aac_lc)?;
+                let frame: &[u8] = match config.channel_config {
                     1 => &AAC_SILENT_MONO,
                     2 => &AAC_SILENT_STEREO,
                     _ => return None,
@@ -516,7 +517,7 @@ impl Silence {
                 body.extend_from_slice(frame);
                 Some(Self {
                     body,
-                    ms: (1024 * 1000 / config.rate.max(1)) as u64,
+                    ms: u64::from(1024 * 1000 / config.sample_rate().max(1)),
                 })
             }
             _ => None,
@@ -524,30 +525,12 @@ impl Silence {
     }
 }
 
-/// The two facts of an AudioSpecificConfig the silence generator needs.
-struct AacConfig {
-    rate: usize,
-    channels: u8,
-}
-
-impl AacConfig {
-    /// ISO 14496-3 1.6.2.1: 5 bits object type, 4 bits frequency index, 4 bits channels.
-    fn parse(asc: &[u8]) -> Option<Self> {
-        const RATES: [usize; 13] = [
-            96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025,
-            8_000, 7_350,
-        ];
-        let [a, b, ..] = *asc else {
-            return None;
-        };
-        let object_type = a >> 3;
-        let index = usize::from((a & 0x07) << 1 | b >> 7);
-        let channels = (b >> 3) & 0x0F;
-        (object_type == 2).then_some(Self {
-            rate: *RATES.get(index)?,
-            channels,
-        })
-    }
+/// An AAC-LC AudioSpecificConfig's rate and channels (the core's ADTS reading of it); `None` for
+/// other object types, whose silent frames zerocast does not know.
+fn aac_lc(asc: &[u8]) -> Option<AdtsHeader> {
+    AdtsHeader::from_audio_specific_config(asc)
+        .ok()
+        .filter(|c| c.object_type == 2)
 }
 
 #[cfg(test)]
@@ -574,11 +557,11 @@ mod tests {
 
     #[test]
     fn aac_config_parses_rate_and_channels() {
-        let c = AacConfig::parse(&[0x12, 0x10]).unwrap(); // LC, 44.1 kHz, stereo
-        assert_eq!((c.rate, c.channels), (44_100, 2));
-        let c = AacConfig::parse(&[0x11, 0x88]).unwrap(); // LC, 48 kHz, mono
-        assert_eq!((c.rate, c.channels), (48_000, 1));
-        assert!(AacConfig::parse(&[0x12]).is_none());
+        let c = aac_lc(&[0x12, 0x10]).unwrap(); // LC, 44.1 kHz, stereo
+        assert_eq!((c.sample_rate(), c.channel_config), (44_100, 2));
+        let c = aac_lc(&[0x11, 0x88]).unwrap(); // LC, 48 kHz, mono
+        assert_eq!((c.sample_rate(), c.channel_config), (48_000, 1));
+        assert!(aac_lc(&[0x12]).is_none());
     }
 
     #[test]

@@ -652,3 +652,46 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
         small.stop_cleanly()
     })
 }
+
+#[test]
+fn play_rules_and_the_per_address_limit() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg"])? {
+        return Ok(());
+    }
+    TempDir::run("live-play-rules", |dir| {
+        // Playing from a denied address is refused with a status, and logged.
+        let mut server = Zerocast::start(
+            &["--source", "tone", "--deny-play", "127.0.0.0/8"],
+            &[],
+            None,
+            dir,
+        )?;
+        let wav = dir.join("denied.wav");
+        let mut player = ffmpeg_wav(
+            &server.url,
+            Duration::from_secs(1),
+            &wav,
+            &dir.join("denied.log"),
+        )?;
+        if player.wait_timeout(LIMIT)?.success() {
+            return Err(player.failed("a denied address played".into()));
+        }
+        server.wait_log("play live/audio refused: address not allowed", LIMIT)?;
+        server.stop_cleanly()?;
+        // The third connection from one address is closed at once.
+        let mut server =
+            Zerocast::start(&["--source", "tone", "--max-per-addr", "2"], &[], None, dir)?;
+        let _first = common::rtmp_client::connect_raw(server.port)?;
+        let _second = common::rtmp_client::connect_raw(server.port)?;
+        let mut third = common::rtmp_client::connect_raw(server.port)?;
+        server.wait_log("connections from this address", LIMIT)?;
+        let closed = common::rtmp_client::wait_closed(
+            &mut third,
+            std::time::Instant::now(),
+            LIMIT,
+            "the third connection",
+        )?;
+        println!("third connection closed after {:?}", closed.after);
+        server.stop_cleanly()
+    })
+}

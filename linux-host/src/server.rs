@@ -17,7 +17,7 @@ use zerocast_core::flv::{self, Metadata};
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
-use crate::capture::{Sink, SourceState};
+use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
 use crate::encode::Rendition;
@@ -184,8 +184,8 @@ pub struct Server {
     http: Option<http::HttpSide>,
     /// Connections accepted since start, RTMP and HTTP.
     accepted: u64,
-    /// The capture's state and overruns, as the loop last reported them.
-    capture_status: Option<(SourceState, u64)>,
+    /// The capture's state, overruns and drift, as the loop last reported them.
+    capture_status: Option<CaptureStatus>,
 }
 
 impl Server {
@@ -1195,8 +1195,8 @@ impl Service for Server {
         (stats.listeners, stats.bytes_sent)
     }
 
-    fn source_status(&mut self, state: SourceState, overruns: u64) {
-        self.capture_status = Some((state, overruns));
+    fn source_status(&mut self, status: CaptureStatus) {
+        self.capture_status = Some(status);
     }
 }
 

@@ -94,6 +94,27 @@ type Row<'a> = (
     fn(f64) -> String,
 );
 
+/// The first rows of the comparison tables: the players' latency.
+fn latency_rows<'a>() -> Vec<Row<'a>> {
+    vec![
+        (
+            "marker → decoded PCM, low-delay ffmpeg player, median",
+            Box::new(|s| percentile(&s.latency, 50.0)),
+            ms,
+        ),
+        (
+            "the same, p95",
+            Box::new(|s| percentile(&s.latency, 95.0)),
+            ms,
+        ),
+        (
+            "default-settings ffmpeg player: first decoded audio after (s, median)",
+            Box::new(median_first_audio),
+            f3,
+        ),
+    ]
+}
+
 /// The whole report.
 pub fn markdown(r: &Results) -> String {
     let mut o = String::new();
@@ -114,22 +135,8 @@ pub fn markdown(r: &Results) -> String {
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "|---|---|{}", "---|".repeat(zc.len() * 2));
-    let rows: Vec<Row> = vec![
-        (
-            "marker → decoded PCM, low-delay ffmpeg player, median",
-            Box::new(|s| percentile(&s.latency, 50.0)),
-            ms,
-        ),
-        (
-            "the same, p95",
-            Box::new(|s| percentile(&s.latency, 95.0)),
-            ms,
-        ),
-        (
-            "default-settings ffmpeg player: first decoded audio after (s, median)",
-            Box::new(median_first_audio),
-            f3,
-        ),
+    let mut rows = latency_rows();
+    rows.extend::<Vec<Row>>(vec![
         (
             "server-side CPU-s per minute of audio, 1 player (+ marker player)",
             Box::new(|s| cpu_at(s, 1)),
@@ -167,7 +174,7 @@ pub fn markdown(r: &Results) -> String {
             Box::new(|s| level(s, 1000).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
             ms,
         ),
-    ];
+    ]);
     for (name, value, fmt) in &rows {
         let seed_v = seed.map_or(f64::NAN, value);
         let _ = write!(o, "| {name} | {} |", fmt(seed_v));
@@ -386,22 +393,8 @@ fn http_listeners(o: &mut String, r: &Results) {
         let _ = write!(o, " {} / icecast |", z.label);
     }
     let _ = writeln!(o, "\n|---|{}", "---|".repeat(http.len() + zc.len()));
-    let rows: Vec<Row> = vec![
-        (
-            "marker → decoded PCM, low-delay ffmpeg player, median",
-            Box::new(|s| percentile(&s.latency, 50.0)),
-            ms,
-        ),
-        (
-            "the same, p95",
-            Box::new(|s| percentile(&s.latency, 95.0)),
-            ms,
-        ),
-        (
-            "default-settings ffmpeg player: first decoded audio after (s, median)",
-            Box::new(median_first_audio),
-            f3,
-        ),
+    let mut rows = latency_rows();
+    rows.extend::<Vec<Row>>(vec![
         (
             "CPU-s per minute of audio, all processes (icecast + darkice), 1 listener (+ marker player)",
             Box::new(|s| cpu_at(s, 1)),
@@ -422,7 +415,7 @@ fn http_listeners(o: &mut String, r: &Results) {
             Box::new(|s| level(s, 100).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
             ms,
         ),
-    ];
+    ]);
     let ice = |f: &dyn Fn(&ServerResult) -> f64| icecast.map_or(f64::NAN, f);
     for (name, value, fmt) in &rows {
         let _ = write!(o, "| {name} |");

@@ -74,14 +74,19 @@ fn wait_mount(base: &str, path: &str) -> Result<(), HarnessError> {
     })
 }
 
-/// GET `url` over plain TCP (no client library): status code and body.
+/// GET `url` over plain TCP (no client library), one request on its own connection: status
+/// code and body.
 fn get(url: &str, auth: Option<&str>) -> Result<(u16, String), HarnessError> {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
     s.set_read_timeout(Some(LIMIT)).unwrap();
     let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all)
         .map_err(|e| HarnessError::io("read", e))?;
@@ -864,6 +869,44 @@ fn the_capture_clock_drift_is_measured_in_ppm() -> Result<(), HarnessError> {
         assert!((150_000.0..350_000.0).contains(&fast), "1.25x: {fast} ppm");
         assert!((-300_000.0..-100_000.0).contains(&slow), "0.8x: {slow} ppm");
         Ok(())
+    })
+}
+
+#[test]
+fn curl_asks_for_two_reports_on_one_kept_connection() -> Result<(), HarnessError> {
+    if !tools_available(&["curl"])? {
+        return Ok(());
+    }
+    TempDir::run("http-keep-alive", |dir| {
+        let (mut z, base) = zerocast(&["--source", "tone", "--codec", "mp3"], dir)?;
+        wait_mount(&base, "/live/audio.mp3")?;
+        let out = Command::new("curl")
+            .args([
+                "-sv",
+                "--max-time",
+                "10",
+                "-w",
+                "%{http_code} %{num_connects}\\n",
+            ])
+            .args([format!("{base}/metrics"), format!("{base}/stat")])
+            .args(["-o", "/dev/null", "-o", "/dev/null"])
+            .output()
+            .map_err(|e| HarnessError::io("curl", e))?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        // Both answered, the second on the first one's connection.
+        assert_eq!(stdout, "200 1\n200 0\n", "{stderr}");
+        assert!(stderr.contains("< Connection: keep-alive"), "{stderr}");
+        // An endless body still ends its connection: curl's last request after the audio.
+        let out = Command::new("curl")
+            .args(["-sv", "--max-time", "2", "-o", "/dev/null"])
+            .arg(format!("{base}/live/audio.mp3"))
+            .output()
+            .map_err(|e| HarnessError::io("curl", e))?;
+        assert!(String::from_utf8_lossy(&out.stderr).contains("< Connection: close"));
+        z.stop_cleanly()
     })
 }
 

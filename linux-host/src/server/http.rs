@@ -226,7 +226,9 @@ impl Server {
             access: &self.options.access,
             peer: peer.ip(),
         };
-        let received = http.client.receive(input, &mut site, &config);
+        let received = http
+            .client
+            .receive(input, now.as_millis(), &mut site, &config);
         match received {
             Received::Stream(mount) => {
                 let Some(id) = find_mount(&self.hub, &mount) else {

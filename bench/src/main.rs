@@ -39,6 +39,9 @@ struct Opts {
     plugin: Option<String>,
     /// The fake ALSA card's plugin (linux-host/tests/alsa_fake/zcfake.c, built by ci/bench.sh).
     fake_card: Option<String>,
+    /// Only these servers (their labels, e.g. `zerocast-adpcm`), for measurements by hand such
+    /// as the send-interval table in docs/benchmarks.md; empty: all of the plan's.
+    only: Vec<String>,
 }
 
 /// How long each part runs.
@@ -1042,6 +1045,9 @@ fn run(opts: &Opts) -> Result<Results, String> {
         results.floor = floor;
         results.floor_lost = floor_lost;
         for &kind in &plan.servers {
+            if !opts.only.is_empty() && !opts.only.contains(&kind.label()) {
+                continue;
+            }
             if matches!(kind, Kind::ZerocastFake(_)) && opts.fake_card.is_none() {
                 results
                     .unavailable
@@ -1088,6 +1094,7 @@ fn parse_opts() -> Result<Opts, String> {
         musl: None,
         plugin: None,
         fake_card: None,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -1100,11 +1107,12 @@ fn parse_opts() -> Result<Opts, String> {
             "--musl" => o.musl = Some(v()?),
             "--plugin" => o.plugin = Some(v()?),
             "--fake-card" => o.fake_card = Some(v()?),
+            "--only" => o.only = v()?.split(',').map(str::to_owned).collect(),
             _ => {
                 return Err(format!(
                     "unknown argument {a}; usage: zerocast-bench [--quick] [--out DIR] \
                      [--zerocast BIN] [--load BIN] [--musl ARMV6_BIN --plugin LIBINSN_SO] \
-                     [--fake-card LIBZCFAKE_SO]"
+                     [--fake-card LIBZCFAKE_SO] [--only LABEL,...]"
                 ))
             }
         }

@@ -789,7 +789,11 @@ impl Default for Settings {
                 name: "audio".into(),
             },
             app: "live".into(),
-            codecs: vec![Codec::Adpcm],
+            codecs: if cfg!(feature = "aac") {
+                vec![Codec::Adpcm, Codec::Aac]
+            } else {
+                vec![Codec::Adpcm]
+            },
             bitrate_kbps: 128,
             join_ms: 500,
             rate: 44_100,
@@ -1249,13 +1253,22 @@ impl Flag {
     }
 }
 
+/// The capture's codecs by default (docs/architecture.md, "The default codec"): ADPCM at
+/// `APP/NAME` for RTMP players at the lowest delay, and AAC at `APP/NAME_aac` for browsers,
+/// phones, relays and Wi-Fi listeners, when the build has the encoder.
+const DEFAULT_CODECS: &str = if cfg!(feature = "aac") {
+    "adpcm,aac"
+} else {
+    "adpcm"
+};
+
 /// Every valued flag (except `--config`) and the key it sets.
 const FLAGS: &[Flag] = &[
     Flag::new("listen", "listen", Kind::Text, "0.0.0.0:1935"),
     Flag::new("source", "source", Kind::Text, "alsa:default"),
     Flag::new("stream", "capture_stream", Kind::Text, "live/audio"),
     Flag::new("app", "app", Kind::Text, "live"),
-    Flag::new("codec", "codec", Kind::Text, "adpcm"),
+    Flag::new("codec", "codec", Kind::Text, DEFAULT_CODECS),
     Flag::new("bitrate", "bitrate", Kind::Text, "128"),
     Flag::new("join-ms", "join_ms", Kind::Number, "500"),
     Flag::new("rate", "rate", Kind::Number, "44100"),
@@ -1378,7 +1391,8 @@ Capture:
   --stream APP/NAME             the capture's stream (file: capture_stream)
                                   [default: live/audio] (APP/audio with --app APP)
   --codec LIST                  pcm|adpcm|aac|mp3, comma-separated: the first is served at
-                                  APP/NAME, each other at APP/NAME_CODEC [default: adpcm]
+                                  APP/NAME, each other at APP/NAME_CODEC [default: adpcm,aac]
+                                  (adpcm alone in a build without the aac feature)
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
                                   stereo) for ~9 M instructions/s on a Pi Zero;
                                   aac, mp3: ~47 / ~67 M instructions/s at 128k
@@ -1591,10 +1605,12 @@ mod tests {
             (s.stream.to_string(), s.app.as_str()),
             ("live/audio".into(), "live")
         );
-        assert_eq!(
-            (s.codecs.as_slice(), s.bitrate_kbps),
-            (&[Codec::Adpcm][..], 128)
-        );
+        let codecs: &[Codec] = if cfg!(feature = "aac") {
+            &[Codec::Adpcm, Codec::Aac]
+        } else {
+            &[Codec::Adpcm]
+        };
+        assert_eq!((s.codecs.as_slice(), s.bitrate_kbps), (codecs, 128));
         assert_eq!(
             (s.join_ms, s.rate, s.channels, s.period_ms, s.max_clients),
             (500, 44100, 2, 20, 100)

@@ -27,7 +27,11 @@ pub const PLAYER_RX: usize = 512;
 /// Reassembly budget of a publisher: room for its audio messages (a 4096-frame PCM message is
 /// 16 KiB + 1) and its metadata.
 pub const PUBLISHER_ARENA: usize = 16 * 1024;
-/// The session's own output: control messages and command replies (~1 KiB at most at once).
+/// A peer session's own output: control messages and command replies (the connect reply, the
+/// largest, is under 300 B; a player that stops reading only adds a ping per half
+/// idle timeout and at most ten pongs a second before it is closed as stalled).
+pub const PEER_TX: usize = 2 * 1024;
+/// A relay session's own output: its commands and control messages.
 pub const TX: usize = 4 * 1024;
 /// Socket read buffer of a connection until it plays or publishes.
 pub const RX: usize = 2 * 1024;
@@ -38,7 +42,7 @@ pub const RELAY_ARENA: usize = 4 * 1024;
 
 /// The server side of a peer's session, its arena sized by what the peer does and its
 /// handshake boxed, so it is freed once the handshake is done.
-pub type PeerSession = ServerSessionIn<Box<[u8]>, TX, Box<ServerHandshake>>;
+pub type PeerSession = ServerSessionIn<Box<[u8]>, PEER_TX, Box<ServerHandshake>>;
 /// The client side of a relay's session.
 pub type RelaySession = ClientSession<RELAY_ARENA, TX>;
 
@@ -536,7 +540,8 @@ mod tests {
 
     /// A connection on a real loopback socket, its peer session driven by the core's client
     /// through handshake, connect, createStream and play, the way the server decides on it.
-    fn connection(role: ClientRole) -> Conn {
+    /// Also returns the most the session had queued at once after the handshake.
+    fn connection(role: ClientRole) -> (Conn, usize) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (socket, peer) = listener.accept().unwrap();
@@ -563,6 +568,7 @@ mod tests {
             idle_timeout_ms: 60_000,
         };
         let mut client = ClientSession::<4096, 4096>::new(now, [4; 32], &client_config).unwrap();
+        let mut queued = 0;
         for _ in 0..100 {
             let Kind::Peer { session, .. } = &mut conn.kind else {
                 unreachable!()
@@ -600,6 +606,9 @@ mod tests {
                 unreachable!()
             };
             let mut output = session.transmit().to_vec();
+            if !session.holds_handshake() {
+                queued = queued.max(output.len());
+            }
             session.advance(output.len());
             while !output.is_empty() {
                 let received = client.receive(now, &output).unwrap();
@@ -612,7 +621,7 @@ mod tests {
                 }
             }
             if client.is_streaming() && input.is_empty() {
-                return conn;
+                return (conn, queued);
             }
         }
         panic!("the session never got to streaming");
@@ -630,7 +639,7 @@ mod tests {
     /// buffers at a player's size, and it holds no tail while idle.
     #[test]
     fn an_idle_player_fits_the_goal_and_a_publisher_gets_room() {
-        let player = connection(ClientRole::Play);
+        let (player, queued) = connection(ClientRole::Play);
         println!(
             "player: Conn {} + session {} + arena {} + rx {} = {} bytes (handshake {} while it runs)",
             std::mem::size_of::<Conn>(),
@@ -645,8 +654,11 @@ mod tests {
             size_of_peer_conn() + PLAYER_ARENA + PLAYER_RX
         );
         assert!(player.footprint() <= PLAYER_GOAL, "{}", player.footprint());
+        // The session's replies leave room in its transmit buffer for a peer that is slow.
+        println!("most queued at once: {queued} of {PEER_TX} bytes");
+        assert!(queued > 0 && queued <= PEER_TX / 2, "{queued}");
 
-        let publisher = connection(ClientRole::Publish);
+        let (publisher, _) = connection(ClientRole::Publish);
         println!("publisher: {} bytes", publisher.footprint());
         assert_eq!(
             publisher.footprint(),

@@ -315,25 +315,6 @@ impl Conn {
         }
     }
 
-    /// Bytes this connection holds in memory: the structures and every buffer it owns now
-    /// (allocator overhead not counted).
-    pub fn footprint(&self) -> usize {
-        let kind = match &self.kind {
-            Kind::Peer { session, .. } => {
-                let handshake = if session.holds_handshake() {
-                    std::mem::size_of::<ServerHandshake>()
-                } else {
-                    0
-                };
-                std::mem::size_of::<PeerSession>() + session.arena_len() + handshake
-            }
-            Kind::Relay { .. } => std::mem::size_of::<RelaySession>(),
-            Kind::Http(_) => std::mem::size_of::<HttpConn>(),
-        };
-        let tail = self.egress.as_ref().map_or(0, |e| e.tail.capacity());
-        std::mem::size_of::<Conn>() + kind + self.rx.len() + tail
-    }
-
     /// The first `len` received bytes not yet consumed, beside the parts a session event
     /// changes: what the connection is, and its egress.
     pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind, &mut Option<Egress>) {
@@ -554,7 +535,7 @@ mod tests {
             now,
         );
         assert_eq!(
-            conn.footprint() - size_of_peer_conn(),
+            footprint(&conn) - size_of_peer_conn(),
             ARENA + RX + handshake()
         );
         let client_config = ClientConfig {
@@ -627,6 +608,21 @@ mod tests {
         panic!("the session never got to streaming");
     }
 
+    /// Bytes `conn` holds in memory: the structures and every buffer it owns now (allocator
+    /// overhead not counted).
+    fn footprint(conn: &Conn) -> usize {
+        let Kind::Peer { session, .. } = &conn.kind else {
+            unreachable!()
+        };
+        let handshake = if session.holds_handshake() {
+            handshake()
+        } else {
+            0
+        };
+        let tail = conn.egress.as_ref().map_or(0, |e| e.tail.capacity());
+        size_of_peer_conn() + session.arena_len() + handshake + conn.rx.len() + tail
+    }
+
     fn size_of_peer_conn() -> usize {
         std::mem::size_of::<Conn>() + std::mem::size_of::<PeerSession>()
     }
@@ -635,8 +631,9 @@ mod tests {
         std::mem::size_of::<ServerHandshake>()
     }
 
-    /// Fails when a playing connection grows past the goal: its handshake must be gone, its
-    /// buffers at a player's size, and it holds no tail while idle.
+    /// Fails when a playing connection grows past the goal: its handshake must be gone and its
+    /// buffers at a player's size (it has no egress here, so no tail: that one is freed once
+    /// sent, which the RSS figures of docs/benchmarks.md show).
     #[test]
     fn an_idle_player_fits_the_goal_and_a_publisher_gets_room() {
         let (player, queued) = connection(ClientRole::Play);
@@ -646,22 +643,22 @@ mod tests {
             std::mem::size_of::<PeerSession>(),
             PLAYER_ARENA,
             PLAYER_RX,
-            player.footprint(),
+            footprint(&player),
             handshake(),
         );
         assert_eq!(
-            player.footprint(),
+            footprint(&player),
             size_of_peer_conn() + PLAYER_ARENA + PLAYER_RX
         );
-        assert!(player.footprint() <= PLAYER_GOAL, "{}", player.footprint());
+        assert!(footprint(&player) <= PLAYER_GOAL, "{}", footprint(&player));
         // The session's replies leave room in its transmit buffer for a peer that is slow.
         println!("most queued at once: {queued} of {PEER_TX} bytes");
         assert!(queued > 0 && queued <= PEER_TX / 2, "{queued}");
 
         let (publisher, _) = connection(ClientRole::Publish);
-        println!("publisher: {} bytes", publisher.footprint());
+        println!("publisher: {} bytes", footprint(&publisher));
         assert_eq!(
-            publisher.footprint(),
+            footprint(&publisher),
             size_of_peer_conn() + PUBLISHER_ARENA + PUBLISHER_RX
         );
     }

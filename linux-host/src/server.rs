@@ -19,7 +19,7 @@ use zerocast_core::time::Instant;
 
 use crate::capture::{Sink, SourceState};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
+use crate::conn::{Close, Conn, Counters, Egress, Kind, RelaySession, Role};
 use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
@@ -371,15 +371,7 @@ impl Server {
             self.accepted += 1;
             let kind = match &self.http {
                 Some(side) if http => side.connection(now),
-                _ => Kind::Peer {
-                    session: Box::new(PeerSession::with_arena(
-                        vec![0; crate::conn::ARENA].into_boxed_slice(),
-                        now,
-                        self.entropy(),
-                        &self.session_config,
-                    )),
-                    role: Role::Idle,
-                },
+                _ => Kind::peer(now, self.entropy(), &self.session_config),
             };
             self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));
             self.reschedule(index);
@@ -579,6 +571,7 @@ impl Server {
             Decision::Play(id) => {
                 session.accept_play()?;
                 *role = Role::Player(id);
+                conn.shrink_for_player();
                 if let Some(stream) = self.hub.get_mut(id) {
                     stream.add_reader(index);
                     conn.egress = Some(Egress::new(id, stream.join_cursor(self.options.join_ms)));
@@ -1278,7 +1271,9 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
-    use crate::conn::{Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX};
+    use crate::conn::{
+        Conn, PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
+    };
     use crate::stream::{AudioRing, Stream};
 
     /// The interval stays `--send-ms` while the writes fit the budget, grows with the readers
@@ -1299,12 +1294,12 @@ mod tests {
     #[test]
     fn memory_of_a_stream_and_a_connection_is_printed() {
         let stream = size_of::<Stream>() + size_of::<AudioRing>();
-        let player = size_of::<Conn>() + size_of::<PeerSession>() + ARENA + RX;
+        let player = size_of::<Conn>() + size_of::<PeerSession>() + PLAYER_ARENA + PLAYER_RX;
         let publisher =
             size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
         let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
         println!("stream (table entry + ring): {stream} bytes");
-        println!("player connection: {player} bytes + its tail (one message)");
+        println!("player connection: {player} bytes + its tail while one is pending");
         println!("publisher connection: {publisher} bytes");
         println!("push relay connection: {relay} bytes + its tail");
         assert!(stream > size_of::<AudioRing>() && publisher > player);

@@ -6,7 +6,7 @@
 #   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (157 s measured)
 #   BENCH_ZEROCAST=BIN BENCH_MUSL=BIN ci/bench.sh   measure other zerocast binaries (an older
 #                                   build, for before/after figures) with this driver
-#   BENCH_SERVERS=zerocast-http-mp3,icecast-darkice ci/bench.sh   only these servers' phases
+#   BENCH_ONLY=zerocast-http-mp3,icecast-darkice ci/bench.sh   only these servers' phases
 #                                   (labels as in the report; all by default)
 #
 # Builds (one at a time, -j2): the release zerocast and the bench crate's zerocast-bench and
@@ -72,7 +72,7 @@ fi
 
 quick=()
 [[ -n ${BENCH_QUICK:-} && ${BENCH_QUICK} != 0 ]] && quick=(--quick)
-[[ -n ${BENCH_SERVERS:-} ]] && quick+=(--servers "$BENCH_SERVERS")
+[[ -n ${BENCH_ONLY:-} ]] && quick+=(--only "$BENCH_ONLY")
 say "bench: running (results in $OUT/results.md)"
 "$TARGET_DIR/release/zerocast-bench" "${quick[@]}" --out "$OUT" \
     --zerocast "${BENCH_ZEROCAST:-$TARGET_DIR/release/zerocast}" --load "$TARGET_DIR/release/zerocast-load" \

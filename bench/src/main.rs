@@ -42,7 +42,8 @@ struct Opts {
     plugin: Option<String>,
     /// The fake ALSA card's plugin (linux-host/tests/alsa_fake/zcfake.c, built by ci/bench.sh).
     fake_card: Option<String>,
-    /// Only the servers with these labels (`--servers seed,icecast-darkice`); all if empty.
+    /// Only these servers (their labels, e.g. `zerocast-adpcm`), for measurements by hand such
+    /// as the send-interval table in docs/benchmarks.md; empty: all of the plan's.
     only: Vec<String>,
 }
 
@@ -1278,12 +1279,12 @@ fn parse_opts() -> Result<Opts, String> {
             "--musl" => o.musl = Some(v()?),
             "--plugin" => o.plugin = Some(v()?),
             "--fake-card" => o.fake_card = Some(v()?),
-            "--servers" => o.only = v()?.split(',').map(str::to_owned).collect(),
+            "--only" => o.only = v()?.split(',').map(str::to_owned).collect(),
             _ => {
                 return Err(format!(
                     "unknown argument {a}; usage: zerocast-bench [--quick] [--out DIR] \
                      [--zerocast BIN] [--load BIN] [--musl ARMV6_BIN --plugin LIBINSN_SO] \
-                     [--fake-card LIBZCFAKE_SO] [--servers LABEL,...]"
+                     [--fake-card LIBZCFAKE_SO] [--only LABEL,...]"
                 ))
             }
         }

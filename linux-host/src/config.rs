@@ -443,6 +443,10 @@ pub struct Settings {
     /// key `send_ms`.
     #[serde(rename = "send_ms", deserialize_with = "Range::<0, 500>::u32")]
     pub send_interval_ms: u32,
+    /// Writes to players per second, all players together, before the send interval grows
+    /// past `send_ms` (up to 100 ms): bounds the CPU a crowd costs. 0: no bound.
+    #[serde(deserialize_with = "Range::<0, 1_000_000>::u32")]
+    pub max_sends_per_s: u32,
     /// Log level on stderr.
     #[serde(deserialize_with = "log_level")]
     pub log_level: LevelFilter,
@@ -789,7 +793,11 @@ impl Default for Settings {
                 name: "audio".into(),
             },
             app: "live".into(),
-            codecs: vec![Codec::Adpcm],
+            codecs: if cfg!(feature = "aac") {
+                vec![Codec::Adpcm, Codec::Aac]
+            } else {
+                vec![Codec::Adpcm]
+            },
             bitrate_kbps: 128,
             join_ms: 500,
             rate: 44_100,
@@ -800,6 +808,7 @@ impl Default for Settings {
             max_per_addr: 32,
             publish_timeout_ms: 5000,
             send_interval_ms: 20,
+            max_sends_per_s: 1500,
             log_level: LevelFilter::Info,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
@@ -1249,13 +1258,22 @@ impl Flag {
     }
 }
 
+/// The capture's codecs by default (docs/architecture.md, "The default codec"): ADPCM at
+/// `APP/NAME` for RTMP players at the lowest delay, and AAC at `APP/NAME_aac` for browsers,
+/// phones, relays and Wi-Fi listeners, when the build has the encoder.
+const DEFAULT_CODECS: &str = if cfg!(feature = "aac") {
+    "adpcm,aac"
+} else {
+    "adpcm"
+};
+
 /// Every valued flag (except `--config`) and the key it sets.
 const FLAGS: &[Flag] = &[
     Flag::new("listen", "listen", Kind::Text, "0.0.0.0:1935"),
     Flag::new("source", "source", Kind::Text, "alsa:default"),
     Flag::new("stream", "capture_stream", Kind::Text, "live/audio"),
     Flag::new("app", "app", Kind::Text, "live"),
-    Flag::new("codec", "codec", Kind::Text, "adpcm"),
+    Flag::new("codec", "codec", Kind::Text, DEFAULT_CODECS),
     Flag::new("bitrate", "bitrate", Kind::Text, "128"),
     Flag::new("join-ms", "join_ms", Kind::Number, "500"),
     Flag::new("rate", "rate", Kind::Number, "44100"),
@@ -1271,6 +1289,7 @@ const FLAGS: &[Flag] = &[
         "5000",
     ),
     Flag::new("send-ms", "send_ms", Kind::Number, "20"),
+    Flag::new("max-sends-per-s", "max_sends_per_s", Kind::Number, "1500"),
     Flag::new("log-level", "log_level", Kind::Text, "info"),
     Flag::new(
         "handshake-timeout-ms",
@@ -1378,7 +1397,8 @@ Capture:
   --stream APP/NAME             the capture's stream (file: capture_stream)
                                   [default: live/audio] (APP/audio with --app APP)
   --codec LIST                  pcm|adpcm|aac|mp3, comma-separated: the first is served at
-                                  APP/NAME, each other at APP/NAME_CODEC [default: adpcm]
+                                  APP/NAME, each other at APP/NAME_CODEC [default: adpcm,aac]
+                                  (adpcm alone in a build without the aac feature)
                                   adpcm: 4x smaller than pcm (~353 kbit/s at 44.1 kHz
                                   stereo) for ~9 M instructions/s on a Pi Zero;
                                   aac, mp3: ~47 / ~67 M instructions/s at 128k
@@ -1401,6 +1421,9 @@ RTMP:
   --publish-timeout-ms N        drop a publisher silent so long [default: 5000]
   --send-ms N                   audio may wait so long before it is written
                                   to players, 0..=500          [default: 20]
+  --max-sends-per-s N           writes to all players per second before the
+                                  send interval grows (to at most 100 ms);
+                                  0: no bound                  [default: 1500]
   --handshake-timeout-ms N      close peers slower than this   [default: 10000]
   --idle-timeout-ms N           close silent peers after this  [default: 60000]
 
@@ -1591,10 +1614,12 @@ mod tests {
             (s.stream.to_string(), s.app.as_str()),
             ("live/audio".into(), "live")
         );
-        assert_eq!(
-            (s.codecs.as_slice(), s.bitrate_kbps),
-            (&[Codec::Adpcm][..], 128)
-        );
+        let codecs: &[Codec] = if cfg!(feature = "aac") {
+            &[Codec::Adpcm, Codec::Aac]
+        } else {
+            &[Codec::Adpcm]
+        };
+        assert_eq!((s.codecs.as_slice(), s.bitrate_kbps), (codecs, 128));
         assert_eq!(
             (s.join_ms, s.rate, s.channels, s.period_ms, s.max_clients),
             (500, 44100, 2, 20, 100)
@@ -1604,9 +1629,10 @@ mod tests {
                 s.max_streams,
                 s.max_per_addr,
                 s.publish_timeout_ms,
-                s.send_interval_ms
+                s.send_interval_ms,
+                s.max_sends_per_s
             ),
-            (16, 32, 5000, 20)
+            (16, 32, 5000, 20, 1500)
         );
         assert_eq!(s.log_level, LevelFilter::Info);
         assert_eq!(s.period_frames(), 882);
@@ -1660,6 +1686,7 @@ mod tests {
             s.publish_timeout_ms == 2500
         }),
         ("send-ms", "0", |s| s.send_interval_ms == 0),
+        ("max-sends-per-s", "0", |s| s.max_sends_per_s == 0),
         ("log-level", "trace", |s| s.log_level == LevelFilter::Trace),
         ("handshake-timeout-ms", "2000", |s| {
             s.handshake_timeout_ms == 2000

@@ -541,7 +541,7 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
     }
     TempDir::run("live-hostile", |dir| {
         let mut server =
-            Zerocast::start(&["--source", "tone", "--max-streams", "5"], &[], None, dir)?;
+            Zerocast::start(&["--source", "tone", "--max-streams", "6"], &[], None, dir)?;
         let port = server.port;
         let rss_before = process::rss_kib(server.process.pid());
         let wav = dir.join("tone.wav");
@@ -637,9 +637,14 @@ fn hostile_publishers_leave_the_server_serving() -> Result<(), HarnessError> {
         }
         drop((flood, meta, jumpy));
         server.stop_cleanly()?;
-        // More streams than --max-streams: the capture's and one more, then a refusal.
-        let mut small =
-            Zerocast::start(&["--source", "tone", "--max-streams", "2"], &[], None, dir)?;
+        // More streams than --max-streams: the capture's (one codec) and one more, then a
+        // refusal.
+        let mut small = Zerocast::start(
+            &["--source", "tone", "--codec", "adpcm", "--max-streams", "2"],
+            &[],
+            None,
+            dir,
+        )?;
         let mut one = RawPublisher::start(small.port, "s1")?;
         small.wait_log("publish live/s1", LIMIT)?;
         one.audio(0, &mut phase)?;

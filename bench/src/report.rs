@@ -467,23 +467,19 @@ fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
     type Goal<'a> = (&'a str, Box<dyn Fn(&ServerResult) -> (bool, String) + 'a>);
     let list: Vec<Goal> = vec![
         (
-            "latency at a low-delay player ≤ 0.3 × seed",
+            "latency at a low-delay player ≤ 0.3 × seed (AAC: ≤ 0.6 ×)",
             Box::new(|z| {
                 let v = percentile(&z.latency, 50.0);
-                (
-                    v <= 0.3 * seed_lat,
-                    format!("{} vs ≤ {}", ms(v), ms(0.3 * seed_lat)),
-                )
+                let bound = if is_aac(z) { 0.6 } else { 0.3 } * seed_lat;
+                (v <= bound, format!("{} vs ≤ {}", ms(v), ms(bound)))
             }),
         ),
         (
-            "server CPU per minute of audio ≤ 1/25 × seed (1 player)",
+            "server CPU per minute of audio ≤ 1/25 × seed (AAC: ≤ 1/2 ×), 1 player",
             Box::new(|z| {
                 let v = cpu_at(z, 1);
-                (
-                    v <= seed_cpu / 25.0,
-                    format!("{} vs ≤ {} s", f3(v), f3(seed_cpu / 25.0)),
-                )
+                let bound = seed_cpu / if is_aac(z) { 2.0 } else { 25.0 };
+                (v <= bound, format!("{} vs ≤ {} s", f3(v), f3(bound)))
             }),
         ),
         (
@@ -530,11 +526,11 @@ fn goals(o: &mut String, seed: Option<&ServerResult>, zc: &[&ServerResult]) {
         }
         let _ = writeln!(o);
     }
-    let _ = writeln!(
-        o,
-        "| the AAC goals (latency ≤ 0.6 ×, CPU ≤ 1/2 × seed) |{}",
-        " not measured: zerocast has no AAC encoder |".repeat(zc.len())
-    );
+}
+
+/// Whether a zerocast phase serves AAC, whose goals allow for its encoder's delay and cost.
+fn is_aac(z: &ServerResult) -> bool {
+    z.label.contains("aac")
 }
 
 fn levels(o: &mut String, servers: &[ServerResult]) {

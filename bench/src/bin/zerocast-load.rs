@@ -188,6 +188,8 @@ struct Stats {
     /// Where the next message should start: previous timestamp + its duration, and that
     /// duration (ms).
     expected_ms: Option<(f64, f64)>,
+    /// The first audio message's timestamp.
+    first_timestamp: Option<u32>,
     /// Timestamps off by more than [`GAP_SLACK_MS`] but less than half a message.
     jitter: u64,
     worst_jitter_ms: f64,
@@ -210,6 +212,7 @@ impl Stats {
             stalls: 0,
             longest_stall: Duration::ZERO,
             expected_ms: None,
+            first_timestamp: None,
             jitter: 0,
             worst_jitter_ms: 0.0,
             end: End::Running,
@@ -233,11 +236,15 @@ impl Stats {
         }
         self.first_audio_at.get_or_insert(at);
         self.last_audio_at = Some(at);
+        let first = *self.first_timestamp.get_or_insert(timestamp);
         if let Some((expected, previous)) = self.expected_ms {
             // Less than half a message off is timestamp jitter (ffmpeg stamps captured audio
             // with the wall clock), not audio that went missing.
             let jump = (f64::from(timestamp) - expected).abs();
-            if jump > GAP_SLACK_MS.max(previous / 2.0) {
+            if timestamp == first {
+                // An encoder's priming packets (AAC, MP3) at the stream's start: zerocast
+                // stamps them all like the first audio (0), as none is before the stream.
+            } else if jump > GAP_SLACK_MS.max(previous / 2.0) {
                 self.gaps += 1;
                 self.worst_gap_ms = self.worst_gap_ms.max(jump);
             } else if jump > GAP_SLACK_MS {
@@ -1049,6 +1056,21 @@ mod tests {
         s.audio(ms(700), stall, 105, &pcm);
         assert_eq!(s.stalls, 1);
         assert!(!s.continuous());
+    }
+
+    #[test]
+    fn priming_packets_stamped_like_the_first_are_no_gap() {
+        let mut s = Stats::new();
+        let mp3 = [0x2F, 0xFF, 0xFB, 0x90, 0x64];
+        let stall = Duration::from_millis(500);
+        let ms = Duration::from_millis;
+        for (at, timestamp) in [(0, 0), (1, 0), (2, 26), (28, 52)] {
+            s.audio(ms(at), stall, timestamp, &mp3);
+        }
+        assert_eq!((s.gaps, s.jitter), (0, 0));
+        // Later, the same timestamp again is audio that went back.
+        s.audio(ms(54), stall, 52, &mp3);
+        assert_eq!(s.gaps, 1);
     }
 
     /// Feeds `bytes` to an HTTP-FLV player in pieces of `step`, keeping what it does not use

@@ -238,13 +238,19 @@ impl Stats {
         self.last_audio_at = Some(at);
         let first = *self.first_timestamp.get_or_insert(timestamp);
         if let Some((expected, previous)) = self.expected_ms {
+            // An encoder's priming packets (AAC, MP3) at the stream's start: zerocast stamps
+            // those that begin before the stream like its first audio (0), so the next one
+            // starts before the previous one ends. An overlap, not audio that went missing.
+            let after_priming =
+                expected - previous == f64::from(first) && f64::from(timestamp) < expected;
+            let jump = if after_priming {
+                0.0
+            } else {
+                (f64::from(timestamp) - expected).abs()
+            };
             // Less than half a message off is timestamp jitter (ffmpeg stamps captured audio
             // with the wall clock), not audio that went missing.
-            let jump = (f64::from(timestamp) - expected).abs();
-            if timestamp == first {
-                // An encoder's priming packets (AAC, MP3) at the stream's start: zerocast
-                // stamps them all like the first audio (0), as none is before the stream.
-            } else if jump > GAP_SLACK_MS.max(previous / 2.0) {
+            if jump > GAP_SLACK_MS.max(previous / 2.0) {
                 self.gaps += 1;
                 self.worst_gap_ms = self.worst_gap_ms.max(jump);
             } else if jump > GAP_SLACK_MS {
@@ -1064,12 +1070,19 @@ mod tests {
         let mp3 = [0x2F, 0xFF, 0xFB, 0x90, 0x64];
         let stall = Duration::from_millis(500);
         let ms = Duration::from_millis;
-        for (at, timestamp) in [(0, 0), (1, 0), (2, 26), (28, 52)] {
+        // LAME's first packet begins 25 ms before the stream (stamped 0), FDK's first two
+        // (both stamped 0, like the third).
+        for (at, timestamp) in [(0, 0), (1, 1), (2, 27), (28, 53)] {
             s.audio(ms(at), stall, timestamp, &mp3);
         }
-        assert_eq!((s.gaps, s.jitter), (0, 0));
-        // Later, the same timestamp again is audio that went back.
-        s.audio(ms(54), stall, 52, &mp3);
+        let aac = [0xAF, 0x01];
+        let mut t = Stats::new();
+        for (at, timestamp) in [(0, 0), (1, 0), (2, 0), (3, 23)] {
+            t.audio(ms(at), stall, timestamp, &aac);
+        }
+        assert_eq!((s.gaps, s.jitter, t.gaps, t.jitter), (0, 0, 0, 0));
+        // Later, going back is audio that went back.
+        s.audio(ms(54), stall, 53, &mp3);
         assert_eq!(s.gaps, 1);
     }
 

@@ -65,17 +65,21 @@ macro_rules! codec_tests {
 }
 
 codec_tests!(zerocast_aac, Codec::Aac);
+// VLC 3 and zerocast's MP3, what is known (2026-12-06): VLC inserts 32 ms of silence once, at
+// 7.8629 s of its output (301 MP3 frames), whatever the join buffer (0-1500 ms), the join time
+// or the stream position, with its own mpg123 decoder and with avcodec (78 ms there). It logs
+// "ES_OUT_SET_(GROUP_)PCR is called too late" at the start and rebuffers (AAC does the same
+// without a gap; ADPCM does neither); with --network-caching=3000 neither happens. ffmpeg's own
+// MP3 (`-re`, libmp3lame) published through zerocast does the same (59 ms), through nginx-rtmp
+// neither: so it is zerocast's serving, not LAME's packets (one frame per tag, within 1 ms of
+// exact; a dump of the stream plays from a file without a gap). One difference seen: ffprobe
+// needs its full 5 s analysis on nginx's stream and none on zerocast's (the fast-start
+// metadata), so VLC starts its clock on far less buffered audio.
 codec_tests!(
     zerocast_mp3,
     Codec::Mp3,
-    #[ignore = "known issue: VLC 3 inserts 32 ms of silence once, at 7.8629 s of its output \
-                (301 MP3 frames) whatever the join buffer, the join time or the stream position; \
-                also for ffmpeg's own MP3 published through zerocast (59 ms there), so not LAME's \
-                packets (one frame per tag, within 1 ms of exact). VLC logs 'PCR is called too \
-                late' and resets its clock at the start (also for AAC, which has no gap; not for \
-                ADPCM); with --network-caching=3000 neither happens. The same stream dumped by \
-                rtmpdump plays from a file without a gap: VLC's live clock, cause in zerocast's \
-                serving not found yet"]
+    #[ignore = "known issue: VLC 3 inserts 32 ms of silence once, 7.86 s into zerocast's MP3, \
+                after resetting its live clock at the start; cause not found (see the comment)"]
 );
 
 /// gst-rtmpsrc often ignores SIGINT against zerocast and is killed after 3 s (players.rs,

@@ -6,8 +6,9 @@
 #   BENCH_QUICK=1 ci/run.sh bench   shorter windows, one default-player run (157 s measured)
 #   BENCH_ZEROCAST=BIN BENCH_MUSL=BIN ci/bench.sh   measure other zerocast binaries (an older
 #                                   build, for before/after figures) with this driver
-#   BENCH_ONLY=qemu-insn ci/bench.sh   only the qemu-insn part (every codec, 1/10/100 players);
-#                                   BENCH_ONLY takes the labels of zerocast-bench --only
+#   BENCH_ONLY=zerocast-http-mp3,icecast-darkice ci/bench.sh   only these servers' phases
+#                                   (labels as in the report; all by default); `qemu-insn`
+#                                   is the instruction counts (every codec, 1/10/100 players)
 #   BENCH_MUSL_CODECS=LIST          the codecs BENCH_MUSL was built with (pcm,adpcm,aac,mp3)
 #
 # Builds (one at a time, -j2): the release zerocast and the bench crate's zerocast-bench and

@@ -21,7 +21,8 @@ tool_path
 # upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
 # cross toolchain and qemu to run what it builds; iproute2 (`ip netns`, `ip tuntap`) makes the
 # network namespace and TAP device the board example is tested on; lintian, debootstrap and
-# qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh).
+# qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh); icecast2 and
+# darkice are the Icecast side the benchmark compares HTTP listeners with (ci/bench.sh).
 APT_PACKAGES=(
     ffmpeg rtmpdump vlc-bin vlc-plugin-base
     gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
@@ -35,6 +36,7 @@ APT_PACKAGES=(
     iproute2
     lintian debootstrap qemu-user-static binfmt-support
     chromium libxml2-utils
+    icecast2 darkice
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)

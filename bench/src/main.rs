@@ -8,7 +8,10 @@
 //! ALSA `pulse`: a low-delay ffmpeg player that stays for the whole phase (marker latency),
 //! default-settings ffmpeg players (time to first decoded audio), and the fan-out levels
 //! (zerocast-load with N players; server CPU from /proc/PID/stat over a window, memory at its
-//! end). Last, instruction counts of the static armv6 zerocast under qemu-arm (qemu-insn).
+//! end). Then HTTP listeners (issue 12) the same way: zerocast's `.mp3` and `.aac` mounts, and
+//! Icecast2 fed by DarkIce (capturing the same `radio.monitor` through ALSA `pulse`), the marker
+//! player and the load players on `http://…/live/audio.mp3`. Last, instruction counts of the
+//! static armv6 zerocast under qemu-arm (qemu-insn).
 //! Nothing here asserts a number: goals are compared and reported.
 
 mod marker;
@@ -113,7 +116,8 @@ impl Plan {
 }
 
 /// The servers of a run: the seed, zerocast capturing through `pulse` (PCM only in the full
-/// run), the AAC slot, the fake card and the tone.
+/// run), the AAC slot, the fake card and the tone; then the HTTP listeners of zerocast's MP3 and
+/// AAC mounts and of Icecast2 + DarkIce.
 fn servers(with_pcm: bool) -> Vec<Kind> {
     let pcm = with_pcm.then_some(Kind::Zerocast("pcm"));
     [Kind::Seed]
@@ -124,6 +128,9 @@ fn servers(with_pcm: bool) -> Vec<Kind> {
             Kind::Zerocast("aac"),
             Kind::ZerocastFake("adpcm"),
             Kind::ZerocastTone("adpcm"),
+            Kind::ZerocastHttp("mp3"),
+            Kind::ZerocastHttp("aac"),
+            Kind::Icecast,
         ])
         .collect()
 }
@@ -142,6 +149,12 @@ enum Kind {
     /// test suite's fake card (an ioplug plugin that does not load libpulse), as a Pi with a
     /// USB card would run it. One player only: the capture's cost. No markers.
     ZerocastFake(&'static str),
+    /// `zerocast --source alsa:pulse --codec CODEC --http …`: the players are HTTP listeners of
+    /// `/live/audio.CODEC` (Icecast-style endless body); the RTMP side has none.
+    ZerocastHttp(&'static str),
+    /// Icecast2 with DarkIce capturing through ALSA `pulse` (MP3 128k CBR, as the seed), the
+    /// players on its mount `/live/audio.mp3`.
+    Icecast,
 }
 
 impl Kind {
@@ -151,18 +164,26 @@ impl Kind {
             Kind::Zerocast(c) => format!("zerocast-{c}"),
             Kind::ZerocastTone(c) => format!("zerocast-{c}-tone"),
             Kind::ZerocastFake(c) => format!("zerocast-{c}-fake"),
+            Kind::ZerocastHttp(c) => format!("zerocast-http-{c}"),
+            Kind::Icecast => "icecast-darkice".to_owned(),
         }
     }
 
     /// Whether the marker player and the default players run against it.
     fn markers(self) -> bool {
-        matches!(self, Kind::Seed | Kind::Zerocast(_))
+        matches!(
+            self,
+            Kind::Seed | Kind::Zerocast(_) | Kind::ZerocastHttp(_) | Kind::Icecast
+        )
     }
 
-    /// The fan-out levels it is measured at.
+    /// The fan-out levels it is measured at: HTTP listeners up to 100 (the issue's levels).
     fn levels(self, plan: &Plan) -> Vec<usize> {
         match self {
             Kind::ZerocastFake(_) => vec![1],
+            Kind::ZerocastHttp(_) | Kind::Icecast => {
+                plan.levels.iter().copied().filter(|&n| n <= 100).collect()
+            }
             _ => plan.levels.clone(),
         }
     }
@@ -490,13 +511,22 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
             }
             Ok(server)
         }
-        Kind::Zerocast(codec) | Kind::ZerocastTone(codec) | Kind::ZerocastFake(codec) => {
+        Kind::Icecast => start_icecast(port, &env, dir),
+        Kind::Zerocast(codec)
+        | Kind::ZerocastTone(codec)
+        | Kind::ZerocastFake(codec)
+        | Kind::ZerocastHttp(codec) => {
             let listen = format!("127.0.0.1:{port}");
             let (source, env) = match kind {
                 Kind::ZerocastTone(_) => ("tone", env),
                 Kind::ZerocastFake(_) => ("alsa:fake", vec![fake_card_conf(opts, dir)?]),
                 _ => ("alsa:pulse", env),
             };
+            let http_port = match kind {
+                Kind::ZerocastHttp(_) => Some(procs::free_port()?),
+                _ => None,
+            };
+            let http = http_port.map_or("off".to_owned(), |p| format!("127.0.0.1:{p}"));
             let mut zc = spawn(
                 &opts.zerocast,
                 &args(&[
@@ -507,7 +537,9 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                     "--codec",
                     codec,
                     "--http",
-                    "off",
+                    &http,
+                    "--http-max-clients",
+                    "1100",
                     "--max-clients",
                     "1100",
                     // Every load player comes from 127.0.0.1.
@@ -521,12 +553,133 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
                 Stdio3::LOG,
             )?;
             procs::wait_port(port, Duration::from_secs(10), &mut zc)?;
+            let url = match http_port {
+                Some(p) => {
+                    let path = format!("/live/audio.{codec}");
+                    wait_mount(p, &path, &mut zc)?;
+                    format!("http://127.0.0.1:{p}{path}")
+                }
+                None => url,
+            };
             Ok(Server {
                 url,
                 procs: vec![("zerocast".to_owned(), zc)],
             })
         }
     }
+}
+
+/// Waits until `GET path` on 127.0.0.1:`port` answers 200 (a mount has audio once its source
+/// sends some): at most 20 s, and no longer than `owner` runs.
+fn wait_mount(port: u16, path: &str, owner: &mut Proc) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let answers = || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut head = [0u8; 16];
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .and_then(|()| s.read_exact(&mut head))
+            .is_ok()
+            && String::from_utf8_lossy(&head).contains(" 200 ")
+    };
+    if procs::wait_until(Duration::from_secs(20), || answers() || !owner.running())
+        && owner.running()
+    {
+        Ok(())
+    } else {
+        Err(owner.failed(&format!("{path} did not answer 200 within 20 s")))
+    }
+}
+
+/// Icecast2 on 127.0.0.1:`port` and DarkIce feeding it `/live/audio.mp3` from ALSA `pulse`
+/// (`env`: the capture environment), each with a configuration written into `dir`. Icecast
+/// refuses to run as root: as root, `<changeowner>` makes it drop to the Debian package's
+/// `icecast2` user once its socket is bound (its log directory is that user's).
+fn start_icecast(port: u16, env: &[(String, String)], dir: &Path) -> Result<Server, String> {
+    use std::os::unix::fs::MetadataExt;
+    let logs = dir.join("icecast-logs");
+    fs::create_dir_all(&logs).map_err(|e| format!("mkdir: {e}"))?;
+    let root = fs::metadata("/proc/self")
+        .map_err(|e| format!("/proc/self: {e}"))?
+        .uid()
+        == 0;
+    let owner = if root {
+        let chown = std::process::Command::new("chown")
+            .args(["icecast2:icecast", &logs.display().to_string()])
+            .status()
+            .map_err(|e| format!("chown: {e}"))?;
+        if !chown.success() {
+            return Err(format!(
+                "chown icecast2:icecast {} failed: no icecast2 user (package icecast2)?",
+                logs.display()
+            ));
+        }
+        "<changeowner><user>icecast2</user><group>icecast</group></changeowner>"
+    } else {
+        ""
+    };
+    let share = "/usr/share/icecast2";
+    // Debian's icecast.xml limits and burst (64 KiB burst-on-connect), room for the players.
+    let conf = format!(
+        "<icecast>\n<location>bench</location><admin>bench@localhost</admin>\n\
+         <limits><clients>1100</clients><sources>2</sources><queue-size>524288</queue-size>\
+         <client-timeout>30</client-timeout><header-timeout>15</header-timeout>\
+         <source-timeout>10</source-timeout><burst-on-connect>1</burst-on-connect>\
+         <burst-size>65535</burst-size></limits>\n\
+         <authentication><source-password>bench</source-password>\
+         <relay-password>bench</relay-password><admin-user>admin</admin-user>\
+         <admin-password>bench</admin-password></authentication>\n\
+         <hostname>127.0.0.1</hostname>\n\
+         <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>\n\
+         <fileserve>1</fileserve>\n\
+         <paths><basedir>{share}</basedir><logdir>{logs}</logdir><webroot>{share}/web</webroot>\
+         <adminroot>{share}/admin</adminroot></paths>\n\
+         <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog>\
+         <loglevel>3</loglevel></logging>\n\
+         <security><chroot>0</chroot>{owner}</security>\n</icecast>\n",
+        logs = logs.display()
+    );
+    let conf_path = dir.join("icecast.xml");
+    fs::write(&conf_path, conf).map_err(|e| format!("write icecast.xml: {e}"))?;
+    let mut icecast = spawn(
+        "icecast2",
+        &args(&["-c", &conf_path.display().to_string()]),
+        &[],
+        &dir.join("icecast.log"),
+        Stdio3::LOG,
+    )?;
+    procs::wait_port(port, Duration::from_secs(10), &mut icecast)?;
+    // DarkIce with the seed's encoding (MP3 128k CBR, 44.1 kHz stereo) and a 1 s buffer
+    // (measuring.md's reference); `device = pulse` is ALSA's pulse plugin, as the seed's ffmpeg.
+    let darkice_conf = format!(
+        "[general]\nduration = 0\nbufferSecs = 1\nreconnect = yes\n\n\
+         [input]\ndevice = pulse\nsampleRate = 44100\nbitsPerSample = 16\nchannel = 2\n\n\
+         [icecast2-0]\nbitrateMode = cbr\nformat = mp3\nbitrate = 128\nserver = 127.0.0.1\n\
+         port = {port}\npassword = bench\nmountPoint = live/audio.mp3\nname = bench\n"
+    );
+    let darkice_path = dir.join("darkice.cfg");
+    fs::write(&darkice_path, darkice_conf).map_err(|e| format!("write darkice.cfg: {e}"))?;
+    let darkice = spawn(
+        "darkice",
+        &args(&["-c", &darkice_path.display().to_string()]),
+        env,
+        &dir.join("darkice.log"),
+        Stdio3::LOG,
+    )?;
+    let mut server = Server {
+        url: format!("http://127.0.0.1:{port}/live/audio.mp3"),
+        procs: vec![
+            ("icecast".to_owned(), icecast),
+            ("darkice".to_owned(), darkice),
+        ],
+    };
+    if let Err(e) = wait_mount(port, "/live/audio.mp3", &mut server.procs[1].1) {
+        server.alive()?;
+        return Err(e);
+    }
+    Ok(server)
 }
 
 /// Writes an alsa-lib configuration defining `pcm.fake` as the fake card; returns the
@@ -1000,6 +1153,8 @@ fn facts(opts: &Opts) -> Vec<(String, String)> {
         ("kernel".into(), cmd("uname", &["-r"])),
         ("ffmpeg".into(), cmd("ffmpeg", &["-version"])),
         ("nginx".into(), cmd("nginx", &["-v"])),
+        ("icecast2".into(), cmd("icecast2", &["-v"])),
+        ("darkice".into(), cmd("darkice", &["-h"])),
         ("pulseaudio".into(), cmd("pulseaudio", &["--version"])),
         ("qemu".into(), cmd("qemu-arm", &["--version"])),
         ("load average at start".into(), load.trim().to_owned()),
@@ -1071,6 +1226,23 @@ fn run(opts: &Opts) -> Result<Results, String> {
                 results
                     .unavailable
                     .push((kind.label(), "no --fake-card plugin given".to_owned()));
+                continue;
+            }
+            if let Some(tool) = (kind == Kind::Icecast)
+                .then(|| {
+                    ["icecast2", "darkice"]
+                        .into_iter()
+                        .find(|t| !procs::have(t))
+                })
+                .flatten()
+            {
+                // Outside CI a skip with a note; in CI every number must be measured.
+                let why = format!("{tool} is not installed (ci/run.sh setup installs it)");
+                if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+                    return Err(why);
+                }
+                say(&format!("{}: skipped: {why}", kind.label()));
+                results.unavailable.push((kind.label(), why));
                 continue;
             }
             match measure_server(kind, opts, &plan, &pulse, &generator, &dir) {

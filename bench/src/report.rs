@@ -1,5 +1,6 @@
 //! The results as Markdown: the comparison table with ratios zerocast / seed, the goals (met or
-//! missed, with the numbers), the fan-out detail, the qemu-insn figures and the run's facts.
+//! missed, with the numbers), HTTP listeners against Icecast2 + DarkIce, the fan-out detail,
+//! the qemu-insn figures and the run's facts.
 
 use std::fmt::Write;
 
@@ -93,22 +94,9 @@ type Row<'a> = (
     fn(f64) -> String,
 );
 
-/// The whole report.
-pub fn markdown(r: &Results) -> String {
-    let mut o = String::new();
-    let seed = r.servers.iter().find(|s| s.label == "seed");
-    let zc: Vec<&ServerResult> = r.servers.iter().filter(|s| s.label != "seed").collect();
-    let _ = writeln!(o, "## Results\n");
-    let _ = write!(o, "| measure | seed: nginx-rtmp + ffmpeg (MP3 128k) |");
-    for z in &zc {
-        let _ = write!(o, " {} |", z.label);
-    }
-    for z in &zc {
-        let _ = write!(o, " {} / seed |", z.label);
-    }
-    let _ = writeln!(o);
-    let _ = writeln!(o, "|---|---|{}", "---|".repeat(zc.len() * 2));
-    let rows: Vec<Row> = vec![
+/// The first rows of the comparison tables: the players' latency.
+fn latency_rows<'a>() -> Vec<Row<'a>> {
+    vec![
         (
             "marker → decoded PCM, low-delay ffmpeg player, median",
             Box::new(|s| percentile(&s.latency, 50.0)),
@@ -124,6 +112,31 @@ pub fn markdown(r: &Results) -> String {
             Box::new(median_first_audio),
             f3,
         ),
+    ]
+}
+
+/// The whole report.
+pub fn markdown(r: &Results) -> String {
+    let mut o = String::new();
+    let seed = r.servers.iter().find(|s| s.label == "seed");
+    // The RTMP servers; HTTP listeners have their own table (`http_listeners`).
+    let zc: Vec<&ServerResult> = r
+        .servers
+        .iter()
+        .filter(|s| s.label != "seed" && !is_http(s))
+        .collect();
+    let _ = writeln!(o, "## Results\n");
+    let _ = write!(o, "| measure | seed: nginx-rtmp + ffmpeg (MP3 128k) |");
+    for z in &zc {
+        let _ = write!(o, " {} |", z.label);
+    }
+    for z in &zc {
+        let _ = write!(o, " {} / seed |", z.label);
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(o, "|---|---|{}", "---|".repeat(zc.len() * 2));
+    let mut rows = latency_rows();
+    rows.extend::<Vec<Row>>(vec![
         (
             "server-side CPU-s per minute of audio, 1 player (+ marker player)",
             Box::new(|s| cpu_at(s, 1)),
@@ -161,7 +174,7 @@ pub fn markdown(r: &Results) -> String {
             Box::new(|s| level(s, 1000).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
             ms,
         ),
-    ];
+    ]);
     for (name, value, fmt) in &rows {
         let seed_v = seed.map_or(f64::NAN, value);
         let _ = write!(o, "| {name} | {} |", fmt(seed_v));
@@ -201,6 +214,7 @@ pub fn markdown(r: &Results) -> String {
         .collect();
     fan_out_and_capture(&mut o, r, seed);
     goals(&mut o, seed, &captured);
+    http_listeners(&mut o, r);
     levels(&mut o, &r.servers);
     insn(&mut o, r);
     let _ = writeln!(o, "\n### Machine and run\n");
@@ -341,12 +355,87 @@ fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>)
 }
 
 /// Fan-out cost: CPU at `n` players less CPU at 1, for the process that fans out (the seed's
-/// nginx; all of zerocast).
+/// nginx; icecast without DarkIce; all of zerocast).
 fn fan_out(s: &ServerResult, n: usize) -> f64 {
-    if s.label == "seed" {
-        group_cpu(s, n, "nginx") - group_cpu(s, 1, "nginx")
-    } else {
-        cpu_at(s, n) - cpu_at(s, 1)
+    match s.label.as_str() {
+        "seed" => group_cpu(s, n, "nginx") - group_cpu(s, 1, "nginx"),
+        ICECAST => group_cpu(s, n, "icecast") - group_cpu(s, 1, "icecast"),
+        _ => cpu_at(s, n) - cpu_at(s, 1),
+    }
+}
+
+/// The label of Icecast2 + DarkIce.
+const ICECAST: &str = "icecast-darkice";
+
+/// Whether a server's players are HTTP listeners (zerocast's `.mp3`/`.aac`, Icecast).
+fn is_http(s: &ServerResult) -> bool {
+    s.label == ICECAST || s.label.starts_with("zerocast-http-")
+}
+
+/// Issue 12: HTTP listeners of zerocast's `.mp3` and `.aac` mounts beside Icecast2 + DarkIce, the
+/// same measures as the RTMP table (the marker player and the load players are HTTP clients).
+fn http_listeners(o: &mut String, r: &Results) {
+    let http: Vec<&ServerResult> = r.servers.iter().filter(|s| is_http(s)).collect();
+    let icecast = server(r, ICECAST);
+    let zc: Vec<&ServerResult> = http
+        .iter()
+        .copied()
+        .filter(|s| s.label != ICECAST)
+        .collect();
+    let _ = write!(
+        o,
+        "\n### HTTP listeners: zerocast against Icecast2 + DarkIce (MP3 128k)\n\n| measure |"
+    );
+    for s in &http {
+        let _ = write!(o, " {} |", s.label);
+    }
+    for z in &zc {
+        let _ = write!(o, " {} / icecast |", z.label);
+    }
+    let _ = writeln!(o, "\n|---|{}", "---|".repeat(http.len() + zc.len()));
+    let mut rows = latency_rows();
+    rows.extend::<Vec<Row>>(vec![
+        (
+            "CPU-s per minute of audio, all processes (icecast + darkice), 1 listener (+ marker player)",
+            Box::new(|s| cpu_at(s, 1)),
+            f3,
+        ),
+        ("… 10 listeners", Box::new(|s| cpu_at(s, 10)), f3),
+        ("… 100 listeners", Box::new(|s| cpu_at(s, 100)), f3),
+        (
+            "fan-out CPU-s/min, 100 listeners − 1 (icecast alone; all of zerocast)",
+            Box::new(|s| fan_out(s, 100)),
+            f3,
+        ),
+        mem_row("RSS, 10 listeners (MiB, all processes)", 10, |m| m.rss_kib),
+        mem_row("RSS, 100 listeners (MiB)", 100, |m| m.rss_kib),
+        mem_row("PSS, 100 listeners (MiB)", 100, |m| m.pss_kib),
+        (
+            "latency median under load, 100 listeners",
+            Box::new(|s| level(s, 100).map_or(f64::NAN, |l| percentile(&l.latency, 50.0))),
+            ms,
+        ),
+    ]);
+    let ice = |f: &dyn Fn(&ServerResult) -> f64| icecast.map_or(f64::NAN, f);
+    for (name, value, fmt) in &rows {
+        let _ = write!(o, "| {name} |");
+        for s in &http {
+            let _ = write!(o, " {} |", fmt(value(s)));
+        }
+        for z in &zc {
+            let _ = write!(o, " {} |", ratio(value(z), ice(value)));
+        }
+        let _ = writeln!(o);
+    }
+    for n in [10, 100] {
+        let _ = write!(o, "| listeners receiving continuously, {n} |");
+        for s in &http {
+            let _ = write!(o, " {} |", receiving(level(s, n)));
+        }
+        let _ = writeln!(o, "{}", " |".repeat(zc.len()));
+    }
+    if http.is_empty() {
+        let _ = writeln!(o, "| (none measured) |");
     }
 }
 

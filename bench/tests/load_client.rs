@@ -1,6 +1,7 @@
 //! The benchmark's load client (`zerocast-load`) against a zerocast tone server run in this test
 //! process (`zerocast::main_with_args` on a thread of its own): every player must get
-//! continuous audio, and the client must notice when they do not.
+//! continuous audio — over RTMP, HTTP-FLV and the Icecast-style `.mp3` and `.aac` mounts — and
+//! the client must notice when they do not.
 //!
 //! The checks are on counts (players receiving, timestamp gaps, stalls over 500 ms, stream time
 //! received), never on CPU or latency figures: the machine is shared.
@@ -34,8 +35,8 @@ type Failure = String;
 /// to that thread (its signalfd takes it) when dropped.
 struct Server {
     addr: SocketAddr,
-    /// Where HTTP listeners connect, if asked for.
-    http: Option<SocketAddr>,
+    /// Where HTTP listeners connect, and the mount's extension, if asked for.
+    http: Option<(SocketAddr, &'static str)>,
     thread: Pthread,
     handle: Option<thread::JoinHandle<std::process::ExitCode>>,
 }
@@ -47,11 +48,14 @@ fn free_addr() -> Result<SocketAddr, Failure> {
 }
 
 impl Server {
-    /// RTMP only, or RTMP and HTTP with `http`.
-    fn start(codec: &str, http: bool) -> Result<Server, Failure> {
+    /// RTMP only, or RTMP and HTTP with `http`, the mount listeners play (`flv`, `mp3`, `aac`).
+    fn start(codec: &str, http: Option<&'static str>) -> Result<Server, Failure> {
         let addr = free_addr()?;
-        let http = http.then(free_addr).transpose()?;
-        let http_arg = http.map_or("off".to_owned(), |a| a.to_string());
+        let http = match http {
+            Some(ext) => Some((free_addr()?, ext)),
+            None => None,
+        };
+        let http_arg = http.map_or("off".to_owned(), |(a, _)| a.to_string());
         let args: Vec<std::ffi::OsString> = [
             "--listen",
             &addr.to_string(),
@@ -93,11 +97,11 @@ impl Server {
             thread,
             handle: Some(handle),
         };
-        if let Some(http) = http {
+        if let Some((http, ext)) = http {
             // The stream's HTTP formats exist from its first audio on.
-            while !flv_mount_answers(http) {
+            while !mount_answers(http, ext) {
                 if Instant::now() > deadline {
-                    return Err(format!("no .flv mount at {http}"));
+                    return Err(format!("no .{ext} mount at {http}"));
                 }
                 thread::sleep(Duration::from_millis(10));
             }
@@ -105,21 +109,21 @@ impl Server {
         Ok(server)
     }
 
-    /// The stream's URL: HTTP-FLV when the server listens for HTTP, else RTMP.
+    /// The stream's URL: its HTTP mount when the server listens for HTTP, else RTMP.
     fn url(&self) -> String {
         match self.http {
-            Some(http) => format!("http://{http}/live/audio.flv"),
+            Some((http, ext)) => format!("http://{http}/live/audio.{ext}"),
             None => format!("rtmp://{}/live/audio", self.addr),
         }
     }
 }
 
-/// Whether `HEAD /live/audio.flv` is answered 200.
-fn flv_mount_answers(http: SocketAddr) -> bool {
+/// Whether `HEAD /live/audio.EXT` is answered 200.
+fn mount_answers(http: SocketAddr, ext: &str) -> bool {
     let mut answer = [0u8; 12];
     TcpStream::connect(http)
         .and_then(|mut s| {
-            s.write_all(b"HEAD /live/audio.flv HTTP/1.1\r\n\r\n")?;
+            s.write_all(format!("HEAD /live/audio.{ext} HTTP/1.1\r\n\r\n").as_bytes())?;
             s.read_exact(&mut answer)
         })
         .is_ok()
@@ -210,9 +214,9 @@ fn summary_value(summary: &str, key: &str) -> Option<f64> {
         .ok()
 }
 
-/// Plays `codec` from a zerocast tone server with [`PLAYERS`] players — RTMP, or HTTP-FLV
-/// listeners with `http` — and checks the summary.
-fn continuous_for(codec: &str, http: bool) -> Result<(), Failure> {
+/// Plays `codec` from a zerocast tone server with [`PLAYERS`] players — RTMP, or HTTP
+/// listeners of the mount `http` — and checks the summary.
+fn continuous_for(codec: &str, http: Option<&'static str>) -> Result<(), Failure> {
     let server = Server::start(codec, http)?;
     let url = server.url();
     let players = PLAYERS.to_string();
@@ -248,17 +252,23 @@ fn continuous_for(codec: &str, http: bool) -> Result<(), Failure> {
 
 #[test]
 fn every_player_receives_continuous_pcm() -> Result<(), Failure> {
-    continuous_for("pcm", false)
+    continuous_for("pcm", None)
 }
 
 #[test]
 fn every_http_flv_listener_receives_continuous_pcm() -> Result<(), Failure> {
-    continuous_for("pcm", true)
+    continuous_for("pcm", Some("flv"))
+}
+
+#[test]
+fn every_icecast_style_listener_receives_continuous_mp3_and_aac() -> Result<(), Failure> {
+    continuous_for("mp3", Some("mp3"))?;
+    continuous_for("aac", Some("aac"))
 }
 
 #[test]
 fn every_player_receives_continuous_adpcm() -> Result<(), Failure> {
-    continuous_for("adpcm", false)
+    continuous_for("adpcm", None)
 }
 
 /// The check can fail: once every player plays, the client itself is stopped (SIGSTOP) for
@@ -268,7 +278,7 @@ fn every_player_receives_continuous_adpcm() -> Result<(), Failure> {
 /// while it is stopped, exactly as when the server stops sending.)
 #[test]
 fn a_frozen_stream_is_reported_as_stalls() -> Result<(), Failure> {
-    let server = Server::start("pcm", false)?;
+    let server = Server::start("pcm", None)?;
     let url = server.url();
     let mut client = Client::start(&[
         "--url",

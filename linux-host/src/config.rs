@@ -443,6 +443,10 @@ pub struct Settings {
     /// key `send_ms`.
     #[serde(rename = "send_ms", deserialize_with = "Range::<0, 500>::u32")]
     pub send_interval_ms: u32,
+    /// Writes to players per second, all players together, before the send interval grows
+    /// past `send_ms` (up to 100 ms): bounds the CPU a crowd costs. 0: no bound.
+    #[serde(deserialize_with = "Range::<0, 1_000_000>::u32")]
+    pub max_sends_per_s: u32,
     /// Log level on stderr.
     #[serde(deserialize_with = "log_level")]
     pub log_level: LevelFilter,
@@ -804,6 +808,7 @@ impl Default for Settings {
             max_per_addr: 32,
             publish_timeout_ms: 5000,
             send_interval_ms: 20,
+            max_sends_per_s: 1500,
             log_level: LevelFilter::Info,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
@@ -1284,6 +1289,7 @@ const FLAGS: &[Flag] = &[
         "5000",
     ),
     Flag::new("send-ms", "send_ms", Kind::Number, "20"),
+    Flag::new("max-sends-per-s", "max_sends_per_s", Kind::Number, "1500"),
     Flag::new("log-level", "log_level", Kind::Text, "info"),
     Flag::new(
         "handshake-timeout-ms",
@@ -1415,6 +1421,9 @@ RTMP:
   --publish-timeout-ms N        drop a publisher silent so long [default: 5000]
   --send-ms N                   audio may wait so long before it is written
                                   to players, 0..=500          [default: 20]
+  --max-sends-per-s N           writes to all players per second before the
+                                  send interval grows (to at most 100 ms);
+                                  0: no bound                  [default: 1500]
   --handshake-timeout-ms N      close peers slower than this   [default: 10000]
   --idle-timeout-ms N           close silent peers after this  [default: 60000]
 
@@ -1620,9 +1629,10 @@ mod tests {
                 s.max_streams,
                 s.max_per_addr,
                 s.publish_timeout_ms,
-                s.send_interval_ms
+                s.send_interval_ms,
+                s.max_sends_per_s
             ),
-            (16, 32, 5000, 20)
+            (16, 32, 5000, 20, 1500)
         );
         assert_eq!(s.log_level, LevelFilter::Info);
         assert_eq!(s.period_frames(), 882);
@@ -1676,6 +1686,7 @@ mod tests {
             s.publish_timeout_ms == 2500
         }),
         ("send-ms", "0", |s| s.send_interval_ms == 0),
+        ("max-sends-per-s", "0", |s| s.max_sends_per_s == 0),
         ("log-level", "trace", |s| s.log_level == LevelFilter::Trace),
         ("handshake-timeout-ms", "2000", |s| {
             s.handshake_timeout_ms == 2000

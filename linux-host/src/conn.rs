@@ -7,30 +7,42 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::TcpStream;
+use zerocast_core::handshake::ServerHandshake;
 use zerocast_core::ring::Cursor;
-use zerocast_core::session::{ClientSession, ServerSessionIn, SessionError};
+use zerocast_core::session::{ClientSession, ServerConfig, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
 use crate::http::listener::HttpConn;
 use crate::hub::{Hub, StreamId};
 
-/// Reassembly budget of a connection until it publishes: players send only commands, < 1 KiB
-/// (ffmpeg's connect is 197 bytes, OBS's about 300).
+/// Reassembly budget of a connection until it plays or publishes: it sends only commands,
+/// < 1 KiB (ffmpeg's connect is 197 bytes, OBS's about 300).
 pub const ARENA: usize = 2 * 1024;
+/// Reassembly budget of a player once it plays: all it still sends are acknowledgements, pongs
+/// and short stream commands (pause, closeStream, deleteStream: < 100 bytes each).
+pub const PLAYER_ARENA: usize = 512;
+/// Socket read buffer of a player once it plays (the session consumes every complete chunk
+/// header, so what stays unconsumed is less than one header).
+pub const PLAYER_RX: usize = 512;
 /// Reassembly budget of a publisher: room for its audio messages (a 4096-frame PCM message is
 /// 16 KiB + 1) and its metadata.
 pub const PUBLISHER_ARENA: usize = 16 * 1024;
-/// The session's own output: control messages and command replies (~1 KiB at most at once).
+/// A peer session's own output: control messages and command replies (the connect reply, the
+/// largest, is under 300 B; a player that stops reading only adds a ping per half
+/// idle timeout and at most ten pongs a second before it is closed as stalled).
+pub const PEER_TX: usize = 2 * 1024;
+/// A relay session's own output: its commands and control messages.
 pub const TX: usize = 4 * 1024;
-/// Socket read buffer of a connection until it publishes.
+/// Socket read buffer of a connection until it plays or publishes.
 pub const RX: usize = 2 * 1024;
 /// Socket read buffer of a publisher (fewer reads per second of audio).
 pub const PUBLISHER_RX: usize = 8 * 1024;
 /// A relay's reassembly budget: it only reads the upstream's replies.
 pub const RELAY_ARENA: usize = 4 * 1024;
 
-/// The server side of a peer's session, its arena sized by what the peer does.
-pub type PeerSession = ServerSessionIn<Box<[u8]>, TX>;
+/// The server side of a peer's session, its arena sized by what the peer does and its
+/// handshake boxed, so it is freed once the handshake is done.
+pub type PeerSession = ServerSessionIn<Box<[u8]>, PEER_TX, Box<ServerHandshake>>;
 /// The client side of a relay's session.
 pub type RelaySession = ClientSession<RELAY_ARENA, TX>;
 
@@ -70,6 +82,22 @@ pub enum Kind {
     },
     /// An HTTP request or listener.
     Http(Box<HttpConn>),
+}
+
+impl Kind {
+    /// A peer that connected at `now`, in its handshake, with the buffers of a connection that
+    /// has not said yet what it does.
+    pub fn peer(now: Instant, entropy: [u8; 32], config: &ServerConfig) -> Self {
+        Kind::Peer {
+            session: Box::new(PeerSession::with_arena(
+                vec![0; ARENA].into_boxed_slice(),
+                now,
+                entropy,
+                config,
+            )),
+            role: Role::Idle,
+        }
+    }
 }
 
 /// A reader of a stream's ring.
@@ -263,13 +291,28 @@ impl Conn {
 
     /// Gives a publisher its larger read buffer and reassembly arena.
     pub fn grow_for_publisher(&mut self) {
+        self.resize_buffers(PUBLISHER_ARENA, PUBLISHER_RX);
+    }
+
+    /// Gives a player that starts playing its small read buffer and arena (each kept as it is
+    /// when what is in flight would not fit).
+    pub fn shrink_for_player(&mut self) {
+        self.resize_buffers(PLAYER_ARENA, PLAYER_RX);
+    }
+
+    fn resize_buffers(&mut self, arena: usize, rx: usize) {
         if let Kind::Peer { session, .. } = &mut self.kind {
-            // Too small for what is in flight cannot happen: the new arena is the larger.
-            let _ = session.replace_arena(vec![0; PUBLISHER_ARENA].into_boxed_slice());
+            if session.arena_len() != arena {
+                // Err gives the new arena back when it is too small for what is in flight:
+                // the old one stays.
+                let _ = session.replace_arena(vec![0; arena].into_boxed_slice());
+            }
         }
-        let mut rx = vec![0; PUBLISHER_RX].into_boxed_slice();
-        rx[..self.rx_len].copy_from_slice(&self.rx[..self.rx_len]);
-        self.rx = rx;
+        if self.rx.len() != rx && self.rx_len <= rx {
+            let mut new = vec![0; rx].into_boxed_slice();
+            new[..self.rx_len].copy_from_slice(&self.rx[..self.rx_len]);
+            self.rx = new;
+        }
     }
 
     /// The first `len` received bytes not yet consumed, beside the parts a session event
@@ -376,8 +419,10 @@ impl Conn {
         let Some(e) = self.egress.as_mut() else {
             return;
         };
-        if e.tail_sent >= e.tail.len() && !e.tail.is_empty() {
-            e.tail.clear();
+        if e.tail_sent >= e.tail.len() && e.tail.capacity() > 0 {
+            // Freed, not kept: it holds a message or the start bytes only now and then (a
+            // write that ended mid-message), and an idle player should not carry it.
+            e.tail = Vec::new();
             e.tail_sent = 0;
         }
         if e.stopping {
@@ -463,5 +508,158 @@ pub fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usiz
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event};
+
+    /// The goal of issue 11: an idle player costs at most this much.
+    const PLAYER_GOAL: usize = 8 * 1024;
+
+    /// A connection on a real loopback socket, its peer session driven by the core's client
+    /// through handshake, connect, createStream and play, the way the server decides on it.
+    /// Also returns the most the session had queued at once after the handshake.
+    fn connection(role: ClientRole) -> (Conn, usize) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        let now = Instant::from_millis(0);
+        let config = ServerConfig::default();
+        let mut conn = Conn::new(
+            TcpStream::from_std(socket),
+            peer,
+            Kind::peer(now, [3; 32], &config),
+            now,
+        );
+        assert_eq!(
+            footprint(&conn) - size_of_peer_conn(),
+            ARENA + RX + handshake()
+        );
+        let client_config = ClientConfig {
+            app: "live",
+            tc_url: "rtmp://127.0.0.1/live",
+            stream: "audio",
+            role,
+            digest: true,
+            chunk_size: 4096,
+            max_message: 16 * 1024,
+            idle_timeout_ms: 60_000,
+        };
+        let mut client = ClientSession::<4096, 4096>::new(now, [4; 32], &client_config).unwrap();
+        let mut queued = 0;
+        for _ in 0..100 {
+            let Kind::Peer { session, .. } = &mut conn.kind else {
+                unreachable!()
+            };
+            let mut input = client.transmit().to_vec();
+            client.advance(input.len());
+            let mut decided = false;
+            while !input.is_empty() {
+                let received = session.receive(now, &input).unwrap();
+                let consumed = received.consumed;
+                match received.event {
+                    Some(Event::PlayRequested { .. }) => {
+                        session.accept_play().unwrap();
+                        decided = true;
+                    }
+                    Some(Event::PublishRequested { .. }) => {
+                        session.accept_publish().unwrap();
+                        decided = true;
+                    }
+                    _ => {}
+                }
+                input.drain(..consumed);
+                if decided {
+                    match role {
+                        ClientRole::Play => conn.shrink_for_player(),
+                        ClientRole::Publish => conn.grow_for_publisher(),
+                    }
+                    break;
+                }
+                if consumed == 0 {
+                    break;
+                }
+            }
+            let Kind::Peer { session, .. } = &mut conn.kind else {
+                unreachable!()
+            };
+            let mut output = session.transmit().to_vec();
+            if !session.holds_handshake() {
+                queued = queued.max(output.len());
+            }
+            session.advance(output.len());
+            while !output.is_empty() {
+                let received = client.receive(now, &output).unwrap();
+                if matches!(received.event, Some(ClientEvent::EndOfStream)) {
+                    panic!("refused");
+                }
+                output.drain(..received.consumed);
+                if received.consumed == 0 {
+                    break;
+                }
+            }
+            if client.is_streaming() && input.is_empty() {
+                return (conn, queued);
+            }
+        }
+        panic!("the session never got to streaming");
+    }
+
+    /// Bytes `conn` holds in memory: the structures and every buffer it owns now (allocator
+    /// overhead not counted).
+    fn footprint(conn: &Conn) -> usize {
+        let Kind::Peer { session, .. } = &conn.kind else {
+            unreachable!()
+        };
+        let handshake = if session.holds_handshake() {
+            handshake()
+        } else {
+            0
+        };
+        let tail = conn.egress.as_ref().map_or(0, |e| e.tail.capacity());
+        size_of_peer_conn() + session.arena_len() + handshake + conn.rx.len() + tail
+    }
+
+    fn size_of_peer_conn() -> usize {
+        std::mem::size_of::<Conn>() + std::mem::size_of::<PeerSession>()
+    }
+
+    fn handshake() -> usize {
+        std::mem::size_of::<ServerHandshake>()
+    }
+
+    /// Fails when a playing connection grows past the goal: its handshake must be gone and its
+    /// buffers at a player's size (it has no egress here, so no tail: that one is freed once
+    /// sent, which the RSS figures of docs/benchmarks.md show).
+    #[test]
+    fn an_idle_player_fits_the_goal_and_a_publisher_gets_room() {
+        let (player, queued) = connection(ClientRole::Play);
+        println!(
+            "player: Conn {} + session {} + arena {} + rx {} = {} bytes (handshake {} while it runs)",
+            std::mem::size_of::<Conn>(),
+            std::mem::size_of::<PeerSession>(),
+            PLAYER_ARENA,
+            PLAYER_RX,
+            footprint(&player),
+            handshake(),
+        );
+        assert_eq!(
+            footprint(&player),
+            size_of_peer_conn() + PLAYER_ARENA + PLAYER_RX
+        );
+        assert!(footprint(&player) <= PLAYER_GOAL, "{}", footprint(&player));
+        // The session's replies leave room in its transmit buffer for a peer that is slow.
+        println!("most queued at once: {queued} of {PEER_TX} bytes");
+        assert!(queued > 0 && queued <= PEER_TX / 2, "{queued}");
+
+        let (publisher, _) = connection(ClientRole::Publish);
+        println!("publisher: {} bytes", footprint(&publisher));
+        assert_eq!(
+            footprint(&publisher),
+            size_of_peer_conn() + PUBLISHER_ARENA + PUBLISHER_RX
+        );
     }
 }

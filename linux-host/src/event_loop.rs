@@ -25,8 +25,11 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
+use crate::capture::drift::DriftMeter;
 pub use crate::capture::Sink;
-use crate::capture::{CaptureError, Flow, Format, Source, SourceState, SOURCE_TOKENS};
+use crate::capture::{
+    CaptureError, CaptureStatus, Flow, Format, Source, SourceState, SOURCE_TOKENS,
+};
 use crate::config::SourceSpec;
 use crate::systemd::Notifier;
 
@@ -244,8 +247,8 @@ pub trait Service: Sink {
     fn counters(&self) -> (usize, u64) {
         (0, 0)
     }
-    /// The capture's state and overruns after each pump, for the HTTP reports.
-    fn source_status(&mut self, _state: SourceState, _overruns: u64) {}
+    /// The capture's state, overruns and clock drift after each pump, for the HTTP reports.
+    fn source_status(&mut self, _status: CaptureStatus) {}
 }
 
 /// A sink that drops every period (the loop still meters them): `zerocast` without players.
@@ -268,6 +271,8 @@ pub struct EventLoop<S> {
     rate: u32,
     sink: S,
     stats: Stats,
+    /// The capture's clock against the monotonic clock.
+    drift: DriftMeter,
     timers: Deadlines<4>,
     options: Options,
     /// When the last poll returned: the loop's one clock reading per turn.
@@ -357,6 +362,7 @@ impl<S: Service> EventLoop<S> {
             rate,
             sink,
             stats: Stats::default(),
+            drift: DriftMeter::new(rate),
             timers,
             options,
             now,
@@ -478,9 +484,20 @@ impl<S: Service> EventLoop<S> {
                 peak: &mut self.stats.peak,
             };
             let flow = self.source.pump(self.poll.registry(), now, &mut meter)?;
-            self.stats.overruns = self.source.overruns();
-            self.sink
-                .source_status(self.source.state(), self.stats.overruns);
+            let overruns = self.source.overruns();
+            let state = self.source.state();
+            // Frames lost to an overrun, silence for a missing device and no capture at all
+            // are no measure of the card's clock.
+            let measured = state == SourceState::Capturing
+                && overruns == self.stats.overruns
+                && !matches!(self.source, Source::None);
+            self.drift.observe(now, self.source.position(), measured);
+            self.stats.overruns = overruns;
+            self.sink.source_status(CaptureStatus {
+                state,
+                overruns,
+                drift_ppm: self.drift.ppm(),
+            });
             self.sink.flush(self.poll.registry(), now);
             if flow == Flow::Ended {
                 self.notify("STOPPING=1");

@@ -17,9 +17,9 @@ use zerocast_core::flv::{self, Metadata};
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
-use crate::capture::{Sink, SourceState};
+use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Counters, Egress, Kind, PeerSession, RelaySession, Role};
+use crate::conn::{Close, Conn, Counters, Egress, Kind, RelaySession, Role};
 use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
@@ -56,6 +56,8 @@ pub struct Options {
     pub pushes: Vec<Push>,
     /// How much audio is gathered before it is written to readers (`--send-ms`).
     pub send_interval_ms: u64,
+    /// Writes to readers per second before the send interval grows (`--max-sends-per-s`).
+    pub max_sends_per_s: u64,
     /// Which streams are recorded.
     pub recording: crate::hub::Recording,
 }
@@ -109,6 +111,7 @@ impl Options {
             publish_timeout_ms: u64::from(settings.publish_timeout_ms),
             pushes,
             send_interval_ms: u64::from(settings.send_interval_ms),
+            max_sends_per_s: u64::from(settings.max_sends_per_s),
             recording: crate::hub::Recording {
                 all: settings.record.clone(),
                 streams: settings
@@ -184,8 +187,8 @@ pub struct Server {
     http: Option<http::HttpSide>,
     /// Connections accepted since start, RTMP and HTTP.
     accepted: u64,
-    /// The capture's state and overruns, as the loop last reported them.
-    capture_status: Option<(SourceState, u64)>,
+    /// The capture's state, overruns and drift, as the loop last reported them.
+    capture_status: Option<CaptureStatus>,
 }
 
 impl Server {
@@ -368,15 +371,7 @@ impl Server {
             self.accepted += 1;
             let kind = match &self.http {
                 Some(side) if http => side.connection(now),
-                _ => Kind::Peer {
-                    session: Box::new(PeerSession::with_arena(
-                        vec![0; crate::conn::ARENA].into_boxed_slice(),
-                        now,
-                        self.entropy(),
-                        &self.session_config,
-                    )),
-                    role: Role::Idle,
-                },
+                _ => Kind::peer(now, self.entropy(), &self.session_config),
             };
             self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));
             self.reschedule(index);
@@ -576,6 +571,7 @@ impl Server {
             Decision::Play(id) => {
                 session.accept_play()?;
                 *role = Role::Player(id);
+                conn.shrink_for_player();
                 if let Some(stream) = self.hub.get_mut(id) {
                     stream.add_reader(index);
                     conn.egress = Some(Egress::new(id, stream.join_cursor(self.options.join_ms)));
@@ -725,10 +721,23 @@ impl Server {
         });
     }
 
+    /// The send interval now: `--send-ms`, or longer when the readers of all streams would be
+    /// written more than `--max-sends-per-s` times a second at it, up to [`SEND_CEILING_MS`].
+    /// Each write costs a system call and a packet whatever it carries, so a crowd is served
+    /// in fewer, larger writes and its CPU stays bounded, while a few players keep the lowest
+    /// delay (docs/benchmarks.md, "The send schedule").
+    fn send_interval(&self) -> u64 {
+        send_interval(
+            self.options.send_interval_ms,
+            self.options.max_sends_per_s,
+            self.hub.iter().map(|(_, s)| s.readers().len()).sum(),
+        )
+    }
+
     /// Sends new audio to the readers of the streams whose unsent audio is due (see [`Unsent`]);
     /// readers whose socket is full are left alone until it says writable.
     fn flush_dirty(&mut self, registry: &Registry, now: Instant) {
-        let interval = self.options.send_interval_ms;
+        let interval = self.send_interval();
         let mut i = 0;
         while i < self.dirty.len() {
             let unsent = &mut self.dirty[i];
@@ -982,7 +991,7 @@ impl Server {
             .dirty
             .iter()
             .filter_map(|u| u.since)
-            .map(|t| t.saturating_add_millis(self.options.send_interval_ms))
+            .map(|t| t.saturating_add_millis(self.send_interval()))
             .min();
         [conn, silence, relay, send].into_iter().flatten().min()
     }
@@ -1195,9 +1204,22 @@ impl Service for Server {
         (stats.listeners, stats.bytes_sent)
     }
 
-    fn source_status(&mut self, state: SourceState, overruns: u64) {
-        self.capture_status = Some((state, overruns));
+    fn source_status(&mut self, status: CaptureStatus) {
+        self.capture_status = Some(status);
     }
+}
+
+/// The longest the send interval grows under load: a player 100 ms behind is still ahead of
+/// the seed's ~130 ms, and the join buffer and the ring are far longer.
+const SEND_CEILING_MS: u64 = 100;
+
+/// [`Server::send_interval`] for `readers` readers.
+fn send_interval(send_ms: u64, max_sends_per_s: u64, readers: usize) -> u64 {
+    if max_sends_per_s == 0 {
+        return send_ms;
+    }
+    let needed = (readers as u64 * 1000).div_ceil(max_sends_per_s);
+    send_ms.max(needed.min(SEND_CEILING_MS))
 }
 
 /// A stream with audio its readers have not been sent. Readers are written when the unsent
@@ -1249,19 +1271,35 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
-    use crate::conn::{Conn, PeerSession, RelaySession, ARENA, PUBLISHER_ARENA, PUBLISHER_RX, RX};
+    use crate::conn::{
+        Conn, PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
+    };
     use crate::stream::{AudioRing, Stream};
+
+    /// The interval stays `--send-ms` while the writes fit the budget, grows with the readers
+    /// past it, and stops at the ceiling; 0 turns the budget off.
+    #[test]
+    fn send_interval_grows_with_the_readers_past_the_budget() {
+        use super::send_interval;
+        assert_eq!(send_interval(20, 1500, 1), 20);
+        assert_eq!(send_interval(20, 1500, 30), 20);
+        assert_eq!(send_interval(20, 1500, 31), 21);
+        assert_eq!(send_interval(20, 1500, 100), 67);
+        assert_eq!(send_interval(20, 1500, 1000), 100);
+        assert_eq!(send_interval(200, 1500, 1000), 200);
+        assert_eq!(send_interval(20, 0, 1000), 20);
+    }
 
     /// What a stream, a publisher (or player) and a relay cost, for docs/architecture.md.
     #[test]
     fn memory_of_a_stream_and_a_connection_is_printed() {
         let stream = size_of::<Stream>() + size_of::<AudioRing>();
-        let player = size_of::<Conn>() + size_of::<PeerSession>() + ARENA + RX;
+        let player = size_of::<Conn>() + size_of::<PeerSession>() + PLAYER_ARENA + PLAYER_RX;
         let publisher =
             size_of::<Conn>() + size_of::<PeerSession>() + PUBLISHER_ARENA + PUBLISHER_RX;
         let relay = size_of::<Conn>() + size_of::<RelaySession>() + RX;
         println!("stream (table entry + ring): {stream} bytes");
-        println!("player connection: {player} bytes + its tail (one message)");
+        println!("player connection: {player} bytes + its tail while one is pending");
         println!("publisher connection: {publisher} bytes");
         println!("push relay connection: {relay} bytes + its tail");
         assert!(stream > size_of::<AudioRing>() && publisher > player);

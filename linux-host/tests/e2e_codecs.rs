@@ -302,21 +302,31 @@ capture_48k_tests!(capture_48k_alsa_pulse, Capture48k::Pulse);
 
 #[test]
 fn one_capture_served_in_three_codecs_at_once() -> Result<(), HarnessError> {
+    renditions(
+        "renditions",
+        &["--codec", "aac,pcm,mp3"],
+        &[("audio", 10), ("audio_pcm", 3), ("audio_mp3", 2)],
+    )
+}
+
+/// With no `--codec`: ADPCM at the stream's name, AAC beside it (docs/architecture.md).
+#[test]
+fn default_codecs_are_adpcm_and_aac_beside_it() -> Result<(), HarnessError> {
+    renditions("default-codecs", &[], &[("audio", 1), ("audio_aac", 10)])
+}
+
+/// Starts zerocast with a 1 kHz tone and `codec_args`; plays each `(path, SoundFormat)` at
+/// once with ffmpeg (the tone, whole and continuous) and rtmpdump (the FLV SoundFormat).
+fn renditions(name: &str, codec_args: &[&str], expect: &[(&str, u8)]) -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg", "rtmpdump"])? {
         return Ok(());
     }
-    TempDir::run("renditions", |dir| {
-        let args = [
-            "--source",
-            "tone:1000",
-            "--codec",
-            "aac,pcm,mp3",
-            "--join-ms",
-            "300",
-        ];
+    TempDir::run(name, |dir| {
+        let mut args = vec!["--source", "tone:1000", "--join-ms", "300"];
+        args.extend_from_slice(codec_args);
         let mut server = Zerocast::start(&args, &[], None, dir)?;
         let mut players = Vec::new();
-        for (path, format) in [("audio", 10), ("audio_pcm", 3), ("audio_mp3", 2)] {
+        for &(path, format) in expect {
             let url = format!("rtmp://127.0.0.1:{}/live/{path}", server.port);
             let wav = dir.join(format!("{path}.wav"));
             let flv_path = dir.join(format!("{path}.flv"));
@@ -355,7 +365,7 @@ fn one_capture_served_in_three_codecs_at_once() -> Result<(), HarnessError> {
             Ok(())
         } else {
             Err(HarnessError::Failed {
-                what: "renditions".to_owned(),
+                what: name.to_owned(),
                 detail: problems.join("; "),
             })
         }

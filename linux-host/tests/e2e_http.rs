@@ -4,9 +4,9 @@
 //! admin URL; `/stat` (an XML parser) and `/metrics` (Prometheus' parser) counting the players;
 //! headless Chromium playing the page near the live edge (MSE with FLAC and AAC, `<audio src>`
 //! for MP3), its screenshot kept in target/tmp; a listener staying through a publisher's loss;
-//! the play rules; silence reported; and hostile clients (floods, malformed and oversized
-//! requests, listeners that never read, the connection limit) leaving an RTMP player's audio
-//! whole and memory flat.
+//! the play rules; silence reported; the capture clock's drift in `/metrics` (a tone, stdin fed
+//! fast and slow); and hostile clients (floods, malformed and oversized requests, listeners that
+//! never read, the connection limit) leaving an RTMP player's audio whole and memory flat.
 
 mod common;
 
@@ -74,14 +74,19 @@ fn wait_mount(base: &str, path: &str) -> Result<(), HarnessError> {
     })
 }
 
-/// GET `url` over plain TCP (no client library): status code and body.
+/// GET `url` over plain TCP (no client library), one request on its own connection: status
+/// code and body.
 fn get(url: &str, auth: Option<&str>) -> Result<(u16, String), HarnessError> {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
     s.set_read_timeout(Some(LIMIT)).unwrap();
     let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut all = Vec::new();
     s.read_to_end(&mut all)
         .map_err(|e| HarnessError::io("read", e))?;
@@ -780,6 +785,128 @@ fn silence_is_reported_once_in_the_log_the_api_and_the_metrics() -> Result<(), H
         assert_eq!(z.log_count("has been silent"), 1);
         assert_eq!(z.log_count("sound is back"), 1);
         Ok(())
+    })
+}
+
+/// The capture's clock drift `/metrics` reports, read with prometheus_client, once it does.
+fn metrics_drift_ppm(base: &str) -> Result<f64, HarnessError> {
+    let script = "import sys\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        for f in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in f.samples:\n\
+        \x20       if s.name == 'zerocast_clock_drift_ppm':\n\
+        \x20           print(s.value)\n";
+    let mut ppm = None;
+    process::wait_until("zerocast_clock_drift_ppm in /metrics", LIMIT, || {
+        let (_, text) = get(&format!("{base}/metrics"), None)?;
+        ppm = python(script, &text)?.trim().parse().ok();
+        Ok(ppm.is_some())
+    })?;
+    Ok(ppm.unwrap())
+}
+
+/// zerocast reading a 440 Hz tone on stdin written `speed` times as fast as real time, in
+/// 20 ms blocks paced by the clock; returns the drift `/metrics` reports.
+fn stdin_drift_at(speed: f64, dir: &Path) -> Result<f64, HarnessError> {
+    use common::live::{make_fifo, open_fifo_writer};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let fifo = make_fifo(&dir.join(format!("stdin-{speed}.fifo")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (fifo, stop) = (fifo.clone(), stop.clone());
+        std::thread::spawn(move || -> Result<(), HarnessError> {
+            let mut file = open_fifo_writer(&fifo, LIMIT)?;
+            let start = Instant::now();
+            let mut block = Vec::with_capacity(882 * 4);
+            for i in 0u64.. {
+                if stop.load(Ordering::Relaxed) || start.elapsed() > LIMIT * 2 {
+                    return Ok(());
+                }
+                block.clear();
+                for n in i * 882..(i + 1) * 882 {
+                    let v = (8000.0
+                        * (2.0 * std::f64::consts::PI * 440.0 * n as f64 / 44_100.0).sin())
+                        as i16;
+                    block.extend(v.to_le_bytes());
+                    block.extend(v.to_le_bytes());
+                }
+                let due = start + Duration::from_secs_f64(0.020 * i as f64 / speed);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                file.write_all(&block)
+                    .map_err(|e| HarnessError::io("write stdin", e))?;
+            }
+            Ok(())
+        })
+    };
+    let port = process::free_port()?;
+    let http = format!("127.0.0.1:{port}");
+    let args = ["--source", "stdin", "--codec", "pcm", "--http", &http];
+    let mut z = Zerocast::start(&args, &[], Some(&fifo), dir)?;
+    process::wait_for_port(port, LIMIT, &mut z.process)?;
+    let ppm = metrics_drift_ppm(&format!("http://{http}"));
+    // End of input ends zerocast.
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap()?;
+    ppm
+}
+
+#[test]
+fn the_capture_clock_drift_is_measured_in_ppm() -> Result<(), HarnessError> {
+    if !tools_available(&["python3"])? {
+        return Ok(());
+    }
+    TempDir::run("http-drift", |dir| {
+        // The tone is paced by the monotonic clock itself: no drift, but for the loop's jitter.
+        let (_z, base) = zerocast(&["--source", "tone", "--codec", "pcm"], dir)?;
+        let tone = metrics_drift_ppm(&base)?;
+        println!("tone: {tone:.1} ppm");
+        assert!(tone.abs() < 5_000.0, "tone: {tone} ppm");
+        // A producer 25 % fast and 20 % slow: a card whose clock is far off, either way.
+        let fast = stdin_drift_at(1.25, dir)?;
+        let slow = stdin_drift_at(0.8, dir)?;
+        println!("stdin 1.25x: {fast:.0} ppm, 0.8x: {slow:.0} ppm");
+        assert!((150_000.0..350_000.0).contains(&fast), "1.25x: {fast} ppm");
+        assert!((-300_000.0..-100_000.0).contains(&slow), "0.8x: {slow} ppm");
+        Ok(())
+    })
+}
+
+#[test]
+fn curl_asks_for_two_reports_on_one_kept_connection() -> Result<(), HarnessError> {
+    if !tools_available(&["curl"])? {
+        return Ok(());
+    }
+    TempDir::run("http-keep-alive", |dir| {
+        let (mut z, base) = zerocast(&["--source", "tone", "--codec", "mp3"], dir)?;
+        wait_mount(&base, "/live/audio.mp3")?;
+        let out = Command::new("curl")
+            .args([
+                "-sv",
+                "--max-time",
+                "10",
+                "-w",
+                "%{http_code} %{num_connects}\\n",
+            ])
+            .args([format!("{base}/metrics"), format!("{base}/stat")])
+            .args(["-o", "/dev/null", "-o", "/dev/null"])
+            .output()
+            .map_err(|e| HarnessError::io("curl", e))?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        // Both answered, the second on the first one's connection.
+        assert_eq!(stdout, "200 1\n200 0\n", "{stderr}");
+        assert!(stderr.contains("< Connection: keep-alive"), "{stderr}");
+        // An endless body still ends its connection: curl's last request after the audio.
+        let out = Command::new("curl")
+            .args(["-sv", "--max-time", "2", "-o", "/dev/null"])
+            .arg(format!("{base}/live/audio.mp3"))
+            .output()
+            .map_err(|e| HarnessError::io("curl", e))?;
+        assert!(String::from_utf8_lossy(&out.stderr).contains("< Connection: close"));
+        z.stop_cleanly()
     })
 }
 

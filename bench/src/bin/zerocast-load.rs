@@ -1,6 +1,7 @@
 //! `zerocast-load`: N RTMP players in one process, one thread, one `mio::Poll`, for benchmarks
-//! and load tests against zerocast or any RTMP server (nginx-rtmp) — or N HTTP-FLV listeners
-//! (`--url http://HOST:PORT/APP/NAME.flv`), whose tags are counted the same way.
+//! and load tests against zerocast or any RTMP server (nginx-rtmp) — or N HTTP listeners: HTTP-FLV
+//! (`--url http://HOST:PORT/APP/NAME.flv`), whose tags are counted the same way, or Icecast-style
+//! MP3 and ADTS bodies (`….mp3`, `….aac`, from zerocast or Icecast), counted frame by frame.
 //!
 //! Each player is the core's sans-IO [`ClientSession`] over a nonblocking socket, driven in the
 //! session's documented order (write `transmit()` and `advance`, feed received bytes to
@@ -9,7 +10,8 @@
 //! - **gaps**: a timestamp more than half a message (and more than [`GAP_SLACK_MS`]) away from
 //!   the previous one plus the previous message's duration: audio the player never got, or time
 //!   that jumped (smaller differences are counted as timestamp **jitter**: ffmpeg stamps what
-//!   it captures with the wall clock);
+//!   it captures with the wall clock). An MP3 or ADTS body has no timestamps: there, bytes that
+//!   are not a whole frame between two frames count as a gap;
 //! - **stalls**: more than `--stall-ms` of wall time between two audio messages (or from the
 //!   last one to the end of the run), after the first one.
 //!
@@ -31,6 +33,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::resource::rlim_t;
+use zerocast_core::adts::AdtsHeader;
 use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, ClientSession};
 use zerocast_core::time::Instant as CoreInstant;
 
@@ -53,11 +56,11 @@ const USAGE: &str = "\
 zerocast-load: N RTMP players in one process; counts audio messages, bytes, gaps and stalls
 
 Usage: zerocast-load --url rtmp://HOST:PORT/APP/NAME [OPTIONS]
-       zerocast-load --url http://HOST:PORT/APP/NAME.flv [OPTIONS]
+       zerocast-load --url http://HOST:PORT/PATH.flv|.mp3|.aac [OPTIONS]
 
 Options:
   --url URL          stream to play (host must be an address or resolvable name);
-                     http:// for HTTP-FLV listeners
+                     http:// for HTTP listeners (FLV, MP3 or ADTS by the extension)
   --players N        players                                  [default: 1]
   --duration SECS    run time from the start (decimal)        [default: 10]
   --ramp-ms N        spread the connects over this long       [default: N ms]
@@ -72,7 +75,7 @@ Options:
 #[derive(Clone, Debug)]
 struct Args {
     addr: SocketAddr,
-    /// HTTP-FLV: the request path; `None` for RTMP.
+    /// HTTP: the request path; `None` for RTMP.
     http_path: Option<String>,
     app: String,
     name: String,
@@ -116,8 +119,13 @@ fn parse_args() -> Result<Option<Args>, String> {
             (None, Some(rest)) => (rest, 80, true),
             _ => return Err("the URL must start with rtmp:// or http://".into()),
         };
-    let (host, path) = rest.split_once('/').ok_or("the URL needs /APP/NAME")?;
-    let (app, name) = path.split_once('/').ok_or("the URL needs /APP/NAME")?;
+    let (host, path) = rest.split_once('/').ok_or("the URL needs a path")?;
+    // An HTTP path is sent as it is (an Icecast mount is often one segment: /live.mp3).
+    let (app, name) = match path.split_once('/') {
+        Some(app_name) => app_name,
+        None if http => ("", path),
+        None => return Err("the URL needs /APP/NAME".into()),
+    };
     let host_port = if host.contains(':') {
         host.to_owned()
     } else {
@@ -188,8 +196,8 @@ struct Stats {
     /// Where the next message should start: previous timestamp + its duration, and that
     /// duration (ms).
     expected_ms: Option<(f64, f64)>,
-    /// The first audio message's timestamp.
-    first_timestamp: Option<u32>,
+    /// The first audio message's timestamp (ms).
+    first_timestamp: Option<f64>,
     /// Timestamps off by more than [`GAP_SLACK_MS`] but less than half a message.
     jitter: u64,
     worst_jitter_ms: f64,
@@ -228,8 +236,20 @@ impl Stats {
         if duration_ms == 0.0 {
             return;
         }
+        self.message(at, stall, f64::from(timestamp), duration_ms, payload.len());
+    }
+
+    /// One audio message of `len` bytes and `duration_ms` at stream time `timestamp` (ms).
+    fn message(
+        &mut self,
+        at: Duration,
+        stall: Duration,
+        timestamp: f64,
+        duration_ms: f64,
+        len: usize,
+    ) {
         self.messages += 1;
-        self.bytes += payload.len() as u64;
+        self.bytes += len as u64;
         self.audio_ms += duration_ms;
         if let Some(last) = self.last_audio_at {
             self.note_wait(at.saturating_sub(last), stall);
@@ -241,12 +261,11 @@ impl Stats {
             // An encoder's priming packets (AAC, MP3) at the stream's start: zerocast stamps
             // those that begin before the stream like its first audio (0), so the next one
             // starts before the previous one ends. An overlap, not audio that went missing.
-            let after_priming =
-                expected - previous == f64::from(first) && f64::from(timestamp) < expected;
+            let after_priming = (expected - previous - first).abs() < 1e-6 && timestamp < expected;
             let jump = if after_priming {
                 0.0
             } else {
-                (f64::from(timestamp) - expected).abs()
+                (timestamp - expected).abs()
             };
             // Less than half a message off is timestamp jitter (ffmpeg stamps captured audio
             // with the wall clock), not audio that went missing.
@@ -258,7 +277,7 @@ impl Stats {
                 self.worst_jitter_ms = self.worst_jitter_ms.max(jump);
             }
         }
-        self.expected_ms = Some((f64::from(timestamp) + duration_ms, duration_ms));
+        self.expected_ms = Some((timestamp + duration_ms, duration_ms));
     }
 
     fn note_wait(&mut self, wait: Duration, stall: Duration) {
@@ -327,49 +346,114 @@ fn adpcm_frames(body: &[u8], channels: usize) -> Option<usize> {
 /// Duration of the MPEG audio frame(s) an FLV MP3 tag starts with (ffmpeg's flv muxer puts one
 /// frame in each tag): samples per frame and rate from the frame header (ISO 11172-3 §2.4.2.3).
 fn mp3_duration_ms(body: &[u8]) -> Option<f64> {
-    let h = body.get(..4)?;
-    if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
-        return None;
-    }
-    // Version: 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5; layer: 3 = I, 2 = II, 1 = III.
-    let version = (h[1] >> 3) & 3;
-    let layer = (h[1] >> 1) & 3;
-    let rate_index = usize::from((h[2] >> 2) & 3);
-    let base = *[44100.0, 48000.0, 32000.0].get(rate_index)?;
-    let rate = match version {
-        3 => base,
-        2 => base / 2.0,
-        0 => base / 4.0,
-        _ => return None,
-    };
+    let (h, rate) = mp3_header(body)?;
+    let (version, layer) = ((h[1] >> 3) & 3, (h[1] >> 1) & 3);
     let samples = match (layer, version) {
         (3, _) => 384.0,
         (2, _) | (1, 3) => 1152.0,
         (1, _) => 576.0,
         _ => return None,
     };
-    Some(samples * 1000.0 / rate)
+    Some(samples * 1000.0 / f64::from(rate))
 }
+
+/// The 4-byte MPEG audio frame header `body` starts with and its sample rate, if it starts with
+/// one. Version (h\[1\] bits 4–3): 3 = MPEG-1, 2 = MPEG-2, 0 = MPEG-2.5; layer (bits 2–1):
+/// 3 = I, 2 = II, 1 = III.
+fn mp3_header(body: &[u8]) -> Option<(&[u8], u32)> {
+    let h = body.get(..4)?;
+    if h[0] != 0xFF || h[1] & 0xE0 != 0xE0 {
+        return None;
+    }
+    let base = *[44100, 48000, 32000].get(usize::from((h[2] >> 2) & 3))?;
+    let rate = match (h[1] >> 3) & 3 {
+        3 => base,
+        2 => base / 2,
+        0 => base / 4,
+        _ => return None,
+    };
+    Some((h, rate))
+}
+
+/// Length in bytes of the MPEG audio layer III frame `body` starts with: 144 (MPEG-1) or 72
+/// (MPEG-2 and 2.5) × bitrate / rate, plus the padding slot (ISO 11172-3 §2.4.3.1,
+/// ISO 13818-3 §2.4.3.1); `None` for other layers and for free-format or invalid bitrates.
+fn mp3_frame_len(body: &[u8]) -> Option<usize> {
+    let (h, rate) = mp3_header(body)?;
+    if (h[1] >> 1) & 3 != 1 {
+        return None;
+    }
+    let mpeg1 = (h[1] >> 3) & 3 == 3;
+    let kbps: [u32; 15] = if mpeg1 {
+        [
+            0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+        ]
+    } else {
+        [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160]
+    };
+    let bitrate = *kbps.get(usize::from(h[2] >> 4))? * 1000;
+    if bitrate == 0 {
+        return None;
+    }
+    let slots = if mpeg1 { 144 } else { 72 };
+    usize::try_from(slots * bitrate / rate + u32::from((h[2] >> 1) & 1)).ok()
+}
+
+/// Length and duration (ms) of the MP3 or ADTS frame `bytes` starts with, if it starts with one.
+fn elementary_frame(body: Body, bytes: &[u8]) -> Option<(usize, f64)> {
+    let (len, ms) = match body {
+        Body::Mp3 => (mp3_frame_len(bytes)?, mp3_duration_ms(bytes)?),
+        Body::Adts => {
+            let (header, len) = AdtsHeader::parse(bytes).ok()?;
+            // 1024 samples in each of the frame's raw data blocks (ISO 14496-3 §1.A.2.2).
+            let blocks = f64::from(bytes.get(6)? & 3) + 1.0;
+            (
+                len,
+                blocks * 1024.0 * 1000.0 / f64::from(header.sample_rate()),
+            )
+        }
+        Body::Flv => return None,
+    };
+    (len >= ELEMENTARY_HEADER).then_some((len, ms))
+}
+
+/// Bytes enough for an MP3 (4) or ADTS (7) frame header.
+const ELEMENTARY_HEADER: usize = 7;
 
 /// How a player talks to the server.
 enum Wire {
     /// An RTMP client session.
     Rtmp(Box<Session>),
-    /// An HTTP-FLV request and the response being read.
-    HttpFlv(Box<HttpFlv>),
+    /// An HTTP request and the response being read.
+    Http(Box<Http>),
 }
 
-/// An HTTP-FLV listener: its request, then the response head, then FLV tags (chunked or not).
-struct HttpFlv {
+/// What an HTTP response body carries, from the request path's extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    /// `.flv`: an FLV file header, then tags.
+    Flv,
+    /// `.mp3`: MPEG audio frames, Icecast-style.
+    Mp3,
+    /// `.aac`: ADTS frames.
+    Adts,
+}
+
+/// An HTTP listener: its request, then the response head, then the body (chunked or not): FLV
+/// tags, or MP3 or ADTS frames.
+struct Http {
     request: Vec<u8>,
     sent: usize,
     head_done: bool,
     chunked: bool,
     /// Where the chunked framing stands.
     chunk: Chunk,
-    /// FLV bytes not parsed yet, and whether the 13-byte file header is behind.
-    flv: Vec<u8>,
+    body: Body,
+    /// Body bytes not parsed yet; FLV: whether the 13-byte file header is behind; MP3 and
+    /// ADTS: whether the parse stands at a frame boundary (found by two frames in a row).
+    data: Vec<u8>,
     header_skipped: bool,
+    synced: bool,
 }
 
 /// The chunked transfer coding (RFC 9112 §7.1): what comes next.
@@ -386,8 +470,15 @@ enum Chunk {
 /// Longest response head accepted.
 const MAX_HTTP_HEAD: usize = 16 * 1024;
 
-impl HttpFlv {
+impl Http {
     fn new(path: &str, host: SocketAddr) -> Self {
+        let body = if path.ends_with(".mp3") {
+            Body::Mp3
+        } else if path.ends_with(".aac") {
+            Body::Adts
+        } else {
+            Body::Flv
+        };
         Self {
             request: format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
                 .into_bytes(),
@@ -395,13 +486,15 @@ impl HttpFlv {
             head_done: false,
             chunked: false,
             chunk: Chunk::Size,
-            flv: Vec::new(),
+            body,
+            data: Vec::new(),
             header_skipped: false,
+            synced: false,
         }
     }
 
     /// Reads the response in `input`: returns the bytes used and, once the head is read,
-    /// every audio tag through `audio(timestamp, body)`.
+    /// counts every audio tag or frame in `stats`.
     fn parse(
         &mut self,
         input: &[u8],
@@ -420,7 +513,10 @@ impl HttpFlv {
             };
             let head = String::from_utf8_lossy(&input[..end]).to_ascii_lowercase();
             let status = head.lines().next().unwrap_or_default().to_owned();
-            if !(status.starts_with("http/1.1 200") || status.starts_with("http/1.0 200")) {
+            if !["http/1.1 200", "http/1.0 200", "icy 200"]
+                .iter()
+                .any(|ok| status.starts_with(ok))
+            {
                 return (0, Some(End::Protocol(format!("HTTP answer {status:?}"))));
             }
             self.chunked = head.contains("\r\ntransfer-encoding: chunked");
@@ -432,7 +528,7 @@ impl HttpFlv {
         while used < input.len() {
             let rest = &input[used..];
             if !self.chunked {
-                self.flv.extend_from_slice(rest);
+                self.data.extend_from_slice(rest);
                 used = input.len();
                 break;
             }
@@ -455,7 +551,7 @@ impl HttpFlv {
                 }
                 Chunk::Data(left) => {
                     let take = left.min(rest.len());
-                    self.flv.extend_from_slice(&rest[..take]);
+                    self.data.extend_from_slice(&rest[..take]);
                     used += take;
                     self.chunk = if take == left {
                         Chunk::Crlf
@@ -472,27 +568,68 @@ impl HttpFlv {
                 }
             }
         }
-        self.tags(stats, now, stall);
+        match self.body {
+            Body::Flv => self.tags(stats, now, stall),
+            Body::Mp3 | Body::Adts => self.frames(stats, now, stall),
+        }
         (used, ended)
+    }
+
+    /// Counts the complete MP3 or ADTS frames buffered so far. The body has no timestamps: each
+    /// frame starts where the previous one ended, and bytes that are not a frame between two
+    /// frames (sync lost) are a gap. Before the first frame (a burst may start mid-frame), a
+    /// frame counts once the next one follows it.
+    fn frames(&mut self, stats: &mut Stats, now: Duration, stall: Duration) {
+        let mut at = 0;
+        while let Some(rest) = self.data.get(at..).filter(|r| r.len() >= ELEMENTARY_HEADER) {
+            match elementary_frame(self.body, rest) {
+                Some((len, ms)) if self.synced => {
+                    if rest.len() < len {
+                        break;
+                    }
+                    let timestamp = stats.expected_ms.map_or(0.0, |(next, _)| next);
+                    stats.message(now, stall, timestamp, ms, len);
+                    at += len;
+                }
+                Some((len, _)) => match rest.get(len..) {
+                    Some(next) if next.len() >= ELEMENTARY_HEADER => {
+                        if elementary_frame(self.body, next).is_some() {
+                            self.synced = true;
+                        } else {
+                            at += 1;
+                        }
+                    }
+                    _ => break,
+                },
+                None => {
+                    if self.synced && stats.messages > 0 {
+                        stats.gaps += 1;
+                    }
+                    self.synced = false;
+                    at += 1;
+                }
+            }
+        }
+        self.data.drain(..at);
     }
 
     /// Counts the complete FLV tags buffered so far.
     fn tags(&mut self, stats: &mut Stats, now: Duration, stall: Duration) {
         let mut at = 0;
         if !self.header_skipped {
-            if self.flv.len() < 13 {
+            if self.data.len() < 13 {
                 return;
             }
             self.header_skipped = true;
             at = 13;
         }
-        while let Some(header) = self.flv.get(at..at + 11) {
+        while let Some(header) = self.data.get(at..at + 11) {
             let size =
                 usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
-            let Some(body) = self.flv.get(at + 11..at + 11 + size) else {
+            let Some(body) = self.data.get(at + 11..at + 11 + size) else {
                 break;
             };
-            if self.flv.len() < at + 11 + size + 4 {
+            if self.data.len() < at + 11 + size + 4 {
                 break;
             }
             if header[0] == 8 {
@@ -504,7 +641,7 @@ impl HttpFlv {
             }
             at += 11 + size + 4;
         }
-        self.flv.drain(..at);
+        self.data.drain(..at);
     }
 
     /// Writes the request, as far as the socket takes it.
@@ -565,7 +702,7 @@ impl Load {
         let mut entropy = [0u8; 32];
         entropy[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
         let wire = match &self.args.http_path {
-            Some(path) => Wire::HttpFlv(Box::new(HttpFlv::new(path, self.args.addr))),
+            Some(path) => Wire::Http(Box::new(Http::new(path, self.args.addr))),
             None => Wire::Rtmp(Box::new(
                 Session::new(self.core_now(), entropy, &config)
                     .map_err(|e| format!("client session: {e}"))?,
@@ -723,7 +860,7 @@ impl Player {
     ) -> (usize, Option<End>) {
         let session = match &mut self.wire {
             Wire::Rtmp(session) => session,
-            Wire::HttpFlv(http) => return http.parse(input, &mut self.stats, now, stall),
+            Wire::Http(http) => return http.parse(input, &mut self.stats, now, stall),
         };
         let mut used = 0;
         loop {
@@ -761,7 +898,7 @@ impl Player {
         };
         let session = match &mut self.wire {
             Wire::Rtmp(session) => session,
-            Wire::HttpFlv(http) => return http.send(stream),
+            Wire::Http(http) => return http.send(stream),
         };
         loop {
             let out = session.transmit();
@@ -1086,11 +1223,16 @@ mod tests {
         assert_eq!(s.gaps, 1);
     }
 
-    /// Feeds `bytes` to an HTTP-FLV player in pieces of `step`, keeping what it does not use
-    /// for the next piece, as `pump` does.
+    /// An HTTP-FLV player of `bytes` (see [`http_player`]).
     fn http_flv(bytes: &[u8], step: usize) -> (Stats, Option<End>) {
+        http_player("/live/audio.flv", bytes, step)
+    }
+
+    /// Feeds `bytes` to an HTTP player of `path` in pieces of `step`, keeping what it does not
+    /// use for the next piece, as `pump` does.
+    fn http_player(path: &str, bytes: &[u8], step: usize) -> (Stats, Option<End>) {
         let addr: SocketAddr = "127.0.0.1:8000".parse().unwrap();
-        let mut player = HttpFlv::new("/live/audio.flv", addr);
+        let mut player = Http::new(path, addr);
         let mut stats = Stats::new();
         let mut pending = Vec::new();
         let stall = Duration::from_millis(500);
@@ -1135,5 +1277,54 @@ mod tests {
         assert_eq!(http_flv(&wire, 64).1, Some(End::StreamEnded));
         let (_, end) = http_flv(b"HTTP/1.1 404 Not Found\r\n\r\n", 5);
         assert!(matches!(end, Some(End::Protocol(_))), "{end:?}");
+    }
+
+    /// `frames` MP3 (MPEG-1 layer III, 128 kb/s, 44.1 kHz, 417 bytes) or ADTS (AAC-LC 44.1 kHz
+    /// stereo, 371 bytes) frames.
+    fn elementary(body: Body, frames: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..frames {
+            let mut frame = match body {
+                Body::Mp3 => [&[0xFF, 0xFB, 0x90, 0x64][..], &[0x55; 413]].concat(),
+                _ => {
+                    let h = AdtsHeader::from_audio_specific_config(&[0x12, 0x10]).unwrap();
+                    let mut f = vec![0u8; 371];
+                    h.emit(364, &mut f).unwrap();
+                    f
+                }
+            };
+            // Payload bytes that look like a sync word must not confuse the parse.
+            frame[100 + i % 7] = 0xFF;
+            out.extend_from_slice(&frame);
+        }
+        out
+    }
+
+    #[test]
+    fn mp3_and_adts_listeners_count_frames_from_mid_frame_and_see_lost_sync() {
+        for (path, body, frame_ms) in [
+            ("/live/audio.mp3", Body::Mp3, 1152.0 * 1000.0 / 44100.0),
+            ("/live.aac", Body::Adts, 1024.0 * 1000.0 / 44100.0),
+        ] {
+            let frames = elementary(body, 40);
+            // Icecast's status line, and a burst that starts inside a frame.
+            let mut wire = b"ICY 200 OK\r\nContent-Type: audio/mpeg\r\n\r\n".to_vec();
+            wire.extend_from_slice(&frames[frames.len() / 40 * 39 + 50..]);
+            wire.extend_from_slice(&frames);
+            for step in [1, 13, 1000, wire.len()] {
+                let (stats, end) = http_player(path, &wire, step);
+                assert_eq!(
+                    (stats.messages, stats.gaps, end),
+                    (40, 0, None),
+                    "{path} {step}"
+                );
+                assert!((stats.audio_ms - 40.0 * frame_ms).abs() < 1e-6, "{path}");
+            }
+            // Bytes that are no frame between two frames: sync lost, a gap.
+            let mut cut = frames.clone();
+            cut.splice(20 * 100..20 * 100, [0u8; 30]);
+            let (stats, _) = http_player(path, &[&wire[..40], &cut].concat(), 64);
+            assert_eq!(stats.gaps, 1, "{path}");
+        }
     }
 }

@@ -695,6 +695,7 @@ mod session {
                 client.is_streaming(),
             ));
             black_box((server.peer_acknowledged(), server.messages_skipped()));
+            black_box((server.holds_handshake(), server.arena_len()));
             black_box(show(server.notify_published()));
             black_box(show(server.refuse_play(Refusal::NotFound)));
             black_box(show(server.end_play()));

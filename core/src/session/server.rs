@@ -1,5 +1,7 @@
 //! The server side of one RTMP connection: a player or a publisher.
 
+use core::borrow::BorrowMut;
+
 use crate::command::{self, Command, Data};
 use crate::handshake::ServerHandshake;
 use crate::message::{self, Control, UserControl};
@@ -145,18 +147,22 @@ enum State {
 /// The server side of one connection. The arena `A` (storage the caller hands in) bounds
 /// message reassembly and so the largest message; `TX` the session's own output (control
 /// messages and command replies). The call order is in the [module docs](super).
-pub struct ServerSessionIn<A, const TX: usize> {
+///
+/// `H` holds the handshake (~3 KiB) while it runs; the session drops it once the handshake is
+/// complete and its reply sent. Inline by default (the session's size stays fixed); a host with
+/// a heap passes `Box<ServerHandshake>`, so an established connection no longer carries it.
+pub struct ServerSessionIn<A, const TX: usize, H = ServerHandshake> {
     reader: ChunkReaderIn<CHUNK_STREAMS, A>,
-    inner: Server<TX>,
+    inner: Server<TX, H>,
 }
 
-/// A [`ServerSessionIn`] with its arena inline: `ARENA` bytes.
+/// A [`ServerSessionIn`] with its arena and handshake inline: `ARENA` bytes.
 pub type ServerSession<const ARENA: usize, const TX: usize> = ServerSessionIn<[u8; ARENA], TX>;
 
 /// Everything of a server session but its chunk reader.
-struct Server<const TX: usize> {
+struct Server<const TX: usize, H> {
     config: ServerConfig,
-    handshake: Option<ServerHandshake>,
+    handshake: Option<H>,
     handshake_deadline: Instant,
     link: Link<TX>,
     state: State,
@@ -175,7 +181,11 @@ impl<const ARENA: usize, const TX: usize> ServerSession<ARENA, TX> {
     }
 }
 
-impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
+impl<A, const TX: usize, H> ServerSessionIn<A, TX, H>
+where
+    A: AsRef<[u8]> + AsMut<[u8]>,
+    H: BorrowMut<ServerHandshake> + From<ServerHandshake>,
+{
     /// Like [`ServerSession::new`], reassembling into the caller's `arena`.
     pub fn with_arena(arena: A, now: Instant, entropy: [u8; 32], config: &ServerConfig) -> Self {
         let reader = ChunkReaderIn::with_arena(arena, config.max_message);
@@ -195,6 +205,17 @@ impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
         self.reader.messages_skipped()
     }
 
+    /// The reassembly arena's size in bytes.
+    pub fn arena_len(&self) -> usize {
+        self.reader.arena_len()
+    }
+
+    /// Whether the handshake's storage is still held (until the handshake is complete and its
+    /// reply sent).
+    pub fn holds_handshake(&self) -> bool {
+        self.inner.handshake.is_some()
+    }
+
     fn with_reader(
         reader: ChunkReaderIn<CHUNK_STREAMS, A>,
         now: Instant,
@@ -205,7 +226,10 @@ impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
             reader,
             inner: Server {
                 config: *config,
-                handshake: Some(ServerHandshake::new(now.as_millis() as u32, entropy)),
+                handshake: Some(H::from(ServerHandshake::new(
+                    now.as_millis() as u32,
+                    entropy,
+                ))),
                 handshake_deadline: now.saturating_add_millis(config.handshake_timeout_ms),
                 link: Link::new(now, config.idle_timeout_ms),
                 state: State::Handshaken,
@@ -245,7 +269,8 @@ impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
         let mut consumed = 0;
         let found = loop {
             let rest = input.get(consumed..).unwrap_or(&[]);
-            if let Some(handshake) = self.inner.handshake.as_mut().filter(|h| !h.is_complete()) {
+            let handshake = self.inner.handshake.as_mut().map(BorrowMut::borrow_mut);
+            if let Some(handshake) = handshake.filter(|h| !h.is_complete()) {
                 consumed += handshake.receive(rest)?;
                 if handshake.is_complete() {
                     continue;
@@ -395,7 +420,12 @@ impl<A: AsRef<[u8]> + AsMut<[u8]>, const TX: usize> ServerSessionIn<A, TX> {
     }
 }
 
-impl<const TX: usize> Server<TX> {
+impl<const TX: usize, H: BorrowMut<ServerHandshake>> Server<TX, H> {
+    /// The handshake, while it is kept.
+    fn handshake(&self) -> Option<&ServerHandshake> {
+        self.handshake.as_ref().map(|h| h.borrow())
+    }
+
     fn command(&mut self, stream_id: u32, payload: &[u8]) -> Result<Option<Found>, SessionError> {
         let command = command::parse_command(payload)?;
         if self.state == State::Handshaken && !matches!(command, Command::Connect { .. }) {
@@ -635,7 +665,7 @@ impl<const TX: usize> Server<TX> {
     }
 
     fn transmit(&self) -> &[u8] {
-        match &self.handshake {
+        match self.handshake() {
             Some(h) if !h.transmit().is_empty() => h.transmit(),
             _ => self.link.tx.pending(),
         }
@@ -643,7 +673,7 @@ impl<const TX: usize> Server<TX> {
 
     /// Reports that the first `n` bytes of [`transmit`](Self::transmit) were sent.
     fn advance(&mut self, n: usize) {
-        match &mut self.handshake {
+        match self.handshake.as_mut().map(BorrowMut::borrow_mut) {
             Some(h) if !h.transmit().is_empty() => h.advance(n),
             _ => self.link.tx.advance(n),
         }
@@ -653,8 +683,7 @@ impl<const TX: usize> Server<TX> {
     /// Frees the handshake's buffer once it is complete and its reply sent.
     fn release_handshake(&mut self) {
         if self
-            .handshake
-            .as_ref()
+            .handshake()
             .is_some_and(|h| h.is_complete() && h.transmit().is_empty())
         {
             self.handshake = None;
@@ -666,14 +695,14 @@ impl<const TX: usize> Server<TX> {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        if self.handshake.as_ref().is_some_and(|h| !h.is_complete()) {
+        if self.handshake().is_some_and(|h| !h.is_complete()) {
             return Some(self.handshake_deadline);
         }
         Some(self.link.poll_timeout())
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
-        if self.handshake.as_ref().is_some_and(|h| !h.is_complete()) {
+        if self.handshake().is_some_and(|h| !h.is_complete()) {
             if now >= self.handshake_deadline {
                 return Err(SessionError::HandshakeTimeout {
                     millis: self.config.handshake_timeout_ms,

@@ -330,6 +330,70 @@ fn handshake_deadline_covers_the_whole_handshake() {
     );
 }
 
+std::thread_local! {
+    /// Handshakes held by [`Held`] that are still alive on this thread.
+    static HELD: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// Handshake storage that counts how many are alive, as a host's `Box` would free them.
+struct Held(crate::handshake::ServerHandshake);
+
+impl From<crate::handshake::ServerHandshake> for Held {
+    fn from(h: crate::handshake::ServerHandshake) -> Self {
+        HELD.with(|n| n.set(n.get() + 1));
+        Self(h)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|n| n.set(n.get() - 1));
+    }
+}
+
+impl core::borrow::Borrow<crate::handshake::ServerHandshake> for Held {
+    fn borrow(&self) -> &crate::handshake::ServerHandshake {
+        &self.0
+    }
+}
+
+impl core::borrow::BorrowMut<crate::handshake::ServerHandshake> for Held {
+    fn borrow_mut(&mut self) -> &mut crate::handshake::ServerHandshake {
+        &mut self.0
+    }
+}
+
+#[test]
+fn handshake_storage_is_dropped_once_the_reply_is_sent_and_c2_in() {
+    let now = Instant::from_millis(0);
+    let mut server: ServerSessionIn<[u8; 2048], 2048, Held> =
+        ServerSessionIn::with_arena([0; 2048], now, [1; 32], &ServerConfig::default());
+    assert_eq!(HELD.with(|n| n.get()), 1);
+    let mut c0c1 = [7u8; 1537];
+    c0c1[0] = 3;
+    assert_eq!(server.receive(now, &c0c1).unwrap().consumed, 1537);
+    // C2 arrives before the reply is read: the reply is still needed.
+    assert_eq!(server.receive(now, &[9u8; 1536]).unwrap().consumed, 1536);
+    let reply = server.transmit().len();
+    assert_eq!(reply, 3073);
+    server.advance(reply - 1);
+    assert_eq!(HELD.with(|n| n.get()), 1);
+    assert!(server.holds_handshake());
+    server.advance(1);
+    assert_eq!(HELD.with(|n| n.get()), 0);
+    assert!(!server.holds_handshake());
+    assert_eq!(server.arena_len(), 2048);
+    // The established session carries on without it: a connect is answered.
+    let mut writer = ChunkWriter::<8>::new();
+    let mut body = [0u8; 512];
+    let len = command::encode_connect(&mut body, 1.0, "live", "rtmp://x/live", "LNX").unwrap();
+    let raw = raw_command(&mut writer, 3, &body[..len]);
+    let r = server.receive(now, &raw).unwrap();
+    assert_eq!(r.consumed, raw.len());
+    assert_eq!(r.event, Some(Event::Connected { app: "live" }));
+    assert!(!server.transmit().is_empty());
+}
+
 /// A connected server session, a chunk writer to talk raw RTMP to it, and everything the server
 /// has sent so far (to decode its replies with a reader that saw the whole stream).
 fn connected_server() -> (Server, ChunkWriter<8>, Instant, Vec<u8>) {

@@ -16,6 +16,7 @@ pub mod alsa;
 #[cfg(not(feature = "alsa"))]
 #[path = "no_alsa.rs"]
 pub mod alsa;
+pub mod drift;
 pub mod stdin;
 pub mod tone;
 
@@ -53,6 +54,17 @@ impl fmt::Display for SourceState {
             Self::Silence => "silence",
         })
     }
+}
+
+/// What the loop reports about the capture after each pump (the HTTP reports show it).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CaptureStatus {
+    /// Capturing or generating silence.
+    pub state: SourceState,
+    /// Capture overruns since start.
+    pub overruns: u64,
+    /// The sample clock against the monotonic clock ([`drift::DriftMeter`]), once measured.
+    pub drift_ppm: Option<f64>,
 }
 
 /// Whether the stream goes on after a [`Source::pump`].

@@ -97,8 +97,13 @@ pub trait Site {
 /// What to do with a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Write these bytes, then close.
-    Reply(Vec<u8>),
+    /// Write these bytes, then close, or wait for the next request if `keep_alive`.
+    Reply {
+        /// The whole response.
+        bytes: Vec<u8>,
+        /// The connection stays open for another request (the head says so).
+        keep_alive: bool,
+    },
     /// Write the head (and sticky bytes, framed), then the mount's ring, framed.
     Stream {
         /// The mount whose ring to send.
@@ -110,95 +115,112 @@ pub enum Action {
     },
 }
 
-fn reply(status: &str, content_type: &str, body: &[u8], head_only: bool) -> Action {
-    let mut out = response::complete(status, content_type, body.len()).into_bytes();
-    if !head_only {
-        out.extend_from_slice(body);
-    }
-    Action::Reply(out)
+/// How a complete response is sent: its head only (HEAD), and whether the connection stays.
+#[derive(Clone, Copy, Debug)]
+struct Answer {
+    head_only: bool,
+    keep_alive: bool,
 }
 
-fn error(status: &str, why: &str) -> Action {
-    reply(
-        status,
-        "text/plain; charset=utf-8",
-        format!("{why}\n").as_bytes(),
-        false,
-    )
+impl Answer {
+    fn reply(self, status: &str, content_type: &str, body: &[u8]) -> Action {
+        let head = response::complete(status, content_type, body.len(), self.keep_alive);
+        let mut bytes = head.into_bytes();
+        if !self.head_only {
+            bytes.extend_from_slice(body);
+        }
+        Action::Reply {
+            bytes,
+            keep_alive: self.keep_alive,
+        }
+    }
+
+    /// An error, its text as a plain-text body.
+    fn error(self, status: &str, why: &str) -> Action {
+        self.reply(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{why}\n").as_bytes(),
+        )
+    }
+
+    /// A response made whole elsewhere (its head says `keep_alive`).
+    fn whole(self, bytes: String) -> Action {
+        Action::Reply {
+            bytes: bytes.into_bytes(),
+            keep_alive: self.keep_alive,
+        }
+    }
 }
+
+/// The answer to a request that could not be parsed: the connection closes after it.
+const CLOSE: Answer = Answer {
+    head_only: false,
+    keep_alive: false,
+};
 
 /// Answers `req`: everything but the stream's ring bytes.
 pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action {
-    let head_only = req.method == Method::Head;
+    let answer = Answer {
+        head_only: req.method == Method::Head,
+        keep_alive: req.keep_alive,
+    };
     match route::route(req) {
-        Route::Page => reply(
-            "200 OK",
-            "text/html; charset=utf-8",
-            page::HTML.as_bytes(),
-            head_only,
-        ),
-        Route::Stat => reply(
+        Route::Page => answer.reply("200 OK", "text/html; charset=utf-8", page::HTML.as_bytes()),
+        Route::Stat => answer.reply(
             "200 OK",
             "text/xml",
             stat::render_xml(&site.snapshot()).as_bytes(),
-            head_only,
         ),
-        Route::Streams => reply(
+        Route::Streams => answer.reply(
             "200 OK",
             "application/json",
             stat::render_json(&site.snapshot()).as_bytes(),
-            head_only,
         ),
-        Route::Metrics => reply(
+        Route::Metrics => answer.reply(
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             stat::render_metrics(&site.snapshot()).as_bytes(),
-            head_only,
         ),
-        Route::Preflight => Action::Reply(response::preflight().into_bytes()),
-        Route::Error(status, why) => error(status, why),
+        Route::Preflight => answer.whole(response::preflight(answer.keep_alive)),
+        Route::Error(status, why) => answer.error(status, why),
         Route::SetTitle { mount, song } => {
             let Some(password) = &config.admin_password else {
-                return error("403 Forbidden", "no admin password is configured");
+                return answer.error("403 Forbidden", "no admin password is configured");
             };
             if !basic_auth_matches(req.authorization.as_deref(), password) {
-                return Action::Reply(response::unauthorized().into_bytes());
+                return answer.whole(response::unauthorized(answer.keep_alive));
             }
             if site.set_title(&mount, &song) {
                 // Icecast answers updinfo with a small XML document.
                 let body = "<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n";
-                reply("200 OK", "text/xml", body.as_bytes(), false)
+                answer.reply("200 OK", "text/xml", body.as_bytes())
             } else {
-                error("404 Not Found", "no such mount")
+                answer.error("404 Not Found", "no such mount")
             }
         }
         Route::Segment { app, name, .. } | Route::Stream(Mount { app, name, .. })
             if !site.may_play(&app, &name, &req.query) =>
         {
-            error("403 Forbidden", "not allowed to play this stream")
+            answer.error("403 Forbidden", "not allowed to play this stream")
         }
         Route::Segment {
             app,
             name,
             sequence,
         } => match site.segment(&app, &name, sequence) {
-            Some(bytes) => reply("200 OK", Format::Aac.content_type(), &bytes, head_only),
-            None => error("404 Not Found", "no such segment (expired?)"),
+            Some(bytes) => answer.reply("200 OK", Format::Aac.content_type(), &bytes),
+            None => answer.error("404 Not Found", "no such segment (expired?)"),
         },
         Route::Stream(mount) if mount.format == Format::Hls => {
             match site.playlist(&mount.app, &mount.name) {
-                Some(p) => reply(
-                    "200 OK",
-                    Format::Hls.content_type(),
-                    p.as_bytes(),
-                    head_only,
-                ),
-                None => error("404 Not Found", "no such stream in HLS, or no segment yet"),
+                Some(p) => answer.reply("200 OK", Format::Hls.content_type(), p.as_bytes()),
+                None => answer.error("404 Not Found", "no such stream in HLS, or no segment yet"),
             }
         }
         Route::Stream(mount) => {
             let Some(info) = site.mount(&mount) else {
-                return error("404 Not Found", "no such stream in this format");
+                return answer.error("404 Not Found", "no such stream in this format");
             };
             let metaint = (req.icy_metadata && mount.format.has_icy()).then_some(ICY_METAINT);
             let icy = response::Icy {
@@ -212,8 +234,9 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
                 mount.format.has_icy().then_some(&icy),
                 chunked,
             );
-            if head_only {
-                return Action::Reply(head.into_bytes());
+            // The head of an endless body says `Connection: close`.
+            if answer.head_only {
+                return CLOSE.whole(head);
             }
             let framing = match (metaint, chunked) {
                 (Some(metaint), _) => Framing::Icy { metaint },
@@ -291,8 +314,12 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 enum State {
     /// Reading the request head.
     Request,
-    /// Writing a complete response, then closing.
-    Reply,
+    /// Writing a complete response, then closing, or reading the next request if
+    /// `keep_alive`.
+    Reply {
+        /// The connection stays open after the response.
+        keep_alive: bool,
+    },
     /// Sending a mount's ring.
     Stream(Egress),
 }
@@ -313,12 +340,14 @@ pub struct Client {
 pub enum Received {
     /// The head is incomplete: read more (until the deadline).
     More,
-    /// A reply is ready: write it, then close.
+    /// A reply is ready: write it, then close, or wait for the next request on the same
+    /// connection ([`Client::done`] says which).
     Reply,
     /// The listener wants this mount: send its ring (from the join point) through
     /// [`Client::next`].
     Stream(Mount),
-    /// Nothing new (bytes after the request are ignored).
+    /// Nothing new (bytes after a request while its reply is written are kept for the
+    /// next one, bytes after a stream's request are ignored).
     Nothing,
 }
 
@@ -339,25 +368,44 @@ impl Client {
         matches!(self.state, State::Request).then_some(self.deadline_ms)
     }
 
-    /// Takes bytes read from the socket.
-    pub fn receive(&mut self, bytes: &[u8], site: &mut dyn Site, config: &HttpConfig) -> Received {
-        if !matches!(self.state, State::Request) {
+    /// Takes bytes read from the socket at `now_ms`.
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        now_ms: u64,
+        site: &mut dyn Site,
+        config: &HttpConfig,
+    ) -> Received {
+        if matches!(self.state, State::Stream(_)) {
             return Received::Nothing;
         }
         let room = request::MAX_HEAD_LEN - self.request.len().min(request::MAX_HEAD_LEN);
         self.request
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if !matches!(self.state, State::Request) {
+            // A pipelined request: it waits for the reply to go out (see `done`).
+            return Received::Nothing;
+        }
         let action = match request::parse(&self.request) {
             // A head cut at MAX_HEAD_LEN fails to parse as HeadTooLarge, never waits.
             Ok(None) => return Received::More,
-            Ok(Some(req)) => handle(&req, site, config),
-            Err(e) => error(e.status(), &e.to_string()),
+            Ok(Some(req)) => {
+                // What came after this head waits for its reply (a GET has no body).
+                self.request.drain(..req.head_len.min(self.request.len()));
+                handle(&req, site, config)
+            }
+            Err(e) => {
+                self.request = Vec::new();
+                CLOSE.error(e.status(), &e.to_string())
+            }
         };
-        self.request = Vec::new();
+        // A connection kept open has the header timeout again for its next request, counted
+        // from this one.
+        self.deadline_ms = now_ms + config.header_timeout_ms;
         match action {
-            Action::Reply(bytes) => {
+            Action::Reply { bytes, keep_alive } => {
                 self.pending = bytes;
-                self.state = State::Reply;
+                self.state = State::Reply { keep_alive };
                 Received::Reply
             }
             Action::Stream {
@@ -366,6 +414,7 @@ impl Client {
                 egress,
             } => {
                 self.pending = start;
+                self.request = Vec::new();
                 self.state = State::Stream(egress);
                 Received::Stream(mount)
             }
@@ -400,6 +449,11 @@ impl Client {
         if self.written == self.pending.len() && !self.pending.is_empty() {
             self.pending = Vec::new();
             self.written = 0;
+            // The reply is out: a kept connection reads its next request (one that came while
+            // the reply was written closes it instead: no pipelining, see `done`).
+            if matches!(self.state, State::Reply { keep_alive: true }) && self.request.is_empty() {
+                self.state = State::Request;
+            }
         }
         match &mut self.state {
             State::Stream(egress) => egress.advance(n - own),
@@ -407,9 +461,10 @@ impl Client {
         }
     }
 
-    /// The reply is written: close the connection.
+    /// The reply is written and the connection is not kept (or a pipelined request came
+    /// while it was written, which HTTP/1.1 lets the client send again): close it.
     pub fn done(&self) -> bool {
-        matches!(self.state, State::Reply) && self.pending.is_empty()
+        matches!(self.state, State::Reply { .. }) && self.pending.is_empty()
     }
 }
 

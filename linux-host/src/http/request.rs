@@ -37,6 +37,10 @@ pub struct Request {
     pub authorization: Option<String>,
     /// Length of the head in the bytes parsed (the rest is a body or a pipelined request).
     pub head_len: usize,
+    /// The connection may stay open for another request after the answer: HTTP/1.1 without
+    /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive` (RFC 9112 §9.3), for a
+    /// method whose request has no body (GET, HEAD, OPTIONS) and none announced.
+    pub keep_alive: bool,
 }
 
 /// Why a request was refused before routing; each closes the connection after a 4xx answer.
@@ -108,6 +112,20 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
             .map(|h| h.value)
     };
     let icy_metadata = header("icy-metadata").is_some_and(|v| v.trim_ascii() == b"1");
+    let connection_has = |token: &str| {
+        req.headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+            .flat_map(|h| h.value.split(|&b| b == b','))
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    };
+    let persistent = match req.version {
+        Some(1) => !connection_has("close"),
+        _ => connection_has("keep-alive"),
+    };
+    let body = header("transfer-encoding").is_some()
+        || header("content-length").is_some_and(|v| v.trim_ascii() != b"0");
+    let keep_alive = persistent && method != Method::Other && !body;
     let authorization = header("authorization")
         .and_then(|v| std::str::from_utf8(v).ok())
         .map(str::to_owned);
@@ -118,6 +136,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
         icy_metadata,
         authorization,
         head_len,
+        keep_alive,
     }))
 }
 

@@ -1,25 +1,27 @@
 //! Response heads. Every response allows any origin (the page, and players on other hosts, read
-//! the streams with `fetch`), says `Cache-Control: no-cache` and closes the connection after the
-//! body: one request per connection keeps the state per listener to one head and one body.
+//! the streams with `fetch`) and says `Cache-Control: no-cache`. A complete response keeps the
+//! connection open for the next request when the request allows it (`keep_alive`); an endless
+//! one closes it at its end.
 
 use std::fmt::Write;
 
-/// Headers every response carries.
-fn common(head: &mut String) {
+/// Headers every response carries; `keep_alive`: the connection stays open after it.
+fn common(head: &mut String, keep_alive: bool) {
     let _ = write!(
         head,
         "Server: zerocast/{}\r\n\
          Cache-Control: no-cache, no-store\r\n\
          Access-Control-Allow-Origin: *\r\n\
-         Connection: close\r\n",
-        env!("CARGO_PKG_VERSION")
+         Connection: {}\r\n",
+        env!("CARGO_PKG_VERSION"),
+        if keep_alive { "keep-alive" } else { "close" }
     );
 }
 
 /// The head of a complete response of `len` bytes.
-pub fn complete(status: &str, content_type: &str, len: usize) -> String {
+pub fn complete(status: &str, content_type: &str, len: usize, keep_alive: bool) -> String {
     let mut head = format!("HTTP/1.1 {status}\r\n");
-    common(&mut head);
+    common(&mut head, keep_alive);
     let _ = write!(
         head,
         "Content-Type: {content_type}\r\nContent-Length: {len}\r\n\r\n"
@@ -28,12 +30,12 @@ pub fn complete(status: &str, content_type: &str, len: usize) -> String {
 }
 
 /// The whole 401 response asking for the admin credentials (Icecast's realm).
-pub fn unauthorized() -> String {
+pub fn unauthorized(keep_alive: bool) -> String {
     let body = "admin credentials needed\n";
     let mut head = "HTTP/1.1 401 Unauthorized\r\n\
         WWW-Authenticate: Basic realm=\"Icecast2 Server\"\r\n"
         .to_owned();
-    common(&mut head);
+    common(&mut head, keep_alive);
     let _ = write!(
         head,
         "Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
@@ -43,9 +45,9 @@ pub fn unauthorized() -> String {
 }
 
 /// The answer to a CORS preflight: players may send `Icy-MetaData`.
-pub fn preflight() -> String {
+pub fn preflight(keep_alive: bool) -> String {
     let mut head = "HTTP/1.1 204 No Content\r\n".to_owned();
-    common(&mut head);
+    common(&mut head, keep_alive);
     head.push_str(
         "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n\
          Access-Control-Allow-Headers: Icy-MetaData, Range\r\n\
@@ -70,7 +72,7 @@ pub struct Icy<'a> {
 /// Icecast's `icy-*` headers for audio mounts, chunked transfer for HTTP-FLV.
 pub fn endless(content_type: &str, icy: Option<&Icy<'_>>, chunked: bool) -> String {
     let mut head = "HTTP/1.1 200 OK\r\n".to_owned();
-    common(&mut head);
+    common(&mut head, false);
     let _ = write!(head, "Content-Type: {content_type}\r\n");
     if let Some(icy) = icy {
         let name: String = icy.name.chars().filter(|c| !c.is_control()).collect();
@@ -158,13 +160,14 @@ mod tests {
 
     #[test]
     fn fixed_heads() {
-        let (code, h) = parse_head(&complete("404 Not Found", "text/plain", 12));
+        let (code, h) = parse_head(&complete("404 Not Found", "text/plain", 12, false));
         assert_eq!((code, get(&h, "content-length")), (404, Some("12")));
-        let (code, h) = parse_head(&unauthorized());
+        assert_eq!(get(&h, "connection"), Some("close"));
+        let (code, h) = parse_head(&unauthorized(false));
         assert_eq!(code, 401);
         assert!(get(&h, "www-authenticate").unwrap().starts_with("Basic"));
-        let (code, h) = parse_head(&preflight());
-        assert_eq!(code, 204);
+        let (code, h) = parse_head(&preflight(true));
+        assert_eq!((code, get(&h, "connection")), (204, Some("keep-alive")));
         assert!(get(&h, "access-control-allow-headers")
             .unwrap()
             .contains("Icy-MetaData"));

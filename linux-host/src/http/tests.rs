@@ -91,7 +91,7 @@ fn exchange(request: &[u8], site: &mut FakeSite, ring: &[u8]) -> (Received, Vec<
     let mut client = Client::new(0, &cfg);
     let mut received = Received::More;
     for byte in request.chunks(3) {
-        received = client.receive(byte, site, &cfg);
+        received = client.receive(byte, 0, site, &cfg);
     }
     let mut out = Vec::new();
     let mut body = ring;
@@ -161,23 +161,32 @@ fn plain_audio_without_metadata_request() {
 }
 
 #[test]
-fn replies_and_errors_close_after_the_body() {
+fn replies_and_errors_are_whole_and_keep_the_connection_unless_told() {
     let mut site = FakeSite::new();
-    let cases: [(&[u8], &str); 9] = [
-        (b"GET /stat HTTP/1.1\r\n\r\n", "200 OK"),
-        (b"GET /metrics HTTP/1.1\r\n\r\n", "200 OK"),
-        (b"GET /api/v1/streams HTTP/1.1\r\n\r\n", "200 OK"),
-        (b"GET / HTTP/1.1\r\n\r\n", "200 OK"),
-        (b"GET /live/audio.m3u8 HTTP/1.1\r\n\r\n", "200 OK"),
-        (b"GET /live/audio/7.aac HTTP/1.1\r\n\r\n", "200 OK"),
-        (b"GET /live/audio/8.aac HTTP/1.1\r\n\r\n", "404 Not Found"),
-        (b"GET /live/audio.mp3 HTTP/1.1\r\n\r\n", "404 Not Found"),
-        (b"BREW /pot HTTP/1.1\r\n\r\n", "405 Method Not Allowed"),
+    let cases = [
+        ("GET /stat", "200 OK"),
+        ("GET /metrics", "200 OK"),
+        ("GET /api/v1/streams", "200 OK"),
+        ("GET /", "200 OK"),
+        ("GET /live/audio.m3u8", "200 OK"),
+        ("GET /live/audio/7.aac", "200 OK"),
+        ("GET /live/audio/8.aac", "404 Not Found"),
+        ("GET /live/audio.mp3", "404 Not Found"),
+        ("BREW /pot", "405 Method Not Allowed"),
     ];
-    for (req, status) in cases {
+    for ((line, status), close) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
+        let req = format!(
+            "{line} HTTP/1.1\r\n{}\r\n",
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        // A method other than GET, HEAD and OPTIONS may have a body: its connection closes.
+        let kept = !close && !line.starts_with("BREW");
         let cfg = config();
         let mut client = Client::new(0, &cfg);
-        assert_eq!(client.receive(req, &mut site, &cfg), Received::Reply);
+        assert_eq!(
+            client.receive(req.as_bytes(), 100, &mut site, &cfg),
+            Received::Reply
+        );
         assert_eq!(client.deadline(), None);
         let out = client.next(b"ignored")[0].to_vec();
         assert!(
@@ -192,10 +201,72 @@ fn replies_and_errors_close_after_the_body() {
             .parse()
             .unwrap();
         assert_eq!(body.len(), len);
+        let connection = if kept { "keep-alive" } else { "close" };
+        assert!(
+            head.contains(&format!("\r\nConnection: {connection}\r\n")),
+            "{head}"
+        );
         assert!(!client.done());
         assert_eq!(client.advance(out.len()), 0);
-        assert!(client.done());
+        assert_eq!(client.done(), !kept, "{line} close={close}");
+        // A kept connection waits for its next head, the header timeout from this request.
+        assert_eq!(client.deadline(), kept.then_some(5100));
     }
+}
+
+/// Writes everything `client` has to send (a reply), in pieces of 7 bytes.
+fn drain(client: &mut Client) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let own = client.next(b"")[0].to_vec();
+        if own.is_empty() {
+            return out;
+        }
+        let n = own.len().min(7);
+        out.extend_from_slice(&own[..n]);
+        client.advance(n);
+    }
+}
+
+#[test]
+fn a_kept_connection_answers_request_after_request() {
+    let cfg = config();
+    let mut site = FakeSite::new();
+    let mut client = Client::new(0, &cfg);
+    for (i, req) in [
+        &b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"HEAD /stat HTTP/1.1\r\n\r\n",
+        b"GET /live/audio/7.aac HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // The head in two pieces, the second one at the start of the next round.
+        let (a, b) = req.split_at(10);
+        assert_eq!(client.receive(a, 0, &mut site, &cfg), Received::More);
+        assert_eq!(client.receive(b, 0, &mut site, &cfg), Received::Reply);
+        let out = drain(&mut client);
+        let (head, body) = split_head(&out);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{i}: {head}");
+        // HEAD: a head only, whatever Content-Length says, or the next answer would be misread.
+        assert_eq!(body.is_empty(), i == 1, "{i}");
+        assert!(!client.done(), "{i}");
+    }
+    // HTTP/1.0 closes unless asked; a stream ends the request/reply rounds.
+    assert_eq!(
+        client.receive(b"GET /stat HTTP/1.0\r\n\r\n", 0, &mut site, &cfg),
+        Received::Reply
+    );
+    drain(&mut client);
+    assert!(client.done());
+    // A request pipelined behind another is not answered: the connection closes after the
+    // first reply, and the client (RFC 9112 §9.3.2) sends it again on a new one.
+    let mut client = Client::new(0, &cfg);
+    let two = b"GET /stat HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n";
+    assert_eq!(client.receive(two, 0, &mut site, &cfg), Received::Reply);
+    let out = drain(&mut client);
+    assert_eq!(split_head(&out).0.matches("HTTP/1.1 200").count(), 1);
+    assert!(client.done());
 }
 
 #[test]
@@ -235,7 +306,7 @@ fn admin_metadata_needs_the_password_and_changes_the_title() {
         ..config()
     };
     let mut client = Client::new(0, &cfg);
-    client.receive(&request(Some("YWRtaW46")), &mut site, &cfg);
+    client.receive(&request(Some("YWRtaW46")), 0, &mut site, &cfg);
     assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 403 Forbidden"));
 }
 
@@ -246,6 +317,7 @@ fn titles_reach_listeners_at_the_next_boundary() {
     let mut client = Client::new(0, &cfg);
     client.receive(
         b"GET /live/audio.aac HTTP/1.1\r\nIcy-MetaData: 1\r\n\r\n",
+        0,
         &mut site,
         &cfg,
     );
@@ -276,20 +348,23 @@ fn slow_or_hostile_requests_are_bounded() {
     let mut site = FakeSite::new();
     let mut client = Client::new(1000, &cfg);
     assert_eq!(
-        client.receive(b"GET /stat HTTP/1.1\r\n", &mut site, &cfg),
+        client.receive(b"GET /stat HTTP/1.1\r\n", 0, &mut site, &cfg),
         Received::More
     );
     assert_eq!(client.deadline(), Some(6000));
     let flood = vec![b'a'; 64 * 1024];
     let mut client = Client::new(0, &cfg);
-    client.receive(b"GET / HTTP/1.1\r\nX: ", &mut site, &cfg);
-    assert_eq!(client.receive(&flood, &mut site, &cfg), Received::Reply);
+    client.receive(b"GET / HTTP/1.1\r\nX: ", 0, &mut site, &cfg);
+    assert_eq!(client.receive(&flood, 0, &mut site, &cfg), Received::Reply);
     assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 431 "));
     // Bytes after the request are ignored.
-    assert_eq!(client.receive(b"more", &mut site, &cfg), Received::Nothing);
+    assert_eq!(
+        client.receive(b"more", 0, &mut site, &cfg),
+        Received::Nothing
+    );
     let mut client = Client::new(0, &cfg);
     assert_eq!(
-        client.receive(b"\x16\x03\x01 tls", &mut site, &cfg),
+        client.receive(b"\x16\x03\x01 tls", 0, &mut site, &cfg),
         Received::Reply
     );
     assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 400 "));

@@ -12,7 +12,7 @@ use zerocast_core::flv::SoundFormat;
 use zerocast_core::time::Instant;
 
 use super::Server;
-use crate::capture::SourceState;
+use crate::capture::{CaptureStatus, SourceState};
 use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Conn, Kind, Role};
 use crate::http::framer::mse_type;
@@ -226,7 +226,9 @@ impl Server {
             access: &self.options.access,
             peer: peer.ip(),
         };
-        let received = http.client.receive(input, &mut site, &config);
+        let received = http
+            .client
+            .receive(input, now.as_millis(), &mut site, &config);
         match received {
             Received::Stream(mount) => {
                 let Some(id) = find_mount(&self.hub, &mount) else {
@@ -315,7 +317,7 @@ impl Server {
 struct Report<'a> {
     conns: &'a [Option<Box<Conn>>],
     relays: &'a [crate::relay::Relay],
-    capture_status: Option<(SourceState, u64)>,
+    capture_status: Option<CaptureStatus>,
     capture: Option<StreamId>,
     side: Option<&'a HttpSide>,
     accepted: u64,
@@ -460,13 +462,15 @@ impl Report<'_> {
                     }
                 })
                 .collect(),
-            overruns: self.capture_status.map_or(0, |(_, n)| n),
+            overruns: self.capture_status.map_or(0, |c| c.overruns),
             device_state: match (capture_id, self.capture_status) {
                 (None, _) => "none",
-                (Some(_), Some((SourceState::Silence, _))) => "missing",
+                (Some(_), Some(c)) if c.state == SourceState::Silence => "missing",
                 (Some(_), _) => "running",
             },
-            drift_ppm: None,
+            drift_ppm: capture_id
+                .and(self.capture_status)
+                .and_then(|c| c.drift_ppm),
         }
     }
 }

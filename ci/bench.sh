@@ -7,10 +7,12 @@
 #   BENCH_ZEROCAST=BIN BENCH_MUSL=BIN ci/bench.sh   measure other zerocast binaries (an older
 #                                   build, for before/after figures) with this driver
 #   BENCH_ONLY=zerocast-http-mp3,icecast-darkice ci/bench.sh   only these servers' phases
-#                                   (labels as in the report; all by default)
+#                                   (labels as in the report; all by default); `qemu-insn`
+#                                   is the instruction counts (every codec, 1/10/100 players)
+#   BENCH_MUSL_CODECS=LIST          the codecs BENCH_MUSL was built with (pcm,adpcm,aac,mp3)
 #
 # Builds (one at a time, -j2): the release zerocast and the bench crate's zerocast-bench and
-# zerocast-load; the static musl zerocast without ALSA; the qemu-insn plugin from
+# zerocast-load; the static musl zerocast without ALSA, with AAC and MP3; the qemu-insn plugin from
 # ../shared/tools/qemu-insn (QEMU_INSN_DIR overrides); the test suite's fake ALSA card
 # (linux-host/tests/alsa_fake/zcfake.c), a capture device without libpulse. Results: target/bench/results.md, logs of
 # every process in target/bench/run/. See docs/benchmarks.md.
@@ -40,13 +42,16 @@ if [[ ! -f $QEMU_INSN_DIR/insn.c ]]; then
 elif ! command -v qemu-arm >/dev/null || ! command -v cargo-zigbuild >/dev/null; then
     skip "qemu-arm or cargo-zigbuild missing (ci/run.sh setup)"
 else
-    say "bench: static zerocast (no ALSA) for $PI_MUSL_TARGET"
+    say "bench: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
-        # The same features and flags as `ci/run.sh cross`, so the two share one build.
+        # The flags of `ci/run.sh cross`, so the two share the dependencies' build; its features
+        # plus `mp3`, to count MP3 too: the shipped static binary leaves LAME out for its size
+        # budget, which this measuring build does not have to meet. Cargo keeps both builds
+        # (features are part of their hash); the binary at $PI_MUSL_BIN is the last one built.
         pi_env
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no $PI_RUSTFLAGS"
         cargo zigbuild --locked --release -j2 -p zerocast --bin zerocast --no-default-features \
-            --features aac --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
+            --features aac,mp3 --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     plugin="$TARGET_DIR/qemu-insn/libinsn.so"
     mkdir -p "$(dirname "$plugin")"
@@ -56,7 +61,8 @@ else
         gcc -O2 -shared -fPIC $(pkg-config --cflags glib-2.0 2>/dev/null || true) \
             -o "$plugin" "$QEMU_INSN_DIR/insn.c"
     fi
-    extra=(--musl "${BENCH_MUSL:-$PI_MUSL_BIN}" --plugin "$plugin")
+    extra=(--musl "${BENCH_MUSL:-$PI_MUSL_BIN}" --plugin "$plugin"
+        --musl-codecs "${BENCH_MUSL_CODECS:-pcm,adpcm,aac,mp3}")
 fi
 
 fake="$TARGET_DIR/bench/zcfake/libasound_module_pcm_zcfake.so"

@@ -42,10 +42,26 @@ struct Opts {
     plugin: Option<String>,
     /// The fake ALSA card's plugin (linux-host/tests/alsa_fake/zcfake.c, built by ci/bench.sh).
     fake_card: Option<String>,
-    /// Only these servers (their labels, e.g. `zerocast-adpcm`), for measurements by hand such
-    /// as the send-interval table in docs/benchmarks.md; empty: all of the plan's.
+    /// Only these servers (their labels, e.g. `zerocast-adpcm`) and parts ([`INSN_PART`]), for
+    /// measurements by hand such as the send-interval table in docs/benchmarks.md; empty: all of
+    /// the plan's. Without a server's label the PulseAudio source is not started at all.
     only: Vec<String>,
+    /// The codecs the static armv6 binary was built with, in [`INSN_CODECS`] order: the qemu
+    /// runs measure each.
+    musl_codecs: Vec<&'static str>,
 }
+
+impl Opts {
+    /// Whether `--only` leaves the server or part `label` in.
+    fn wanted(&self, label: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|l| l == label)
+    }
+}
+
+/// The `--only` name of the qemu-insn part.
+const INSN_PART: &str = "qemu-insn";
+/// Every codec zerocast has, in the order the qemu-insn table lists them.
+const INSN_CODECS: [&str; 4] = ["pcm", "adpcm", "aac", "mp3"];
 
 /// How long each part runs.
 #[derive(Clone, Debug)]
@@ -221,7 +237,7 @@ pub struct ServerResult {
 /// Instruction counts of one qemu configuration.
 #[derive(Clone, Debug)]
 pub struct Insn {
-    /// pcm or adpcm.
+    /// One of [`INSN_CODECS`].
     pub codec: &'static str,
     /// Load players.
     pub players: usize,
@@ -1079,7 +1095,7 @@ fn measure_insn(opts: &Opts, plan: &Plan, dir: &Path) -> Result<Vec<Insn>, Strin
     let dir = dir.join("qemu-insn");
     fs::create_dir_all(&dir).map_err(|e| format!("mkdir: {e}"))?;
     let mut out = Vec::new();
-    for codec in ["adpcm"] {
+    for &codec in &opts.musl_codecs {
         for &players in &plan.insn_players {
             let mut insn = Insn {
                 codec,
@@ -1180,7 +1196,13 @@ fn run(opts: &Opts) -> Result<Results, String> {
         ..Results::default()
     };
     let started = Instant::now();
-    {
+    let servers: Vec<Kind> = plan
+        .servers
+        .iter()
+        .copied()
+        .filter(|kind| opts.wanted(&kind.label()))
+        .collect();
+    if !servers.is_empty() {
         say("PulseAudio with a null sink, marker signal through pacat --latency-msec=20");
         let pulse = Pulse::start(&dir.join("pulse"))?;
         let mut pacat = spawn(
@@ -1199,10 +1221,7 @@ fn run(opts: &Opts) -> Result<Results, String> {
         let (floor, floor_lost) = measure_floor(&plan, &pulse, &generator, &dir)?;
         results.floor = floor;
         results.floor_lost = floor_lost;
-        for &kind in &plan.servers {
-            if !opts.only.is_empty() && !opts.only.contains(&kind.label()) {
-                continue;
-            }
+        for &kind in &servers {
             if matches!(kind, Kind::ZerocastFake(_)) && opts.fake_card.is_none() {
                 results
                     .unavailable
@@ -1241,6 +1260,9 @@ fn run(opts: &Opts) -> Result<Results, String> {
         pacat.stop();
     }
     match (&opts.musl, &opts.plugin) {
+        _ if !opts.wanted(INSN_PART) => {
+            results.insn_note = Some(format!("not run: not in --only (add {INSN_PART})"))
+        }
         (Some(_), Some(_)) => {
             say("qemu-insn: static armv6 zerocast under qemu-arm -cpu arm1176");
             results.insn = measure_insn(opts, &plan, &dir)?;
@@ -1267,6 +1289,7 @@ fn parse_opts() -> Result<Opts, String> {
         plugin: None,
         fake_card: None,
         only: Vec::new(),
+        musl_codecs: vec!["pcm", "adpcm"],
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -1280,11 +1303,25 @@ fn parse_opts() -> Result<Opts, String> {
             "--plugin" => o.plugin = Some(v()?),
             "--fake-card" => o.fake_card = Some(v()?),
             "--only" => o.only = v()?.split(',').map(str::to_owned).collect(),
+            "--musl-codecs" => {
+                let list = v()?;
+                let asked: Vec<&str> = list.split(',').collect();
+                if let Some(bad) = asked.iter().find(|c| !INSN_CODECS.contains(c)) {
+                    return Err(format!(
+                        "--musl-codecs: {bad} is not one of {INSN_CODECS:?}"
+                    ));
+                }
+                o.musl_codecs = INSN_CODECS
+                    .into_iter()
+                    .filter(|c| asked.contains(c))
+                    .collect();
+            }
             _ => {
                 return Err(format!(
                     "unknown argument {a}; usage: zerocast-bench [--quick] [--out DIR] \
-                     [--zerocast BIN] [--load BIN] [--musl ARMV6_BIN --plugin LIBINSN_SO] \
-                     [--fake-card LIBZCFAKE_SO] [--only LABEL,...]"
+                     [--zerocast BIN] [--load BIN] [--musl ARMV6_BIN --plugin LIBINSN_SO \
+                     [--musl-codecs pcm,adpcm,aac,mp3]] [--fake-card LIBZCFAKE_SO] \
+                     [--only LABEL,...|{INSN_PART}]"
                 ))
             }
         }

@@ -196,6 +196,8 @@ struct Stats {
     /// Where the next message should start: previous timestamp + its duration, and that
     /// duration (ms).
     expected_ms: Option<(f64, f64)>,
+    /// The first audio message's timestamp (ms).
+    first_timestamp: Option<f64>,
     /// Timestamps off by more than [`GAP_SLACK_MS`] but less than half a message.
     jitter: u64,
     worst_jitter_ms: f64,
@@ -218,6 +220,7 @@ impl Stats {
             stalls: 0,
             longest_stall: Duration::ZERO,
             expected_ms: None,
+            first_timestamp: None,
             jitter: 0,
             worst_jitter_ms: 0.0,
             end: End::Running,
@@ -253,10 +256,19 @@ impl Stats {
         }
         self.first_audio_at.get_or_insert(at);
         self.last_audio_at = Some(at);
+        let first = *self.first_timestamp.get_or_insert(timestamp);
         if let Some((expected, previous)) = self.expected_ms {
+            // An encoder's priming packets (AAC, MP3) at the stream's start: zerocast stamps
+            // those that begin before the stream like its first audio (0), so the next one
+            // starts before the previous one ends. An overlap, not audio that went missing.
+            let after_priming = (expected - previous - first).abs() < 1e-6 && timestamp < expected;
+            let jump = if after_priming {
+                0.0
+            } else {
+                (timestamp - expected).abs()
+            };
             // Less than half a message off is timestamp jitter (ffmpeg stamps captured audio
             // with the wall clock), not audio that went missing.
-            let jump = (timestamp - expected).abs();
             if jump > GAP_SLACK_MS.max(previous / 2.0) {
                 self.gaps += 1;
                 self.worst_gap_ms = self.worst_gap_ms.max(jump);
@@ -1187,6 +1199,28 @@ mod tests {
         s.audio(ms(700), stall, 105, &pcm);
         assert_eq!(s.stalls, 1);
         assert!(!s.continuous());
+    }
+
+    #[test]
+    fn priming_packets_stamped_like_the_first_are_no_gap() {
+        let mut s = Stats::new();
+        let mp3 = [0x2F, 0xFF, 0xFB, 0x90, 0x64];
+        let stall = Duration::from_millis(500);
+        let ms = Duration::from_millis;
+        // LAME's first packet begins 25 ms before the stream (stamped 0), FDK's first two
+        // (both stamped 0, like the third).
+        for (at, timestamp) in [(0, 0), (1, 1), (2, 27), (28, 53)] {
+            s.audio(ms(at), stall, timestamp, &mp3);
+        }
+        let aac = [0xAF, 0x01];
+        let mut t = Stats::new();
+        for (at, timestamp) in [(0, 0), (1, 0), (2, 0), (3, 23)] {
+            t.audio(ms(at), stall, timestamp, &aac);
+        }
+        assert_eq!((s.gaps, s.jitter, t.gaps, t.jitter), (0, 0, 0, 0));
+        // Later, going back is audio that went back.
+        s.audio(ms(54), stall, 53, &mp3);
+        assert_eq!(s.gaps, 1);
     }
 
     /// An HTTP-FLV player of `bytes` (see [`http_player`]).

@@ -22,13 +22,14 @@ use super::{make_dir, tools_available, HarnessError};
 
 /// Programs the tests need besides the plugin.
 pub const TOOLS: [&str; 3] = ["pulseaudio", "pacat", "pactl"];
-/// Sample rate of the tone and of zerocast's capture.
+/// Sample rate of the tone and of zerocast's capture, unless a test asks for another.
 pub const RATE: u32 = 44_100;
 /// How far ahead of real time the feeder keeps pacat's input: more than pacat's 200 ms target
-/// latency, so the sink never runs dry, and the pipe's 64 KiB (370 ms) holds the rest.
+/// latency, so the sink never runs dry, and the pipe's 64 KiB (370 ms at 44.1 kHz, 341 ms at
+/// 48 kHz) holds the rest.
 const LEAD: Duration = Duration::from_millis(300);
-/// Frames the feeder writes at a time (10 ms).
-const CHUNK_FRAMES: u64 = 441;
+/// Chunks the feeder writes per second (10 ms each).
+const CHUNKS_PER_SECOND: u32 = 100;
 /// How long pactl and the server's start may take.
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -125,11 +126,12 @@ impl PulseServer {
         }
     }
 
-    /// Loads `module-null-sink sink_name=NAME` (its monitor source is `NAME.monitor`); returns
-    /// the module index `pactl unload-module` takes.
-    pub fn load_null_sink(&self, name: &str) -> Result<u32, HarnessError> {
+    /// Loads `module-null-sink sink_name=NAME rate=RATE` (its monitor source is `NAME.monitor`,
+    /// at the same rate); returns the module index `pactl unload-module` takes.
+    pub fn load_null_sink(&self, name: &str, rate: u32) -> Result<u32, HarnessError> {
         let sink = format!("sink_name={name}");
-        let out = self.pactl(&["load-module", "module-null-sink", &sink])?;
+        let rate = format!("rate={rate}");
+        let out = self.pactl(&["load-module", "module-null-sink", &sink, &rate])?;
         out.trim().parse().map_err(|_| HarnessError::Failed {
             what: "pactl load-module".to_owned(),
             detail: format!("no module index in {out:?}"),
@@ -141,12 +143,13 @@ impl PulseServer {
         self.pactl(&["unload-module", &index.to_string()]).map(drop)
     }
 
-    /// Plays a sine of `hz` at `amplitude` (stereo, both channels alike) into `sink` with
-    /// `pacat`, the samples written by the test at real time (see [`Tone`]). `name` labels the
-    /// FIFO and log.
+    /// Plays a sine of `hz` at `amplitude` (stereo, both channels alike, sampled at `rate`) into
+    /// `sink` with `pacat`, the samples written by the test at real time (see [`Tone`]). `name`
+    /// labels the FIFO and log.
     pub fn play_tone(
         &self,
         sink: &str,
+        rate: u32,
         hz: f64,
         amplitude: f64,
         name: &str,
@@ -159,6 +162,7 @@ impl PulseServer {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let device = format!("--device={sink}");
         let fifo_arg = fifo.display().to_string();
+        let rate_arg = format!("--rate={rate}");
         let pacat = process::spawn(
             "pacat",
             &[
@@ -166,7 +170,7 @@ impl PulseServer {
                 &device,
                 "--latency-msec=200",
                 "--format=s16le",
-                "--rate=44100",
+                &rate_arg,
                 "--channels=2",
                 "--raw",
                 &fifo_arg,
@@ -178,7 +182,7 @@ impl PulseServer {
         let stop = Arc::new(AtomicBool::new(false));
         let feeder = {
             let stop = stop.clone();
-            thread::spawn(move || feed(file, hz, amplitude, &stop))
+            thread::spawn(move || feed(file, rate, hz, amplitude, &stop))
         };
         Ok(Tone {
             pacat,
@@ -190,20 +194,21 @@ impl PulseServer {
 
 /// Writes the sine to `file` at real time plus [`LEAD`] until `stop` or a write fails (pacat
 /// exited: its sink was unloaded).
-fn feed(mut file: File, hz: f64, amplitude: f64, stop: &AtomicBool) {
+fn feed(mut file: File, rate: u32, hz: f64, amplitude: f64, stop: &AtomicBool) {
     let start = Instant::now();
+    let chunk_frames = u64::from(rate / CHUNKS_PER_SECOND);
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let due = Duration::from_secs_f64(n as f64 / f64::from(RATE));
+        let due = Duration::from_secs_f64(n as f64 / f64::from(rate));
         let ahead = start + due;
         let now = Instant::now();
         if ahead > now + LEAD {
             thread::sleep((ahead - now - LEAD).min(Duration::from_millis(10)));
             continue;
         }
-        let chunk: Vec<u8> = (n..n + CHUNK_FRAMES)
+        let chunk: Vec<u8> = (n..n + chunk_frames)
             .flat_map(|i| {
-                let t = i as f64 / f64::from(RATE);
+                let t = i as f64 / f64::from(rate);
                 let s = (amplitude * (std::f64::consts::TAU * hz * t).sin()).round() as i16;
                 let [a, b] = s.to_le_bytes();
                 [a, b, a, b]
@@ -212,7 +217,7 @@ fn feed(mut file: File, hz: f64, amplitude: f64, stop: &AtomicBool) {
         if file.write_all(&chunk).is_err() {
             break;
         }
-        n += CHUNK_FRAMES;
+        n += chunk_frames;
     }
 }
 

@@ -44,10 +44,7 @@ elif ! command -v qemu-arm >/dev/null || ! command -v cargo-zigbuild >/dev/null;
 else
     say "bench: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
-        # The flags of `ci/run.sh cross`, so the two share the dependencies' build; its features
-        # plus `mp3`, to count MP3 too: the shipped static binary leaves LAME out for its size
-        # budget, which this measuring build does not have to meet. Cargo keeps both builds
-        # (features are part of their hash); the binary at $PI_MUSL_BIN is the last one built.
+        # The features and flags of `ci/run.sh cross`, so the two share one build.
         pi_env
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no $PI_RUSTFLAGS"
         cargo zigbuild --locked --release -j2 -p zerocast --bin zerocast --no-default-features \

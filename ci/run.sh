@@ -345,17 +345,19 @@ for line in sys.stdin:
     # the registries provide, and alsa-lib's plugins (pulse, dsnoop configs) are loaded with
     # dlopen, which a static binary cannot do: the static build leaves out the `alsa` feature
     # and captures through stdin (docs/architecture.md, "Builds for the Pi").
-    # AAC but not MP3: with LAME too it is 1 676 352 bytes, over the budget below (FDK adds
-    # ~480 KiB, LAME ~145 KiB; docs/architecture.md, "Builds for the Pi").
-    say "cross: static zerocast (no ALSA, no MP3; AAC) for $PI_MUSL_TARGET"
+    # Both encoders, like the package's build. Budget: issue 4's 1.5 MiB was for the program
+    # without AAC; FDK (~480 KiB) and LAME (~145 KiB) come on top of it, and the static build
+    # carries musl as well (1 676 352 bytes measured; docs/architecture.md, "Builds for the Pi").
+    # The features and flags are ci/bench.sh's, so the two share one build.
+    say "cross: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
         pi_env
         export RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C link-self-contained=no $PI_RUSTFLAGS"
-        cargo zigbuild --locked --release -p zerocast --no-default-features --features aac \
+        cargo zigbuild --locked --release -p zerocast --no-default-features --features aac,mp3 \
             --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     check_armv6 "$PI_MUSL_BIN"
-    check_size "$PI_MUSL_BIN" $((3 * 1024 * 1024 / 2))
+    check_size "$PI_MUSL_BIN" $((7 * 1024 * 1024 / 4))
     # Static: no program interpreter (dynamic loader) and no shared library needed.
     ! arm-linux-gnueabihf-readelf -lW "$PI_MUSL_BIN" | grep -q INTERP || die "$PI_MUSL_BIN has a dynamic loader"
     echo "static: no INTERP, $(arm-linux-gnueabihf-readelf -dW "$PI_MUSL_BIN" | grep -c NEEDED || true) NEEDED"

@@ -301,9 +301,10 @@ e2e_pi_binary() {
     e2e_with "$command" cli help_version_and_bad_arguments \
         tone_logs_status_and_stops_cleanly_on_sigterm stdin_pipe_ends_the_process_cleanly
     e2e_with "$command" e2e_players zerocast_adpcm::ffmpeg zerocast_pcm::ffmpeg_low_delay
-    # FDK as built for the Pi, and the 48 kHz resampler (LAME: the glibc build's, below).
+    # FDK and LAME as built for the Pi, and the 48 kHz resampler.
     e2e_with "$command" e2e_codecs zerocast_aac::ffmpeg capture_48k_stdin::aac_is_served_at_48k \
-        capture_48k_stdin::pcm_is_resampled_to_44k1
+        capture_48k_stdin::pcm_is_resampled_to_44k1 zerocast_mp3::ffmpeg \
+        capture_48k_stdin::mp3_is_resampled_to_44k1
     e2e_with "$command" e2e_lifecycle sigterm_ends_every_players_stream_cleanly
     e2e_with "$command" e2e_systemd ready_status_and_a_watchdog_that_stops_with_the_loop
 }
@@ -367,8 +368,6 @@ for line in sys.stdin:
     # `devices` as well) and the static build on the Pi Zero's own CPU.
     e2e_pi_binary "${QEMU_GLIBC[*]} $PI_BIN"
     e2e_with "${QEMU_GLIBC[*]} $PI_BIN" e2e_lifecycle devices_lists_the_pcms_alsa_knows
-    e2e_with "${QEMU_GLIBC[*]} $PI_BIN" e2e_codecs zerocast_mp3::ffmpeg \
-        capture_48k_stdin::mp3_is_resampled_to_44k1
     e2e_pi_binary "${QEMU_PI[*]} $PI_MUSL_BIN"
 }
 

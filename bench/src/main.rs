@@ -128,6 +128,7 @@ fn servers(with_pcm: bool) -> Vec<Kind> {
             Kind::Zerocast("aac"),
             Kind::ZerocastFake("adpcm"),
             Kind::ZerocastTone("adpcm"),
+            Kind::Floor,
             Kind::ZerocastHttp("mp3"),
             Kind::ZerocastHttp("aac"),
             Kind::Icecast,
@@ -152,6 +153,9 @@ enum Kind {
     /// `zerocast --source alsa:pulse --codec CODEC --http …`: the players are HTTP listeners of
     /// `/live/audio.CODEC` (Icecast-style endless body); the RTMP side has none.
     ZerocastHttp(&'static str),
+    /// `zerocast-floor`: no server at all, a loop that wakes every 20 ms and writes one listener
+    /// 40 kB/s: the machine's floor under the tone source's one-player figure. One player only.
+    Floor,
     /// Icecast2 with DarkIce capturing through ALSA `pulse` (MP3 128k CBR, as the seed), the
     /// players on its mount `/live/audio.mp3`.
     Icecast,
@@ -166,6 +170,7 @@ impl Kind {
             Kind::ZerocastFake(c) => format!("zerocast-{c}-fake"),
             Kind::ZerocastHttp(c) => format!("zerocast-http-{c}"),
             Kind::Icecast => "icecast-darkice".to_owned(),
+            Kind::Floor => report::IDLE_FLOOR.to_owned(),
         }
     }
 
@@ -180,7 +185,7 @@ impl Kind {
     /// The fan-out levels it is measured at: HTTP listeners up to 100 (the levels).
     fn levels(self, plan: &Plan) -> Vec<usize> {
         match self {
-            Kind::ZerocastFake(_) => vec![1],
+            Kind::ZerocastFake(_) | Kind::Floor => vec![1],
             Kind::ZerocastHttp(_) | Kind::Icecast => {
                 plan.levels.iter().copied().filter(|&n| n <= 100).collect()
             }
@@ -512,6 +517,22 @@ fn start_server(kind: Kind, opts: &Opts, pulse: &Pulse, dir: &Path) -> Result<Se
             Ok(server)
         }
         Kind::Icecast => start_icecast(port, &env, dir),
+        Kind::Floor => {
+            // Beside zerocast-load, from the same build.
+            let bin = Path::new(&opts.load).with_file_name("zerocast-floor");
+            let mut floor = spawn(
+                &bin.display().to_string(),
+                &args(&["--listen", &format!("127.0.0.1:{port}")]),
+                &[],
+                &dir.join("floor.log"),
+                Stdio3::LOG,
+            )?;
+            procs::wait_port(port, Duration::from_secs(10), &mut floor)?;
+            Ok(Server {
+                url: format!("http://127.0.0.1:{port}/floor.mp3"),
+                procs: vec![("floor".to_owned(), floor)],
+            })
+        }
         Kind::Zerocast(codec)
         | Kind::ZerocastTone(codec)
         | Kind::ZerocastFake(codec)

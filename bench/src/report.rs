@@ -115,6 +115,9 @@ fn latency_rows<'a>() -> Vec<Row<'a>> {
     ]
 }
 
+/// The label of `zerocast-floor`'s phase: no server, so not a column of the comparisons.
+pub const IDLE_FLOOR: &str = "idle-floor";
+
 /// The whole report.
 pub fn markdown(r: &Results) -> String {
     let mut o = String::new();
@@ -123,7 +126,7 @@ pub fn markdown(r: &Results) -> String {
     let zc: Vec<&ServerResult> = r
         .servers
         .iter()
-        .filter(|s| s.label != "seed" && !is_http(s))
+        .filter(|s| s.label != "seed" && s.label != IDLE_FLOOR && !is_http(s))
         .collect();
     let _ = writeln!(o, "## Results\n");
     let _ = write!(o, "| measure | seed: nginx-rtmp + ffmpeg (MP3 128k) |");
@@ -347,6 +350,20 @@ fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>)
             l.map_or("–".into(), |l| format!("{:.0}", l.switches_per_s)),
             l.map_or("–".into(), |l| mib(l.memory.rss_kib)),
             l.map_or("–".into(), |l| mib(l.memory.pss_kib)),
+        );
+    }
+    if let Some(floor) = server(r, IDLE_FLOOR) {
+        let floor_cpu = cpu_at(floor, 1);
+        let _ = writeln!(
+            o,
+            "\nThe machine's floor under \"tone + one player\": `zerocast-floor`, a loop that only \
+             wakes every 20 ms and writes one listener 40 kB/s (no encoder, no protocol), costs {} \
+             CPU-s per minute ({:.0} context switches/s); the tone source with one player is {} \
+             above it ({}× the floor).",
+            f3(floor_cpu),
+            level(floor, 1).map_or(f64::NAN, |l| l.switches_per_s),
+            f3(tone_cpu - floor_cpu),
+            ratio(tone_cpu, floor_cpu)
         );
     }
     for (label, why) in &r.unavailable {

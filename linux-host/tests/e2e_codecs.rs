@@ -65,21 +65,27 @@ macro_rules! codec_tests {
 }
 
 codec_tests!(zerocast_aac, Codec::Aac);
-// VLC 3 and zerocast's MP3, what is known (2026-12-06): VLC inserts 32 ms of silence once, at
-// 7.8629 s of its output (301 MP3 frames), whatever the join buffer (0-1500 ms), the join time
-// or the stream position, with its own mpg123 decoder and with avcodec (78 ms there). It logs
-// "ES_OUT_SET_(GROUP_)PCR is called too late" at the start and rebuffers (AAC does the same
-// without a gap; ADPCM does neither); with --network-caching=3000 neither happens. ffmpeg's own
-// MP3 (`-re`, libmp3lame) published through zerocast does the same (59 ms), through nginx-rtmp
-// neither: so it is zerocast's serving, not LAME's packets (one frame per tag, within 1 ms of
-// exact; a dump of the stream plays from a file without a gap). One difference seen: ffprobe
-// needs its full 5 s analysis on nginx's stream and none on zerocast's (the fast-start
-// metadata), so VLC starts its clock on far less buffered audio.
+// VLC 3 and zerocast's MP3 (2026-12-06): the trigger is the fast-start onMetaData (the empty
+// `videocodecid` object, protocol-notes section 6). With it, VLC starts 2.2 s after connecting
+// ("Stream buffering done (1019 ms in 1 ms)"), and exactly 8.0 s of wall time later logs
+// "ES_OUT_SET_(GROUP_)PCR is called too late", flushes its decoders (ES_OUT_RESET_PCR) and
+// rebuffers at once from what it holds: the 31 ms of silence at 7.8629 s of its output is
+// mpg123 starting again (the same 31 ms it has at the start; avcodec: 78 ms). The same with
+// --network-caching 500, 1000 or 1500 (3000: nothing), --cr-average 20 or 80, --join-ms 300,
+// 3000 or 6000, any run time. Without the empty object (plain metadata, or none) VLC starts
+// after libavformat's 5 s probe and plays 16 s without a gap, and the other MP3 players still
+// pass, but ffmpeg and ffprobe then need 5.0 s instead of 0.2 s to their first audio. The same
+// metadata sent before the first audio message: the VLC test times out (30 s). libavformat's
+// packets on the fast-start stream are clean (ffprobe -show_packets, 12 s: dts steps of 26 or
+// 27 ms, one stream), so what VLC finds late 8 s in is inside VLC (input clock or its avformat
+// demux after a short find_stream_info), not in zerocast's timestamps. (ffmpeg's own MP3 through
+// nginx-rtmp has no gap: nginx sends no such metadata, so VLC waits out the 5 s probe there too.)
 codec_tests!(
     zerocast_mp3,
     Codec::Mp3,
     #[ignore = "known issue: VLC 3 inserts 32 ms of silence once, 7.86 s into zerocast's MP3, \
-                after resetting its live clock at the start; cause not found (see the comment)"]
+                triggered by the fast-start metadata, kept for ffmpeg's 0.2 s start \
+                (see the comment)"]
 );
 
 /// gst-rtmpsrc often ignores SIGINT against zerocast and is killed after 3 s (players.rs,

@@ -65,21 +65,28 @@ macro_rules! codec_tests {
 }
 
 codec_tests!(zerocast_aac, Codec::Aac);
-// VLC 3 and zerocast's MP3, what is known (2026-12-06): VLC inserts 32 ms of silence once, at
-// 7.8629 s of its output (301 MP3 frames), whatever the join buffer (0-1500 ms), the join time
-// or the stream position, with its own mpg123 decoder and with avcodec (78 ms there). It logs
-// "ES_OUT_SET_(GROUP_)PCR is called too late" at the start and rebuffers (AAC does the same
-// without a gap; ADPCM does neither); with --network-caching=3000 neither happens. ffmpeg's own
-// MP3 (`-re`, libmp3lame) published through zerocast does the same (59 ms), through nginx-rtmp
-// neither: so it is zerocast's serving, not LAME's packets (one frame per tag, within 1 ms of
-// exact; a dump of the stream plays from a file without a gap). One difference seen: ffprobe
-// needs its full 5 s analysis on nginx's stream and none on zerocast's (the fast-start
-// metadata), so VLC starts its clock on far less buffered audio.
+// VLC 3 and MP3 at 128 kbit/s, the cause (2026-12-06): VLC's avformat demux reads the stream
+// through a 32 KiB AVIOContext whose reads block until all 32 KiB are there (vlc_stream_Read,
+// then avio_read on the rtmp:// context), and VLC's avio access says it can pace the input, so
+// its clock gets no drift correction. At 128 kbit/s a 32 KiB read waits ~2 s for the network
+// (seen under gdb: the demux's reads return every 1.98 s). Unless VLC plays ~3 s behind live,
+// a PCR then comes later than its clock allows: "ES_OUT_SET_(GROUP_)PCR is called too late",
+// ES_OUT_RESET_PCR flushes the decoders and VLC rebuffers from what it holds. The restarted
+// mpg123 adds its 31 ms of priming silence (avcodec: 78 ms): at 7.8629 s of output (VLC's
+// first ~128 KiB) and again at 27.6 s in a 45 s run. AAC rebuffers the same way (at 7.9, 17.7
+// and 27.5 s in 30 s) with its output continuous, so only MP3 is heard. Measured on zerocast's
+// MP3: 96k first late at 10.4 s, 192k at 5.3 and 12.0 s, 320k not in 12 s (a read is 0.8 s
+// there, as for ADPCM's 353 kbit/s). Gone with VLC's --network-caching 2000 or 3000 (45 s
+// clean; 1500 is not enough), with --join-ms 3000 (45 s clean; 2500 is not enough), or without
+// the fast-start metadata (the 5 s probe leaves VLC 5 s behind live; nginx-rtmp sends none,
+// hence no gap there), which costs ffmpeg and ffprobe 5.0 s instead of 0.2 s to their first
+// audio. Every zerocast-side fix adds latency for every player, so the test stays ignored.
 codec_tests!(
     zerocast_mp3,
     Codec::Mp3,
-    #[ignore = "known issue: VLC 3 inserts 32 ms of silence once, 7.86 s into zerocast's MP3, \
-                after resetting its live clock at the start; cause not found (see the comment)"]
+    #[ignore = "known issue: VLC 3 inserts 32 ms of silence 7.86 s into zerocast's MP3 and \
+                every ~20 s after: its 32 KiB blocking reads take ~2 s at 128 kbit/s, more \
+                than its 1 s cache; gone with --network-caching 2000 (see the comment)"]
 );
 
 /// gst-rtmpsrc often ignores SIGINT against zerocast and is killed after 3 s (players.rs,

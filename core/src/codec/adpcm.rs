@@ -49,12 +49,54 @@ const STEPS: [u16; 89] = [
     10442, 11487, 12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623, 27086, 29794, 32767,
 ];
 
-/// Step index changes by code magnitude, one table per code size (SWF spec, ADPCM; the same
-/// values as ffmpeg's `swf_index_tables`).
-const INDEX_2: [i8; 2] = [-1, 2];
-const INDEX_3: [i8; 4] = [-1, -1, 2, 4];
-const INDEX_4: [i8; 8] = [-1, -1, -1, -1, 2, 4, 6, 8];
-const INDEX_5: [i8; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 4, 6, 8, 10, 13, 16];
+/// Step index changes by code magnitude, one row per code size 2..=5 (SWF spec, ADPCM; the same
+/// values as ffmpeg's `swf_index_tables`); a row has 2^(bits - 1) entries, the rest is unused.
+const INDEX_CHANGES: [[i8; 16]; 4] = [
+    [-1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [-1, -1, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    [-1, -1, -1, -1, 2, 4, 6, 8, 0, 0, 0, 0, 0, 0, 0, 0],
+    [-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 4, 6, 8, 10, 13, 16],
+];
+
+/// The decoder's step state for code size `bits` as the encoder's inner loop keeps it: the row
+/// of step index `index` in the transition table (`index << (bits - 1)`) in the high half, the
+/// step in the low half.
+const fn lane_state(bits: u32, index: usize) -> u32 {
+    let step = if index < STEPS.len() {
+        STEPS[index]
+    } else {
+        STEPS[STEPS.len() - 1]
+    };
+    ((index as u32) << (bits - 1) << 16) | step as u32
+}
+
+/// The transition table of code size `bits`: entry `index << (bits - 1) | magnitude` is the
+/// [`lane_state`] a decoder moves to from step index `index` on a code of that magnitude, so one
+/// load moves and clamps the index and fetches the next step.
+const fn transitions<const LEN: usize>(bits: u32) -> [u32; LEN] {
+    let mut table = [0; LEN];
+    let width = 1 << (bits - 1);
+    let mut i = 0;
+    while i < LEN {
+        let change = INDEX_CHANGES[bits as usize - 2][i % width];
+        let next = (i / width) as i32 + change as i32;
+        let next = if next < 0 {
+            0
+        } else if next > 88 {
+            88
+        } else {
+            next
+        };
+        table[i] = lane_state(bits, next as usize);
+        i += 1;
+    }
+    table
+}
+
+static TRANSITIONS_2: [u32; 89 << 1] = transitions(2);
+static TRANSITIONS_3: [u32; 89 << 2] = transitions(3);
+static TRANSITIONS_4: [u32; 89 << 3] = transitions(4);
+static TRANSITIONS_5: [u32; 89 << 4] = transitions(5);
 
 /// One channel's predictor state, shared in meaning with the decoder's.
 #[derive(Clone, Copy, Debug, Default)]
@@ -65,86 +107,157 @@ struct Channel {
     index: u8,
 }
 
-impl Channel {
-    /// Quantizes `sample` to one code of `bits` bits (sign + magnitude) by successive
-    /// approximation, as the IMA reference encoder does, and updates the state the way a decoder
-    /// will when it reads the code.
-    fn encode(&mut self, sample: i16, bits: u8, index_table: &[i8]) -> u8 {
-        let mut step = i32::from(STEPS.get(usize::from(self.index)).copied().unwrap_or(7));
-        let diff = i32::from(sample) - i32::from(self.predictor);
-        let mut rest = diff.abs();
-        let mut magnitude = 0u8;
-        let mut delta = 0i32;
-        let mut bit = 1u8 << (bits - 2);
-        while bit != 0 {
-            if rest >= step {
-                magnitude |= bit;
-                rest -= step;
-                delta += step;
-            }
-            step >>= 1;
-            bit >>= 1;
+/// A [`Channel`] as the inner loop of code size `BITS` keeps it.
+#[derive(Clone, Copy)]
+struct Lane<const BITS: u32> {
+    predictor: i32,
+    /// A [`lane_state`].
+    state: u32,
+}
+
+impl<const BITS: u32> Lane<BITS> {
+    fn new(channel: Channel) -> Self {
+        Self {
+            predictor: i32::from(channel.predictor),
+            state: lane_state(BITS, usize::from(channel.index)),
         }
-        // The decoder adds half of the last step used, centring the quantization interval.
-        delta += step;
-        let negative = diff < 0;
-        let predicted = if negative {
-            i32::from(self.predictor) - delta
-        } else {
-            i32::from(self.predictor) + delta
+    }
+
+    fn channel(self) -> Channel {
+        Channel {
+            // Both stay in range: the predictor is clamped to i16, the index comes from a table.
+            predictor: self.predictor as i16,
+            index: (self.state >> 16 >> (BITS - 1)) as u8,
+        }
+    }
+
+    /// Quantizes `sample` to one code of `BITS` bits (sign + magnitude) by successive
+    /// approximation, as the IMA reference encoder does, and updates the state the way a decoder
+    /// will when it reads the code. `BITS` is a constant, so the magnitude bits are written out
+    /// one by one (no loop).
+    #[inline(always)]
+    fn encode(&mut self, sample: i16, transitions: &[u32]) -> u32 {
+        let step = self.state & 0xffff;
+        let diff = i32::from(sample) - self.predictor;
+        // 0 or -1 (all ones).
+        let sign = diff >> 31;
+        let start = diff.unsigned_abs();
+        let mut rest = start;
+        let mut magnitude = 0u32;
+        // Subtracting only where `rest >= step` is the smaller of `rest` and `rest - step`
+        // wrapped: a minimum, not a select on the comparison, which x86's LLVM would turn into a
+        // branch (its cmov conversion) that mispredicts on audio.
+        let mut take = |bit: u32| {
+            let step = step >> (BITS - 2 - bit);
+            magnitude |= u32::from(rest >= step) << bit;
+            rest = rest.min(rest.wrapping_sub(step));
         };
-        self.predictor = predicted.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
-        let change = index_table
-            .get(usize::from(magnitude))
-            .copied()
-            .unwrap_or(0);
-        self.index = (i16::from(self.index) + i16::from(change)).clamp(0, 88) as u8;
-        (u8::from(negative) << (bits - 1)) | magnitude
+        if BITS >= 5 {
+            take(3);
+        }
+        if BITS >= 4 {
+            take(2);
+        }
+        if BITS >= 3 {
+            take(1);
+        }
+        take(0);
+        // What was taken, plus half of the last step: the decoder centres the quantization
+        // interval. At most 2 * 32767.
+        let delta = (start - rest + (step >> (BITS - 1))) as i32;
+        let predicted = self.predictor + ((delta ^ sign) - sign);
+        self.predictor = predicted.clamp(i32::from(i16::MIN), i32::from(i16::MAX));
+        let row = (self.state >> 16 | magnitude) as usize;
+        self.state = transitions.get(row).copied().unwrap_or(self.state);
+        (sign as u32 & 1) << (BITS - 1) | magnitude
     }
 }
 
-/// Big-endian bit writer over a buffer already checked to be large enough.
+/// Encodes the code frames of one block (`samples`, interleaved, whole frames) with `BITS`-bit
+/// codes for `CHANNELS` channels. Codes are gathered 32 / `BITS` at a time (an even number, so
+/// a group is whole stereo frames) into one word before they go to the writer. The channels'
+/// state lives in locals meanwhile, so it can stay in registers.
+fn encode_codes<const BITS: u32, const CHANNELS: usize>(
+    state: &mut [Channel; 2],
+    samples: &[i16],
+    writer: &mut BitWriter,
+) {
+    let transitions: &[u32] = match BITS {
+        2 => &TRANSITIONS_2,
+        3 => &TRANSITIONS_3,
+        4 => &TRANSITIONS_4,
+        _ => &TRANSITIONS_5,
+    };
+    let [mut left, mut right] = state.map(Lane::<BITS>::new);
+    for group in samples.chunks((32 / BITS) as usize) {
+        let mut word = 0u32;
+        if CHANNELS == 1 {
+            for &sample in group {
+                word = word << BITS | left.encode(sample, transitions);
+            }
+        } else {
+            for frame in group.chunks_exact(2) {
+                if let [l, r] = *frame {
+                    word = word << BITS | left.encode(l, transitions);
+                    word = word << BITS | right.encode(r, transitions);
+                }
+            }
+        }
+        writer.put(BITS * group.len() as u32, word);
+    }
+    *state = [left.channel(), right.channel()];
+}
+
+/// Big-endian bit writer over a buffer already checked to be large enough: bits gather in a
+/// 64-bit accumulator and go out 32 at a time.
 struct BitWriter<'a> {
+    /// The part of the buffer not written yet.
     out: &'a mut [u8],
-    pos: usize,
-    acc: u32,
+    len: usize,
+    acc: u64,
+    /// Bits at the bottom of `acc` not written yet, always below 32.
     pending: u32,
 }
 
 impl<'a> BitWriter<'a> {
     fn new(out: &'a mut [u8]) -> Self {
         Self {
+            len: out.len(),
             out,
-            pos: 0,
             acc: 0,
             pending: 0,
         }
     }
 
-    /// Appends the low `n` (at most 16) bits of `value`.
-    fn put(&mut self, n: u32, value: u16) {
-        self.acc = (self.acc << n) | (u32::from(value) & ((1 << n) - 1));
+    /// Appends `value`, which must be below `1 << n`, as `n` (at most 32) bits.
+    #[inline(always)]
+    fn put(&mut self, n: u32, value: u32) {
+        // Bits above `pending` are already written; shifting them out of the top is harmless.
+        self.acc = self.acc << n | u64::from(value);
         self.pending += n;
-        while self.pending >= 8 {
-            self.pending -= 8;
-            self.emit((self.acc >> self.pending) as u8);
+        if self.pending >= 32 {
+            self.pending -= 32;
+            let word = ((self.acc >> self.pending) as u32).to_be_bytes();
+            self.store(&word);
         }
-        self.acc &= (1 << self.pending) - 1;
     }
 
-    fn emit(&mut self, byte: u8) {
-        if let Some(dst) = self.out.get_mut(self.pos) {
+    /// Writes `bytes` at the front of the unwritten part.
+    fn store(&mut self, bytes: &[u8]) {
+        let out = core::mem::take(&mut self.out);
+        let (head, tail) = out.split_at_mut(bytes.len().min(out.len()));
+        for (dst, &byte) in head.iter_mut().zip(bytes) {
             *dst = byte;
         }
-        self.pos += 1;
+        self.out = tail;
     }
 
     /// Pads the last byte with zero bits; returns the bytes written.
     fn finish(mut self) -> usize {
-        if self.pending > 0 {
-            self.emit((self.acc << (8 - self.pending)) as u8);
-        }
-        self.pos
+        let word = ((self.acc << (32 - self.pending)) as u32).to_be_bytes();
+        let bytes = self.pending.div_ceil(8) as usize;
+        self.store(word.get(..bytes).unwrap_or(&word));
+        self.len - self.out.len()
     }
 }
 
@@ -175,15 +288,6 @@ impl AdpcmSwf {
 
     fn channel_count(&self) -> usize {
         usize::from(channels(self.header))
-    }
-
-    fn index_table(&self) -> &'static [i8] {
-        match self.bits {
-            2 => &INDEX_2,
-            3 => &INDEX_3,
-            4 => &INDEX_4,
-            _ => &INDEX_5,
-        }
     }
 
     /// Bytes a packet of `frames` frames takes.
@@ -241,27 +345,28 @@ impl BlockEncoder for AdpcmSwf {
             return Err(CodecError::InexactFrameCount { frames, fit });
         }
         let out = output(out, self.encoded_len(frames))?;
-        let bits = self.bits;
-        let table = self.index_table();
         let channels = self.channel_count();
+        let codes = match (self.bits, channels) {
+            (2, 1) => encode_codes::<2, 1>,
+            (2, _) => encode_codes::<2, 2>,
+            (3, 1) => encode_codes::<3, 1>,
+            (3, _) => encode_codes::<3, 2>,
+            (4, 1) => encode_codes::<4, 1>,
+            (4, _) => encode_codes::<4, 2>,
+            (5, 1) => encode_codes::<5, 1>,
+            _ => encode_codes::<5, 2>,
+        };
         let mut writer = BitWriter::new(out);
-        writer.put(2, u16::from(bits - 2));
+        writer.put(2, u32::from(self.bits - 2));
         for block in pcm.chunks(BLOCK_FRAMES * channels) {
             let (first, rest) = block.split_at(channels.min(block.len()));
             for (state, &sample) in self.channels.iter_mut().zip(first) {
                 state.predictor = sample;
                 state.index = state.index.min(MAX_HEADER_INDEX);
-                writer.put(16, sample as u16);
-                writer.put(6, u16::from(state.index));
+                writer.put(16, u32::from(sample as u16));
+                writer.put(6, u32::from(state.index));
             }
-            for frame in rest.chunks_exact(channels) {
-                for (state, &sample) in self.channels.iter_mut().zip(frame) {
-                    writer.put(
-                        u32::from(bits),
-                        u16::from(state.encode(sample, bits, table)),
-                    );
-                }
-            }
+            codes(&mut self.channels, rest, &mut writer);
         }
         Ok(writer.finish())
     }
@@ -287,6 +392,12 @@ mod tests {
             (v << 1) | u32::from(buf[i / 8] >> (7 - i % 8) & 1)
         })
     }
+
+    // The index tables as the SWF spec gives them, for the reference.
+    const INDEX_2: [i8; 2] = [-1, 2];
+    const INDEX_3: [i8; 4] = [-1, -1, 2, 4];
+    const INDEX_4: [i8; 8] = [-1, -1, -1, -1, 2, 4, 6, 8];
+    const INDEX_5: [i8; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 4, 6, 8, 10, 13, 16];
 
     /// The encoder as first written, kept as the reference the fast one must match byte for
     /// byte: one code at a time by a loop over the magnitude bits, written out one bit at a time.

@@ -58,21 +58,23 @@ const INDEX_CHANGES: [[i8; 16]; 4] = [
     [-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 4, 6, 8, 10, 13, 16],
 ];
 
-/// The decoder's step state for code size `bits` as the encoder's inner loop keeps it: the row
-/// of step index `index` in the transition table (`index << (bits - 1)`) in the high half, the
-/// step in the low half.
-const fn lane_state(bits: u32, index: usize) -> u32 {
+/// A step index and its step as the encoder's inner loop keeps them: the index in the top 7
+/// bits, the step in the low 16. `state >> (26 - bits)` is then the index's row in the
+/// transition table of code size `bits` (`index << (bits - 1)`), provably below the table's
+/// length, so the lookup needs no bounds check.
+const fn lane_state(index: usize) -> u32 {
     let step = if index < STEPS.len() {
         STEPS[index]
     } else {
         STEPS[STEPS.len() - 1]
     };
-    ((index as u32) << (bits - 1) << 16) | step as u32
+    (index as u32) << 25 | step as u32
 }
 
 /// The transition table of code size `bits`: entry `index << (bits - 1) | magnitude` is the
 /// [`lane_state`] a decoder moves to from step index `index` on a code of that magnitude, so one
-/// load moves and clamps the index and fetches the next step.
+/// load moves and clamps the index and fetches the next step. 128 rows, every one a 7-bit index
+/// can name; those past 88 are never used.
 const fn transitions<const LEN: usize>(bits: u32) -> [u32; LEN] {
     let mut table = [0; LEN];
     let width = 1 << (bits - 1);
@@ -87,16 +89,16 @@ const fn transitions<const LEN: usize>(bits: u32) -> [u32; LEN] {
         } else {
             next
         };
-        table[i] = lane_state(bits, next as usize);
+        table[i] = lane_state(next as usize);
         i += 1;
     }
     table
 }
 
-static TRANSITIONS_2: [u32; 89 << 1] = transitions(2);
-static TRANSITIONS_3: [u32; 89 << 2] = transitions(3);
-static TRANSITIONS_4: [u32; 89 << 3] = transitions(4);
-static TRANSITIONS_5: [u32; 89 << 4] = transitions(5);
+static TRANSITIONS_2: [u32; 128 << 1] = transitions(2);
+static TRANSITIONS_3: [u32; 128 << 2] = transitions(3);
+static TRANSITIONS_4: [u32; 128 << 3] = transitions(4);
+static TRANSITIONS_5: [u32; 128 << 4] = transitions(5);
 
 /// One channel's predictor state, shared in meaning with the decoder's.
 #[derive(Clone, Copy, Debug, Default)]
@@ -119,7 +121,7 @@ impl<const BITS: u32> Lane<BITS> {
     fn new(channel: Channel) -> Self {
         Self {
             predictor: i32::from(channel.predictor),
-            state: lane_state(BITS, usize::from(channel.index)),
+            state: lane_state(usize::from(channel.index)),
         }
     }
 
@@ -127,7 +129,7 @@ impl<const BITS: u32> Lane<BITS> {
         Channel {
             // Both stay in range: the predictor is clamped to i16, the index comes from a table.
             predictor: self.predictor as i16,
-            index: (self.state >> 16 >> (BITS - 1)) as u8,
+            index: (self.state >> 25) as u8,
         }
     }
 
@@ -144,13 +146,14 @@ impl<const BITS: u32> Lane<BITS> {
         let start = diff.unsigned_abs();
         let mut rest = start;
         let mut magnitude = 0u32;
-        // Subtracting only where `rest >= step` is the smaller of `rest` and `rest - step`
-        // wrapped: a minimum, not a select on the comparison, which x86's LLVM would turn into a
-        // branch (its cmov conversion) that mispredicts on audio.
+        // No branch in the machine code: ARM runs this as conditional instructions, x86 as
+        // conditional moves (a branch would mispredict on audio; checked with rustc 1.95).
         let mut take = |bit: u32| {
             let step = step >> (BITS - 2 - bit);
-            magnitude |= u32::from(rest >= step) << bit;
-            rest = rest.min(rest.wrapping_sub(step));
+            if rest >= step {
+                magnitude |= 1 << bit;
+                rest -= step;
+            }
         };
         if BITS >= 5 {
             take(3);
@@ -167,7 +170,7 @@ impl<const BITS: u32> Lane<BITS> {
         let delta = (start - rest + (step >> (BITS - 1))) as i32;
         let predicted = self.predictor + ((delta ^ sign) - sign);
         self.predictor = predicted.clamp(i32::from(i16::MIN), i32::from(i16::MAX));
-        let row = (self.state >> 16 | magnitude) as usize;
+        let row = (self.state >> (26 - BITS) | magnitude) as usize;
         self.state = transitions.get(row).copied().unwrap_or(self.state);
         (sign as u32 & 1) << (BITS - 1) | magnitude
     }

@@ -211,14 +211,16 @@ fn encode_codes<const BITS: u32, const CHANNELS: usize>(
     *state = [left.channel(), right.channel()];
 }
 
-/// Big-endian bit writer over a buffer already checked to be large enough: bits gather in a
-/// 64-bit accumulator and go out 32 at a time.
+/// Big-endian bit writer over a buffer already checked to be large enough: bits gather at the
+/// top of a 32-bit accumulator and go out a word at a time (no 64-bit shifts, which cost several
+/// instructions each on a 32-bit CPU).
 struct BitWriter<'a> {
     /// The part of the buffer not written yet.
     out: &'a mut [u8],
     len: usize,
-    acc: u64,
-    /// Bits at the bottom of `acc` not written yet, always below 32.
+    /// Bits not written yet, in the top `pending` bits.
+    acc: u32,
+    /// Always below 32.
     pending: u32,
 }
 
@@ -232,35 +234,34 @@ impl<'a> BitWriter<'a> {
         }
     }
 
-    /// Appends `value`, which must be below `1 << n`, as `n` (at most 32) bits.
+    /// Appends `value`, which must be below `1 << n`, as `n` (1 to 32) bits.
     #[inline(always)]
     fn put(&mut self, n: u32, value: u32) {
-        // Bits above `pending` are already written; shifting them out of the top is harmless.
-        self.acc = self.acc << n | u64::from(value);
-        self.pending += n;
-        if self.pending >= 32 {
-            self.pending -= 32;
-            let word = ((self.acc >> self.pending) as u32).to_be_bytes();
-            self.store(&word);
+        let free = 32 - self.pending;
+        if n < free {
+            self.acc |= value << (free - n);
+            self.pending += n;
+        } else {
+            let spill = n - free;
+            let word = (self.acc | value >> spill).to_be_bytes();
+            // `encode` sized the buffer for every bit, so the four bytes are there.
+            if let Some((head, tail)) = core::mem::take(&mut self.out).split_first_chunk_mut() {
+                *head = word;
+                self.out = tail;
+            }
+            self.pending = spill;
+            // The `spill` bits that did not fit, at the top; none when `spill` is 0.
+            self.acc = value.checked_shl(32 - spill).unwrap_or(0);
         }
     }
 
-    /// Writes `bytes` at the front of the unwritten part.
-    fn store(&mut self, bytes: &[u8]) {
-        let out = core::mem::take(&mut self.out);
-        let (head, tail) = out.split_at_mut(bytes.len().min(out.len()));
-        for (dst, &byte) in head.iter_mut().zip(bytes) {
+    /// Writes the bits left, padding the last byte with zero bits; returns the bytes written.
+    fn finish(self) -> usize {
+        let bytes = self.pending.div_ceil(8) as usize;
+        for (dst, byte) in self.out.iter_mut().zip(self.acc.to_be_bytes()).take(bytes) {
             *dst = byte;
         }
-        self.out = tail;
-    }
-
-    /// Pads the last byte with zero bits; returns the bytes written.
-    fn finish(mut self) -> usize {
-        let word = ((self.acc << (32 - self.pending)) as u32).to_be_bytes();
-        let bytes = self.pending.div_ceil(8) as usize;
-        self.store(word.get(..bytes).unwrap_or(&word));
-        self.len - self.out.len()
+        self.len - self.out.len() + bytes.min(self.out.len())
     }
 }
 

@@ -58,24 +58,25 @@ const INDEX_CHANGES: [[i8; 16]; 4] = [
     [-1, -1, -1, -1, -1, -1, -1, -1, 1, 2, 4, 6, 8, 10, 13, 16],
 ];
 
-/// A step index and its step as the encoder's inner loop keeps them: the index in the top 7
-/// bits, the step in the low 16. `state >> (26 - bits)` is then the index's row in the
-/// transition table of code size `bits` (`index << (bits - 1)`), provably below the table's
-/// length, so the lookup needs no bounds check.
-const fn lane_state(index: usize) -> u32 {
-    let step = if index < STEPS.len() {
-        STEPS[index]
-    } else {
-        STEPS[STEPS.len() - 1]
-    };
-    (index as u32) << 25 | step as u32
-}
+/// [`STEPS`] padded to 128 entries, so that an index below 128 needs no bounds check; the padding
+/// is never used.
+const STEPS_128: [u16; 128] = {
+    let mut table = [0; 128];
+    let mut i = 0;
+    while i < STEPS.len() {
+        table[i] = STEPS[i];
+        i += 1;
+    }
+    table
+};
 
-/// The transition table of code size `bits`: entry `index << (bits - 1) | magnitude` is the
-/// [`lane_state`] a decoder moves to from step index `index` on a code of that magnitude, so one
-/// load moves and clamps the index and fetches the next step. 128 rows, every one a 7-bit index
-/// can name; those past 88 are never used.
-const fn transitions<const LEN: usize>(bits: u32) -> [u32; LEN] {
+/// The transition table of code size `bits`: entry `index << (bits - 1) | magnitude` is twice
+/// the step index a decoder moves to from `index` on a code of that magnitude (the index is
+/// moved and clamped in one load). Twice the index, so that the next row,
+/// `entry << (bits - 2) | magnitude`, needs one shift; and as a `u8`, that row is provably
+/// within the table's 128 rows (those past 88 are never used), so the lookup needs no bounds
+/// check.
+const fn transitions<const LEN: usize>(bits: u32) -> [u8; LEN] {
     let mut table = [0; LEN];
     let width = 1 << (bits - 1);
     let mut i = 0;
@@ -89,16 +90,16 @@ const fn transitions<const LEN: usize>(bits: u32) -> [u32; LEN] {
         } else {
             next
         };
-        table[i] = lane_state(next as usize);
+        table[i] = 2 * next as u8;
         i += 1;
     }
     table
 }
 
-static TRANSITIONS_2: [u32; 128 << 1] = transitions(2);
-static TRANSITIONS_3: [u32; 128 << 2] = transitions(3);
-static TRANSITIONS_4: [u32; 128 << 3] = transitions(4);
-static TRANSITIONS_5: [u32; 128 << 4] = transitions(5);
+static TRANSITIONS_2: [u8; 128 << 1] = transitions(2);
+static TRANSITIONS_3: [u8; 128 << 2] = transitions(3);
+static TRANSITIONS_4: [u8; 128 << 3] = transitions(4);
+static TRANSITIONS_5: [u8; 128 << 4] = transitions(5);
 
 /// One channel's predictor state, shared in meaning with the decoder's.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,15 +114,18 @@ struct Channel {
 #[derive(Clone, Copy)]
 struct Lane<const BITS: u32> {
     predictor: i32,
-    /// A [`lane_state`].
-    state: u32,
+    /// Twice the step index, as the transition table has it.
+    twice_index: u8,
+    step: u32,
 }
 
 impl<const BITS: u32> Lane<BITS> {
     fn new(channel: Channel) -> Self {
+        let index = channel.index & 127;
         Self {
             predictor: i32::from(channel.predictor),
-            state: lane_state(usize::from(channel.index)),
+            twice_index: 2 * index,
+            step: u32::from(STEPS_128[usize::from(index)]),
         }
     }
 
@@ -129,7 +133,7 @@ impl<const BITS: u32> Lane<BITS> {
         Channel {
             // Both stay in range: the predictor is clamped to i16, the index comes from a table.
             predictor: self.predictor as i16,
-            index: (self.state >> 25) as u8,
+            index: self.twice_index / 2,
         }
     }
 
@@ -138,8 +142,8 @@ impl<const BITS: u32> Lane<BITS> {
     /// will when it reads the code. `BITS` is a constant, so the magnitude bits are written out
     /// one by one (no loop).
     #[inline(always)]
-    fn encode(&mut self, sample: i16, transitions: &[u32]) -> u32 {
-        let step = self.state & 0xffff;
+    fn encode(&mut self, sample: i16, transitions: &[u8]) -> u32 {
+        let step = self.step;
         let diff = i32::from(sample) - self.predictor;
         // 0 or -1 (all ones).
         let sign = diff >> 31;
@@ -170,8 +174,9 @@ impl<const BITS: u32> Lane<BITS> {
         let delta = (start - rest + (step >> (BITS - 1))) as i32;
         let predicted = self.predictor + ((delta ^ sign) - sign);
         self.predictor = predicted.clamp(i32::from(i16::MIN), i32::from(i16::MAX));
-        let row = (self.state >> (26 - BITS) | magnitude) as usize;
-        self.state = transitions.get(row).copied().unwrap_or(self.state);
+        let row = usize::from(self.twice_index) << (BITS - 2) | magnitude as usize;
+        self.twice_index = transitions.get(row).copied().unwrap_or(self.twice_index);
+        self.step = u32::from(STEPS_128[usize::from(self.twice_index / 2)]);
         (sign as u32 & 1) << (BITS - 1) | magnitude
     }
 }
@@ -185,7 +190,7 @@ fn encode_codes<const BITS: u32, const CHANNELS: usize>(
     samples: &[i16],
     writer: &mut BitWriter,
 ) {
-    let transitions: &[u32] = match BITS {
+    let transitions: &[u8] = match BITS {
         2 => &TRANSITIONS_2,
         3 => &TRANSITIONS_3,
         4 => &TRANSITIONS_4,

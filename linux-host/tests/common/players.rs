@@ -39,6 +39,10 @@ pub enum Player {
     /// VLC 3 (`cvlc`, libavformat's RTMP) to the `afile` audio output; run as `nobody` when
     /// the tests run as root because VLC refuses root.
     Vlc,
+    /// [`Player::Vlc`] with `--network-caching=2000`, the setting docs/architecture.md ("VLC 3
+    /// and low bit rates") gives VLC users of 128 kbit/s renditions: its 32 KiB blocking reads
+    /// take ~2 s to fill at that rate, more than its default 1 s cache.
+    VlcCache2s,
     /// GStreamer `rtmpsrc` (librtmp) → flvdemux → decodebin → wavenc, stopped by SIGINT (`-e`).
     GstRtmpsrc,
     /// GStreamer `rtmp2src` (GStreamer's own RTMP client), otherwise as [`Player::GstRtmpsrc`].
@@ -66,6 +70,7 @@ impl Player {
             Player::FfmpegLowDelay => "ffmpeg-lowdelay",
             Player::Rtmpdump => "rtmpdump",
             Player::Vlc => "vlc",
+            Player::VlcCache2s => "vlc-cache2s",
             Player::GstRtmpsrc => "gst-rtmpsrc",
             Player::GstRtmp2src => "gst-rtmp2src",
         }
@@ -74,7 +79,7 @@ impl Player {
     /// How the recording length is set.
     pub fn timing(self) -> Timing {
         match self {
-            Player::Ffmpeg | Player::Vlc => Timing::SelfTimed,
+            Player::Ffmpeg | Player::Vlc | Player::VlcCache2s => Timing::SelfTimed,
             Player::FfmpegLowDelay
             | Player::Rtmpdump
             | Player::GstRtmpsrc
@@ -87,7 +92,7 @@ impl Player {
         match self {
             Player::Ffmpeg | Player::FfmpegLowDelay => &["ffmpeg"],
             Player::Rtmpdump => &["rtmpdump", "ffmpeg"],
-            Player::Vlc => &["cvlc", "runuser"],
+            Player::Vlc | Player::VlcCache2s => &["cvlc", "runuser"],
             Player::GstRtmpsrc | Player::GstRtmp2src => &["gst-launch-1.0"],
         }
     }
@@ -146,7 +151,7 @@ pub fn play_url(
     let name = player.name();
     let log = dir.join(format!("{name}.log"));
     let flv = dir.join(format!("{name}.flv"));
-    let wav = if player == Player::Vlc {
+    let wav = if matches!(player, Player::Vlc | Player::VlcCache2s) {
         // VLC may run as `nobody`; it needs a directory that user can write.
         let out = dir.join("vlc-out");
         make_dir(&out, 0o777)?;
@@ -200,11 +205,14 @@ fn command_line(
              -f wav {wav}"
         )),
         Player::Rtmpdump => words(&format!("rtmpdump -r {url} -v -o {flv}")),
-        Player::Vlc => {
-            let vlc = words(&format!(
+        Player::Vlc | Player::VlcCache2s => {
+            let mut vlc = words(&format!(
                 "cvlc --play-and-exit --run-time {seconds} --aout afile --audiofile-file {wav} \
                  --audiofile-format s16 {url} vlc://quit"
             ));
+            if player == Player::VlcCache2s {
+                vlc.insert(1, "--network-caching=2000".to_owned());
+            }
             if running_as_root()? {
                 let mut runuser = words("runuser -u nobody --");
                 runuser.extend(vlc);

@@ -358,11 +358,11 @@ fn fan_out_and_capture(o: &mut String, r: &Results, seed: Option<&ServerResult>)
             o,
             "\nThe machine's floor under \"tone + one player\": `zerocast-floor`, a loop that only \
              wakes every 20 ms and writes one listener 40 kB/s (no encoder, no protocol), costs {} \
-             CPU-s per minute ({:.0} context switches/s); the tone source with one player is {} \
-             above it ({}× the floor).",
+             CPU-s per minute ({:.0} context switches/s); the tone source with one player costs {} \
+             ({}× the floor).",
             f3(floor_cpu),
             level(floor, 1).map_or(f64::NAN, |l| l.switches_per_s),
-            f3(tone_cpu - floor_cpu),
+            f3(tone_cpu),
             ratio(tone_cpu, floor_cpu)
         );
     }

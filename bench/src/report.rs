@@ -32,13 +32,15 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// `a / b` for a table cell: small positive ratios as `1/N`; a zero or negative one (a
+/// difference that noise made negative, as in a quick run's fan-out) as the plain quotient.
 fn ratio(a: f64, b: f64) -> String {
     if a.is_nan() || b.is_nan() || b == 0.0 {
         "–".into()
-    } else if a / b >= 0.1 {
+    } else if a / b >= 0.1 || a / b <= 0.0 {
         format!("{:.2}", a / b)
     } else {
-        format!("1/{:.0}", b / a.max(f64::MIN_POSITIVE))
+        format!("1/{:.0}", b / a)
     }
 }
 
@@ -643,5 +645,20 @@ fn insn(o: &mut String, r: &Results) {
             per_s / 10.0,
             i.continuous * 100.0
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ratio;
+
+    #[test]
+    fn ratios_read_as_cells() {
+        assert_eq!(ratio(0.5, 1.0), "0.50");
+        assert_eq!(ratio(0.05, 1.0), "1/20");
+        assert_eq!(ratio(-0.056, 0.93), "-0.06");
+        assert_eq!(ratio(0.0, 0.93), "0.00");
+        assert_eq!(ratio(1.0, 0.0), "–");
+        assert_eq!(ratio(f64::NAN, 1.0), "–");
     }
 }

@@ -13,7 +13,7 @@
 #
 # Builds (one at a time, -j2): the release zerocast and the bench crate's zerocast-bench and
 # zerocast-load; the static musl zerocast without ALSA, with AAC and MP3; the qemu-insn plugin from
-# ../shared/tools/qemu-insn (QEMU_INSN_DIR overrides); the test suite's fake ALSA card
+# bench/qemu-insn (QEMU_INSN_DIR overrides); the test suite's fake ALSA card
 # (linux-host/tests/alsa_fake/zcfake.c), a capture device without libpulse. Results: target/bench/results.md, logs of
 # every process in target/bench/run/. See docs/benchmarks.md.
 set -euo pipefail
@@ -30,7 +30,7 @@ say "bench: release build of zerocast, zerocast-load, zerocast-bench"
 cargo build --locked --release -j2 -p zerocast -p zerocast-bench
 
 extra=()
-QEMU_INSN_DIR=${QEMU_INSN_DIR:-$ROOT/../shared/tools/qemu-insn}
+QEMU_INSN_DIR=${QEMU_INSN_DIR:-$ROOT/bench/qemu-insn}
 # Outside CI a missing part is skipped with a note; in CI it is an error, so a green run means
 # every number in the report was measured.
 skip() {

@@ -1,7 +1,7 @@
 //! What one codec setting costs: encodes SECONDS of a music-like test signal (two tones, a sweep
 //! and noise, stereo) through `zerocast::encode::Rendition` in 20 ms capture periods and prints
 //! the bytes it made. Run it under `qemu-arm -cpu arm1176` with the qemu-insn plugin
-//! (../shared/tools/qemu-insn) and subtract the `none` run (the same signal, not encoded) to get
+//! (bench/qemu-insn) and subtract the `none` run (the same signal, not encoded) to get
 //! the encoder's instructions; docs/benchmarks.md, "Encoders on the ARM1176", has the recipe and
 //! the numbers.
 //!

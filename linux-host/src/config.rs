@@ -356,6 +356,10 @@ impl PushUrl {
     }
 }
 
+/// How a push is shown everywhere outside the process (logs, reports, metrics): the scheme,
+/// host, port and application, and `/…` for whatever follows. Platforms put the stream key in
+/// the name (YouTube, Facebook, Twitch) or the query, so neither is ever printed; the full URL
+/// exists only in the configuration and in what `connect`/`publish` send upstream.
 impl fmt::Display for PushUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "rtmps" } else { "rtmp" };
@@ -364,13 +368,10 @@ impl fmt::Display for PushUrl {
         } else {
             write!(f, "{scheme}://{}:{}/{}", self.host, self.port, self.app)?;
         }
-        if let Some(name) = &self.name {
-            write!(f, "/{name}")?;
+        if self.name.is_some() || self.query.is_some() {
+            f.write_str("/…")?;
         }
-        match &self.query {
-            Some(q) => write!(f, "?{q}"),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 

@@ -30,6 +30,7 @@ pub mod server;
 pub mod silence;
 pub mod stream;
 pub mod systemd;
+pub mod worker;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

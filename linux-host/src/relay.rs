@@ -3,7 +3,7 @@
 //! [`Conn`](crate::conn::Conn) of kind `Relay` that reads the stream's ring like a player; this
 //! module keeps what outlives a connection: the target, the backoff, the outage log.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 
 use zerocast_core::time::Instant;
 
@@ -54,20 +54,6 @@ pub fn same_upstream(configured: &Target, running: &Target) -> bool {
             .map_or(true, |n| Some(n) == running.name.as_ref())
 }
 
-/// How a push is logged: the URL without its query (keys stay out of logs).
-pub struct Shown<'a>(pub &'a Target);
-
-impl std::fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.0;
-        write!(f, "rtmp://{}:{}/{}", t.host, t.port, t.app)?;
-        match &t.name {
-            Some(name) => write!(f, "/{name}"),
-            None => Ok(()),
-        }
-    }
-}
-
 /// The first retry comes after this, doubling per failure...
 const FIRST_RETRY_MS: u64 = 500;
 /// ...up to this.
@@ -75,6 +61,28 @@ const MAX_RETRY_MS: u64 = 8000;
 /// A push that stayed up this long counts as healthy again: the next outage starts the
 /// backoff from the beginning.
 const HEALTHY_MS: u64 = 10_000;
+/// How long a resolution may take before the attempt counts as failed. glibc gives up on a
+/// silent server after `timeout:5` × `attempts:2`; the push backs off and tries again either way.
+pub const RESOLVE_TIMEOUT_MS: u64 = 10_000;
+
+/// Where a push stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Its stream does not exist yet: nothing to push and nothing scheduled until a publisher
+    /// (or the capture) creates it.
+    Waiting,
+    /// The next attempt is due then.
+    Due(Instant),
+    /// The worker resolves the host for job `job`; the attempt fails at `deadline`.
+    Resolving {
+        /// The worker job.
+        job: u64,
+        /// When the attempt gives up on the answer.
+        deadline: Instant,
+    },
+    /// A connection carries it, by index.
+    Connected(usize),
+}
 
 /// One push of one local stream to one upstream.
 #[derive(Debug)]
@@ -86,17 +94,23 @@ pub struct Relay {
     pub app: String,
     /// The local stream's name.
     pub name: String,
-    /// The connection carrying it now, by index.
-    pub conn: Option<usize>,
-    /// When to try again while there is no connection.
-    pub retry_at: Option<Instant>,
+    /// Made for a push of every stream: it ends with its stream's publisher, as nginx-rtmp's
+    /// `push` does, instead of pushing silence for a name nobody publishes any more.
+    pub per_publish: bool,
+    /// Where it stands.
+    pub state: State,
+    /// A resolution submitted and not answered yet: a new attempt waits for it instead of
+    /// queueing another behind a resolver that hangs.
+    pub in_flight: Option<u64>,
     failures: u32,
     /// When the push last reached the publishing state.
     up_since: Option<Instant>,
     /// The outage has been logged (each outage once).
     outage_logged: bool,
-    /// Removed by a reload: never connects again.
-    pub retired: bool,
+    /// Connections that reached the publishing state after the first.
+    pub reconnects: u64,
+    /// What ended the last attempt (no secrets: errors name the host at most).
+    pub last_error: Option<String>,
 }
 
 impl Relay {
@@ -104,49 +118,75 @@ impl Relay {
     /// failures since it was last healthy.
     pub fn status(&self) -> (bool, u32) {
         (
-            self.conn.is_some() && self.up_since.is_some(),
+            matches!(self.state, State::Connected(_)) && self.up_since.is_some(),
             self.failures,
         )
     }
 
+    /// When the push came up, if it is up.
+    pub fn up_since(&self) -> Option<Instant> {
+        self.up_since
+    }
+
     /// A relay of local `app/name` to `target`, due at once.
-    pub fn new(target: Target, app: &str, name: &str, now: Instant) -> Self {
+    pub fn new(target: Target, app: &str, name: &str, per_publish: bool, now: Instant) -> Self {
         Self {
             target,
             app: app.to_owned(),
             name: name.to_owned(),
-            conn: None,
-            retry_at: Some(now),
+            per_publish,
+            state: State::Due(now),
+            in_flight: None,
             failures: 0,
             up_since: None,
             outage_logged: false,
-            retired: false,
+            reconnects: 0,
+            last_error: None,
         }
     }
 
-    /// Resolves the upstream's address (blocking DNS for a name: once per attempt).
-    pub fn address(&self) -> Result<SocketAddr, String> {
-        (self.target.host.as_str(), self.target.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("resolving {}: {e}", self.target.host))?
-            .next()
-            .ok_or_else(|| format!("{} has no address", self.target.host))
+    /// When the relay needs the loop next, if ever without an event.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Due(at) => Some(at),
+            State::Resolving { deadline, .. } => Some(deadline),
+            State::Waiting | State::Connected(_) => None,
+        }
+    }
+
+    /// The connection carrying it, if any.
+    pub fn conn(&self) -> Option<usize> {
+        match self.state {
+            State::Connected(index) => Some(index),
+            _ => None,
+        }
+    }
+
+    /// The upstream's address when the URL names one: no resolution needed.
+    pub fn literal_address(&self) -> Option<SocketAddr> {
+        self.target
+            .host
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, self.target.port))
     }
 
     /// The upstream accepted the publish.
     pub fn up(&mut self, now: Instant) {
         if self.outage_logged {
-            log::info!("push {}: back up", Shown(&self.target));
+            log::info!("push {} to {}: back up", self.name, self.target);
+        }
+        if self.last_error.is_some() {
+            self.reconnects += 1;
         }
         self.up_since = Some(now);
         self.outage_logged = false;
     }
 
-    /// The connection failed or closed: schedule the next attempt with capped exponential
-    /// backoff and jitter (`entropy` picks a point in the upper half of the delay, so many Pis
-    /// restarted by one power cut do not retry in step). Logs the outage once.
+    /// The attempt or connection failed or closed: schedule the next attempt with capped
+    /// exponential backoff and jitter (`entropy` picks a point in the upper half of the delay,
+    /// so many Pis restarted by one power cut do not retry in step). Logs the outage once.
     pub fn down(&mut self, now: Instant, why: &str, entropy: u64) {
-        self.conn = None;
         if self
             .up_since
             .is_some_and(|t| now.saturating_millis_since(t) >= HEALTHY_MS)
@@ -157,18 +197,95 @@ impl Relay {
         let delay = (FIRST_RETRY_MS << self.failures.min(8)).min(MAX_RETRY_MS);
         let jittered = delay / 2 + entropy % (delay / 2 + 1);
         self.failures += 1;
-        self.retry_at = Some(now.saturating_add_millis(jittered));
+        self.state = State::Due(now.saturating_add_millis(jittered));
+        self.last_error = Some(why.to_owned());
         if self.outage_logged {
             log::debug!(
-                "push {}: {why}; retrying in {jittered} ms",
-                Shown(&self.target)
+                "push {} to {}: {why}; retrying in {jittered} ms",
+                self.name,
+                self.target
             );
         } else {
             log::warn!(
-                "push {}: {why}; retrying (backoff up to {MAX_RETRY_MS} ms)",
+                "push {} to {}: {why}; retrying (backoff up to {MAX_RETRY_MS} ms)",
+                self.name,
                 self.target
             );
             self.outage_logged = true;
+        }
+    }
+}
+
+/// The pushes running, in slots that are reused: a push removed by a reload, or one that
+/// ended with its stream's publisher, leaves nothing behind.
+#[derive(Debug, Default)]
+pub struct Relays {
+    slots: Vec<Option<Relay>>,
+    next_job: u64,
+}
+
+impl Relays {
+    /// The pushes, with their slot numbers.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &Relay)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(r, slot)| Some((r, slot.as_ref()?)))
+    }
+
+    /// The push in slot `r`.
+    pub fn get(&self, r: usize) -> Option<&Relay> {
+        self.slots.get(r).and_then(Option::as_ref)
+    }
+
+    /// The push in slot `r`, to change.
+    pub fn get_mut(&mut self, r: usize) -> Option<&mut Relay> {
+        self.slots.get_mut(r).and_then(Option::as_mut)
+    }
+
+    /// Adds a push in a free slot; returns the slot.
+    pub fn insert(&mut self, relay: Relay) -> usize {
+        match self.slots.iter().position(Option::is_none) {
+            Some(r) => {
+                self.slots[r] = Some(relay);
+                r
+            }
+            None => {
+                self.slots.push(Some(relay));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Removes the push in slot `r`.
+    pub fn remove(&mut self, r: usize) -> Option<Relay> {
+        self.slots.get_mut(r).and_then(Option::take)
+    }
+
+    /// A fresh id for a worker job.
+    pub fn next_job(&mut self) -> u64 {
+        self.next_job += 1;
+        self.next_job
+    }
+
+    /// The slot whose resolution `job` is.
+    pub fn by_job(&self, job: u64) -> Option<usize> {
+        self.iter()
+            .find(|(_, r)| r.in_flight == Some(job))
+            .map(|(r, _)| r)
+    }
+
+    /// The earliest deadline of any push.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.iter().filter_map(|(_, r)| r.deadline()).min()
+    }
+
+    /// Pushes of `app/name` that wait for their stream become due now.
+    pub fn stream_ready(&mut self, app: &str, name: &str, now: Instant) {
+        for slot in self.slots.iter_mut().flatten() {
+            if slot.state == State::Waiting && slot.app == app && slot.name == name {
+                slot.state = State::Due(now);
+            }
         }
     }
 }
@@ -182,7 +299,7 @@ mod tests {
         let t = PushUrl::parse("rtmp://example.org/live/radio?key=k").unwrap();
         assert_eq!(tc_url(&t), "rtmp://example.org:1935/live");
         assert_eq!(publish_name(&t), "radio?key=k");
-        assert_eq!(Shown(&t).to_string(), "rtmp://example.org:1935/live/radio");
+        assert_eq!(t.to_string(), "rtmp://example.org:1935/live/…");
         let t = PushUrl::parse("rtmp://[::1]:1936/live?key=k").unwrap();
         assert_eq!(tc_url(&t), "rtmp://[::1]:1936/live?key=k");
     }
@@ -190,12 +307,12 @@ mod tests {
     #[test]
     fn backoff_is_capped_with_jitter() {
         let t = PushUrl::parse("rtmp://h/live/x").unwrap();
-        let mut r = Relay::new(t, "live", "x", Instant::from_millis(0));
+        let mut r = Relay::new(t, "live", "x", false, Instant::from_millis(0));
         let now = Instant::from_millis(1000);
         let mut delays = Vec::new();
         for i in 0..8 {
             r.down(now, "refused", i * 7919);
-            delays.push(r.retry_at.unwrap().as_millis() - 1000);
+            delays.push(r.deadline().unwrap().as_millis() - 1000);
         }
         assert!(delays[0] <= 1000, "first retry within a second: {delays:?}");
         assert!(delays.iter().all(|&d| d <= MAX_RETRY_MS), "{delays:?}");
@@ -203,6 +320,6 @@ mod tests {
         // A push that stayed up for a while starts over.
         r.up(now);
         r.down(Instant::from_millis(1000 + HEALTHY_MS), "closed", 0);
-        assert!(r.retry_at.unwrap().as_millis() - (1000 + HEALTHY_MS) <= 1000);
+        assert!(r.deadline().unwrap().as_millis() - (1000 + HEALTHY_MS) <= 1000);
     }
 }

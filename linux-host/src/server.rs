@@ -11,22 +11,24 @@ use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
 
 use log::{debug, info, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use zerocast_core::flv::{self, Metadata};
-use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event, Refusal, ServerConfig};
+use zerocast_core::session::{ClientEvent, Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Counters, Egress, Kind, RelaySession, Role};
+use crate::conn::{Close, Conn, Counters, Egress, Kind, Role};
 use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
-use crate::relay::{self, Relay, Shown, Target};
+use crate::relay::{Relays, Target};
+use crate::worker::{Worker, WORKER_TOKEN};
 use crate::stream::{Publisher, CHUNK_SIZE};
 
 mod http;
+mod push;
 pub use http::HttpOptions;
 
 /// What the server needs to know from the configuration.
@@ -82,7 +84,7 @@ impl Options {
         if let Some(push) = pushes.iter().find(|p| p.target.tls) {
             return Err(format!(
                 "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
-                relay::Shown(&push.target)
+                push.target
             ));
         }
         let access = &settings.access;
@@ -175,7 +177,9 @@ pub struct Server {
     dirty: Vec<Unsent>,
     /// Reused by `flush_dirty` for the list of a stream's readers.
     readers_scratch: Vec<usize>,
-    relays: Vec<Relay>,
+    relays: Relays,
+    /// Takes the blocking calls (name resolution) off the loop; started with the loop.
+    worker: Option<Worker>,
     /// Connections to close once the one being handled is back in the slab (a publisher
     /// replaced by a new one).
     pending_close: Vec<(usize, Close)>,
@@ -248,7 +252,8 @@ impl Server {
             encode_failed: false,
             dirty: Vec::new(),
             readers_scratch: Vec::new(),
-            relays: Vec::new(),
+            relays: Relays::default(),
+            worker: None,
             pending_close: Vec::new(),
             settings,
             epoch,
@@ -434,7 +439,7 @@ impl Server {
                         Some(ClientEvent::Publishing) => {
                             if let Some(r) = self.relays.get_mut(*relay) {
                                 r.up(now);
-                                info!("push {}: publishing", Shown(&r.target));
+                                info!("push {} to {}: publishing", r.name, r.target);
                             }
                             let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
                             if let Some(cursor) = cursor {
@@ -605,6 +610,7 @@ impl Server {
                     self.pending_close.push((old, Close::Replaced));
                 }
                 self.notify_readers(id);
+                self.relays_stream_ready(now);
             }
             Decision::RefusePublish(why) => {
                 session.refuse_publish(match why {
@@ -647,6 +653,8 @@ impl Server {
                     s.name()
                 );
                 s.orphan(now);
+                let (app, name) = (s.app().to_owned(), s.name().to_owned());
+                self.end_per_publish_relays(&app, &name);
             }
         }
         self.hub.release_if_idle(id);
@@ -670,6 +678,11 @@ impl Server {
 
     /// Handles readiness of the listener or a connection.
     fn handle_ready(&mut self, registry: &Registry, token: Token, now: Instant) {
+        if token == WORKER_TOKEN {
+            self.worker_ready(registry, now);
+            self.close_pending(registry, now);
+            return;
+        }
         if token.0 == self.token_base || self.is_http_listener(token) {
             self.accept(registry, now, token.0 != self.token_base);
             return;
@@ -799,9 +812,8 @@ impl Server {
                 if let Some(s) = self.hub.get_mut(stream) {
                     s.remove_reader(index);
                 }
-                let entropy = u64::from_le_bytes(self.entropy());
-                if let Some(r) = self.relays.get_mut(relay) {
-                    r.down(now, &why.to_string(), entropy);
+                if self.relays.get(relay).and_then(|r| r.conn()) == Some(index) {
+                    self.relay_closed(relay, &why, now);
                 }
                 self.hub.release_if_idle(stream);
             }
@@ -873,112 +885,6 @@ impl Server {
         }
     }
 
-    /// Creates the relays the configuration asks for that do not exist yet: a push with a
-    /// name pushes `--stream`; one without pushes every stream that has a publisher.
-    fn add_relays(&mut self, now: Instant) {
-        let app = self.options.access.app.clone();
-        for push in self.options.pushes.clone() {
-            let target = push.target;
-            let names: Vec<String> = match (push.stream, &target.name) {
-                (Some(local), _) => vec![local],
-                (None, Some(_)) => vec![self.options.default_stream.clone()],
-                (None, None) => self
-                    .hub
-                    .iter()
-                    .filter(|(_, s)| s.publisher() != Publisher::None)
-                    .map(|(_, s)| s.name().to_owned())
-                    .collect(),
-            };
-            for name in names {
-                let mut target = target.clone();
-                target.name.get_or_insert_with(|| name.clone());
-                let exists = self
-                    .relays
-                    .iter()
-                    .any(|r| !r.retired && r.target == target && r.name == name);
-                if !exists {
-                    self.relays.push(Relay::new(target, &app, &name, now));
-                }
-            }
-        }
-    }
-
-    /// Starts the relays that are due and whose stream exists.
-    fn connect_relays(&mut self, registry: &Registry, now: Instant) {
-        for r in 0..self.relays.len() {
-            let relay = &self.relays[r];
-            if relay.retired || relay.conn.is_some() || relay.retry_at.map_or(true, |t| t > now) {
-                continue;
-            }
-            let Some(stream) = self.hub.find(&relay.app, &relay.name) else {
-                continue;
-            };
-            if let Err(why) = self.connect_relay(registry, r, stream, now) {
-                let entropy = u64::from_le_bytes(self.entropy());
-                self.relays[r].down(now, &why, entropy);
-            }
-        }
-    }
-
-    fn connect_relay(
-        &mut self,
-        registry: &Registry,
-        r: usize,
-        stream: StreamId,
-        now: Instant,
-    ) -> Result<(), String> {
-        let index = self
-            .conns
-            .iter()
-            .position(Option::is_none)
-            .ok_or("no free connection slot")?;
-        let relay = &self.relays[r];
-        let addr = relay.address()?;
-        let target = relay.target.clone();
-        let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-        let _ = socket.set_nodelay(true);
-        registry
-            .register(
-                &mut socket,
-                self.token(index),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| format!("register: {e}"))?;
-        if target.tls {
-            return Err("rtmps:// is not built into zerocast yet (use rtmp://)".to_owned());
-        }
-        let tc_url = relay::tc_url(&target);
-        let app = relay::connect_app(&target);
-        let name = relay::publish_name(&target);
-        let config = ClientConfig {
-            app: &app,
-            tc_url: &tc_url,
-            stream: &name,
-            role: ClientRole::Publish,
-            digest: false,
-            chunk_size: CHUNK_SIZE,
-            max_message: 64 * 1024,
-            idle_timeout_ms: self.options.idle_timeout_ms,
-        };
-        let session =
-            RelaySession::new(now, self.entropy(), &config).map_err(|e| format!("session: {e}"))?;
-        debug!("push {}: connecting to {addr}", Shown(&target));
-        self.conns[index] = Some(Box::new(Conn::new(
-            socket,
-            addr,
-            Kind::Relay {
-                session: Box::new(session),
-                relay: r,
-                stream,
-            },
-            now,
-        )));
-        self.relays[r].conn = Some(index);
-        self.relays[r].retry_at = None;
-        self.reschedule(index);
-        Ok(())
-    }
-
     fn next_deadline(&self) -> Option<Instant> {
         let conn = self.timers.peek().map(|Reverse((at, _))| *at);
         let silence = self
@@ -986,7 +892,7 @@ impl Server {
             .iter()
             .filter_map(|(_, s)| s.silence_deadline())
             .min();
-        let relay = self.relays.iter().filter_map(|r| r.retry_at).min();
+        let relay = self.relays.deadline();
         let send = self
             .dirty
             .iter()
@@ -1018,8 +924,10 @@ impl Server {
         for id in orphans {
             self.mark_dirty(id);
         }
+        self.expire_relays(now);
         self.add_relays(now);
         self.connect_relays(registry, now);
+        self.close_pending(registry, now);
         self.flush_dirty(registry, now);
     }
 }
@@ -1083,28 +991,13 @@ impl Server {
             },
             ..options
         };
-        // Pushes no longer configured end; new ones start.
-        for r in 0..self.relays.len() {
-            let wanted = options.pushes.iter().any(|p| {
-                relay::same_upstream(&p.target, &self.relays[r].target)
-                    && p.stream
-                        .as_ref()
-                        .map_or(true, |s| *s == self.relays[r].name)
-            });
-            if !wanted && !self.relays[r].retired {
-                log::info!("reload: push {} removed", Shown(&self.relays[r].target));
-                self.relays[r].retired = true;
-                self.relays[r].retry_at = None;
-                if let Some(index) = self.relays[r].conn.take() {
-                    self.close(registry, index, Close::Shutdown, now);
-                }
-            }
-        }
         // Recording changes apply to streams created from now on.
         self.hub.recording = options.recording.clone();
         self.options = options;
         self.reload_http(&new);
         self.settings = new;
+        // Pushes no longer configured end; new ones start.
+        self.retire_relays(registry, now);
         self.add_relays(now);
         self.connect_relays(registry, now);
         log::info!("configuration reloaded");
@@ -1137,6 +1030,7 @@ impl Sink for Server {
 
 impl Service for Server {
     fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        self.worker = Some(Worker::start(registry)?);
         registry.register(
             &mut self.listener,
             Token(self.token_base),

@@ -316,7 +316,7 @@ impl Server {
 /// What the reports are made of, besides the stream table.
 struct Report<'a> {
     conns: &'a [Option<Box<Conn>>],
-    relays: &'a [crate::relay::Relay],
+    relays: &'a crate::relay::Relays,
     capture_status: Option<CaptureStatus>,
     capture: Option<StreamId>,
     side: Option<&'a HttpSide>,
@@ -452,11 +452,11 @@ impl Report<'_> {
             relays: self
                 .relays
                 .iter()
-                .map(|r| {
+                .map(|(_, r)| {
                     let (up, failures) = r.status();
                     RelayStat {
                         stream: format!("{}/{}", r.app, r.name),
-                        target: crate::relay::Shown(&r.target).to_string(),
+                        target: r.target.to_string(),
                         up,
                         failures: u64::from(failures),
                     }

@@ -1,0 +1,292 @@
+//! The server's push side: which pushes the configuration asks for, their attempts (the host
+//! resolved by the worker, never on the loop), their connections, and their end.
+//!
+//! A push is [`State::Waiting`] while its stream does not exist (nothing to send and no timer,
+//! so a push configured before its publisher costs nothing), [`State::Due`] between attempts,
+//! [`State::Resolving`] while the worker looks its host up, and [`State::Connected`] while a
+//! connection carries it.
+
+use log::debug;
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+use zerocast_core::session::{ClientConfig, ClientRole};
+use zerocast_core::time::Instant;
+
+use super::Server;
+use crate::conn::{Close, Conn, Kind, RelaySession};
+use crate::hub::StreamId;
+use crate::relay::{self, Relay, State, RESOLVE_TIMEOUT_MS};
+use crate::stream::{Publisher, CHUNK_SIZE};
+use crate::worker::{Done, Job};
+
+impl Server {
+    /// Creates the relays the configuration asks for that do not exist yet: a push with a
+    /// name pushes `--stream`; one without pushes every stream that has a publisher.
+    pub(super) fn add_relays(&mut self, now: Instant) {
+        let app = self.options.access.app.clone();
+        for push in self.options.pushes.clone() {
+            let target = push.target;
+            let per_publish = push.stream.is_none() && target.name.is_none();
+            let names: Vec<String> = match (push.stream, &target.name) {
+                (Some(local), _) => vec![local],
+                (None, Some(_)) => vec![self.options.default_stream.clone()],
+                (None, None) => self
+                    .hub
+                    .iter()
+                    .filter(|(_, s)| s.publisher() != Publisher::None)
+                    .map(|(_, s)| s.name().to_owned())
+                    .collect(),
+            };
+            for name in names {
+                let mut target = target.clone();
+                target.name.get_or_insert_with(|| name.clone());
+                let exists = self
+                    .relays
+                    .iter()
+                    .any(|(_, r)| r.target == target && r.name == name);
+                if !exists {
+                    let relay = Relay::new(target, &app, &name, per_publish, now);
+                    self.relays.insert(relay);
+                }
+            }
+        }
+    }
+
+    /// Starts the attempts that are due: a push whose stream does not exist waits for it
+    /// (no timer), a literal address connects at once, a host name goes to the worker.
+    pub(super) fn connect_relays(&mut self, registry: &Registry, now: Instant) {
+        let due: Vec<usize> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| matches!(r.state, State::Due(at) if at <= now))
+            .map(|(r, _)| r)
+            .collect();
+        for r in due {
+            let Some(relay) = self.relays.get_mut(r) else {
+                continue;
+            };
+            if self.hub.find(&relay.app, &relay.name).is_none() {
+                relay.state = State::Waiting;
+                continue;
+            }
+            if let Some(addr) = relay.literal_address() {
+                self.connect_relay(registry, r, addr, now);
+                continue;
+            }
+            let deadline = now.saturating_add_millis(RESOLVE_TIMEOUT_MS);
+            // An earlier lookup still in the worker is waited for, not queued again behind a
+            // resolver that does not answer.
+            let job = match relay.in_flight {
+                Some(job) => Ok(job),
+                None => {
+                    let job = self.relays.next_job();
+                    let Some(relay) = self.relays.get_mut(r) else {
+                        continue;
+                    };
+                    let submitted = match &self.worker {
+                        Some(worker) => worker.submit(Job::Resolve {
+                            id: job,
+                            host: relay.target.host.clone(),
+                            port: relay.target.port,
+                        }),
+                        None => Err(crate::worker::SubmitError::Gone),
+                    };
+                    submitted.map(|()| {
+                        relay.in_flight = Some(job);
+                        job
+                    })
+                }
+            };
+            match job {
+                Ok(job) => {
+                    if let Some(relay) = self.relays.get_mut(r) {
+                        relay.state = State::Resolving { job, deadline };
+                    }
+                }
+                Err(e) => self.relay_failed(r, &format!("resolving: {e}"), now),
+            }
+        }
+    }
+
+    /// Answers from the worker: a resolved push connects, a failed one backs off.
+    pub(super) fn worker_ready(&mut self, registry: &Registry, now: Instant) {
+        while let Some(done) = self.worker.as_ref().and_then(|w| w.next()) {
+            let Done::Resolved { id, result } = done;
+            let Some(r) = self.relays.by_job(id) else {
+                continue;
+            };
+            let Some(relay) = self.relays.get_mut(r) else {
+                continue;
+            };
+            relay.in_flight = None;
+            // An answer after the attempt gave up is dropped; the next attempt asks again.
+            if !matches!(relay.state, State::Resolving { job, .. } if job == id) {
+                continue;
+            }
+            match result {
+                Ok(addr) => self.connect_relay(registry, r, addr, now),
+                Err(why) => self.relay_failed(r, &why, now),
+            }
+        }
+        self.flush_dirty(registry, now);
+    }
+
+    /// Attempts whose resolution outlived its deadline fail.
+    pub(super) fn expire_relays(&mut self, now: Instant) {
+        let late: Vec<(usize, String)> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| matches!(r.state, State::Resolving { deadline, .. } if deadline <= now))
+            .map(|(r, relay)| (r, relay.target.host.clone()))
+            .collect();
+        for (r, host) in late {
+            let why = format!("resolving {host}: no answer in {RESOLVE_TIMEOUT_MS} ms");
+            self.relay_failed(r, &why, now);
+        }
+    }
+
+    fn relay_failed(&mut self, r: usize, why: &str, now: Instant) {
+        let entropy = u64::from_le_bytes(self.entropy());
+        if let Some(relay) = self.relays.get_mut(r) {
+            relay.down(now, why, entropy);
+        }
+    }
+
+    fn connect_relay(
+        &mut self,
+        registry: &Registry,
+        r: usize,
+        addr: std::net::SocketAddr,
+        now: Instant,
+    ) {
+        let stream = self
+            .relays
+            .get(r)
+            .and_then(|relay| self.hub.find(&relay.app, &relay.name));
+        let result = match stream {
+            Some(stream) => self.open_relay(registry, r, stream, addr, now),
+            None => Err("its stream is gone".to_owned()),
+        };
+        if let Err(why) = result {
+            self.relay_failed(r, &why, now);
+        }
+    }
+
+    fn open_relay(
+        &mut self,
+        registry: &Registry,
+        r: usize,
+        stream: StreamId,
+        addr: std::net::SocketAddr,
+        now: Instant,
+    ) -> Result<(), String> {
+        let index = self
+            .conns
+            .iter()
+            .position(Option::is_none)
+            .ok_or("no free connection slot")?;
+        let entropy = self.entropy();
+        let idle_timeout_ms = self.options.idle_timeout_ms;
+        let token = self.token(index);
+        let relay = self.relays.get_mut(r).ok_or("removed")?;
+        let target = relay.target.clone();
+        if target.tls {
+            return Err("rtmps:// is not built into zerocast yet (use rtmp://)".to_owned());
+        }
+        let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        let _ = socket.set_nodelay(true);
+        registry
+            .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| format!("register: {e}"))?;
+        let tc_url = relay::tc_url(&target);
+        let app = relay::connect_app(&target);
+        let name = relay::publish_name(&target);
+        let config = ClientConfig {
+            app: &app,
+            tc_url: &tc_url,
+            stream: &name,
+            role: ClientRole::Publish,
+            digest: false,
+            chunk_size: CHUNK_SIZE,
+            max_message: 64 * 1024,
+            idle_timeout_ms,
+        };
+        let session =
+            RelaySession::new(now, entropy, &config).map_err(|e| format!("session: {e}"))?;
+        debug!("push {} to {target}: connecting to {addr}", relay.name);
+        relay.state = State::Connected(index);
+        self.conns[index] = Some(Box::new(Conn::new(
+            socket,
+            addr,
+            Kind::Relay {
+                session: Box::new(session),
+                relay: r,
+                stream,
+            },
+            now,
+        )));
+        self.reschedule(index);
+        Ok(())
+    }
+
+    /// The connection of push `r` closed for `why`.
+    pub(super) fn relay_closed(&mut self, r: usize, why: &Close, now: Instant) {
+        self.relay_failed(r, &why.to_string(), now);
+    }
+
+    /// A publisher made a stream exist: the pushes waiting for it are due (the loop's next
+    /// turn connects them), and a push of every stream gets one for it.
+    pub(super) fn relays_stream_ready(&mut self, now: Instant) {
+        self.add_relays(now);
+        let ready: Vec<(String, String)> = self
+            .hub
+            .iter()
+            .map(|(_, s)| (s.app().to_owned(), s.name().to_owned()))
+            .collect();
+        for (app, name) in ready {
+            self.relays.stream_ready(&app, &name, now);
+        }
+    }
+
+    /// `app/name` lost its publisher: a push made for it by a push of every stream ends, as
+    /// nginx-rtmp's `push` ends with the publish (the stream may then be released).
+    pub(super) fn end_per_publish_relays(&mut self, app: &str, name: &str) {
+        let ended: Vec<usize> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.per_publish && r.app == app && r.name == name)
+            .map(|(r, _)| r)
+            .collect();
+        for r in ended {
+            if let Some(relay) = self.relays.remove(r) {
+                debug!("push {} to {}: ends with its publisher", relay.name, relay.target);
+                if let Some(index) = relay.conn() {
+                    self.pending_close.push((index, Close::Shutdown));
+                }
+            }
+        }
+    }
+
+    /// Reload: pushes no longer configured end and leave nothing behind.
+    pub(super) fn retire_relays(&mut self, registry: &Registry, now: Instant) {
+        let unwanted: Vec<usize> = self
+            .relays
+            .iter()
+            .filter(|(_, relay)| {
+                !self.options.pushes.iter().any(|p| {
+                    relay::same_upstream(&p.target, &relay.target)
+                        && p.stream.as_ref().map_or(true, |s| *s == relay.name)
+                })
+            })
+            .map(|(r, _)| r)
+            .collect();
+        for r in unwanted {
+            if let Some(relay) = self.relays.remove(r) {
+                log::info!("reload: push {} to {} removed", relay.name, relay.target);
+                if let Some(index) = relay.conn() {
+                    self.close(registry, index, Close::Shutdown, now);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The one place the loop hands blocking calls to: a small thread with a bounded job queue and
+//! a [`mio::Waker`] back. The loop never waits on a resolver (glibc's `getaddrinfo` blocks for
+//! as long as `resolv.conf`'s servers stay silent, tens of seconds), so it submits a job, goes
+//! on serving, and sees the answer as an event on [`WORKER_TOKEN`].
+//!
+//! Bounded on both sides: at most [`QUEUE`] jobs wait (a full queue is an error the caller
+//! treats as a failed attempt and retries with its backoff), and each job has a deadline the
+//! caller enforces itself — a job whose answer comes after its caller gave up is answered
+//! into the void (its id no longer matches).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread;
+
+use mio::{Registry, Token, Waker};
+
+/// The token the worker's waker fires on (far above any connection's).
+pub const WORKER_TOKEN: Token = Token(usize::MAX - 1);
+
+/// Jobs that may wait for the worker; more is a refusal, not a queue that grows.
+const QUEUE: usize = 64;
+
+/// What the worker does.
+#[derive(Debug)]
+pub enum Job {
+    /// Resolve `host:port` to its first address (blocking DNS).
+    Resolve {
+        /// The caller's id for the answer.
+        id: u64,
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+/// What the worker answers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Done {
+    /// The answer to [`Job::Resolve`]: the address or what went wrong.
+    Resolved {
+        /// The job's id.
+        id: u64,
+        /// The first address, or the resolver's error.
+        result: Result<SocketAddr, String>,
+    },
+}
+
+/// Why a job could not be submitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// [`QUEUE`] jobs are already waiting (a resolver that hangs fills it).
+    Busy,
+    /// The worker thread is gone (it never panics; only a failed spawn gets here).
+    Gone,
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Busy => "the resolver is busy (earlier lookups have not answered)",
+            Self::Gone => "the worker thread is gone",
+        })
+    }
+}
+
+/// The loop's handle on the worker thread.
+pub struct Worker {
+    jobs: SyncSender<Job>,
+    done: Receiver<Done>,
+}
+
+impl Worker {
+    /// Starts the worker thread; its answers wake `registry`'s poll on [`WORKER_TOKEN`].
+    pub fn start(registry: &Registry) -> std::io::Result<Self> {
+        let waker = Arc::new(Waker::new(registry, WORKER_TOKEN)?);
+        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+        // Unbounded on this side, but it never holds more than the jobs submitted (QUEUE at a
+        // time) whose answers the loop has not drained yet.
+        let (answers, done) = mpsc::channel();
+        thread::Builder::new()
+            .name("zerocast-worker".into())
+            .spawn(move || {
+                for job in queue {
+                    if answers.send(run(job)).is_err() {
+                        return;
+                    }
+                    // A failed wake only delays the answer to the loop's next turn.
+                    let _ = waker.wake();
+                }
+            })?;
+        Ok(Self { jobs, done })
+    }
+
+    /// Queues `job` without waiting.
+    pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => SubmitError::Busy,
+            TrySendError::Disconnected(_) => SubmitError::Gone,
+        })
+    }
+
+    /// The next answer, if one has arrived.
+    pub fn next(&self) -> Option<Done> {
+        self.done.try_recv().ok()
+    }
+}
+
+fn run(job: Job) -> Done {
+    match job {
+        Job::Resolve { id, host, port } => Done::Resolved {
+            id,
+            result: resolve(&host, port),
+        },
+    }
+}
+
+/// Blocking resolution: the worker's side.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("resolving {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+    use std::time::Duration;
+
+    #[test]
+    fn answers_wake_the_poll_and_carry_the_id() {
+        let mut poll = Poll::new().unwrap();
+        let worker = Worker::start(poll.registry()).unwrap();
+        worker
+            .submit(Job::Resolve {
+                id: 7,
+                host: "127.0.0.1".into(),
+                port: 1935,
+            })
+            .unwrap();
+        let mut events = Events::with_capacity(4);
+        let answer = loop {
+            if let Some(done) = worker.next() {
+                break done;
+            }
+            poll.poll(&mut events, Some(Duration::from_secs(10))).unwrap();
+            assert!(
+                events.iter().any(|e| e.token() == WORKER_TOKEN),
+                "woken without the worker's token"
+            );
+        };
+        assert_eq!(
+            answer,
+            Done::Resolved {
+                id: 7,
+                result: Ok("127.0.0.1:1935".parse().unwrap())
+            }
+        );
+    }
+}

@@ -24,8 +24,8 @@ use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{Relays, Target};
-use crate::worker::{Worker, WORKER_TOKEN};
 use crate::stream::{Publisher, CHUNK_SIZE};
+use crate::worker::{Worker, WORKER_TOKEN};
 
 mod http;
 mod push;

@@ -147,7 +147,8 @@ mod tests {
             if let Some(done) = worker.next() {
                 break done;
             }
-            poll.poll(&mut events, Some(Duration::from_secs(10))).unwrap();
+            poll.poll(&mut events, Some(Duration::from_secs(10)))
+                .unwrap();
             assert!(
                 events.iter().any(|e| e.token() == WORKER_TOKEN),
                 "woken without the worker's token"

@@ -136,7 +136,9 @@ impl Server {
         let late: Vec<(usize, String)> = self
             .relays
             .iter()
-            .filter(|(_, r)| matches!(r.state, State::Resolving { deadline, .. } if deadline <= now))
+            .filter(
+                |(_, r)| matches!(r.state, State::Resolving { deadline, .. } if deadline <= now),
+            )
             .map(|(r, relay)| (r, relay.target.host.clone()))
             .collect();
         for (r, host) in late {
@@ -259,7 +261,10 @@ impl Server {
             .collect();
         for r in ended {
             if let Some(relay) = self.relays.remove(r) {
-                debug!("push {} to {}: ends with its publisher", relay.name, relay.target);
+                debug!(
+                    "push {} to {}: ends with its publisher",
+                    relay.name, relay.target
+                );
                 if let Some(index) = relay.conn() {
                     self.pending_close.push((index, Close::Shutdown));
                 }

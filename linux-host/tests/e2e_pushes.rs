@@ -1,0 +1,290 @@
+//! End to end: pushes under the faults a Pi meets unattended (issue 19).
+//!
+//! - A push configured before its stream is published waits without a timer: the process
+//!   spends (almost) no CPU while it waits, and the push starts with the publisher; an
+//!   nginx-rtmp player of the upstream hears the tone. The push's key (planted in the URL's
+//!   name and query) appears in no log line, report or metric.
+//! - A push to a host whose resolver never answers (a UDP socket on 127.0.0.77:53 that reads
+//!   nothing, named by the `resolv.conf` of a mount namespace zerocast runs in): zerocast's own
+//!   player hears the tone without a gap while the lookups hang, `/stat` keeps answering, and
+//!   the push logs the failure once and keeps retrying.
+//!
+//! Needs ffmpeg, nginx with the RTMP module, `unshare` and root for the namespace (a missing
+//! tool skips the test, or fails it when `CI` is set).
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::check::check_tone;
+use common::live::{ffmpeg_wav, Zerocast};
+use common::process::{self, Spawned};
+use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
+use common::wav::Wav;
+use common::{tools_available, HarnessError, TempDir};
+
+/// Bound on every wait: against a hang, not a timing check.
+const LIMIT: Duration = Duration::from_secs(30);
+/// A key planted in push URLs: it must never leave the process.
+const SECRET: &str = "pl4nted-K3Y-zc";
+
+/// CPU seconds (user + system) the process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Result<f64, HarnessError> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| HarnessError::io("read /proc/PID/stat", e))?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name, in
+    // USER_HZ ticks, which Linux fixes at 100 for /proc whatever the kernel's own tick.
+    Ok((ticks(11) + ticks(12)) as f64 / 100.0)
+}
+
+/// GET `path` from `addr` on its own connection: status code and body.
+fn get(addr: &str, path: &str) -> Result<(u16, String), HarnessError> {
+    let mut s = TcpStream::connect(addr).map_err(|e| HarnessError::io("connect", e))?;
+    s.set_read_timeout(Some(LIMIT))
+        .map_err(|e| HarnessError::io("timeout", e))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| HarnessError::io("write", e))?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all)
+        .map_err(|e| HarnessError::io("read", e))?;
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, text))
+}
+
+/// The reports a stranger can fetch.
+const REPORTS: [&str; 3] = ["/stat", "/metrics", "/api/v1/streams"];
+
+/// Fails if the planted key is anywhere in zerocast's log or its reports.
+fn check_secret_kept(server: &Spawned, http: &str) -> Result<(), HarnessError> {
+    let mut places = vec![("log", server.log())];
+    for path in REPORTS {
+        places.push((path, get(http, path)?.1));
+    }
+    for (place, text) in places {
+        if text.contains(SECRET) {
+            return Err(server.failed(format!("the push key is in the {place}")));
+        }
+    }
+    Ok(())
+}
+
+/// `ffmpeg -re` publishing the 440 Hz tone in AAC to `url`.
+fn publish_tone(url: &str, dir: &Path) -> Result<Spawned, HarnessError> {
+    process::spawn(
+        "ffmpeg",
+        &[
+            "-nostdin",
+            "-hide_banner",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440",
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            url,
+        ],
+        &[],
+        &dir.join("publisher.log"),
+    )
+}
+
+fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, HarnessError> {
+    let wav = dir.join(format!("{name}.wav"));
+    let mut player = ffmpeg_wav(url, secs, &wav, &dir.join(format!("{name}.log")))?;
+    let status = player.wait_timeout(LIMIT)?;
+    if !status.success() {
+        return Err(player.failed(format!("player {name} exited with {status}")));
+    }
+    Wav::read(&wav)
+}
+
+#[test]
+fn a_push_waiting_for_its_publisher_costs_nothing_and_starts_with_it() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "nginx", NGINX_RTMP_MODULE])? {
+        return Ok(());
+    }
+    TempDir::run("push-waits", |dir| {
+        let nginx_port = process::free_port()?;
+        let _nginx = start_nginx_live(nginx_port, dir)?;
+        let http_port = process::free_port()?;
+        let http = format!("127.0.0.1:{http_port}");
+        // The key in the name's query and the name as a platform would have it.
+        let config = dir.join("zerocast.toml");
+        fs::write(
+            &config,
+            format!(
+                "[[push]]\nurl = \"rtmp://127.0.0.1:{nginx_port}/live/radio?key={SECRET}\"\n\
+                 stream = \"live/radio\"\n"
+            ),
+        )
+        .map_err(|e| HarnessError::io("write config", e))?;
+        let config = config.display().to_string();
+        let mut server = Zerocast::start(
+            &["--source", "none", "--config", &config, "--http", &http],
+            &[],
+            None,
+            dir,
+        )?;
+        // Nothing is published: the push has nothing to do, and must not spin.
+        let pid = server.process.pid();
+        let (cpu0, t0) = (cpu_seconds(pid)?, Instant::now());
+        process::wait_until("3 s to pass", LIMIT, || {
+            Ok(t0.elapsed() >= Duration::from_secs(3))
+        })?;
+        let cpu = cpu_seconds(pid)? - cpu0;
+        let wall = t0.elapsed().as_secs_f64();
+        println!("waiting push: {cpu:.2} CPU-s in {wall:.1} s");
+        // A spinning loop spends the whole wall time; a waiting one a few milliseconds.
+        if cpu > 0.25 * wall {
+            return Err(server
+                .process
+                .failed(format!("{cpu:.2} CPU-s in {wall:.1} s while waiting")));
+        }
+        let local = format!("rtmp://127.0.0.1:{}/live/radio", server.port);
+        let _publisher = publish_tone(&local, dir)?;
+        server.wait_log("publishing", LIMIT)?;
+        let upstream = format!("rtmp://127.0.0.1:{nginx_port}/live/radio");
+        let heard = record(&upstream, Duration::from_secs(3), dir, "upstream")?;
+        check_tone(&heard, 440.0, 2.0, 100.0, "nginx player of the push")?;
+        check_secret_kept(&server.process, &http)?;
+        let (_, metrics) = get(&http, "/metrics")?;
+        let shown = format!("rtmp://127.0.0.1:{nginx_port}/live/…");
+        if !metrics.contains(&shown) {
+            return Err(server
+                .process
+                .failed(format!("/metrics does not show the push as {shown}")));
+        }
+        server.stop_cleanly()
+    })
+}
+
+#[test]
+fn a_resolver_that_never_answers_stalls_nobody() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "unshare", "mount"])? {
+        return Ok(());
+    }
+    TempDir::run("push-dns", |dir| {
+        // The resolver: it takes every query and answers none.
+        let resolver = match UdpSocket::bind("127.0.0.77:53") {
+            Ok(socket) => socket,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                println!("skipped: port 53 and a mount namespace need root");
+                return Ok(());
+            }
+            Err(e) => return Err(HarnessError::io("bind 127.0.0.77:53", e)),
+        };
+        let resolv = dir.join("resolv.conf");
+        fs::write(&resolv, "nameserver 127.0.0.77\n")
+            .map_err(|e| HarnessError::io("write resolv.conf", e))?;
+        let port = process::free_port()?;
+        let http_port = process::free_port()?;
+        let http = format!("127.0.0.1:{http_port}");
+        let push = format!("rtmp://upstream.zerocast.test:1935/live/{SECRET}");
+        let mut argv = vec![
+            "-m".to_owned(),
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"".to_owned(),
+            resolv.display().to_string(),
+        ];
+        argv.extend(process::zerocast_argv());
+        argv.extend(
+            [
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--source",
+                "tone:440",
+                "--http",
+                &http,
+                "--push",
+                &push,
+            ]
+            .map(str::to_owned),
+        );
+        let mut server = process::spawn(
+            "unshare",
+            &argv,
+            &[("RUST_LOG", "info")],
+            &dir.join("zerocast.log"),
+        )?;
+        process::wait_for_port(port, LIMIT, &mut server)?;
+        // The player records across the first lookup's whole timeout (10 s) and its retry.
+        let url = format!("rtmp://127.0.0.1:{port}/live/audio");
+        let wav = dir.join("player.wav");
+        let mut player = ffmpeg_wav(&url, Duration::from_secs(14), &wav, &dir.join("player.log"))?;
+        let mut slowest = Duration::ZERO;
+        let mut answers = 0;
+        while player.is_running()? {
+            let asked = Instant::now();
+            let (code, _) = get(&http, "/stat")?;
+            if code != 200 {
+                return Err(server.failed(format!("/stat answered {code}")));
+            }
+            slowest = slowest.max(asked.elapsed());
+            answers += 1;
+            process::wait_until("the next /stat", LIMIT, || {
+                Ok(asked.elapsed() >= Duration::from_millis(250) || !player.is_running()?)
+            })?;
+        }
+        let status = player.wait_timeout(LIMIT)?;
+        if !status.success() {
+            return Err(player.failed(format!("player exited with {status}")));
+        }
+        println!("/stat: {answers} answers while the resolver hung, slowest {slowest:?}");
+        let report = check_tone(
+            &Wav::read(&wav)?,
+            440.0,
+            13.0,
+            500.0,
+            "player during hung DNS",
+        )?;
+        println!(
+            "longest player gap while DNS hangs: {:.1} ms",
+            report.longest_gap_ms
+        );
+        let failed = "resolving upstream.zerocast.test: no answer";
+        process::wait_until("the lookup to time out", LIMIT, || {
+            Ok(server.log().contains(failed))
+        })
+        .map_err(|e| server.failed(e.to_string()))?;
+        let warnings = server
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("push"))
+            .count();
+        if warnings != 1 {
+            return Err(server.failed(format!("{warnings} push warnings, expected the one")));
+        }
+        check_secret_kept(&server, &http)?;
+        drop(resolver);
+        let status = server.terminate(process::DROP_GRACE)?;
+        if !status.success() {
+            return Err(server.failed(format!("exited with {status} on SIGTERM")));
+        }
+        Ok(())
+    })
+}

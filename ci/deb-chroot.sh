@@ -102,6 +102,8 @@ check "zerocast's groups ($groups) are zerocast and audio" \
 # Numeric ids: the names are the root's, not this machine's.
 check "/var/lib/zerocast is zerocast's, mode 750" \
     test "$(stat -c '%u:%g %a' "$root/var/lib/zerocast")" = "$uid:$gid 750"
+check "the config (keys, passwords) is root's, group zerocast, mode 640" \
+    test "$(stat -c '%u:%g %a' "$root/etc/zerocast/zerocast.toml")" = "0:$gid 640"
 wants=/etc/systemd/system/multi-user.target.wants/zerocast.service
 check "the unit is enabled ($wants)" \
     test "$(readlink "$root$wants")" = /lib/systemd/system/zerocast.service

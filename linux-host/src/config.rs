@@ -625,6 +625,20 @@ impl Settings {
         Ok(s)
     }
 
+    /// The secret flags given their value itself on the command line (not `file:` or `env:`):
+    /// visible to every user in `ps`, so the server warns about each at start.
+    pub fn secrets_on_command_line(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self
+            .flags
+            .iter()
+            .filter(|f| SECRET_FLAGS.contains(&f.flag.name))
+            .filter(|f| !f.value.starts_with("file:") && !f.value.starts_with("env:"))
+            .map(|f| f.flag.name)
+            .collect();
+        names.dedup();
+        names
+    }
+
     /// The checks that involve more than one setting.
     fn validate(&mut self) -> Result<(), ConfigError> {
         // `app` and the capture stream each default to the other when only one is given.
@@ -777,11 +791,44 @@ fn check_rate(rate: u32, codecs: &[Codec], setting: &str) -> Result<(), ConfigEr
 }
 
 fn bad(setting: &str, value: impl fmt::Display, reason: String) -> ConfigError {
+    // An error goes to the terminal or the journal: a secret's value is never in it.
+    let value = if SECRET_FLAGS.contains(&setting) {
+        "(hidden)".to_owned()
+    } else {
+        value.to_string()
+    };
     ConfigError::BadValue {
         setting: setting.to_owned(),
-        value: value.to_string(),
+        value,
         reason,
     }
+}
+
+/// Flags whose value is a secret: keys, the admin password, push URLs (platforms put the
+/// stream key in them). Each takes `file:PATH` (the file's first line: systemd's
+/// `LoadCredential=`, a file only root can read) or `env:NAME` instead of the value itself,
+/// which every user of the machine can read in `ps`.
+const SECRET_FLAGS: [&str; 4] = ["publish-key", "play-key", "admin-password", "push"];
+
+/// The value of a secret flag's text: the first line of `file:PATH`, the variable of `env:NAME`,
+/// or the text itself. Read at every load, so a reload picks up a rotated key file.
+fn reveal(flag: &str, text: &str) -> Result<String, ConfigError> {
+    if let Some(path) = text.strip_prefix("file:") {
+        let content = std::fs::read_to_string(path).map_err(|e| ConfigError::BadValue {
+            setting: flag.to_owned(),
+            value: text.to_owned(),
+            reason: format!("cannot read the secret's file: {e}"),
+        })?;
+        return Ok(content.lines().next().unwrap_or_default().trim().to_owned());
+    }
+    if let Some(name) = text.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| ConfigError::BadValue {
+            setting: flag.to_owned(),
+            value: text.to_owned(),
+            reason: "no such environment variable (or not UTF-8)".into(),
+        });
+    }
+    Ok(text.to_owned())
 }
 
 impl Default for Settings {
@@ -1226,6 +1273,13 @@ impl Flag {
 
     /// Sets this flag's key in `table` from its command-line text.
     fn apply(&self, table: &mut Table, text: &str) -> Result<(), ConfigError> {
+        let revealed;
+        let text = if SECRET_FLAGS.contains(&self.name) {
+            revealed = reveal(self.name, text)?;
+            revealed.as_str()
+        } else {
+            text
+        };
         let invalid = |reason: &str| bad(self.name, text, reason.into());
         let value = match self.kind {
             Kind::Text => Value::String(text.to_owned()),
@@ -1452,6 +1506,9 @@ HTTP (file section [http]):
                                                                [default: 64]
   --silence-db DB               audio below this many dBFS is silence [default: -50]
   --silence-s N                 report silence after N seconds [default: 10]
+
+  Secrets (--publish-key, --play-key, --admin-password, --push) may be given as
+  file:PATH (the file's first line) or env:NAME instead of the value, which `ps` shows.
 
 Recording:
   --record DIR                  record every stream into DIR
@@ -2443,5 +2500,35 @@ stream = "radio/guest"
         assert!(!v6.contains("fe80::1".parse().unwrap()));
         assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
         assert!(Cidr::parse("1.2.3.4/").is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_a_file_or_the_environment_and_never_show_in_errors() {
+        let dir = std::env::temp_dir().join(format!("zerocast-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "from-the-file-123\nignored\n").unwrap();
+        std::env::set_var("ZEROCAST_TEST_PLAY_KEY", "from-the-env-456");
+        let key_arg = format!("--publish-key=file:{}", file.display());
+        let Ok(Invocation::Run(s)) = parse_args(
+            [key_arg.as_str(), "--play-key", "env:ZEROCAST_TEST_PLAY_KEY"].map(OsString::from),
+        ) else {
+            panic!("not parsed");
+        };
+        assert_eq!(s.access.publish_key.as_deref(), Some("from-the-file-123"));
+        assert_eq!(s.access.play_key.as_deref(), Some("from-the-env-456"));
+        assert!(s.secrets_on_command_line().is_empty());
+        let Ok(Invocation::Run(s)) =
+            parse_args(["--admin-password", "literal-secret"].map(OsString::from))
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(s.secrets_on_command_line(), ["admin-password"]);
+        // A bad push URL with a key in it: the error names the flag, not the key.
+        let e = parse_args(["--push", "rtmp://h:99999/live/KEY-123"].map(OsString::from))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("push") && !e.contains("KEY-123"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

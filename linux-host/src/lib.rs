@@ -71,6 +71,12 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     };
     // Only fails if a logger exists already, in which case that one is used.
     let _ = logging::init(settings.log_level);
+    for flag in settings.secrets_on_command_line() {
+        log::warn!(
+            "--{flag} on the command line is visible to every user in `ps`: give it as \
+             --{flag} file:PATH or env:NAME, or in the config file"
+        );
+    }
     match serve(&settings) {
         Ok(Exit::Signal(_) | Exit::SourceEnded) => ExitCode::SUCCESS,
         Err(e) => fail(&e),

@@ -538,6 +538,10 @@ pub struct Http {
     /// Silence this long (seconds) is reported.
     #[serde(deserialize_with = "Range::<1, 86_400>::u32")]
     pub silence_s: u32,
+    /// Who sees listeners' and publishers' addresses in `/stat`, `/api/v1/streams` and
+    /// `/metrics`; everyone else sees the same reports with counts and no addresses.
+    #[serde(deserialize_with = "cidr_list")]
+    pub stats_allow: Vec<Cidr>,
 }
 
 /// One `[[stream]]` table: a stream with settings of its own.
@@ -902,6 +906,10 @@ impl Default for Http {
             max_clients: 64,
             silence_db: -50.0,
             silence_s: 10,
+            stats_allow: vec![
+                Cidr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+                Cidr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+            ],
         }
     }
 }
@@ -1368,6 +1376,12 @@ const FLAGS: &[Flag] = &[
     ),
     Flag::new("deny-play", "access.deny_play", Kind::Text, ""),
     Flag::unset("play-key", "access.play_key", Kind::Text),
+    Flag::new(
+        "stats-allow",
+        "http.stats_allow",
+        Kind::Text,
+        "127.0.0.0/8,::1",
+    ),
     Flag::unset("push", "push", Kind::Append("url")),
     Flag::unset("tls-ca", "tls_ca", Kind::Text),
     Flag::new("http", "http.listen", Kind::Text, "0.0.0.0:8000"),
@@ -1506,6 +1520,9 @@ HTTP (file section [http]):
                                                                [default: 64]
   --silence-db DB               audio below this many dBFS is silence [default: -50]
   --silence-s N                 report silence after N seconds [default: 10]
+  --stats-allow LIST            addresses shown listeners' and publishers' addresses
+                                  in the reports (file: stats_allow)
+                                                               [default: 127.0.0.0/8,::1]
 
   Secrets (--publish-key, --play-key, --admin-password, --push) may be given as
   file:PATH (the file's first line) or env:NAME instead of the value, which `ps` shows.
@@ -1764,6 +1781,9 @@ mod tests {
         }),
         ("play-key", "k-1", |s| {
             s.access.play_key.as_deref() == Some("k-1")
+        }),
+        ("stats-allow", "192.168.1.0/24", |s| {
+            cidrs(&s.http.stats_allow) == ["192.168.1.0/24"]
         }),
         ("push", "rtmp://up.example:1936/live/pi", |s| {
             s.pushes.len() == 1

@@ -92,6 +92,8 @@ pub trait Site {
     /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
     /// play key as `?key=` in `query`).
     fn may_play(&self, app: &str, name: &str, query: &str) -> bool;
+    /// Whether this client may see other clients' addresses in the reports (`stats_allow`).
+    fn may_see_addresses(&self) -> bool;
 }
 
 /// What to do with a request.
@@ -124,7 +126,35 @@ struct Answer {
 
 impl Answer {
     fn reply(self, status: &str, content_type: &str, body: &[u8]) -> Action {
-        let head = response::complete(status, content_type, body.len(), self.keep_alive);
+        self.reply_cors(status, content_type, body, true)
+    }
+
+    /// A report: with addresses for those allowed to see them, and then without the wildcard
+    /// CORS header (a page of another origin in their browser cannot read it); with counts
+    /// only, and readable from anywhere, for everyone else.
+    fn report(
+        self,
+        site: &dyn Site,
+        content_type: &str,
+        render: fn(&StatSnapshot) -> String,
+    ) -> Action {
+        let private = site.may_see_addresses();
+        let snapshot = site.snapshot();
+        let snapshot = if private {
+            snapshot
+        } else {
+            snapshot.without_addresses()
+        };
+        self.reply_cors(
+            "200 OK",
+            content_type,
+            render(&snapshot).as_bytes(),
+            !private,
+        )
+    }
+
+    fn reply_cors(self, status: &str, content_type: &str, body: &[u8], cors: bool) -> Action {
+        let head = response::complete(status, content_type, body.len(), self.keep_alive, cors);
         let mut bytes = head.into_bytes();
         if !self.head_only {
             bytes.extend_from_slice(body);
@@ -167,20 +197,12 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
     };
     match route::route(req) {
         Route::Page => answer.reply("200 OK", "text/html; charset=utf-8", page::HTML.as_bytes()),
-        Route::Stat => answer.reply(
-            "200 OK",
-            "text/xml",
-            stat::render_xml(&site.snapshot()).as_bytes(),
-        ),
-        Route::Streams => answer.reply(
-            "200 OK",
-            "application/json",
-            stat::render_json(&site.snapshot()).as_bytes(),
-        ),
-        Route::Metrics => answer.reply(
-            "200 OK",
+        Route::Stat => answer.report(site, "text/xml", stat::render_xml),
+        Route::Streams => answer.report(site, "application/json", stat::render_json),
+        Route::Metrics => answer.report(
+            site,
             "text/plain; version=0.0.4; charset=utf-8",
-            stat::render_metrics(&site.snapshot()).as_bytes(),
+            stat::render_metrics,
         ),
         Route::Preflight => answer.whole(response::preflight(answer.keep_alive)),
         Route::Error(status, why) => answer.error(status, why),

@@ -1,5 +1,5 @@
-//! Response heads. Every response allows any origin (the page, and players on other hosts, read
-//! the streams with `fetch`) and says `Cache-Control: no-cache`. A complete response keeps the
+//! Response heads. Every response but a report with addresses allows any origin (the page, and
+//! players on other hosts, read the streams with `fetch`) and says `Cache-Control: no-cache`. A complete response keeps the
 //! connection open for the next request when the request allows it (`keep_alive`); an endless
 //! one closes it at its end.
 
@@ -7,21 +7,36 @@ use std::fmt::Write;
 
 /// Headers every response carries; `keep_alive`: the connection stays open after it.
 fn common(head: &mut String, keep_alive: bool) {
+    common_cors(head, keep_alive, true);
+}
+
+/// [`common`], with the wildcard `Access-Control-Allow-Origin` only when `cors`.
+fn common_cors(head: &mut String, keep_alive: bool, cors: bool) {
     let _ = write!(
         head,
         "Server: zerocast/{}\r\n\
          Cache-Control: no-cache, no-store\r\n\
-         Access-Control-Allow-Origin: *\r\n\
-         Connection: {}\r\n",
+         {}Connection: {}\r\n",
         env!("CARGO_PKG_VERSION"),
+        if cors {
+            "Access-Control-Allow-Origin: *\r\n"
+        } else {
+            ""
+        },
         if keep_alive { "keep-alive" } else { "close" }
     );
 }
 
-/// The head of a complete response of `len` bytes.
-pub fn complete(status: &str, content_type: &str, len: usize, keep_alive: bool) -> String {
+/// The head of a complete response of `len` bytes; readable by pages of any origin if `cors`.
+pub fn complete(
+    status: &str,
+    content_type: &str,
+    len: usize,
+    keep_alive: bool,
+    cors: bool,
+) -> String {
     let mut head = format!("HTTP/1.1 {status}\r\n");
-    common(&mut head, keep_alive);
+    common_cors(&mut head, keep_alive, cors);
     let _ = write!(
         head,
         "Content-Type: {content_type}\r\nContent-Length: {len}\r\n\r\n"
@@ -160,7 +175,7 @@ mod tests {
 
     #[test]
     fn fixed_heads() {
-        let (code, h) = parse_head(&complete("404 Not Found", "text/plain", 12, false));
+        let (code, h) = parse_head(&complete("404 Not Found", "text/plain", 12, false, true));
         assert_eq!((code, get(&h, "content-length")), (404, Some("12")));
         assert_eq!(get(&h, "connection"), Some("close"));
         let (code, h) = parse_head(&unauthorized(false));

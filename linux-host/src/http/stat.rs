@@ -135,6 +135,23 @@ pub struct RelayStat {
     pub failures: u64,
 }
 
+impl StatSnapshot {
+    /// The same report for a client not in `stats_allow`: every count, no address.
+    pub fn without_addresses(mut self) -> Self {
+        for stream in &mut self.streams {
+            if let Some(p) = &mut stream.publisher {
+                if p.kind != "capture" {
+                    p.addr.clear();
+                }
+            }
+            for c in &mut stream.clients {
+                c.addr.clear();
+            }
+        }
+        self
+    }
+}
+
 /// The address without its port, as nginx-rtmp writes `<address>`.
 fn host_of(addr: &str) -> String {
     addr.parse::<std::net::SocketAddr>()

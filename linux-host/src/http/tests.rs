@@ -7,6 +7,7 @@ use crate::http::stat::{ClientStat, Protocol, StreamStat};
 struct FakeSite {
     title: String,
     sticky: Vec<u8>,
+    sees_addresses: bool,
 }
 
 impl FakeSite {
@@ -14,6 +15,7 @@ impl FakeSite {
         Self {
             title: "First".into(),
             sticky: b"FLV-HEADER".to_vec(),
+            sees_addresses: true,
         }
     }
 }
@@ -65,6 +67,10 @@ impl Site for FakeSite {
 
     fn may_play(&self, _app: &str, name: &str, query: &str) -> bool {
         name != "private" || query == "key=k"
+    }
+
+    fn may_see_addresses(&self) -> bool {
+        self.sees_addresses
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
@@ -405,5 +411,27 @@ fn streams_follow_the_play_rules() {
             out.starts_with(format!("HTTP/1.1 {status}").as_bytes()),
             "{line}"
         );
+    }
+}
+
+/// Addresses only for `stats_allow`, and then without the wildcard CORS header; counts for
+/// everyone, readable from any origin.
+#[test]
+fn reports_show_addresses_only_to_those_allowed() {
+    for path in ["/stat", "/api/v1/streams", "/metrics"] {
+        for allowed in [true, false] {
+            let mut site = FakeSite::new();
+            site.sees_addresses = allowed;
+            let request = format!("GET {path} HTTP/1.1\r\n\r\n");
+            let (_, out) = exchange(request.as_bytes(), &mut site, &[]);
+            let text = String::from_utf8(out).unwrap();
+            let cors = text.contains("Access-Control-Allow-Origin: *");
+            let (_, body) = text.split_once("\r\n\r\n").unwrap();
+            if path != "/metrics" {
+                assert_eq!(body.contains("127.0.0.1"), allowed, "{path}: {body}");
+            }
+            assert!(allowed || !body.contains("5000"), "{path}: {body}");
+            assert_eq!(cors, !allowed, "{path} allowed={allowed}: {text}");
+        }
     }
 }

@@ -52,6 +52,8 @@ pub struct HttpOptions {
     pub capture_format: Option<(u32, u8)>,
     /// The capture source, as shown in the reports.
     pub source: String,
+    /// Who sees addresses in the reports.
+    pub stats_allow: Vec<crate::config::Cidr>,
 }
 
 impl HttpOptions {
@@ -85,6 +87,7 @@ impl HttpOptions {
             capture_format: (settings.source != SourceSpec::None)
                 .then_some((settings.rate, settings.channels)),
             source: settings.source.to_string(),
+            stats_allow: http.stats_allow.clone(),
         }
     }
 }
@@ -224,6 +227,7 @@ impl Server {
             hub: &mut self.hub,
             report,
             access: &self.options.access,
+            stats_allow: &side.options.stats_allow,
             peer: peer.ip(),
         };
         let received = http
@@ -510,6 +514,7 @@ struct HubSite<'a> {
     hub: &'a mut Hub,
     report: Report<'a>,
     access: &'a crate::hub::Access,
+    stats_allow: &'a [crate::config::Cidr],
     peer: std::net::IpAddr,
 }
 
@@ -565,6 +570,10 @@ impl Site for HubSite<'_> {
             name: &name,
         };
         self.access.may_play(&request).is_ok()
+    }
+
+    fn may_see_addresses(&self) -> bool {
+        self.stats_allow.iter().any(|c| c.contains(self.peer))
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {

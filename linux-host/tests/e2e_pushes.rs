@@ -68,6 +68,17 @@ fn get(addr: &str, path: &str) -> Result<(u16, String), HarnessError> {
     Ok((code, text))
 }
 
+/// `curl` GET of `path` from the local address `from` (all of 127.0.0.0/8 reaches the
+/// loopback): the head and the body.
+fn get_from(from: &str, addr: &str, path: &str) -> Result<String, HarnessError> {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10", "--interface", from])
+        .arg(format!("http://{addr}{path}"))
+        .output()
+        .map_err(|e| HarnessError::io("curl", e))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The reports a stranger can fetch.
 const REPORTS: [&str; 3] = ["/stat", "/metrics", "/api/v1/streams"];
 
@@ -124,7 +135,7 @@ fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, Harn
 
 #[test]
 fn a_push_waiting_for_its_publisher_costs_nothing_and_starts_with_it() -> Result<(), HarnessError> {
-    if !tools_available(&["ffmpeg", "nginx", NGINX_RTMP_MODULE])? {
+    if !tools_available(&["ffmpeg", "curl", "nginx", NGINX_RTMP_MODULE])? {
         return Ok(());
     }
     TempDir::run("push-waits", |dir| {
@@ -144,7 +155,16 @@ fn a_push_waiting_for_its_publisher_costs_nothing_and_starts_with_it() -> Result
         .map_err(|e| HarnessError::io("write config", e))?;
         let config = config.display().to_string();
         let mut server = Zerocast::start(
-            &["--source", "none", "--config", &config, "--http", &http],
+            &[
+                "--source",
+                "none",
+                "--config",
+                &config,
+                "--http",
+                &http,
+                "--stats-allow",
+                "127.0.0.1",
+            ],
             &[],
             None,
             dir,
@@ -171,6 +191,19 @@ fn a_push_waiting_for_its_publisher_costs_nothing_and_starts_with_it() -> Result
         let heard = record(&upstream, Duration::from_secs(3), dir, "upstream")?;
         check_tone(&heard, 440.0, 2.0, 100.0, "nginx player of the push")?;
         check_secret_kept(&server.process, &http)?;
+        // The publisher's address: for --stats-allow, not for a stranger (127.0.0.2 here).
+        for path in ["/stat", "/api/v1/streams"] {
+            let (_, mine) = get(&http, path)?;
+            let stranger = get_from("127.0.0.2", &http, path)?;
+            let shown = |t: &str| t.contains("<address>127.") || t.contains("\"addr\":\"127.");
+            let cors = |t: &str| t.contains("Access-Control-Allow-Origin: *");
+            if !shown(&mine) || cors(&mine) || shown(&stranger) || !cors(&stranger) {
+                return Err(server.process.failed(format!(
+                    "{path}: addresses for --stats-allow only, wildcard CORS for the rest:\n\
+                     {mine}\n---\n{stranger}"
+                )));
+            }
+        }
         let (_, metrics) = get(&http, "/metrics")?;
         let shown = format!("rtmp://127.0.0.1:{nginx_port}/live/…");
         if !metrics.contains(&shown) {

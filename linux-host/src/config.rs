@@ -1617,8 +1617,22 @@ fn load_file(path: &Path) -> Result<Table, ConfigError> {
 /// The file's table, after deserializing the text itself into [`Settings`] so that an error
 /// carries the line and column it is at.
 fn parse_file_text(text: &str) -> Result<Table, String> {
-    toml::from_str::<Settings>(text).map_err(|e| e.to_string())?;
-    text.parse::<Table>().map_err(|e| e.to_string())
+    toml::from_str::<Settings>(text).map_err(|e| toml_error(text, &e))?;
+    text.parse::<Table>().map_err(|e| toml_error(text, &e))
+}
+
+/// A TOML error as "line L, column C: what was wrong", without the quoted line the parser's own
+/// message carries: that line may hold a key or a password, and the message goes to the
+/// journal and to systemd's `STATUS=`.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return message.to_owned();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 #[cfg(test)]
@@ -2273,6 +2287,12 @@ stream = "radio/guest"
                 "line 1, column 11",
             ),
             ("rate = 44100\nrate = 22050\n", "duplicate", "line 2"),
+            // The line itself is not quoted: it may hold a secret.
+            (
+                "[access]\npublish_key = 5 # s3cret-in-a-comment\n",
+                "invalid type",
+                "line 2",
+            ),
             ("channels = 6\n", "expected 1 to 2", "line 1, column 12"),
             (
                 "[access]\nallow_publish = [\"10.0.0.0/33\"]\n",
@@ -2312,6 +2332,7 @@ stream = "radio/guest"
         for (text, says, at) in cases {
             let e = parse_file_text(text).unwrap_err();
             assert!(e.contains(says) && e.contains(at), "{text:?}: {e}");
+            assert!(!e.contains("s3cret"), "{text:?}: {e}");
         }
         let missing = PathBuf::from("/nonexistent/zerocast.toml");
         let e = parse_args(args(&["--config", "/nonexistent/zerocast.toml"])).unwrap_err();

@@ -162,6 +162,9 @@ pub enum Close {
     HeaderTimeout,
     /// The stream or format an HTTP listener read is gone (its publisher changed codec).
     StreamGone,
+    /// A reload's rules no longer let it play or publish (a rotated key, a narrowed address
+    /// list).
+    Revoked(crate::hub::Denied),
 }
 
 impl std::fmt::Display for Close {
@@ -178,6 +181,7 @@ impl std::fmt::Display for Close {
             Close::Answered => f.write_str("answered"),
             Close::HeaderTimeout => f.write_str("no complete request head in time"),
             Close::StreamGone => f.write_str("the stream or its format is gone"),
+            Close::Revoked(why) => write!(f, "no longer allowed after the reload: {why}"),
         }
     }
 }
@@ -201,6 +205,18 @@ pub struct Counters {
     pub bytes_sent: u64,
     /// Messages skipped because readers fell behind the ring.
     pub skipped_messages: u64,
+}
+
+/// What a peer was let in with: its request as it made it, keys included, which a reload
+/// checks against the new rules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granted {
+    /// The application as requested, with its query.
+    pub app: String,
+    /// The stream name as requested, with its query.
+    pub name: String,
+    /// Publishing (else playing).
+    pub publish: bool,
 }
 
 /// One connection.
@@ -229,6 +245,8 @@ pub struct Conn {
     pub bytes_sent: u64,
     /// Bytes read from the socket.
     pub bytes_received: u64,
+    /// What it plays or publishes was granted for this request.
+    pub granted: Option<Granted>,
 }
 
 impl Conn {
@@ -248,6 +266,7 @@ impl Conn {
             opened: now,
             bytes_sent: 0,
             bytes_received: 0,
+            granted: None,
         }
     }
 

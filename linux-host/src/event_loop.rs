@@ -239,8 +239,11 @@ pub trait Service: Sink {
     }
     /// Called when the deadline has passed.
     fn timeout(&mut self, _registry: &mio::Registry, _now: Instant) {}
-    /// SIGHUP: re-read the configuration and apply what changed.
-    fn reload(&mut self, _registry: &mio::Registry, _now: Instant) {}
+    /// SIGHUP: re-read the configuration and apply what changed; `Err` says why the file was
+    /// refused (the running configuration stays).
+    fn reload(&mut self, _registry: &mio::Registry, _now: Instant) -> Result<(), String> {
+        Ok(())
+    }
     /// The process is stopping: end streams cleanly.
     fn shutdown(&mut self, _registry: &mio::Registry, _now: Instant) {}
     /// Listeners now and bytes sent so far, for the status line.
@@ -446,8 +449,14 @@ impl<S: Service> EventLoop<S> {
             log::info!("SIGHUP received; reloading the configuration");
             // systemd shows the unit as reloading until READY=1 (sd_notify(3)).
             self.notify("RELOADING=1");
-            self.sink.reload(self.poll.registry(), now);
-            self.notify("READY=1");
+            match self.sink.reload(self.poll.registry(), now) {
+                Ok(()) => self.notify("READY=1"),
+                // `systemctl status` shows it until the next status line.
+                Err(why) => self.notify(&format!(
+                    "READY=1\nSTATUS=configuration not reloaded, the running one stays: {}",
+                    why.replace('\n', " ")
+                )),
+            }
         }
         if let Some(sig) = stop {
             log::info!("{sig} received; shutting down");

@@ -19,7 +19,7 @@ use zerocast_core::time::Instant;
 
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Counters, Egress, Kind, Role};
+use crate::conn::{Close, Conn, Counters, Egress, Granted, Kind, Role};
 use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
@@ -29,6 +29,7 @@ use crate::worker::{Worker, WORKER_TOKEN};
 
 mod http;
 mod push;
+mod reload;
 pub use http::HttpOptions;
 
 /// What the server needs to know from the configuration.
@@ -455,8 +456,12 @@ impl Server {
                     (received.consumed, None)
                 }
                 Kind::Http(http) => {
-                    self.http_input(http, peer, index, rest);
-                    (rest.len(), None)
+                    let granted = self.http_input(http, peer, index, rest);
+                    let consumed = rest.len();
+                    if granted.is_some() {
+                        conn.granted = granted;
+                    }
+                    (consumed, None)
                 }
             };
             start += consumed;
@@ -523,10 +528,15 @@ impl Server {
                 app,
                 name,
             };
+            let granted = || Granted {
+                app: app.to_owned(),
+                name: name.to_owned(),
+                publish,
+            };
             return Some(match (self.route(peer, &request, publish), publish) {
-                (Ok(id), false) => Decision::Play(id),
+                (Ok(id), false) => Decision::Play(id, granted()),
                 (Err(why), false) => Decision::RefusePlay(why),
-                (Ok(id), true) => Decision::Publish(id),
+                (Ok(id), true) => Decision::Publish(id, granted()),
                 (Err(why), true) => Decision::RefusePublish(why),
             });
         }
@@ -573,8 +583,9 @@ impl Server {
             return Ok(());
         };
         match decision {
-            Decision::Play(id) => {
+            Decision::Play(id, granted) => {
                 session.accept_play()?;
+                conn.granted = Some(granted);
                 *role = Role::Player(id);
                 conn.shrink_for_player();
                 if let Some(stream) = self.hub.get_mut(id) {
@@ -591,8 +602,9 @@ impl Server {
                 })?;
                 conn.close_after_flush = true;
             }
-            Decision::Publish(id) => {
+            Decision::Publish(id, granted) => {
                 session.accept_publish()?;
+                conn.granted = Some(granted);
                 *role = Role::Publisher {
                     stream: id,
                     last_audio: now,
@@ -932,78 +944,6 @@ impl Server {
     }
 }
 
-impl Server {
-    /// SIGHUP: reads the configuration again and applies what changed without dropping a
-    /// player, publisher or push the change does not concern. A file that does not parse is
-    /// refused and the running settings stay.
-    fn reload(&mut self, registry: &Registry, now: Instant) {
-        let new = match self.settings.reload() {
-            Ok(new) => new,
-            Err(e) => {
-                log::error!("configuration not reloaded, the running one stays: {e}");
-                return;
-            }
-        };
-        let options = match Options::from_settings(&new) {
-            Ok(options) => options,
-            Err(e) => {
-                log::error!("configuration not reloaded, the running one stays: {e}");
-                return;
-            }
-        };
-        let old = &self.settings;
-        let restart: Vec<&str> = [
-            ("listen", old.listen != new.listen),
-            ("source", old.source != new.source),
-            ("codec", old.capture_codecs() != new.capture_codecs()),
-            ("rate", old.rate != new.rate),
-            ("channels", old.channels != new.channels),
-            ("period_ms", old.period_ms != new.period_ms),
-            ("capture_stream", old.stream != new.stream),
-            ("app", old.app != new.app),
-            ("max_clients", old.max_clients != new.max_clients),
-            ("max_streams", old.max_streams != new.max_streams),
-            ("http.listen", old.http.listen != new.http.listen),
-            (
-                "http.max_clients",
-                old.http.max_clients != new.http.max_clients,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(name, changed)| changed.then_some(name))
-        .collect();
-        if !restart.is_empty() {
-            log::warn!(
-                "reload: {} changed; that takes a restart, the running value stays",
-                restart.join(", ")
-            );
-        }
-        // What can change at run time does; what cannot keeps its running value.
-        let kept = &self.options;
-        let options = Options {
-            capture: kept.capture.clone(),
-            default_stream: kept.default_stream.clone(),
-            max_clients: kept.max_clients,
-            max_streams: kept.max_streams,
-            access: Access {
-                app: kept.access.app.clone(),
-                ..options.access
-            },
-            ..options
-        };
-        // Recording changes apply to streams created from now on.
-        self.hub.recording = options.recording.clone();
-        self.options = options;
-        self.reload_http(&new);
-        self.settings = new;
-        // Pushes no longer configured end; new ones start.
-        self.retire_relays(registry, now);
-        self.add_relays(now);
-        self.connect_relays(registry, now);
-        log::info!("configuration reloaded");
-    }
-}
-
 impl Sink for Server {
     fn period(&mut self, pcm: &[i16], position_frames: u64) {
         self.measure_capture(pcm);
@@ -1088,9 +1028,9 @@ impl Service for Server {
         }
     }
 
-    fn reload(&mut self, registry: &Registry, now: StdInstant) {
+    fn reload(&mut self, registry: &Registry, now: StdInstant) -> Result<(), String> {
         let now = self.core_time(now);
-        Server::reload(self, registry, now);
+        Server::reload(self, registry, now)
     }
 
     fn counters(&self) -> (usize, u64) {
@@ -1131,9 +1071,9 @@ struct Unsent {
 
 /// What the server decided about a peer's request.
 enum Decision {
-    Play(StreamId),
+    Play(StreamId, Granted),
     RefusePlay(Denied),
-    Publish(StreamId),
+    Publish(StreamId, Granted),
     RefusePublish(Denied),
     StopPlay,
     StopPublish,

@@ -128,3 +128,67 @@ fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
         server.stop_cleanly()
     })
 }
+
+/// A rotated publish key ends the publisher that came in with the old one (nginx-rtmp keeps it
+/// until it disconnects), and only it: the capture's player keeps playing. Settings applied at
+/// run time are named in the log.
+#[test]
+fn sighup_ends_whom_the_new_rules_refuse() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "rtmpdump"])? {
+        return Ok(());
+    }
+    TempDir::run("reload-revoke", |dir| {
+        let config = dir.join("zerocast.toml");
+        let with_key = |key: &str| {
+            format!(
+                "source = \"tone\"\njoin_ms = 0\n[access]\npublish_key = \"{key}\"\n\
+                 [http]\nlisten = \"off\"\n"
+            )
+        };
+        fs::write(&config, with_key("old-key-2026"))
+            .map_err(|e| HarnessError::io("write config", e))?;
+        let config_arg = config.display().to_string();
+        let mut server = Zerocast::start(&["--config", &config_arg], &[], None, dir)?;
+        let flv_path = dir.join("player.flv");
+        let mut player = rtmpdump_flv(&server.url, &flv_path, &dir.join("player.log"))?;
+        let publisher_url = format!("rtmp://127.0.0.1:{}/live/p?key=old-key-2026", server.port);
+        let publisher_args = [
+            "-nostdin",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=660",
+            "-c:a",
+            "pcm_s16le",
+            "-ar",
+            "44100",
+            "-f",
+            "flv",
+            &publisher_url,
+        ];
+        let mut publisher = process::spawn("ffmpeg", &publisher_args, &[], &dir.join("p.log"))?;
+        server.wait_log("publish live/p", LIMIT)?;
+        server.wait_log("play live/audio", LIMIT)?;
+
+        let rotated = format!("log_level = \"debug\"\n{}", with_key("new-key-2027"));
+        fs::write(&config, rotated).map_err(|e| HarnessError::io("write config", e))?;
+        server.process.signal(Signal::SIGHUP)?;
+        server.wait_log("no longer allowed after the reload: wrong key", LIMIT)?;
+        server.wait_log("applied log_level, access", LIMIT)?;
+        // ffmpeg ends when zerocast closes its connection.
+        publisher.wait_timeout(LIMIT)?;
+        if server.log_count("no longer allowed") != 1 {
+            return Err(server
+                .process
+                .failed("the reload ended more than the old key's publisher".into()));
+        }
+        hear_tone(&server.url, dir, "player-after-rotation")?;
+        if !player.is_running()? {
+            return Err(player.failed("the capture's player was dropped by the reload".into()));
+        }
+        player.signal(Signal::SIGINT)?;
+        player.wait_timeout(LIMIT)?;
+        server.stop_cleanly()
+    })
+}

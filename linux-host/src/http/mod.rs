@@ -91,7 +91,7 @@ pub trait Site {
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool;
     /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
     /// play key as `?key=` in `query`).
-    fn may_play(&self, app: &str, name: &str, query: &str) -> bool;
+    fn may_play(&mut self, app: &str, name: &str, query: &str) -> bool;
     /// Whether this client may see other clients' addresses in the reports (`stats_allow`).
     fn may_see_addresses(&self) -> bool;
 }

@@ -65,7 +65,7 @@ impl Site for FakeSite {
         (sequence == 7).then(|| b"ID3segment".to_vec())
     }
 
-    fn may_play(&self, _app: &str, name: &str, query: &str) -> bool {
+    fn may_play(&mut self, _app: &str, name: &str, query: &str) -> bool {
         name != "private" || query == "key=k"
     }
 

@@ -14,7 +14,7 @@ use zerocast_core::time::Instant;
 use super::Server;
 use crate::capture::{CaptureStatus, SourceState};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Kind, Role};
+use crate::conn::{Close, Conn, Granted, Kind, Role};
 use crate::http::framer::mse_type;
 use crate::http::listener::HttpConn;
 use crate::http::route::{Format, Mount};
@@ -204,10 +204,8 @@ impl Server {
         peer: SocketAddr,
         index: usize,
         input: &[u8],
-    ) {
-        let Some(side) = self.http.as_ref() else {
-            return;
-        };
+    ) -> Option<Granted> {
+        let side = self.http.as_ref()?;
         let (config, burst, mp4_burst) = (
             side.options.config.clone(),
             side.options.burst_ms,
@@ -229,15 +227,15 @@ impl Server {
             access: &self.options.access,
             stats_allow: &side.options.stats_allow,
             peer: peer.ip(),
+            granted: None,
         };
         let received = http
             .client
             .receive(input, now.as_millis(), &mut site, &config);
+        let granted = site.granted.take();
         match received {
             Received::Stream(mount) => {
-                let Some(id) = find_mount(&self.hub, &mount) else {
-                    return;
-                };
+                let id = find_mount(&self.hub, &mount)?;
                 let burst = if mount.format == Format::Mp4 {
                     mp4_burst
                 } else {
@@ -253,9 +251,13 @@ impl Server {
                     mount.name,
                     mount.format.extension()
                 );
+                granted
             }
-            Received::Reply => debug!("{peer}: HTTP answered"),
-            Received::More | Received::Nothing => {}
+            Received::Reply => {
+                debug!("{peer}: HTTP answered");
+                None
+            }
+            Received::More | Received::Nothing => None,
         }
     }
 
@@ -516,6 +518,8 @@ struct HubSite<'a> {
     access: &'a crate::hub::Access,
     stats_allow: &'a [crate::config::Cidr],
     peer: std::net::IpAddr,
+    /// The request a listener was let in with (for a reload's check).
+    granted: Option<Granted>,
 }
 
 impl Site for HubSite<'_> {
@@ -558,7 +562,7 @@ impl Site for HubSite<'_> {
         Some(stream.http()?.hls()?.segment(sequence)?.bytes.clone())
     }
 
-    fn may_play(&self, app: &str, name: &str, query: &str) -> bool {
+    fn may_play(&mut self, app: &str, name: &str, query: &str) -> bool {
         let name = if query.is_empty() {
             name.to_owned()
         } else {
@@ -569,7 +573,15 @@ impl Site for HubSite<'_> {
             app,
             name: &name,
         };
-        self.access.may_play(&request).is_ok()
+        let allowed = self.access.may_play(&request).is_ok();
+        if allowed {
+            self.granted = Some(Granted {
+                app: app.to_owned(),
+                name,
+                publish: false,
+            });
+        }
+        allowed
     }
 
     fn may_see_addresses(&self) -> bool {

@@ -1,4 +1,5 @@
-//! End to end: pushes under the faults a Pi meets unattended (issue 19).
+//! End to end: pushes under the faults a Pi meets unattended, and the secrets they carry
+//! (issue 19).
 //!
 //! - A push configured before its stream is published waits without a timer: the process
 //!   spends (almost) no CPU while it waits, and the push starts with the publisher; an
@@ -8,6 +9,8 @@
 //!   nothing, named by the `resolv.conf` of a mount namespace zerocast runs in): zerocast's own
 //!   player hears the tone without a gap while the lookups hang, `/stat` keeps answering, and
 //!   the push logs the failure once and keeps retrying.
+//! - Every secret planted (config file, key file, environment, push URLs) and used by real
+//!   clients is in none of `ps`, the log, the page, the reports and the HLS playlist.
 //!
 //! Needs ffmpeg, nginx with the RTMP module, `unshare` and root for the namespace (a missing
 //! tool skips the test, or fails it when `CI` is set).
@@ -319,5 +322,141 @@ fn a_resolver_that_never_answers_stalls_nobody() -> Result<(), HarnessError> {
             return Err(server.failed(format!("exited with {status} on SIGTERM")));
         }
         Ok(())
+    })
+}
+
+/// Every secret zerocast holds, planted where a user would put it (the config file, a key file
+/// named on the command line, an environment variable) and used by real clients (a publisher
+/// and players with their keys, the admin URL with its password, a push whose key is in its
+/// name and query): none is in `ps` (the command line), the log, the page or any report.
+#[test]
+fn planted_secrets_appear_nowhere() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "curl", "nginx", NGINX_RTMP_MODULE])? {
+        return Ok(());
+    }
+    TempDir::run("secrets", |dir| {
+        let nginx_port = process::free_port()?;
+        let _nginx = start_nginx_live(nginx_port, dir)?;
+        let http_port = process::free_port()?;
+        let http = format!("127.0.0.1:{http_port}");
+        let secrets = [
+            "publish-9f1c-secret",
+            "play-77ab-secret",
+            "admin-3e3e-secret",
+            "stream-5d2a-secret",
+            "push-name-c0de-secret",
+            "push-query-beef-secret",
+        ];
+        let [publish, play, admin, stream_key, push_name, push_query] = secrets;
+        let config = dir.join("zerocast.toml");
+        fs::write(
+            &config,
+            format!(
+                "source = \"tone\"\n[access]\nplay_key = \"{play}\"\n\
+                 [[stream]]\nname = \"live/studio\"\nkey = \"{stream_key}\"\n\
+                 push = [\"rtmp://127.0.0.1:{nginx_port}/live/{push_name}?k={push_query}\"]\n"
+            ),
+        )
+        .map_err(|e| HarnessError::io("write config", e))?;
+        let key_file = dir.join("publish.key");
+        fs::write(&key_file, format!("{publish}\n"))
+            .map_err(|e| HarnessError::io("write key", e))?;
+        let config_arg = config.display().to_string();
+        let key_arg = format!("file:{}", key_file.display());
+        let mut server = Zerocast::start(
+            &[
+                "--config",
+                &config_arg,
+                "--publish-key",
+                &key_arg,
+                "--admin-password",
+                "env:ZC_ADMIN",
+                "--http",
+                &http,
+            ],
+            &[("ZC_ADMIN", admin)],
+            None,
+            dir,
+        )?;
+        let port = server.port;
+        // The stream's own key publishes live/studio, which is pushed on.
+        let studio = format!("rtmp://127.0.0.1:{port}/live/studio?key={stream_key}");
+        let _studio = publish_tone(&studio, dir)?;
+        server.wait_log("publishing", LIMIT)?;
+        // The general key, a player with the play key, an HTTP listener with it, the admin.
+        let other = format!("rtmp://127.0.0.1:{port}/live/other?key={publish}");
+        let _other = process::spawn(
+            "ffmpeg",
+            &[
+                "-nostdin",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=660",
+                "-c:a",
+                "aac",
+                "-f",
+                "flv",
+                &other,
+            ],
+            &[],
+            &dir.join("other.log"),
+        )?;
+        server.wait_log("publish live/other", LIMIT)?;
+        let heard = record(
+            &format!("rtmp://127.0.0.1:{port}/live/audio?key={play}"),
+            Duration::from_secs(2),
+            dir,
+            "player",
+        )?;
+        check_tone(&heard, 440.0, 1.5, 100.0, "player with the play key")?;
+        let admin_url = format!(
+            "http://{http}/admin/metadata?mount=/live/studio.aac&mode=updinfo&song=Planted"
+        );
+        let answer = std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-u"])
+            .arg(format!("admin:{admin}"))
+            .arg(&admin_url)
+            .output()
+            .map_err(|e| HarnessError::io("curl", e))?;
+        if !String::from_utf8_lossy(&answer.stdout).contains("Metadata update successful") {
+            return Err(server
+                .process
+                .failed("the admin password was refused".into()));
+        }
+        let listener = std::process::Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--max-time", "2"])
+            .arg(format!("http://{http}/live/studio.aac?key={play}"))
+            .status()
+            .map_err(|e| HarnessError::io("curl", e))?;
+        println!("HTTP listener with the play key: curl {listener}");
+        let cmdline = fs::read(format!("/proc/{}/cmdline", server.process.pid()))
+            .map_err(|e| HarnessError::io("cmdline", e))?;
+        let mut places = vec![
+            ("ps", String::from_utf8_lossy(&cmdline).replace('\0', " ")),
+            ("page", get(&http, "/")?.1),
+            ("log", server.process.log()),
+        ];
+        for path in REPORTS {
+            places.push((path, get(&http, path)?.1));
+        }
+        places.push((
+            "HLS playlist",
+            get(&http, &format!("/live/studio.m3u8?key={play}"))?.1,
+        ));
+        for (place, text) in &places {
+            for secret in secrets {
+                if text.contains(secret) {
+                    return Err(server.process.failed(format!("{secret} is in the {place}")));
+                }
+            }
+        }
+        println!(
+            "{} places searched for {} secrets: none found",
+            places.len(),
+            secrets.len()
+        );
+        server.stop_cleanly()
     })
 }

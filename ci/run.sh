@@ -2,8 +2,9 @@
 # zerocast CI and tooling: one script, one subcommand per step (the shape of smoltcp's ci.sh).
 #
 #   ci/run.sh serve [ZEROCAST ARGS...]  install the few things a build needs, build, start serving
-#   ci/run.sh all                       setup fmt clippy test nostd board cross fuzz e2e deb bench, timed
-#   ci/run.sh setup|fmt|clippy|test|nostd|board|cross|fuzz|e2e|deb
+#   ci/run.sh all                       setup fmt clippy test nostd board cross e2e hostile fuzz deb
+#                                       bench, timed
+#   ci/run.sh setup|fmt|clippy|test|nostd|board|cross|fuzz|e2e|hostile|deb
 #   ci/run.sh bench                     zerocast against the seed, numbers only (`all`: quick run)
 #
 # Every step is idempotent and can be run alone (after `setup`). `.ci/run` runs `all`.
@@ -375,19 +376,41 @@ cmd_fuzz() {
     bash ci/fuzz.sh
 }
 
-# End-to-end tests: every integration test of linux-host (linux-host/tests/*.rs) and of bench
-# (bench/tests/*.rs), one at a time, since they start real servers and players.
+# The hostile battery (issue 19): attacks and faults against the release build, each with
+# its players content-checked throughout. `hostile` runs these crates; `e2e` runs the rest.
+HOSTILE_TESTS=(e2e_hostile e2e_pushes)
+
+# End-to-end tests: every integration test of linux-host (linux-host/tests/*.rs) but the hostile
+# battery, and of bench (bench/tests/*.rs), one at a time, since they start real servers and
+# players.
 cmd_e2e() {
-    local tests=(linux-host/tests/*.rs)
-    if [[ ! -e ${tests[0]} ]]; then
+    local file name args=()
+    for file in linux-host/tests/*.rs; do
+        name=$(basename "$file" .rs)
+        [[ " ${HOSTILE_TESTS[*]} " == *" $name "* ]] || args+=(--test "$name")
+    done
+    if [[ ${#args[@]} -eq 0 ]]; then
         echo "e2e: no end-to-end tests in linux-host/tests/ yet"
         return
     fi
     # --nocapture: the tests print what they measured (each player's tone, RSS with 10 players,
     # the slow player's memory), which is the report the issues ask for.
-    cargo test --locked -p zerocast --test '*' -- --test-threads=1 --nocapture
+    cargo test --locked -p zerocast "${args[@]}" -- --test-threads=1 --nocapture
     # The benchmark's load client against a zerocast tone server (bench/tests).
     cargo test --locked -p zerocast-bench --test '*' -- --test-threads=1 --nocapture
+}
+
+# The hostile battery against the release build (what a Pi runs, and what `bench` builds next):
+# a push to an unpublished stream, a resolver that never answers, planted secrets, squatters,
+# connection floods from few addresses, descriptor exhaustion, a full or slow disk.
+cmd_hostile() {
+    cargo build --locked --release -j2 -p zerocast
+    local args=() name
+    for name in "${HOSTILE_TESTS[@]}"; do
+        args+=(--test "$name")
+    done
+    ZEROCAST_E2E_COMMAND="$TARGET_DIR/release/zerocast" cargo test --locked -p zerocast \
+        "${args[@]}" -- --test-threads=1 --nocapture
 }
 
 # The package built and checked (ci/deb.sh), then installed, run, upgraded and purged in an
@@ -426,7 +449,7 @@ cmd_serve() {
     exec "$TARGET_DIR/release/zerocast" --source "${ZEROCAST_SOURCE:-alsa:default}" "$@"
 }
 
-ALL_STEPS=(setup fmt clippy test nostd board cross e2e fuzz deb bench)
+ALL_STEPS=(setup fmt clippy test nostd board cross e2e hostile fuzz deb bench)
 # The 10-minute soak mostly waits (one zerocast, its players, an nginx), so `all` runs it in the
 # background from the start of this step until it must be over, before `bench` measures CPU.
 SOAK_FROM=fuzz
@@ -488,7 +511,7 @@ cmd_all() {
 main() {
     local cmd=${1:-}
     case $cmd in
-    setup | fmt | clippy | test | nostd | board | cross | fuzz | e2e | deb | all | bench | soak)
+    setup | fmt | clippy | test | nostd | board | cross | fuzz | e2e | hostile | deb | all | bench | soak)
         [[ $# -eq 1 ]] || die "ci/run.sh $cmd takes no arguments"
         "cmd_$cmd"
         ;;
@@ -497,7 +520,7 @@ main() {
         cmd_serve "$@"
         ;;
     *)
-        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         [[ -z $cmd || $cmd == -h || $cmd == --help ]] || die "unknown command: $cmd"
         ;;
     esac

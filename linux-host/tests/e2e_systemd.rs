@@ -150,8 +150,12 @@ fn ready_status_and_a_watchdog_that_stops_with_the_loop() -> Result<(), HarnessE
         let journal = dev_ino(&log)?;
         let usec = WATCHDOG_USEC.to_string();
         let notify = socket_path.display().to_string();
+        let config = dir.join("zerocast.toml");
+        fs::write(&config, "source = \"tone:440\"\n")
+            .map_err(|e| HarnessError::io("write config", e))?;
+        let config_arg = config.display().to_string();
         let mut zc = Zerocast::start(
-            &["--source", "tone:440"],
+            &["--config", &config_arg],
             &[
                 ("NOTIFY_SOCKET", &notify),
                 ("WATCHDOG_USEC", &usec),
@@ -198,6 +202,21 @@ fn ready_status_and_a_watchdog_that_stops_with_the_loop() -> Result<(), HarnessE
         zc.process.signal(Signal::SIGHUP)?;
         manager.expect("RELOADING=1", |l| l == "RELOADING=1", &zc)?;
         manager.expect("READY=1 after the reload", |l| l == "READY=1", &zc)?;
+        // A file that does not parse: READY=1 again (the running configuration serves), and
+        // STATUS= says the file was refused, for `systemctl status`.
+        fs::write(&config, "source = = \"tone\"\n")
+            .map_err(|e| HarnessError::io("write config", e))?;
+        zc.process.signal(Signal::SIGHUP)?;
+        manager.expect("RELOADING=1", |l| l == "RELOADING=1", &zc)?;
+        let refused = manager.expect(
+            "STATUS= of a refused file",
+            |l| l.starts_with("STATUS=configuration not reloaded"),
+            &zc,
+        )?;
+        if !refused.lines().any(|l| l == "READY=1") {
+            return Err(fail("refused reload", format!("no READY=1: {refused:?}")));
+        }
+        println!("systemd: a refused file: {refused:?}");
 
         zc.stop_cleanly()?;
         manager.expect("STOPPING=1", |l| l == "STOPPING=1", &zc)?;

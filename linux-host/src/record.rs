@@ -909,8 +909,7 @@ impl Recording {
             }
             None => {
                 log::error!(
-                    "recording {}: {error}; audio is lost until new files can be written \
-                     (the first try in {} s)",
+                    "recording {} lost audio: {error}; new files are tried from {} s on",
                     self.stream,
                     FIRST_RETRY.as_secs()
                 );

@@ -809,10 +809,10 @@ impl Recording {
         let len = block.data.len() as u64;
         let slot = block.slot as usize;
         if self.files[slot].is_none() {
-            let ready = self
+            let ready = !self
                 .failing
                 .as_ref()
-                .is_none_or(|f| Instant::now() >= f.retry_at);
+                .is_some_and(|f| Instant::now() < f.retry_at);
             if !ready || !block.first {
                 self.lose(len);
                 if ready {
@@ -953,7 +953,11 @@ impl Recording {
 
 /// Writes a block (counting each `write` call) and syncs its data; the bytes written, also
 /// when it fails.
-fn write_and_sync(shared: &Shared, open: &mut OpenFile, data: &[u8]) -> (u64, Result<(), RecordError>) {
+fn write_and_sync(
+    shared: &Shared,
+    open: &mut OpenFile,
+    data: &[u8],
+) -> (u64, Result<(), RecordError>) {
     let error = |errno| RecordError::Write {
         path: open.path.clone(),
         errno,
@@ -1125,11 +1129,7 @@ impl DiskThread {
     }
 
     fn write(&mut self, block: &Block) {
-        let Some(at) = self
-            .recordings
-            .iter()
-            .position(|r| r.id == block.recording)
-        else {
+        let Some(at) = self.recordings.iter().position(|r| r.id == block.recording) else {
             return;
         };
         let path = self.recordings[at].dir.clone();
@@ -1389,7 +1389,10 @@ mod tests {
             parse_file_name("audio@000042-20261206T063000Z.flv"),
             Some(("audio", 42))
         );
-        assert_eq!(parse_file_name("a-b@1234567-x.aac"), Some(("a-b", 1_234_567)));
+        assert_eq!(
+            parse_file_name("a-b@1234567-x.aac"),
+            Some(("a-b", 1_234_567))
+        );
         assert_eq!(parse_file_name("a_b@000001-x.mp3"), Some(("a_b", 1)));
         assert_eq!(parse_file_name("a.b@000001-x.flv"), Some(("a.b", 1)));
         // The old naming, other files, broken numbers.

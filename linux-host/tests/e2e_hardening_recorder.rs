@@ -149,8 +149,7 @@ fn a_full_disk_costs_the_recording_not_the_players_and_recording_resumes(
         let result = (|| {
             // Most of the disk is taken, so that the tone (176 KB/s) fills the rest in seconds.
             let filler = rec.join("filler");
-            fs::write(&filler, vec![0u8; 1536 * 1024])
-                .map_err(|e| HarnessError::io("fill", e))?;
+            fs::write(&filler, vec![0u8; 1536 * 1024]).map_err(|e| HarnessError::io("fill", e))?;
             let rec_arg = rec.display().to_string();
             let args = ["--source", "tone", "--codec", "pcm", "--record", &rec_arg];
             let mut server = Zerocast::start(&args, &[], None, dir)?;

@@ -348,6 +348,8 @@ pub struct Recorder {
     id: u64,
     ops: SyncSender<Op>,
     shared: Arc<Shared>,
+    /// An [`Op::Wake`] is in the queue (shared by every recorder of the [`Disk`]).
+    wake_queued: Arc<AtomicBool>,
     /// Bytes dropped in the current episode of a card that does not keep up.
     dropping: Option<u64>,
 }
@@ -629,9 +631,14 @@ impl Drop for Recorder {
     /// Hands the buffers over and leaves: the disk thread closes the files after the last block.
     fn drop(&mut self) {
         self.flush();
-        self.shared.ended.store(true, Ordering::Release);
-        // Wakes an idle thread; a full queue means it is busy and looks after its next op.
-        let _ = self.ops.try_send(Op::Wake);
+        self.shared.ended.store(true, Ordering::SeqCst);
+        // Wakes an idle thread; a full queue means it is busy and looks after its next op. One
+        // wake-up waits at most: streams that come and go do not take the queue from audio.
+        // SeqCst here and on the thread (clears the flag, then reads `ended`): either this sees
+        // the flag cleared and sends, or the thread sees `ended`.
+        if !self.wake_queued.swap(true, Ordering::SeqCst) && self.ops.try_send(Op::Wake).is_err() {
+            self.wake_queued.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -674,6 +681,7 @@ struct Block {
 /// The disk thread of every recording: starts [`Recorder`]s, and owns all their files.
 pub struct Disk {
     ops: SyncSender<Op>,
+    wake_queued: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
     next_id: u64,
 }
@@ -682,6 +690,8 @@ impl Disk {
     /// Starts the thread.
     pub fn start() -> Result<Disk, RecordError> {
         let (ops, received) = mpsc::sync_channel(QUEUE_OPS);
+        let wake_queued = Arc::new(AtomicBool::new(false));
+        let woken = Arc::clone(&wake_queued);
         let thread = thread::Builder::new()
             .name("record".to_owned())
             .stack_size(STACK_BYTES)
@@ -689,11 +699,12 @@ impl Disk {
                 // Signals are the event loop's (a signalfd): a thread that could take SIGTERM
                 // would let its default action kill the process without a clean stop.
                 let _ = nix::sys::signal::SigSet::all().thread_block();
-                DiskThread::default().run(&received);
+                DiskThread::default().run(&received, &woken);
             })
             .map_err(|e| RecordError::Thread { errno: errno(&e) })?;
         Ok(Disk {
             ops,
+            wake_queued,
             thread: Some(thread),
             next_id: 0,
         })
@@ -733,6 +744,7 @@ impl Disk {
             id: self.next_id,
             ops: self.ops.clone(),
             shared,
+            wake_queued: Arc::clone(&self.wake_queued),
             dropping: None,
         })
     }
@@ -1109,12 +1121,12 @@ struct DiskThread {
 
 impl DiskThread {
     /// Does the operations until told to exit or every sender is gone; then closes every file.
-    fn run(mut self, ops: &Receiver<Op>) {
+    fn run(mut self, ops: &Receiver<Op>, wake_queued: &AtomicBool) {
         for op in ops {
             match op {
                 Op::Start(start) => self.recordings.push(Recording::new(*start)),
                 Op::Write(block) => self.write(&block),
-                Op::Wake => {}
+                Op::Wake => wake_queued.store(false, Ordering::SeqCst),
                 Op::Idle(done) => {
                     let _ = done.send(());
                 }
@@ -1122,7 +1134,7 @@ impl DiskThread {
             }
             // Recordings whose recorder is gone and whose blocks are all done: files closed.
             self.recordings.retain(|r| {
-                !(r.shared.ended.load(Ordering::Acquire)
+                !(r.shared.ended.load(Ordering::SeqCst)
                     && r.shared.in_flight.load(Ordering::Acquire) == 0)
             });
         }

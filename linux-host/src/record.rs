@@ -648,8 +648,8 @@ enum Op {
     Start(Box<Start>),
     /// A block for one of a recording's files.
     Write(Block),
-    /// Look for recordings that ended (sent by a recorder's drop; may be lost to a full queue,
-    /// which means the thread is busy and looks anyway).
+    /// Look for recordings that ended (sent by a recorder's drop, at most one in the queue; may
+    /// be lost to a full queue, which means the thread is busy and looks anyway).
     Wake,
     /// Report that everything before has been done.
     Idle(mpsc::Sender<()>),

@@ -52,9 +52,9 @@
 //! that block and closes the stream's files (a file that got nothing is removed): one error
 //! line per episode, [`Stats::failures`] and [`Stats::lost`] count it, [`Recorder::error`] says
 //! what it is. The recording is not over: after a backoff ([`FIRST_RETRY`], doubled per failed
-//! attempt up to [`MAX_RETRY`]) the thread applies the retention (which may free space) and
-//! starts new files, so the recording resumes by itself (one line) once the card takes data
-//! again. The stream itself never sees any of it.
+//! attempt up to [`MAX_RETRY`]) the thread starts new files (the retention, which may free
+//! space, runs after every block, lost ones too), so the recording resumes by itself (one line)
+//! once the card takes data again. The stream itself never sees any of it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -861,8 +861,8 @@ impl Recording {
         }
     }
 
-    /// Creates `slot`'s file of the current segment (the first of the two names it), after
-    /// applying the retention, and syncs the directory so the name survives a power cut.
+    /// Creates `slot`'s file of the current segment (the first of the two reads the directory
+    /// and names both), and syncs the directory so the name survives a power cut.
     fn create(
         &mut self,
         dir: &mut DirState,
@@ -1161,7 +1161,6 @@ impl DiskThread {
         let open: Vec<&Path> = self
             .recordings
             .iter()
-            .filter(|r| r.dir == recording.dir)
             .flat_map(Recording::open_paths)
             .collect();
         let deleted = self.dirs[dir].trim(recording.keep, &open, &recording.stream);

@@ -34,7 +34,7 @@ APT_PACKAGES=(
     libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
     librtmp-dev libffi-dev
-    iproute2
+    iproute2 strace
     lintian debootstrap qemu-user-static binfmt-support
     chromium libxml2-utils
     icecast2 darkice

@@ -483,7 +483,9 @@ pub struct Settings {
     /// A recording file is closed and a new one started at this size, in MiB.
     #[serde(deserialize_with = "Range::<1, 4096>::u32")]
     pub record_max_mb: u32,
-    /// The oldest recordings are deleted when all of them together pass this, in MiB.
+    /// The oldest recordings in a recording directory (every stream's, see
+    /// [`crate::record::Settings::keep_mb`]) are deleted when all of them together pass this,
+    /// in MiB.
     #[serde(deserialize_with = "Range::<1, 1_000_000>::u32")]
     pub record_keep_mb: u32,
     /// The file given to `--config`, if any: what [`Self::reload`] reads again.
@@ -1531,7 +1533,7 @@ Recording:
   --record DIR                  record every stream into DIR
   --record-interval N           start a new file every N seconds [default: 3600]
   --record-max-mb N             or when a file reaches N MiB   [default: 64]
-  --record-keep-mb N            delete a stream's oldest files past N MiB [default: 1024]
+  --record-keep-mb N            delete DIR's oldest recordings past N MiB [default: 1024]
 
   --log-level LEVEL             error|warn|info|debug|trace    [default: info]
   --version                     print the version

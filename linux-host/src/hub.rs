@@ -193,6 +193,9 @@ pub struct Hub {
     pub recording: Recording,
     /// Streams get HTTP renditions (the server listens for HTTP).
     http: bool,
+    /// The recordings' disk thread, started with the first recorder. Declared after `streams`:
+    /// dropped after their recorders, it waits (at exit only) for their last blocks.
+    disk: Option<crate::record::Disk>,
 }
 
 impl Hub {
@@ -204,6 +207,7 @@ impl Hub {
             streams,
             recording: Recording::default(),
             http: false,
+            disk: None,
         }
     }
 
@@ -236,7 +240,11 @@ impl Hub {
         let mut stream = Stream::new(app, name);
         if let (Some(dir), Some(settings)) = (self.recording.dir(name), self.recording.settings) {
             // A recording that cannot start is logged; the stream is served all the same.
-            match crate::record::Recorder::new(dir, name, settings) {
+            let disk = match &mut self.disk {
+                Some(disk) => Ok(disk),
+                None => crate::record::Disk::start().map(|d| self.disk.insert(d)),
+            };
+            match disk.and_then(|disk| disk.recorder(dir, name, settings)) {
                 Ok(recorder) => stream.record(recorder),
                 Err(e) => log::error!("{app}/{name}: not recording in {}: {e}", dir.display()),
             }

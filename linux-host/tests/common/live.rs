@@ -51,9 +51,22 @@ impl Zerocast {
         stdin: Option<&Path>,
         dir: &Path,
     ) -> Result<Zerocast, HarnessError> {
+        Self::start_under(&[], args, env, stdin, dir)
+    }
+
+    /// [`Self::start`] with `wrapper` (`strace …`) in front of the binary: the process is the
+    /// wrapper's, zerocast its child in the same process group.
+    pub fn start_under(
+        wrapper: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<&Path>,
+        dir: &Path,
+    ) -> Result<Zerocast, HarnessError> {
         let port = process::free_port()?;
         let listen = format!("127.0.0.1:{port}");
-        let mut argv = process::zerocast_argv();
+        let mut argv: Vec<String> = wrapper.iter().map(|w| (*w).to_owned()).collect();
+        argv.extend(process::zerocast_argv());
         argv.extend(["--listen".to_owned(), listen]);
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         // RTMP only unless asked: HTTP's default port may be taken on a shared machine.

@@ -257,14 +257,14 @@ fn a_resolver_that_never_answers_stalls_nobody() -> Result<(), HarnessError> {
                 "--http",
                 &http,
                 "--push",
-                &push,
+                "env:ZC_PUSH",
             ]
             .map(str::to_owned),
         );
         let mut server = process::spawn(
             "unshare",
             &argv,
-            &[("RUST_LOG", "info")],
+            &[("RUST_LOG", "info"), ("ZC_PUSH", &push)],
             &dir.join("zerocast.log"),
         )?;
         process::wait_for_port(port, LIMIT, &mut server)?;

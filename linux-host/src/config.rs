@@ -1627,9 +1627,16 @@ fn parse_file_text(text: &str) -> Result<Table, String> {
 /// message carries: that line may hold a key or a password, and the message goes to the
 /// journal and to systemd's `STATUS=`.
 fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim_end();
+    // One line: the message goes into a log line and `STATUS=`.
+    let message = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
     let Some(span) = e.span() else {
-        return message.to_owned();
+        return message;
     };
     let before = text.get(..span.start).unwrap_or(text);
     let line = before.matches('\n').count() + 1;

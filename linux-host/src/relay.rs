@@ -61,6 +61,12 @@ const MAX_RETRY_MS: u64 = 8000;
 /// A push that stayed up this long counts as healthy again: the next outage starts the
 /// backoff from the beginning.
 const HEALTHY_MS: u64 = 10_000;
+/// A push whose upstream sends nothing this long (the session pings it after half of it) or
+/// takes none of its bytes this long is dead: closed and retried with the backoff. Shorter than
+/// a player's idle timeout: a frozen upstream (a stopped process, a link that went away without
+/// a reset) must be noticed while its listeners still care, and an upstream more than this
+/// behind real time serves nobody live anyway.
+pub const DEAD_MS: u64 = 10_000;
 /// How long a resolution may take before the attempt counts as failed. glibc gives up on a
 /// silent server after `timeout:5` × `attempts:2`; the push backs off and tries again either way.
 pub const RESOLVE_TIMEOUT_MS: u64 = 10_000;
@@ -111,6 +117,8 @@ pub struct Relay {
     pub reconnects: u64,
     /// What ended the last attempt (no secrets: errors name the host at most).
     pub last_error: Option<String>,
+    /// Bytes sent upstream by the connections that have ended.
+    pub bytes_sent: u64,
 }
 
 impl Relay {
@@ -142,6 +150,7 @@ impl Relay {
             outage_logged: false,
             reconnects: 0,
             last_error: None,
+            bytes_sent: 0,
         }
     }
 

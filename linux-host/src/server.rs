@@ -825,7 +825,7 @@ impl Server {
                     s.remove_reader(index);
                 }
                 if self.relays.get(relay).and_then(|r| r.conn()) == Some(index) {
-                    self.relay_closed(relay, &why, now);
+                    self.relay_closed(relay, &why, conn.bytes_sent, now);
                 }
                 self.hub.release_if_idle(stream);
             }
@@ -838,9 +838,10 @@ impl Server {
         let Some(Some(conn)) = self.conns.get_mut(index) else {
             return;
         };
+        let stall_ms = stall_limit(&conn.kind, self.options.idle_timeout_ms);
         let stall = conn
             .blocked_since
-            .map(|t| t.saturating_add_millis(self.options.idle_timeout_ms));
+            .map(|t| t.saturating_add_millis(stall_ms));
         let silent = match conn.kind {
             Kind::Peer {
                 role: Role::Publisher { last_audio, .. },
@@ -870,7 +871,7 @@ impl Server {
             self.close(registry, index, why, now);
             return;
         }
-        let idle = self.options.idle_timeout_ms;
+        let idle = stall_limit(&conn.kind, self.options.idle_timeout_ms);
         let result = match (conn.blocked_since, &conn.kind) {
             (Some(since), _) if now.saturating_millis_since(since) >= idle => {
                 Err(Close::Stalled(now.saturating_millis_since(since)))
@@ -1040,6 +1041,15 @@ impl Service for Server {
 
     fn source_status(&mut self, status: CaptureStatus) {
         self.capture_status = Some(status);
+    }
+}
+
+/// How long a connection's output may wait for its socket before it is closed: a push's
+/// upstream is dead sooner than a player ([`crate::relay::DEAD_MS`]).
+fn stall_limit(kind: &Kind, idle_timeout_ms: u64) -> u64 {
+    match kind {
+        Kind::Relay { .. } => idle_timeout_ms.min(crate::relay::DEAD_MS),
+        _ => idle_timeout_ms,
     }
 }
 

@@ -460,3 +460,70 @@ fn planted_secrets_appear_nowhere() -> Result<(), HarnessError> {
         server.stop_cleanly()
     })
 }
+
+/// An upstream frozen (SIGSTOP of nginx-rtmp, master and workers) for 20 s: zerocast's own
+/// player never notices, the push is declared dead (its pings go unanswered) and retried, and
+/// it is back up after SIGCONT; the JSON API counts the reconnection.
+#[test]
+fn a_frozen_upstream_is_declared_dead_and_the_push_comes_back() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "nginx", NGINX_RTMP_MODULE])? {
+        return Ok(());
+    }
+    TempDir::run("push-frozen", |dir| {
+        let nginx_port = process::free_port()?;
+        let mut nginx = start_nginx_live(nginx_port, dir)?;
+        let http_port = process::free_port()?;
+        let http = format!("127.0.0.1:{http_port}");
+        let push = format!("rtmp://127.0.0.1:{nginx_port}/live/radio");
+        let mut server = Zerocast::start(
+            &["--source", "tone", "--push", "env:ZC_PUSH", "--http", &http],
+            &[("ZC_PUSH", &push)],
+            None,
+            dir,
+        )?;
+        server.wait_log("publishing", LIMIT)?;
+        let wav = dir.join("own.wav");
+        let mut own = ffmpeg_wav(
+            &server.url,
+            Duration::from_secs(36),
+            &wav,
+            &dir.join("own.log"),
+        )?;
+        server.wait_log("play live/audio", LIMIT)?;
+        nginx.signal(nix::sys::signal::Signal::SIGSTOP)?;
+        let stopped = Instant::now();
+        server.wait_log("retrying", LIMIT)?;
+        println!(
+            "push declared dead {:.1} s after the upstream froze",
+            stopped.elapsed().as_secs_f64()
+        );
+        process::wait_until("20 s of a frozen upstream", LIMIT, || {
+            Ok(stopped.elapsed() >= Duration::from_secs(20))
+        })?;
+        nginx.signal(nix::sys::signal::Signal::SIGCONT)?;
+        let resumed = Instant::now();
+        server.wait_log("back up", LIMIT)?;
+        println!(
+            "push back up {:.1} s after SIGCONT",
+            resumed.elapsed().as_secs_f64()
+        );
+        let (_, api) = get(&http, "/api/v1/streams")?;
+        if !api.contains("\"up\":true") || !api.contains("\"reconnects\":1") {
+            return Err(server.process.failed(format!(
+                "the API does not show the push back up once: {api}"
+            )));
+        }
+        let status = own.wait_timeout(LIMIT)?;
+        if !status.success() {
+            return Err(own.failed(format!("zerocast's own player exited with {status}")));
+        }
+        check_tone(
+            &Wav::read(&wav)?,
+            440.0,
+            30.0,
+            100.0,
+            "own player while the upstream froze",
+        )?;
+        server.stop_cleanly()
+    })
+}

@@ -287,6 +287,10 @@ fn snapshot() -> StatSnapshot {
             target: "rtmp://big.example/live/audio".into(),
             up: true,
             failures: 2,
+            bytes: 5000,
+            reconnects: 1,
+            last_error: Some("connect: refused <&>".into()),
+            up_s: Some(30),
         }],
         overruns: 3,
         device_state: "missing",
@@ -320,6 +324,9 @@ for app in root.findall('server/application'):
               s.find('publishing') is not None,
               [c.findtext('flashver') for c in s.findall('client')])
 print('naccepted', root.findtext('naccepted'), 'uptime', root.findtext('uptime'))
+for p in root.findall('pushes/push'):
+    print('push', p.findtext('stream'), p.findtext('up'), p.findtext('uptime'),
+          p.findtext('bytes'), p.findtext('reconnects'), p.findtext('last_error'))
 "#;
     let out = python(script, &xml)?;
     println!("{out}");
@@ -330,6 +337,7 @@ audio_pcm 0 0 LinearPCM 44100 1 False []
 studio app-nclients 2
 b 2 2 MP3 44100 2 True ['rtmp publisher', 'http mp3']
 naccepted 42 uptime 3600
+push live/audio 1 30 5000 1 connect: refused <&>
 ";
     assert_eq!(out, expected);
     let dir = TempDir::new("http-stat")?;
@@ -370,6 +378,9 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     has("gauge zerocast_input_rms_dbfs app=live,name=audio_pcm -inf");
     has("gauge zerocast_silence_seconds app=live,name=audio_pcm 12.5");
     has("gauge zerocast_relay_up stream=live/audio,target=rtmp://big.example/live/audio 1.0");
+    has("counter zerocast_relay_sent_bytes_total stream=live/audio,target=rtmp://big.example/live/audio 5000.0");
+    has("counter zerocast_relay_reconnects_total stream=live/audio,target=rtmp://big.example/live/audio 1.0");
+    has("gauge zerocast_relay_up_seconds stream=live/audio,target=rtmp://big.example/live/audio 30.0");
     has("counter zerocast_capture_overruns_total  3.0");
     has("gauge zerocast_device_state state=missing 1.0");
     has("gauge zerocast_device_state state=running 0.0");
@@ -389,6 +400,9 @@ print(d['device_state'], d['overruns'], d['drift_ppm'])
 for s in d['streams']:
     print(s['app'], s['name'], s['listeners'], s['formats'], s['mse_type'], s['peak_dbfs'],
           s['silent'], repr(s['title']), [c['protocol'] for c in s['clients']])
+for p in d['pushes']:
+    print('push', p['stream'], p['target'], p['up'], p['up_s'], p['bytes'], p['reconnects'],
+          p['failures'], p['last_error'])
 "#;
     let out = python(script, &stat::render_json(&snapshot()))?;
     let expected = "\
@@ -396,6 +410,7 @@ missing 3 -12.5
 live audio 4 ['aac', 'flv', 'mp4', 'm3u8'] audio/mp4; codecs=\"mp4a.40.2\" -6.5 False 'Tom & Jerry\\'s <live> \"show\"\\n' ['rtmp', 'mp4', 'aac', 'aac']
 live audio_pcm 0 ['flv', 'mp4'] None None True '' []
 studio b 1 ['mp3', 'flv'] None 0.0 False '' ['mp3']
+push live/audio rtmp://big.example/live/audio True 30 5000 1 2 connect: refused <&>
 ";
     assert_eq!(out, expected);
     Ok(())

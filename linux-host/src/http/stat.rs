@@ -133,6 +133,14 @@ pub struct RelayStat {
     pub up: bool,
     /// Failed connection attempts since it was last healthy (its backoff step).
     pub failures: u64,
+    /// Bytes sent upstream over every connection.
+    pub bytes: u64,
+    /// Times it came back up after a failure.
+    pub reconnects: u64,
+    /// What ended its last attempt or connection (never a key: hosts and errors only).
+    pub last_error: Option<String>,
+    /// Seconds since it came up, while it is up.
+    pub up_s: Option<u64>,
 }
 
 impl StatSnapshot {
@@ -283,7 +291,26 @@ pub fn render_xml(s: &StatSnapshot) -> String {
             "<nclients>{total}</nclients>\r\n</live>\r\n</application>\r\n"
         );
     }
-    o.push_str("</server>\r\n</rtmp>\r\n");
+    o.push_str("</server>\r\n");
+    // zerocast's own: nginx-rtmp's stat.xsl skips elements it does not know.
+    o.push_str("<pushes>\r\n");
+    for r in &s.relays {
+        let _ = write!(
+            o,
+            "<push><stream>{}</stream><target>{}</target><up>{}</up><uptime>{}</uptime>\
+             <bytes>{}</bytes><reconnects>{}</reconnects><failures>{}</failures>\
+             <last_error>{}</last_error></push>\r\n",
+            xml(&r.stream),
+            xml(&r.target),
+            u8::from(r.up),
+            r.up_s.unwrap_or(0),
+            r.bytes,
+            r.reconnects,
+            r.failures,
+            xml(r.last_error.as_deref().unwrap_or_default())
+        );
+    }
+    o.push_str("</pushes>\r\n</rtmp>\r\n");
     o
 }
 
@@ -368,6 +395,23 @@ pub fn render_json(s: &StatSnapshot) -> String {
             );
         }
         o.push_str("]}");
+    }
+    o.push_str("],\"pushes\":[");
+    for (i, r) in s.relays.iter().enumerate() {
+        let _ = write!(
+            o,
+            "{}{{\"stream\":{},\"target\":{},\"up\":{},\"up_s\":{},\"bytes\":{},\
+             \"reconnects\":{},\"failures\":{},\"last_error\":{}}}",
+            if i > 0 { "," } else { "" },
+            json(&r.stream),
+            json(&r.target),
+            r.up,
+            r.up_s.map_or("null".to_owned(), |s| s.to_string()),
+            r.bytes,
+            r.reconnects,
+            r.failures,
+            r.last_error.as_deref().map_or("null".to_owned(), json)
+        );
     }
     o.push_str("]}\n");
     o
@@ -514,6 +558,39 @@ pub fn render_metrics(s: &StatSnapshot) -> String {
             label(&r.target),
             r.failures
         );
+    }
+    type Sample = fn(&RelayStat) -> u64;
+    let counters: [(&str, &str, &str, Sample); 3] = [
+        (
+            "zerocast_relay_sent_bytes_total",
+            "counter",
+            "Bytes a push relay sent upstream.",
+            |r| r.bytes,
+        ),
+        (
+            "zerocast_relay_reconnects_total",
+            "counter",
+            "Times a push relay came back up after a failure.",
+            |r| r.reconnects,
+        ),
+        (
+            "zerocast_relay_up_seconds",
+            "gauge",
+            "Seconds since a push relay came up (0 while it is down).",
+            |r| r.up_s.unwrap_or(0),
+        ),
+    ];
+    for (name, kind, help, value) in counters {
+        family(&mut o, name, kind, help);
+        for r in &s.relays {
+            let _ = writeln!(
+                o,
+                "{name}{{stream=\"{}\",target=\"{}\"}} {}",
+                label(&r.stream),
+                label(&r.target),
+                value(r)
+            );
+        }
     }
     family(
         &mut o,

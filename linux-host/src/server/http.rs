@@ -460,11 +460,22 @@ impl Report<'_> {
                 .iter()
                 .map(|(_, r)| {
                     let (up, failures) = r.status();
+                    let live = r
+                        .conn()
+                        .and_then(|i| self.conns.get(i)?.as_ref())
+                        .map_or(0, |c| c.bytes_sent);
                     RelayStat {
                         stream: format!("{}/{}", r.app, r.name),
                         target: r.target.to_string(),
                         up,
                         failures: u64::from(failures),
+                        bytes: r.bytes_sent + live,
+                        reconnects: r.reconnects,
+                        last_error: r.last_error.clone(),
+                        up_s: r
+                            .up_since()
+                            .filter(|_| up)
+                            .map(|t| now.saturating_millis_since(t) / 1000),
                     }
                 })
                 .collect(),

@@ -15,7 +15,7 @@ use zerocast_core::time::Instant;
 use super::Server;
 use crate::conn::{Close, Conn, Kind, RelaySession};
 use crate::hub::StreamId;
-use crate::relay::{self, Relay, State, RESOLVE_TIMEOUT_MS};
+use crate::relay::{self, Relay, State, DEAD_MS, RESOLVE_TIMEOUT_MS};
 use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Done, Job};
 
@@ -188,7 +188,7 @@ impl Server {
             .position(Option::is_none)
             .ok_or("no free connection slot")?;
         let entropy = self.entropy();
-        let idle_timeout_ms = self.options.idle_timeout_ms;
+        let idle_timeout_ms = self.options.idle_timeout_ms.min(DEAD_MS);
         let token = self.token(index);
         let relay = self.relays.get_mut(r).ok_or("removed")?;
         let target = relay.target.clone();
@@ -231,8 +231,11 @@ impl Server {
         Ok(())
     }
 
-    /// The connection of push `r` closed for `why`.
-    pub(super) fn relay_closed(&mut self, r: usize, why: &Close, now: Instant) {
+    /// The connection of push `r` closed for `why` after sending `bytes`.
+    pub(super) fn relay_closed(&mut self, r: usize, why: &Close, bytes: u64, now: Instant) {
+        if let Some(relay) = self.relays.get_mut(r) {
+            relay.bytes_sent += bytes;
+        }
         self.relay_failed(r, &why.to_string(), now);
     }
 

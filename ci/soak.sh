@@ -2,7 +2,10 @@
 # The soak: the release zerocast for SOAK_SECONDS (default 600) with the tone source, waves of
 # 20 players joining and leaving (zerocast-load, each checks its audio is continuous), a
 # publisher coming and going on live/p, and a push to nginx-rtmp whose upstream is killed and
-# restarted every 2 minutes. zerocast's RSS, open descriptors and CPU time are sampled every
+# restarted every 2 minutes, and the hostile battery's attacks each wave (issue 19): players of
+# made-up names (squatters), an HTTP flood and slow requests from two other addresses, a push to
+# a host that does not resolve, a publisher that changes codec, recording into a directory
+# capped at 8 MiB. zerocast's RSS, open descriptors and CPU time are sampled every
 # 10 s; the script prints their slopes (per hour) and fails if zerocast dies, a player that did
 # not leave was dropped or heard a gap, or a number grows without bound (RSS > 1 MiB/h or
 # descriptors > 10/h after the first minute).
@@ -65,10 +68,78 @@ start_nginx() {
 }
 start_nginx
 
-"$ZEROCAST" --listen "127.0.0.1:$ZC_PORT" --http off --source tone --max-per-addr 100 \
-    --push "rtmp://127.0.0.1:$NGINX_PORT/live/soak" >"$WORK/zerocast.log" 2>&1 &
+HTTP_PORT=$(free_port)
+mkdir -p "$WORK/rec"
+cat >"$WORK/zerocast.toml" <<EOF
+record = "$WORK/rec"
+record_keep_mb = 8
+[[push]]
+url = "rtmp://127.0.0.1:$NGINX_PORT/live/soak"
+[[push]]
+url = "rtmp://upstream.invalid/live/nowhere"
+stream = "live/audio"
+EOF
+"$ZEROCAST" --listen "127.0.0.1:$ZC_PORT" --http "127.0.0.1:$HTTP_PORT" --source tone \
+    --max-per-addr 100 --config "$WORK/zerocast.toml" >"$WORK/zerocast.log" 2>&1 &
 ZC_PID=$!
 wait_port "$ZC_PORT"
+
+# One wave's attacks, all gone within 15 s: 10 RTMP players of made-up names that never get a
+# publisher (raw handshake, connect, play), 20 requests for missing mounts and 5 requests that
+# never finish from each of 127.0.0.2 and 127.0.0.3.
+attack() {
+    python3 - "$ZC_PORT" "$HTTP_PORT" "$1" <<'PY' >>"$WORK/attacks.log" 2>&1 || true
+import socket, struct, sys, time
+rtmp, http, wave = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def amf_str(s):
+    b = s.encode()
+    return b'\x02' + struct.pack('>H', len(b)) + b
+def chunk(csid, mtype, body, sid=0):
+    head = bytes([csid]) + b'\x00\x00\x00' + struct.pack('>I', len(body))[1:] + bytes([mtype])
+    return head + struct.pack('<I', sid) + body
+def squatter(name):
+    s = socket.create_connection(('127.0.0.1', rtmp), timeout=5)
+    s.sendall(b'\x03' + bytes(1536))
+    got = b''
+    while len(got) < 3073:
+        more = s.recv(4096)
+        if not more:
+            break
+        got += more
+    s.sendall(bytes(1536))
+    obj = b'\x03' + b'\x00\x03app' + amf_str('live') + b'\x00\x00\x09'
+    s.sendall(chunk(3, 20, amf_str('connect') + b'\x00' + struct.pack('>d', 1) + obj))
+    s.sendall(chunk(3, 20, amf_str('createStream') + b'\x00' + struct.pack('>d', 2) + b'\x05'))
+    play = amf_str('play') + b'\x00' + struct.pack('>d', 0) + b'\x05' + amf_str(name)
+    s.sendall(chunk(8, 20, play, 1))
+    return s
+held = []
+for i in range(10):
+    try:
+        held.append(squatter(f'squat{wave}x{i}'))
+    except OSError as e:
+        print('squatter', e)
+for src in ('127.0.0.2', '127.0.0.3'):
+    for i in range(20):
+        try:
+            c = socket.create_connection(('127.0.0.1', http), timeout=5, source_address=(src, 0))
+            c.sendall(b'GET /live/none%d.mp3 HTTP/1.1\r\nHost: x\r\n\r\n' % i)
+            c.recv(4096)
+            c.close()
+        except OSError as e:
+            print('http', src, e)
+    for i in range(5):
+        try:
+            c = socket.create_connection(('127.0.0.1', http), timeout=5, source_address=(src, 0))
+            c.sendall(b'GET /stat HTTP/1.1\r\n')
+            held.append(c)
+        except OSError as e:
+            print('slow', src, e)
+time.sleep(15)
+for s in held:
+    s.close()
+PY
+}
 
 # One sample: seconds, RSS KiB, open descriptors, CPU seconds (utime + stime).
 sample() {
@@ -99,9 +170,14 @@ while (( SECONDS - START < SOAK_SECONDS )); do
         "$LOAD" --url "rtmp://127.0.0.1:$ZC_PORT/live/audio" --players 20 \
             --duration $((WAVE_SECONDS - 5)) --check >"$WORK/wave-$waves.log" 2>&1 &
         PIDS+=($!)
+        # The publisher of live/p changes codec every wave (a new ring for its HTTP listeners).
+        codec=pcm_s16le
+        (( waves % 2 )) && codec=aac
         ffmpeg -nostdin -loglevel error -re -f lavfi -i "sine=f=660:d=$((WAVE_SECONDS / 2))" \
-            -c:a pcm_s16le -ar 44100 -f flv "rtmp://127.0.0.1:$ZC_PORT/live/p" \
+            -c:a "$codec" -ar 44100 -f flv "rtmp://127.0.0.1:$ZC_PORT/live/p" \
             >"$WORK/publisher-$waves.log" 2>&1 &
+        PIDS+=($!)
+        attack "$waves" &
         PIDS+=($!)
         waves=$((waves + 1))
         next_wave=$((next_wave + WAVE_SECONDS))

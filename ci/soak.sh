@@ -72,6 +72,7 @@ HTTP_PORT=$(free_port)
 mkdir -p "$WORK/rec"
 cat >"$WORK/zerocast.toml" <<EOF
 record = "$WORK/rec"
+record_max_mb = 4
 record_keep_mb = 8
 [[push]]
 url = "rtmp://127.0.0.1:$NGINX_PORT/live/soak"

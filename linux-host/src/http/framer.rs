@@ -126,6 +126,27 @@ impl Framer {
         &self.sticky
     }
 
+    /// What a listener already inside the body of an earlier framer of this format gets before
+    /// this one's ring, when the stream's codec changed (a publisher of another codec took
+    /// over); `None` when the format cannot go on in the same body, and the listener is closed.
+    pub fn continuation(&self) -> Option<&[u8]> {
+        match self.format {
+            // FLV tags say their codec each: a body may change codec between two tags, as an
+            // RTMP stream does for a new publisher (ffmpeg's flvdec opens a new audio stream).
+            // The new metadata and sequence header tags go first; a second file header would
+            // not parse.
+            Format::Flv => self.sticky.get(flv::FILE_HEADER_LEN..),
+            // fMP4 goes to a browser's MSE SourceBuffer, made for one codec by the type given to
+            // `addSourceBuffer`: an init segment of another codec is an append error there
+            // unless the page calls `changeType()`, which older browsers and Safari's
+            // ManagedMediaSource lack. Ending the body is what every MSE player handles: the
+            // page's player makes itself anew with a new SourceBuffer when /api/v1/streams shows
+            // another codec. MP3 and ADTS bodies are one codec by their content type (an
+            // Icecast client reconnects and reads the new head); HLS has no body here.
+            Format::Mp4 | Format::Mp3 | Format::Aac | Format::Hls => None,
+        }
+    }
+
     /// The stream's `onMetaData` (an AMF0 script data body) for FLV listeners.
     pub fn set_metadata(&mut self, body: &[u8]) {
         self.metadata = body.to_vec();

@@ -25,6 +25,8 @@ pub struct Reader {
     tail_sent: usize,
     /// The title generation last handed to the client.
     title_generation: u64,
+    /// The generation of the stream's renditions the cursor belongs to.
+    generation: u64,
     /// Ring messages skipped because the listener fell behind.
     pub dropped: u64,
 }
@@ -53,7 +55,10 @@ impl HttpConn {
         let Some(s) = hub.get(stream) else {
             return;
         };
-        let Some(ring) = s.http().and_then(|h| h.rendition(format)).map(|r| &*r.ring) else {
+        let Some(http) = s.http() else {
+            return;
+        };
+        let Some(ring) = http.rendition(format).map(|r| &*r.ring) else {
             return;
         };
         let cursor = match ring.latest_time() {
@@ -67,6 +72,7 @@ impl HttpConn {
             tail: Vec::new(),
             tail_sent: 0,
             title_generation: s.title_generation(),
+            generation: http.generation(),
             dropped: 0,
         });
     }
@@ -118,13 +124,30 @@ impl HttpConn {
             r.title_generation = stream.title_generation();
             self.client.set_title(stream.title());
         }
-        let ring = ring_of(hub, r).ok_or(Close::StreamGone)?;
-        if r.tail_sent == r.tail.len() {
-            if let Err(lagged) = ring.read(&r.cursor) {
-                counters.skipped_messages += lagged.skipped;
-                r.dropped += lagged.skipped;
-                ring.skip_lagged(&mut r.cursor);
-            }
+        if r.tail_sent < r.tail.len() {
+            // The rest of a cut message goes out before anything else.
+            return Ok(());
+        }
+        let http = stream.http().ok_or(Close::StreamGone)?;
+        let rendition = http.rendition(r.format);
+        if http.generation() != r.generation {
+            // The codec changed: the cursor belongs to the old rings. A format that can go on
+            // in the same body continues at the new ring's oldest message, after the bytes that
+            // announce the new codec; any other ends here, on a whole message.
+            let rendition = rendition.ok_or(Close::StreamGone)?;
+            let continuation = rendition.continuation().ok_or(Close::StreamGone)?;
+            r.tail.clear();
+            r.tail.extend_from_slice(continuation);
+            r.tail_sent = 0;
+            r.cursor = rendition.ring.cursor_since(0);
+            r.generation = http.generation();
+            return Ok(());
+        }
+        let ring = &rendition.ok_or(Close::StreamGone)?.ring;
+        if let Err(lagged) = ring.read(&r.cursor) {
+            counters.skipped_messages += lagged.skipped;
+            r.dropped += lagged.skipped;
+            ring.skip_lagged(&mut r.cursor);
         }
         Ok(())
     }

@@ -33,6 +33,12 @@ impl Rendition {
     pub fn sticky(&self) -> &[u8] {
         self.framer.sticky()
     }
+
+    /// What a listener of the previous renditions' ring gets before this ring's bytes, if it
+    /// can go on in the same body (see [`Framer::continuation`]).
+    pub fn continuation(&self) -> Option<&[u8]> {
+        self.framer.continuation()
+    }
 }
 
 /// The HTTP side of one stream.
@@ -45,12 +51,16 @@ pub struct HttpOut {
     scratch: Vec<u8>,
     /// Framing errors seen (logged once).
     failed: bool,
+    /// How many renditions the stream had before these (one more at each codec change): a
+    /// listener's cursor is only valid in the rings of the generation it was made in.
+    generation: u64,
 }
 
 impl HttpOut {
     /// The renditions for audio whose first message has header byte `header` (and, for AAC,
-    /// the AudioSpecificConfig `config`, which holds the true rate and channels).
-    pub fn new(header: AudioTagHeader, config: Option<&[u8]>) -> Self {
+    /// the AudioSpecificConfig `config`, which holds the true rate and channels), the stream's
+    /// renditions number `generation`.
+    pub fn new(header: AudioTagHeader, config: Option<&[u8]>, generation: u64) -> Self {
         let adts = config.and_then(|c| AdtsHeader::from_audio_specific_config(c).ok());
         let (rate, channels) = match adts {
             Some(h) => (h.sample_rate(), h.channel_config),
@@ -77,7 +87,13 @@ impl HttpOut {
             hls,
             scratch: Vec::new(),
             failed: false,
+            generation,
         }
+    }
+
+    /// Which renditions of the stream these are (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether these renditions fit audio with this header byte (else the stream makes new ones).
@@ -164,7 +180,7 @@ mod tests {
                 sixteen_bit: true,
                 stereo: true,
             };
-            let out = HttpOut::new(header, Some(&[0x12, 0x10]));
+            let out = HttpOut::new(header, Some(&[0x12, 0x10]), 0);
             let rings = out.renditions.len() * std::mem::size_of::<HttpRing>();
             println!(
                 "{}: {} rings, {rings} bytes{}",

@@ -442,12 +442,13 @@ impl Server {
                                 r.up(now);
                                 info!("push {} to {}: publishing", r.name, r.target);
                             }
+                            // The stream the relay was made for may be gone since (its id then
+                            // finds nothing): the relay ends, and starts anew for the name.
                             let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
-                            if let Some(cursor) = cursor {
-                                *egress = Some(Egress::new(*stream, cursor));
-                                if let Some(s) = self.hub.get_mut(*stream) {
-                                    s.add_reader(index);
-                                }
+                            let cursor = cursor.ok_or(Close::StreamGone)?;
+                            *egress = Some(Egress::new(*stream, cursor));
+                            if let Some(s) = self.hub.get_mut(*stream) {
+                                s.add_reader(index);
                             }
                         }
                         Some(ClientEvent::EndOfStream) => return Err(Close::PeerClosed),
@@ -768,7 +769,7 @@ impl Server {
             let unsent = &mut self.dirty[i];
             let since = *unsent.since.get_or_insert(now);
             let span = self.hub.get(unsent.stream).map_or(u64::MAX, |s| {
-                s.ring().latest_time().unwrap_or(0) + s.step_ms() - unsent.first
+                unsent_span(s.ring().latest_time(), s.step_ms(), unsent.first)
             });
             let due = span >= interval || now.saturating_millis_since(since) >= interval;
             if !due {
@@ -1079,6 +1080,17 @@ struct Unsent {
     since: Option<Instant>,
 }
 
+/// How much audio of a stream is unsent: from `first`, the stream time of its first unsent
+/// message, to the end of its newest (stream time `latest`, `step` long). Zero, not a wrapped
+/// huge span, when the newest is before `first` — a ring with nothing yet, or made anew — so
+/// such an entry waits for the send interval on the clock rather than counting as due.
+fn unsent_span(latest: Option<u64>, step: u64, first: u64) -> u64 {
+    latest
+        .unwrap_or(0)
+        .saturating_add(step)
+        .saturating_sub(first)
+}
+
 /// What the server decided about a peer's request.
 enum Decision {
     Play(StreamId, Granted),
@@ -1119,6 +1131,18 @@ mod tests {
         Conn, PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
     };
     use crate::stream::{AudioRing, Stream};
+
+    /// The unsent span is the audio from the first unsent message to the end of the newest, and
+    /// never wraps below zero.
+    #[test]
+    fn unsent_span_is_saturating() {
+        use super::unsent_span;
+        assert_eq!(unsent_span(Some(1000), 20, 1000), 20);
+        assert_eq!(unsent_span(Some(1060), 20, 1000), 80);
+        assert_eq!(unsent_span(None, 20, 1000), 0, "an empty ring");
+        assert_eq!(unsent_span(Some(40), 20, 1000), 0, "a ring made anew");
+        assert_eq!(unsent_span(Some(u64::MAX), 20, 0), u64::MAX);
+    }
 
     /// The interval stays `--send-ms` while the writes fit the budget, grows with the readers
     /// past it, and stops at the ceiling; 0 turns the budget off.

@@ -96,7 +96,10 @@ fn head_status(host: &str, path: &str) -> String {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(LIMIT));
-    let _ = write!(s, "HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "HEAD {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     let text = String::from_utf8_lossy(&all);
@@ -214,17 +217,24 @@ fn http_listeners_follow_or_end_cleanly_across_a_codec_change() -> Result<(), Ha
             !flv_heard.ended,
             changed.elapsed().as_millis()
         );
-        for (heard, what) in [(&flv_heard, "flv"), (&mp4_heard, "mp4"), (&aac_heard, "aac")] {
+        for (heard, what) in [
+            (&flv_heard, "flv"),
+            (&mp4_heard, "mp4"),
+            (&aac_heard, "aac"),
+        ] {
             if !heard.head.starts_with("HTTP/1.1 200") {
                 return Err(failed(what, heard.head.clone()));
             }
         }
 
         // HTTP-FLV: both codecs' tags in the one body, each decoding to its publisher's tone.
-        let tags = flv::parse(&dechunk(&flv_heard.body)).map_err(|e| failed("flv", e.to_string()))?;
+        let tags =
+            flv::parse(&dechunk(&flv_heard.body)).map_err(|e| failed("flv", e.to_string()))?;
         let of_codec = |codec: u8| -> Vec<&Tag> {
             tags.iter()
-                .filter(|t| t.kind == flv::TAG_AUDIO && t.data.first().map(|b| b >> 4) == Some(codec))
+                .filter(|t| {
+                    t.kind == flv::TAG_AUDIO && t.data.first().map(|b| b >> 4) == Some(codec)
+                })
                 .collect()
         };
         // FLV sound formats: 10 AAC, 3 PCM little-endian.
@@ -246,9 +256,21 @@ fn http_listeners_follow_or_end_cleanly_across_a_codec_change() -> Result<(), Ha
             ));
         }
         let before = decode(&flv_file(&aac), &dir.join("flv-aac.flv"))?;
-        check_tone(&before.head(2.0), 440.0, 1.9, 25.0, "FLV, AAC before the change")?;
+        check_tone(
+            &before.head(2.0),
+            440.0,
+            1.9,
+            25.0,
+            "FLV, AAC before the change",
+        )?;
         let after = decode(&flv_file(&pcm), &dir.join("flv-pcm.flv"))?;
-        check_tone(&after.head(2.0), 880.0, 1.9, 25.0, "FLV, PCM after the change")?;
+        check_tone(
+            &after.head(2.0),
+            880.0,
+            1.9,
+            25.0,
+            "FLV, PCM after the change",
+        )?;
 
         // fMP4 and ADTS: the first tone, then the end of the body (not a silent open socket).
         for (heard, what, file) in [

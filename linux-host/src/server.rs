@@ -19,9 +19,11 @@ use zerocast_core::time::Instant;
 
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Counters, Egress, Granted, Kind, Role};
+use crate::conn::{Close, Granted, Role, RtmpReader};
+use crate::egress::Counters;
 use crate::encode::Rendition;
 use crate::event_loop::Service;
+use crate::http::listener::HttpConn;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{Relays, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
@@ -31,6 +33,12 @@ mod http;
 mod push;
 mod reload;
 pub use http::HttpOptions;
+
+/// A connection of the server, RTMP or HTTP: the HTTP side's connection state is the HTTP
+/// listener's (the connection layer does not know the HTTP side).
+pub type Conn = crate::conn::Conn<HttpConn>;
+/// What a connection of the server is.
+pub type Kind = crate::conn::Kind<HttpConn>;
 
 /// What the server needs to know from the configuration.
 #[derive(Clone, Debug)]
@@ -418,7 +426,7 @@ impl Server {
         let mut start = 0;
         loop {
             let peer = conn.peer;
-            let (input, kind, egress) = conn.split(len);
+            let (input, kind, reader) = conn.split(len);
             let rest = &input[start..];
             let (consumed, decision) = match kind {
                 Kind::Peer { session, role } => {
@@ -446,7 +454,7 @@ impl Server {
                             // finds nothing): the relay ends, and starts anew for the name.
                             let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
                             let cursor = cursor.ok_or(Close::StreamGone)?;
-                            *egress = Some(Egress::new(*stream, cursor));
+                            *reader = Some(RtmpReader::new(*stream, cursor));
                             if let Some(s) = self.hub.get_mut(*stream) {
                                 s.add_reader(index);
                             }
@@ -591,7 +599,8 @@ impl Server {
                 conn.shrink_for_player();
                 if let Some(stream) = self.hub.get_mut(id) {
                     stream.add_reader(index);
-                    conn.egress = Some(Egress::new(id, stream.join_cursor(self.options.join_ms)));
+                    let cursor = stream.join_cursor(self.options.join_ms);
+                    conn.reader = Some(RtmpReader::new(id, cursor));
                 }
             }
             Decision::RefusePlay(why) => {
@@ -640,8 +649,8 @@ impl Server {
                     self.hub.release_if_idle(id);
                 }
                 *role = Role::Idle;
-                if let Some(e) = conn.egress.as_mut() {
-                    e.stop();
+                if let Some(r) = conn.reader.as_mut() {
+                    r.stop();
                 }
             }
             Decision::StopPublish => {
@@ -1016,7 +1025,7 @@ impl Service for Server {
             };
             // Whatever is already queued for the player goes first, then the end of stream.
             let _ = conn.flush(now, &self.hub, &mut self.counters);
-            conn.egress = None;
+            conn.reader = None;
             let ended = match &mut conn.kind {
                 Kind::Peer { session, .. } => session.end_play().is_ok(),
                 Kind::Relay { session, .. } => session.unpublish().is_ok(),
@@ -1127,8 +1136,9 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
+    use super::Conn;
     use crate::conn::{
-        Conn, PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
+        PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
     };
     use crate::stream::{AudioRing, Stream};
 

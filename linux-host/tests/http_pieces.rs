@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use common::analysis::{analyze_tone, ToneParams};
 use common::wav::Wav;
 use common::{flv, python, tools_available, HarnessError, TempDir};
-use zerocast::http::framer::{self, Framer};
-use zerocast::http::hls::Hls;
-use zerocast::http::route::Format;
+use zerocast::formats::framer::{self, Framer};
+use zerocast::formats::hls::Hls;
+use zerocast::formats::Format;
 use zerocast::http::stat::{
     self, ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat,
 };

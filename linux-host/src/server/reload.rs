@@ -10,7 +10,8 @@ use zerocast_core::time::Instant;
 
 use super::{Options, Server};
 use crate::config::Settings;
-use crate::conn::{Close, Kind, Role};
+use super::Kind;
+use crate::conn::{Close, Role};
 use crate::hub::{Access, Request};
 
 /// Settings a running server cannot change: they take a restart.

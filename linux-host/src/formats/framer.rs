@@ -18,7 +18,7 @@ use zerocast_core::flac::{FlacError, FlacStream, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE}
 use zerocast_core::flv::{self, AudioTagHeader, SoundFormat};
 use zerocast_core::mp4::{self, Codec, Mp4Error, Sample, Track};
 
-use super::route::Format;
+use super::Format;
 
 /// fMP4 fragments hold at least this much audio: shorter ones cost ~110 bytes of boxes each
 /// (at 23 ms AAC frames, one per fragment would add ~37 kbit/s), longer ones add delay.

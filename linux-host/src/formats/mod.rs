@@ -1,14 +1,19 @@
-//! A stream's HTTP renditions: one framer and one ring per format its codec is served in, the
-//! HLS segment store, and the title. The stream feeds every audio message in once
-//! ([`HttpOut::push`]); each format's bytes are made once and read by all of its listeners.
+//! A stream's HTTP renditions: one framer and one ring per format its codec is served in, and
+//! the HLS segment store. The stream feeds every audio message in once ([`HttpOut::push`]);
+//! each format's bytes are made once and read by all of its listeners. Below both the stream
+//! (which feeds it) and the HTTP side (which serves it): it knows neither.
+
+pub mod format;
+pub mod framer;
+pub mod hls;
 
 use zerocast_core::adts::AdtsHeader;
 use zerocast_core::flv::{AudioTagHeader, SoundFormat};
 use zerocast_core::ring::Ring;
 
-use super::framer::{formats_for, Framer, SampleClock};
-use super::hls::Hls;
-use super::route::Format;
+pub use format::Format;
+use framer::{formats_for, Framer, SampleClock};
+use hls::Hls;
 
 /// Bytes each format's ring keeps: 1.5 s of PCM as FLAC or FLV, 16 s of AAC 128k — the burst a
 /// new listener starts with and how far a slow one may fall behind before it is skipped ahead.
@@ -187,7 +192,7 @@ mod tests {
                 codec.name(),
                 out.renditions.len(),
                 if out.hls().is_some() {
-                    format!(" + HLS up to {} KiB", super::super::hls::SEGMENTS * 256)
+                    format!(" + HLS up to {} KiB", hls::SEGMENTS * 256)
                 } else {
                     String::new()
                 }
@@ -197,9 +202,5 @@ mod tests {
                 out.renditions.len() + usize::from(out.hls().is_some())
             );
         }
-        println!(
-            "HTTP listener state beside the socket: {} bytes (HttpConn) + its tail",
-            std::mem::size_of::<crate::http::listener::HttpConn>()
-        );
     }
 }

@@ -212,8 +212,8 @@ impl Stream {
         let is_config = header.format == SoundFormat::Aac
             && body.get(1) == Some(&(AacPacketType::SequenceHeader as u8));
         if !is_config && !self.http.as_ref().is_some_and(|h| h.fits(header)) {
-            let generation = self.http.as_ref().map_or(0, |h| h.generation() + 1);
-            let mut http = HttpOut::new(header, self.sequence_header.get(2..), generation);
+            let previous = self.http.as_deref();
+            let mut http = HttpOut::new(header, self.sequence_header.get(2..), previous);
             http.set_metadata(&self.metadata);
             if !self.sequence_header.is_empty() {
                 http.push(time, &self.sequence_header);

@@ -126,7 +126,7 @@ fn framed_aac_decodes_as_adts_flv_fmp4_and_hls() -> Result<(), HarnessError> {
         // HLS: the ADTS framer's frames, one per message, into the segmenter; the playlist
         // and the segments as files, read by ffmpeg's HLS demuxer.
         let mut adts = Framer::new(Format::Hls, SoundFormat::Aac, RATE, 2);
-        let mut hls = Hls::new(RATE);
+        let mut hls = Hls::new(RATE, None);
         let mut position = 0;
         for tag in &tags {
             let mut frame = Vec::new();

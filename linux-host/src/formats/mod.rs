@@ -13,7 +13,7 @@ use zerocast_core::ring::Ring;
 
 pub use format::Format;
 use framer::{formats_for, Framer, SampleClock};
-use hls::Hls;
+use hls::{Hls, Numbering};
 
 /// Bytes each format's ring keeps: 1.5 s of PCM as FLAC or FLV, 16 s of AAC 128k — the burst a
 /// new listener starts with and how far a slow one may fall behind before it is skipped ahead.
@@ -59,19 +59,22 @@ pub struct HttpOut {
     /// How many renditions the stream had before these (one more at each codec change): a
     /// listener's cursor is only valid in the rings of the generation it was made in.
     generation: u64,
+    /// The HLS numbering of the renditions before these, kept on through codecs without HLS.
+    hls_after: Option<Numbering>,
 }
 
 impl HttpOut {
     /// The renditions for audio whose first message has header byte `header` (and, for AAC,
-    /// the AudioSpecificConfig `config`, which holds the true rate and channels), the stream's
-    /// renditions number `generation`.
-    pub fn new(header: AudioTagHeader, config: Option<&[u8]>, generation: u64) -> Self {
+    /// the AudioSpecificConfig `config`, which holds the true rate and channels), following the
+    /// stream's `previous` renditions (of another codec) if it had any.
+    pub fn new(header: AudioTagHeader, config: Option<&[u8]>, previous: Option<&Self>) -> Self {
         let adts = config.and_then(|c| AdtsHeader::from_audio_specific_config(c).ok());
         let (rate, channels) = match adts {
             Some(h) => (h.sample_rate(), h.channel_config),
             None => (header.rate.hz(), 1 + u8::from(header.stereo)),
         };
         let codec = header.format;
+        let hls_after = previous.and_then(|p| p.hls().map(Hls::numbering).or(p.hls_after));
         let renditions = formats_for(codec)
             .iter()
             .filter(|f| **f != Format::Hls)
@@ -83,7 +86,7 @@ impl HttpOut {
             .collect();
         let hls = formats_for(codec)
             .contains(&Format::Hls)
-            .then(|| (Hls::new(rate), SampleClock::default()));
+            .then(|| (Hls::new(rate, hls_after), SampleClock::default()));
         Self {
             codec,
             rate,
@@ -92,7 +95,8 @@ impl HttpOut {
             hls,
             scratch: Vec::new(),
             failed: false,
-            generation,
+            generation: previous.map_or(0, |p| p.generation + 1),
+            hls_after,
         }
     }
 
@@ -175,17 +179,40 @@ mod tests {
     use super::*;
     use zerocast_core::flv::SoundRate;
 
+    fn header(format: SoundFormat) -> AudioTagHeader {
+        AudioTagHeader {
+            format,
+            rate: SoundRate::Khz44,
+            sixteen_bit: true,
+            stereo: true,
+        }
+    }
+
+    /// Renditions made at a codec change are a generation later, and HLS numbering goes on
+    /// through a codec without HLS (AAC, then MP3, then AAC again).
+    #[test]
+    fn renditions_after_a_codec_change_carry_generation_and_hls_numbering() {
+        let config = [0x12, 0x10];
+        let mut aac = HttpOut::new(header(SoundFormat::Aac), Some(&config), None);
+        aac.push(0, &[0xAF, 0, 0x12, 0x10]);
+        for i in 0..100 {
+            aac.push(i * 23, &[0xAF, 1, 0x21, 0x10, 0x04]);
+        }
+        let numbering = aac.hls().map(Hls::numbering);
+        let fresh = Hls::new(44_100, None).numbering();
+        assert!(numbering.is_some_and(|n| n != fresh), "segments were made");
+        let mp3 = HttpOut::new(header(SoundFormat::Mp3), None, Some(&aac));
+        assert_eq!((mp3.generation(), mp3.hls().is_none()), (1, true));
+        let again = HttpOut::new(header(SoundFormat::Aac), Some(&config), Some(&mp3));
+        assert_eq!(again.generation(), 2);
+        assert_eq!(again.hls().map(Hls::numbering), numbering);
+    }
+
     /// What a stream's HTTP side costs, for docs/architecture.md.
     #[test]
     fn memory_of_the_renditions_is_printed() {
         for codec in [SoundFormat::Aac, SoundFormat::Mp3, SoundFormat::PcmLe] {
-            let header = AudioTagHeader {
-                format: codec,
-                rate: SoundRate::Khz44,
-                sixteen_bit: true,
-                stereo: true,
-            };
-            let out = HttpOut::new(header, Some(&[0x12, 0x10]), 0);
+            let out = HttpOut::new(header(codec), Some(&[0x12, 0x10]), None);
             let rings = out.renditions.len() * std::mem::size_of::<HttpRing>();
             println!(
                 "{}: {} rings, {rings} bytes{}",

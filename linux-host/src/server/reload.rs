@@ -8,9 +8,9 @@
 use mio::Registry;
 use zerocast_core::time::Instant;
 
+use super::Kind;
 use super::{Options, Server};
 use crate::config::Settings;
-use super::Kind;
 use crate::conn::{Close, Role};
 use crate::hub::{Access, Request};
 

@@ -9,16 +9,15 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::check::check_tone;
+use common::check::{check_tone, decode};
 use common::flv::{self, Tag};
-use common::live::Zerocast;
-use common::process::{self, Spawned};
+use common::live::{publish_tone, Zerocast};
+use common::process;
 use common::wav::Wav;
 use common::{tools_available, HarnessError, TempDir};
 
@@ -26,24 +25,6 @@ use common::{tools_available, HarnessError, TempDir};
 const LIMIT: Duration = Duration::from_secs(20);
 /// Seconds of tone each publisher sends before it ends by itself.
 const TONE_S: f64 = 3.0;
-
-/// ffmpeg publishing `TONE_S` s of a `hz` sine with `codec` to `live/NAME`, then ending.
-fn publish(
-    z: &Zerocast,
-    name: &str,
-    codec: &str,
-    hz: u32,
-    dir: &Path,
-) -> Result<Spawned, HarnessError> {
-    let url = format!("rtmp://127.0.0.1:{}/live/{name}", z.port);
-    let source = format!("sine=f={hz}:r=44100:d={TONE_S}");
-    let log = dir.join(format!("publisher-{codec}.log"));
-    let args = [
-        "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", codec, "-f", "flv",
-        &url,
-    ];
-    process::spawn("ffmpeg", &args, &[], &log)
-}
 
 /// What one HTTP listener received.
 struct Heard {
@@ -143,25 +124,10 @@ fn flv_file(tags: &[&Tag]) -> Vec<u8> {
     out
 }
 
-/// Decodes `bytes` (a file ffmpeg can read) to a WAV.
-fn decode(bytes: &[u8], file: &Path) -> Result<Wav, HarnessError> {
+/// Decodes `bytes` (anything ffmpeg reads), saved as `file`.
+fn decode_bytes(bytes: &[u8], file: &Path) -> Result<Wav, HarnessError> {
     std::fs::write(file, bytes).map_err(|e| HarnessError::io("write", e))?;
-    let wav = file.with_extension("wav");
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-y", "-loglevel", "error", "-i"])
-        .arg(file)
-        .args(["-f", "wav"])
-        .arg(&wav)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| HarnessError::io("ffmpeg decode", e))?;
-    if !status.success() {
-        return Err(HarnessError::Failed {
-            what: format!("decode {}", file.display()),
-            detail: status.to_string(),
-        });
-    }
-    Wav::read(&wav)
+    decode(file)
 }
 
 fn failed(what: &str, detail: impl Into<String>) -> HarnessError {
@@ -187,7 +153,7 @@ fn http_listeners_follow_or_end_cleanly_across_a_codec_change() -> Result<(), Ha
         let http = format!("127.0.0.1:{port}");
         let mut z = Zerocast::start(&["--source", "none", "--http", &http], &[], None, dir)?;
         let base = format!("http://{http}");
-        let _aac = publish(&z, "x", "aac", 440, dir)?;
+        let _aac = publish_tone(&z, "x", "aac", 440, Some(TONE_S), dir, "aac")?;
         z.wait_log("publish live/x", LIMIT)?;
         // The mounts exist from the stream's first audio on.
         process::wait_until("the .mp4 mount", LIMIT, || {
@@ -199,7 +165,7 @@ fn http_listeners_follow_or_end_cleanly_across_a_codec_change() -> Result<(), Ha
         let aac_listener = listen(&base, "/live/x.aac", stop.clone());
         z.wait_log("publisher gone", LIMIT)?;
         let changed = Instant::now();
-        let _pcm = publish(&z, "x", "pcm_s16le", 880, dir)?;
+        let _pcm = publish_tone(&z, "x", "pcm_s16le", 880, Some(TONE_S), dir, "pcm")?;
         process::wait_until("the PCM publisher to end", LIMIT, || {
             Ok(z.log_count("publisher gone") >= 2)
         })?;
@@ -255,22 +221,13 @@ fn http_listeners_follow_or_end_cleanly_across_a_codec_change() -> Result<(), Ha
                 ),
             ));
         }
-        let before = decode(&flv_file(&aac), &dir.join("flv-aac.flv"))?;
-        check_tone(
-            &before.head(2.0),
-            440.0,
-            1.9,
-            25.0,
-            "FLV, AAC before the change",
-        )?;
-        let after = decode(&flv_file(&pcm), &dir.join("flv-pcm.flv"))?;
-        check_tone(
-            &after.head(2.0),
-            880.0,
-            1.9,
-            25.0,
-            "FLV, PCM after the change",
-        )?;
+        for (tags, hz, what, file) in [
+            (&aac, 440.0, "FLV, AAC before the change", "flv-aac.flv"),
+            (&pcm, 880.0, "FLV, PCM after the change", "flv-pcm.flv"),
+        ] {
+            let wav = decode_bytes(&flv_file(tags), &dir.join(file))?;
+            check_tone(&wav.head(2.0), hz, 1.9, 25.0, what)?;
+        }
 
         // fMP4 and ADTS: the first tone, then the end of the body (not a silent open socket).
         for (heard, what, file) in [
@@ -280,7 +237,7 @@ fn http_listeners_follow_or_end_cleanly_across_a_codec_change() -> Result<(), Ha
             if !heard.ended {
                 return Err(failed(what, "still connected after the codec change"));
             }
-            let wav = decode(&heard.body, &dir.join(file))?;
+            let wav = decode_bytes(&heard.body, &dir.join(file))?;
             check_tone(&wav.head(2.0), 440.0, 1.9, 25.0, what)?;
         }
         z.stop_cleanly()

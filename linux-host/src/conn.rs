@@ -171,7 +171,8 @@ pub enum Close {
     Answered,
     /// An HTTP client did not send its request head in time.
     HeaderTimeout,
-    /// The stream or format an HTTP listener read is gone (its publisher changed codec).
+    /// The stream a relay or HTTP listener read is gone, or the listener's format cannot
+    /// follow its new codec (another publisher).
     StreamGone,
     /// A reload's rules no longer let it play or publish (a rotated key, a narrowed address
     /// list).

@@ -46,7 +46,8 @@ impl Egress {
         self.tail.get(self.tail_sent..).unwrap_or(&[])
     }
 
-    /// Bytes of the tail's buffer held now (for memory figures).
+    /// Bytes of the tail's buffer held now (for the memory figures of the tests).
+    #[cfg(test)]
     pub fn tail_capacity(&self) -> usize {
         self.tail.capacity()
     }

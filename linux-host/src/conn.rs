@@ -1,9 +1,12 @@
-//! A connection: a socket, what it is (an RTMP peer — player or publisher — or a push relay to
-//! an upstream server), and its egress (the stream it reads, its cursor, the partial-write
-//! tail). One write call per flush: the tail, the session's own bytes and the ring's slices go
-//! out in one `writev`.
+//! A connection: a socket, what it is (an RTMP peer — player or publisher —, a push relay to
+//! an upstream server, or an HTTP connection), and for a player or relay its reader of the
+//! stream's ring ([`RtmpReader`], on the one [`Egress`]). One write call per flush: the tail,
+//! the session's own bytes and the ring's slices go out in one `writev`.
+//!
+//! The HTTP side depends on this module, not the other way: an HTTP connection is any
+//! [`HttpPart`], which the server fixes to its HTTP listener's type.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;
 
 use mio::net::TcpStream;
@@ -12,7 +15,7 @@ use zerocast_core::ring::Cursor;
 use zerocast_core::session::{ClientSession, ServerConfig, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
-use crate::http::listener::HttpConn;
+use crate::egress::{write, Counters, Egress};
 use crate::hub::{Hub, StreamId};
 
 /// Reassembly budget of a connection until it plays or publishes: it sends only commands,
@@ -62,8 +65,25 @@ pub enum Role {
     },
 }
 
-/// What a connection is.
-pub enum Kind {
+/// What the connection layer needs of an HTTP connection (`H` of [`Kind`] and [`Conn`]).
+pub trait HttpPart {
+    /// Writes what is due until all is out or the socket is full (`blocked_since` set then);
+    /// `counters` count the bytes written.
+    fn flush(
+        &mut self,
+        socket: &mut TcpStream,
+        now: Instant,
+        hub: &Hub,
+        counters: &mut Counters,
+        blocked_since: &mut Option<Instant>,
+    ) -> Result<(), Close>;
+
+    /// The deadline of the request head, while it is incomplete.
+    fn deadline(&self) -> Option<Instant>;
+}
+
+/// What a connection is; `H` is an HTTP connection.
+pub enum Kind<H> {
     /// A player or publisher that connected to us.
     Peer {
         /// Its session.
@@ -81,10 +101,10 @@ pub enum Kind {
         stream: StreamId,
     },
     /// An HTTP request or listener.
-    Http(Box<HttpConn>),
+    Http(Box<H>),
 }
 
-impl Kind {
+impl<H> Kind<H> {
     /// A peer that connected at `now`, in its handshake, with the buffers of a connection that
     /// has not said yet what it does.
     pub fn peer(now: Instant, entropy: [u8; 32], config: &ServerConfig) -> Self {
@@ -100,29 +120,24 @@ impl Kind {
     }
 }
 
-/// A reader of a stream's ring.
-pub struct Egress {
+/// A player's or relay's reader of a stream's RTMP ring: the stream's start bytes first (their
+/// tail holds the sequence header, the first message and the metadata), then the ring.
+pub struct RtmpReader {
     /// The stream.
     pub stream: StreamId,
-    cursor: Cursor,
-    /// Bytes copied aside: the rest of a message a write ended in the middle of, or the start
-    /// bytes (sequence header, first message, metadata).
-    tail: Vec<u8>,
-    tail_sent: usize,
+    egress: Egress,
     /// The start bytes have not been queued yet.
     needs_start: bool,
     /// The reader stopped: send the rest of the tail, then nothing.
     stopping: bool,
 }
 
-impl Egress {
+impl RtmpReader {
     /// A reader of `stream` starting at `cursor`.
     pub fn new(stream: StreamId, cursor: Cursor) -> Self {
         Self {
             stream,
-            cursor,
-            tail: Vec::new(),
-            tail_sent: 0,
+            egress: Egress::new(cursor),
             needs_start: true,
             stopping: false,
         }
@@ -131,10 +146,6 @@ impl Egress {
     /// Stop after what is already queued.
     pub fn stop(&mut self) {
         self.stopping = true;
-    }
-
-    fn tail_rest(&self) -> &[u8] {
-        self.tail.get(self.tail_sent..).unwrap_or(&[])
     }
 }
 
@@ -160,7 +171,8 @@ pub enum Close {
     Answered,
     /// An HTTP client did not send its request head in time.
     HeaderTimeout,
-    /// The stream or format an HTTP listener read is gone (its publisher changed codec).
+    /// The stream a relay or HTTP listener read is gone, or the listener's format cannot
+    /// follow its new codec (another publisher).
     StreamGone,
     /// A reload's rules no longer let it play or publish (a rotated key, a narrowed address
     /// list).
@@ -198,15 +210,6 @@ impl From<SessionError> for Close {
     }
 }
 
-/// Counters kept across connections.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Counters {
-    /// Bytes written to all sockets since start.
-    pub bytes_sent: u64,
-    /// Messages skipped because readers fell behind the ring.
-    pub skipped_messages: u64,
-}
-
 /// What a peer was let in with: its request as it made it, keys included, which a reload
 /// checks against the new rules.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,18 +222,18 @@ pub struct Granted {
     pub publish: bool,
 }
 
-/// One connection.
-pub struct Conn {
+/// One connection; `H` is an HTTP connection.
+pub struct Conn<H> {
     /// The socket.
     pub socket: TcpStream,
     /// The peer's address.
     pub peer: SocketAddr,
     /// What it is.
-    pub kind: Kind,
+    pub kind: Kind<H>,
     rx: Box<[u8]>,
     rx_len: usize,
     /// Its reader of a stream, if it plays or relays one.
-    pub egress: Option<Egress>,
+    pub reader: Option<RtmpReader>,
     /// Since when output has been waiting for the socket.
     pub blocked_since: Option<Instant>,
     /// Close once the session's output is written (after a refusal).
@@ -249,16 +252,16 @@ pub struct Conn {
     pub granted: Option<Granted>,
 }
 
-impl Conn {
+impl<H: HttpPart> Conn<H> {
     /// A connection of `kind` on `socket`, opened at `now`.
-    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind, now: Instant) -> Self {
+    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind<H>, now: Instant) -> Self {
         Self {
             socket,
             peer,
             kind,
             rx: vec![0; RX].into_boxed_slice(),
             rx_len: 0,
-            egress: None,
+            reader: None,
             blocked_since: None,
             close_after_flush: false,
             scheduled: None,
@@ -335,9 +338,9 @@ impl Conn {
     }
 
     /// The first `len` received bytes not yet consumed, beside the parts a session event
-    /// changes: what the connection is, and its egress.
-    pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind, &mut Option<Egress>) {
-        (&self.rx[..len], &mut self.kind, &mut self.egress)
+    /// changes: what the connection is, and its reader.
+    pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind<H>, &mut Option<RtmpReader>) {
+        (&self.rx[..len], &mut self.kind, &mut self.reader)
     }
 
     fn advance(&mut self, n: usize) {
@@ -385,14 +388,14 @@ impl Conn {
         loop {
             let tx_pending = !transmit(&self.kind).is_empty();
             self.prepare(hub, counters, tx_pending);
-            let tail = self.egress.as_ref().map_or(&[][..], Egress::tail_rest);
+            let tail = self.reader.as_ref().map_or(&[][..], |r| r.egress.tail());
             let tx = transmit(&self.kind);
             // Ring bytes only when nothing else is pending before them: a partial message is
             // always finished from the tail before anything else goes out.
-            let ring = match (&self.egress, tail.is_empty()) {
-                (Some(e), true) if !e.needs_start && !e.stopping => hub
-                    .get(e.stream)
-                    .and_then(|s| s.ring().read(&e.cursor).ok()),
+            let ring = match &self.reader {
+                Some(r) if !r.needs_start && !r.stopping => {
+                    hub.get(r.stream).map(|s| r.egress.ring_bytes(s.ring()))
+                }
                 _ => None,
             };
             let (first, second) = ring.map_or((&[][..], &[][..]), |s| (s.first, s.second));
@@ -418,87 +421,49 @@ impl Conn {
             counters.bytes_sent += n as u64;
             self.bytes_sent += n as u64;
             let from_tail = n.min(tail_len);
-            if let Some(e) = self.egress.as_mut() {
-                e.tail_sent += from_tail;
-            }
             n -= from_tail;
             let from_tx = n.min(tx_len);
             self.advance(from_tx);
             n -= from_tx;
-            if n > 0 {
-                self.ring_written(hub, n);
-            }
-        }
-    }
-
-    /// Queues the start bytes (once the session's own replies, Play.Start among them, are out:
-    /// players drop media that comes before it), drops a stopped egress, and skips a reader
-    /// that fell behind.
-    fn prepare(&mut self, hub: &Hub, counters: &mut Counters, tx_pending: bool) {
-        let Some(e) = self.egress.as_mut() else {
-            return;
-        };
-        if e.tail_sent >= e.tail.len() && e.tail.capacity() > 0 {
-            // Freed, not kept: it holds a message or the start bytes only now and then (a
-            // write that ended mid-message), and an idle player should not carry it.
-            e.tail = Vec::new();
-            e.tail_sent = 0;
-        }
-        if e.stopping {
-            if e.tail.is_empty() {
-                self.egress = None;
-            }
-            return;
-        }
-        let Some(stream) = hub.get(e.stream) else {
-            self.egress = None;
-            return;
-        };
-        let ring = stream.ring();
-        if let Err(lagged) = ring.read(&e.cursor) {
-            counters.skipped_messages += lagged.skipped;
-            ring.skip_lagged(&mut e.cursor);
-            log::debug!(
-                "{}: fell behind, skipped {} messages",
-                self.peer,
-                lagged.skipped
-            );
-        }
-        if e.needs_start && e.tail.is_empty() && !tx_pending {
-            // The first message goes out with the sequence header before it and the metadata
-            // after it (Stream::start_bytes).
-            if let Ok(message) = ring.current_message(&e.cursor) {
-                if !message.is_empty() {
-                    let time = ring.time_at(&e.cursor).unwrap_or(0);
-                    stream.start_bytes(message, time, &mut e.tail);
-                    let len = message.len();
-                    ring.advance(&mut e.cursor, len);
-                    e.needs_start = false;
+            if let Some(r) = self.reader.as_mut() {
+                r.egress.tail_written(from_tail);
+                if n > 0 {
+                    if let Some(s) = hub.get(r.stream) {
+                        r.egress.ring_written(s.ring(), n);
+                    }
                 }
             }
         }
     }
 
-    /// `n` bytes of the ring's slices went out: advance, and keep the rest of a message the
-    /// write ended inside aside, so the cursor can skip forward if the reader falls behind
-    /// without cutting a chunk in half.
-    fn ring_written(&mut self, hub: &Hub, n: usize) {
-        let Some(e) = self.egress.as_mut() else {
+    /// Queues the start bytes (once the session's own replies, Play.Start among them, are out:
+    /// players drop media that comes before it), drops a stopped reader, and skips a reader
+    /// that fell behind.
+    fn prepare(&mut self, hub: &Hub, counters: &mut Counters, tx_pending: bool) {
+        let Some(r) = self.reader.as_mut() else {
             return;
         };
-        let Some(stream) = hub.get(e.stream) else {
+        if r.stopping {
+            if r.egress.tail().is_empty() {
+                self.reader = None;
+            }
+            return;
+        }
+        let Some(stream) = hub.get(r.stream) else {
+            self.reader = None;
             return;
         };
         let ring = stream.ring();
-        ring.advance(&mut e.cursor, n);
-        if !e.cursor.at_boundary() {
-            if let Ok(rest) = ring.current_message(&e.cursor) {
-                e.tail.clear();
-                e.tail.extend_from_slice(rest);
-                e.tail_sent = 0;
-                let len = rest.len();
-                ring.advance(&mut e.cursor, len);
-            }
+        let skipped = r.egress.catch_up(ring, counters);
+        if skipped > 0 {
+            log::debug!("{}: fell behind, skipped {skipped} messages", self.peer);
+        }
+        if r.needs_start && r.egress.tail().is_empty() && !tx_pending {
+            // The first message goes out with the sequence header before it and the metadata
+            // after it (Stream::start_bytes).
+            r.needs_start = !r.egress.wrap_message(ring, |message, time, tail| {
+                stream.start_bytes(message, time, tail);
+            });
         }
     }
 
@@ -509,24 +474,11 @@ impl Conn {
 }
 
 /// The session's pending output.
-fn transmit(kind: &Kind) -> &[u8] {
+fn transmit<H>(kind: &Kind<H>) -> &[u8] {
     match kind {
         Kind::Peer { session, .. } => session.transmit(),
         Kind::Relay { session, .. } => session.transmit(),
         Kind::Http(_) => &[],
-    }
-}
-
-/// One vectored write: `Some(n)` bytes written, `None` when the socket is full.
-pub fn write(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> Result<Option<usize>, Close> {
-    loop {
-        match stream.write_vectored(bufs) {
-            Ok(0) => return Err(Close::Io(io::ErrorKind::WriteZero.into())),
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e.into()),
-        }
     }
 }
 
@@ -535,13 +487,33 @@ mod tests {
     use super::*;
     use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole, Event};
 
+    /// No HTTP connection: these tests make RTMP peers only.
+    enum NoHttp {}
+
+    impl HttpPart for NoHttp {
+        fn flush(
+            &mut self,
+            _: &mut TcpStream,
+            _: Instant,
+            _: &Hub,
+            _: &mut Counters,
+            _: &mut Option<Instant>,
+        ) -> Result<(), Close> {
+            match *self {}
+        }
+
+        fn deadline(&self) -> Option<Instant> {
+            match *self {}
+        }
+    }
+
     /// The goal of issue 11: an idle player costs at most this much.
     const PLAYER_GOAL: usize = 8 * 1024;
 
     /// A connection on a real loopback socket, its peer session driven by the core's client
     /// through handshake, connect, createStream and play, the way the server decides on it.
     /// Also returns the most the session had queued at once after the handshake.
-    fn connection(role: ClientRole) -> (Conn, usize) {
+    fn connection(role: ClientRole) -> (Conn<NoHttp>, usize) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (socket, peer) = listener.accept().unwrap();
@@ -629,7 +601,7 @@ mod tests {
 
     /// Bytes `conn` holds in memory: the structures and every buffer it owns now (allocator
     /// overhead not counted).
-    fn footprint(conn: &Conn) -> usize {
+    fn footprint(conn: &Conn<NoHttp>) -> usize {
         let Kind::Peer { session, .. } = &conn.kind else {
             unreachable!()
         };
@@ -638,12 +610,12 @@ mod tests {
         } else {
             0
         };
-        let tail = conn.egress.as_ref().map_or(0, |e| e.tail.capacity());
+        let tail = conn.reader.as_ref().map_or(0, |r| r.egress.tail_capacity());
         size_of_peer_conn() + session.arena_len() + handshake + conn.rx.len() + tail
     }
 
     fn size_of_peer_conn() -> usize {
-        std::mem::size_of::<Conn>() + std::mem::size_of::<PeerSession>()
+        std::mem::size_of::<Conn<NoHttp>>() + std::mem::size_of::<PeerSession>()
     }
 
     fn handshake() -> usize {
@@ -658,7 +630,7 @@ mod tests {
         let (player, queued) = connection(ClientRole::Play);
         println!(
             "player: Conn {} + session {} + arena {} + rx {} = {} bytes (handshake {} while it runs)",
-            std::mem::size_of::<Conn>(),
+            std::mem::size_of::<Conn<NoHttp>>(),
             std::mem::size_of::<PeerSession>(),
             PLAYER_ARENA,
             PLAYER_RX,

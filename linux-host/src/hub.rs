@@ -7,9 +7,14 @@ use std::net::IpAddr;
 use crate::config::Cidr;
 use crate::stream::Stream;
 
-/// Index of a stream in the [`Hub`].
+/// A stream of the [`Hub`]: its slot, and which of the streams that slot held over time. The
+/// table reuses a released stream's slot; an id kept after that (by a relay still connecting,
+/// the send schedule, a report) is then stale and finds nothing, never the slot's new stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StreamId(pub usize);
+pub struct StreamId {
+    index: usize,
+    generation: u64,
+}
 
 /// Why a request was refused; each is logged once with the peer's address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +194,8 @@ impl Recording {
 /// The fixed-capacity stream table.
 pub struct Hub {
     streams: Vec<Option<Stream>>,
+    /// Per slot, how many streams it has held: the generation of its current one.
+    generations: Vec<u64>,
     /// Applied to streams as they are created.
     pub recording: Recording,
     /// Streams get HTTP renditions (the server listens for HTTP).
@@ -205,6 +212,7 @@ impl Hub {
         streams.resize_with(max_streams, || None);
         Self {
             streams,
+            generations: vec![0; max_streams],
             recording: Recording::default(),
             http: false,
             disk: None,
@@ -224,7 +232,20 @@ impl Hub {
         self.streams
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| s.is(app, name)))
-            .map(StreamId)
+            .map(|i| self.id(i))
+    }
+
+    /// The id of the stream in slot `index` now.
+    fn id(&self, index: usize) -> StreamId {
+        StreamId {
+            index,
+            generation: self.generations.get(index).copied().unwrap_or(0),
+        }
+    }
+
+    /// The slot of `id`, if `id` is its current stream's.
+    fn slot(&self, id: StreamId) -> Option<usize> {
+        (self.generations.get(id.index) == Some(&id.generation)).then_some(id.index)
     }
 
     /// The stream `app/name`, created if it does not exist and a slot is free.
@@ -253,22 +274,25 @@ impl Hub {
             stream.enable_http();
         }
         self.streams[free] = Some(stream);
-        Ok(StreamId(free))
+        self.generations[free] += 1;
+        Ok(self.id(free))
     }
 
     /// The stream `id`.
     pub fn get(&self, id: StreamId) -> Option<&Stream> {
-        self.streams.get(id.0).and_then(Option::as_ref)
+        self.streams.get(self.slot(id)?).and_then(Option::as_ref)
     }
 
     /// The stream `id`, mutably.
     pub fn get_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
-        self.streams.get_mut(id.0).and_then(Option::as_mut)
+        let index = self.slot(id)?;
+        self.streams.get_mut(index).and_then(Option::as_mut)
     }
 
     /// Frees `id` if nobody publishes or listens.
     pub fn release_if_idle(&mut self, id: StreamId) {
-        if let Some(slot) = self.streams.get_mut(id.0) {
+        let slot = self.slot(id).and_then(|i| self.streams.get_mut(i));
+        if let Some(slot) = slot {
             if slot.as_ref().is_some_and(Stream::is_idle) {
                 *slot = None;
             }
@@ -279,16 +303,22 @@ impl Hub {
     pub fn iter(&self) -> impl Iterator<Item = (StreamId, &Stream)> {
         self.streams
             .iter()
+            .zip(&self.generations)
             .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (StreamId(i), s)))
+            .filter_map(|(index, (s, &generation))| {
+                s.as_ref().map(|s| (StreamId { index, generation }, s))
+            })
     }
 
     /// Every stream with its id, mutably.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (StreamId, &mut Stream)> {
         self.streams
             .iter_mut()
+            .zip(&self.generations)
             .enumerate()
-            .filter_map(|(i, s)| s.as_mut().map(|s| (StreamId(i), s)))
+            .filter_map(|(index, (s, &generation))| {
+                s.as_mut().map(|s| (StreamId { index, generation }, s))
+            })
     }
 }
 
@@ -393,5 +423,27 @@ mod tests {
         hub.release_if_idle(b);
         assert!(hub.get(b).is_none());
         assert!(hub.find_or_create("live", "c").is_ok());
+    }
+
+    /// An id kept after its stream was released reaches nothing, not the stream that took the
+    /// slot over (a relay or a send schedule entry of the old stream would feed or read it).
+    #[test]
+    fn a_stale_id_does_not_reach_the_slots_next_stream() {
+        let mut hub = Hub::new(1);
+        let old = hub.find_or_create("live", "old").unwrap();
+        hub.release_if_idle(old);
+        let new = hub.find_or_create("live", "new").unwrap();
+        assert_ne!(old, new, "same slot, another stream");
+        assert!(hub.get(old).is_none());
+        assert!(hub.get_mut(old).is_none());
+        // Releasing through the stale id leaves the new stream alone.
+        hub.release_if_idle(old);
+        assert_eq!(hub.get(new).map(Stream::name), Some("new"));
+        assert_eq!(hub.find("live", "new"), Some(new));
+        assert_eq!(hub.iter().map(|(id, _)| id).collect::<Vec<_>>(), vec![new]);
+        assert_eq!(
+            hub.iter_mut().map(|(id, _)| id).collect::<Vec<_>>(),
+            vec![new]
+        );
     }
 }

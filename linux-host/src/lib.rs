@@ -19,8 +19,10 @@
 pub mod capture;
 pub mod config;
 pub mod conn;
+pub mod egress;
 pub mod encode;
 pub mod event_loop;
+pub mod formats;
 pub mod http;
 pub mod hub;
 pub mod logging;

@@ -19,9 +19,11 @@ use zerocast_core::time::Instant;
 
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Counters, Egress, Granted, Kind, Role};
+use crate::conn::{Close, Granted, Role, RtmpReader};
+use crate::egress::Counters;
 use crate::encode::Rendition;
 use crate::event_loop::Service;
+use crate::http::listener::HttpConn;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::relay::{Relays, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
@@ -31,6 +33,12 @@ mod http;
 mod push;
 mod reload;
 pub use http::HttpOptions;
+
+/// A connection of the server, RTMP or HTTP: the HTTP side's connection state is the HTTP
+/// listener's (the connection layer does not know the HTTP side).
+pub type Conn = crate::conn::Conn<HttpConn>;
+/// What a connection of the server is.
+pub type Kind = crate::conn::Kind<HttpConn>;
 
 /// What the server needs to know from the configuration.
 #[derive(Clone, Debug)]
@@ -418,7 +426,7 @@ impl Server {
         let mut start = 0;
         loop {
             let peer = conn.peer;
-            let (input, kind, egress) = conn.split(len);
+            let (input, kind, reader) = conn.split(len);
             let rest = &input[start..];
             let (consumed, decision) = match kind {
                 Kind::Peer { session, role } => {
@@ -442,12 +450,13 @@ impl Server {
                                 r.up(now);
                                 info!("push {} to {}: publishing", r.name, r.target);
                             }
+                            // The stream the relay was made for may be gone since (its id then
+                            // finds nothing): the relay ends, and starts anew for the name.
                             let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
-                            if let Some(cursor) = cursor {
-                                *egress = Some(Egress::new(*stream, cursor));
-                                if let Some(s) = self.hub.get_mut(*stream) {
-                                    s.add_reader(index);
-                                }
+                            let cursor = cursor.ok_or(Close::StreamGone)?;
+                            *reader = Some(RtmpReader::new(*stream, cursor));
+                            if let Some(s) = self.hub.get_mut(*stream) {
+                                s.add_reader(index);
                             }
                         }
                         Some(ClientEvent::EndOfStream) => return Err(Close::PeerClosed),
@@ -590,7 +599,8 @@ impl Server {
                 conn.shrink_for_player();
                 if let Some(stream) = self.hub.get_mut(id) {
                     stream.add_reader(index);
-                    conn.egress = Some(Egress::new(id, stream.join_cursor(self.options.join_ms)));
+                    let cursor = stream.join_cursor(self.options.join_ms);
+                    conn.reader = Some(RtmpReader::new(id, cursor));
                 }
             }
             Decision::RefusePlay(why) => {
@@ -639,8 +649,8 @@ impl Server {
                     self.hub.release_if_idle(id);
                 }
                 *role = Role::Idle;
-                if let Some(e) = conn.egress.as_mut() {
-                    e.stop();
+                if let Some(r) = conn.reader.as_mut() {
+                    r.stop();
                 }
             }
             Decision::StopPublish => {
@@ -768,7 +778,7 @@ impl Server {
             let unsent = &mut self.dirty[i];
             let since = *unsent.since.get_or_insert(now);
             let span = self.hub.get(unsent.stream).map_or(u64::MAX, |s| {
-                s.ring().latest_time().unwrap_or(0) + s.step_ms() - unsent.first
+                unsent_span(s.ring().latest_time(), s.step_ms(), unsent.first)
             });
             let due = span >= interval || now.saturating_millis_since(since) >= interval;
             if !due {
@@ -1015,7 +1025,7 @@ impl Service for Server {
             };
             // Whatever is already queued for the player goes first, then the end of stream.
             let _ = conn.flush(now, &self.hub, &mut self.counters);
-            conn.egress = None;
+            conn.reader = None;
             let ended = match &mut conn.kind {
                 Kind::Peer { session, .. } => session.end_play().is_ok(),
                 Kind::Relay { session, .. } => session.unpublish().is_ok(),
@@ -1079,6 +1089,17 @@ struct Unsent {
     since: Option<Instant>,
 }
 
+/// How much audio of a stream is unsent: from `first`, the stream time of its first unsent
+/// message, to the end of its newest (stream time `latest`, `step` long). Zero, not a wrapped
+/// huge span, when the newest is before `first` — a ring with nothing yet, or made anew — so
+/// such an entry waits for the send interval on the clock rather than counting as due.
+fn unsent_span(latest: Option<u64>, step: u64, first: u64) -> u64 {
+    latest
+        .unwrap_or(0)
+        .saturating_add(step)
+        .saturating_sub(first)
+}
+
 /// What the server decided about a peer's request.
 enum Decision {
     Play(StreamId, Granted),
@@ -1115,10 +1136,23 @@ fn describe(stream: &mut crate::stream::Stream) {
 mod tests {
     use std::mem::size_of;
 
+    use super::Conn;
     use crate::conn::{
-        Conn, PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
+        PeerSession, RelaySession, PLAYER_ARENA, PLAYER_RX, PUBLISHER_ARENA, PUBLISHER_RX, RX,
     };
     use crate::stream::{AudioRing, Stream};
+
+    /// The unsent span is the audio from the first unsent message to the end of the newest, and
+    /// never wraps below zero.
+    #[test]
+    fn unsent_span_is_saturating() {
+        use super::unsent_span;
+        assert_eq!(unsent_span(Some(1000), 20, 1000), 20);
+        assert_eq!(unsent_span(Some(1060), 20, 1000), 80);
+        assert_eq!(unsent_span(None, 20, 1000), 0, "an empty ring");
+        assert_eq!(unsent_span(Some(40), 20, 1000), 0, "a ring made anew");
+        assert_eq!(unsent_span(Some(u64::MAX), 20, 0), u64::MAX);
+    }
 
     /// The interval stays `--send-ms` while the writes fit the budget, grows with the readers
     /// past it, and stops at the ceiling; 0 turns the budget off.

@@ -15,7 +15,7 @@ use zerocast_core::ring::{Cursor, Ring};
 use zerocast_core::session::{encode_media, media_len, Media};
 use zerocast_core::time::Instant;
 
-use crate::http::out::HttpOut;
+use crate::formats::HttpOut;
 use crate::record::Recorder;
 
 /// Bytes of pre-chunked audio each stream's ring keeps: about 3 s of 44.1 kHz stereo PCM
@@ -212,7 +212,8 @@ impl Stream {
         let is_config = header.format == SoundFormat::Aac
             && body.get(1) == Some(&(AacPacketType::SequenceHeader as u8));
         if !is_config && !self.http.as_ref().is_some_and(|h| h.fits(header)) {
-            let mut http = HttpOut::new(header, self.sequence_header.get(2..));
+            let previous = self.http.as_deref();
+            let mut http = HttpOut::new(header, self.sequence_header.get(2..), previous);
             http.set_metadata(&self.metadata);
             if !self.sequence_header.is_empty() {
                 http.push(time, &self.sequence_header);
@@ -441,10 +442,7 @@ impl Stream {
     /// Where a joining player starts: `join_ms` behind the newest message (the join buffer), so
     /// players that buffer before they start (VLC, PotPlayer) start at once.
     pub fn join_cursor(&self, join_ms: u64) -> Cursor {
-        match self.ring.latest_time() {
-            Some(latest) => self.ring.cursor_since(latest.saturating_sub(join_ms)),
-            None => self.ring.cursor_at_head(),
-        }
+        crate::egress::join(&self.ring, join_ms)
     }
 
     /// What a player is sent before the ring: the sequence header (AAC), the first message

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::check::check_tone;
-use common::live::{ffmpeg_wav, Zerocast};
+use common::check::{check_tone, decode};
+use common::live::{ffmpeg_wav, publish_tone, Zerocast};
 use common::players::{play_url, Player};
 use common::process::{self, Spawned};
 use common::wav::Wav;
@@ -55,14 +55,7 @@ fn publish(
     hz: u32,
     dir: &Path,
 ) -> Result<Spawned, HarnessError> {
-    let url = format!("rtmp://127.0.0.1:{}/live/{name}", z.port);
-    let source = format!("sine=f={hz}:r=44100");
-    let log = dir.join(format!("publisher-{name}.log"));
-    let args = [
-        "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", codec, "-f", "flv",
-        &url,
-    ];
-    process::spawn("ffmpeg", &args, &[], &log)
+    publish_tone(z, name, codec, hz, None, dir, name)
 }
 
 /// Waits until `base` serves `path` (a stream's mounts exist from its first audio on).
@@ -111,26 +104,6 @@ fn curl(
     let out = out.display().to_string();
     let args = ["-s", "--max-time", &max, "-o", &out, url];
     process::spawn("curl", &args, &[], &dir.join(format!("curl-{label}.log")))
-}
-
-/// Decodes `file` with ffmpeg to WAV.
-fn decode(file: &Path) -> Result<Wav, HarnessError> {
-    let wav = file.with_extension("wav");
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-y", "-loglevel", "error", "-i"])
-        .arg(file)
-        .args(["-f", "wav"])
-        .arg(&wav)
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| HarnessError::io("ffmpeg decode", e))?;
-    if !status.success() {
-        return Err(HarnessError::Failed {
-            what: format!("decode {}", file.display()),
-            detail: status.to_string(),
-        });
-    }
-    Wav::read(&wav)
 }
 
 /// The 440 Hz tone for at least `secs` − 0.5 s, no gap over 25 ms, no phase jump.

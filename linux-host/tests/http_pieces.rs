@@ -11,9 +11,9 @@ use std::process::{Command, Stdio};
 use common::analysis::{analyze_tone, ToneParams};
 use common::wav::Wav;
 use common::{flv, python, tools_available, HarnessError, TempDir};
-use zerocast::http::framer::{self, Framer};
-use zerocast::http::hls::Hls;
-use zerocast::http::route::Format;
+use zerocast::formats::framer::{self, Framer};
+use zerocast::formats::hls::Hls;
+use zerocast::formats::Format;
 use zerocast::http::stat::{
     self, ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat,
 };
@@ -126,7 +126,7 @@ fn framed_aac_decodes_as_adts_flv_fmp4_and_hls() -> Result<(), HarnessError> {
         // HLS: the ADTS framer's frames, one per message, into the segmenter; the playlist
         // and the segments as files, read by ffmpeg's HLS demuxer.
         let mut adts = Framer::new(Format::Hls, SoundFormat::Aac, RATE, 2);
-        let mut hls = Hls::new(RATE);
+        let mut hls = Hls::new(RATE, None);
         let mut position = 0;
         for tag in &tags {
             let mut frame = Vec::new();

@@ -1,17 +1,18 @@
 //! An HTTP connection in the server's slab: the sans-IO [`Client`] plus, once it listens, its
-//! reader of one format's ring (cursor and the rest of a message a write ended inside, so a
-//! listener that falls behind is skipped to a frame, tag or fragment boundary).
+//! reader of one format's ring (on the one [`Egress`] RTMP players use too), which follows the
+//! stream across a codec change where the format can.
 
 use std::io::IoSlice;
 
-use zerocast_core::ring::Cursor;
+use mio::net::TcpStream;
 use zerocast_core::time::Instant;
 
-use super::out::HttpRing;
-use super::route::Format;
 use super::{Client, HttpConfig};
-use crate::conn::{write, Close, Counters};
+use crate::conn::{Close, HttpPart};
+use crate::egress::{join, write, Counters, Egress};
+use crate::formats::{Format, HttpRing};
 use crate::hub::{Hub, StreamId};
+use crate::stream::Stream;
 
 /// A listener's reader of a stream's format ring.
 #[derive(Debug)]
@@ -20,11 +21,11 @@ pub struct Reader {
     pub stream: StreamId,
     /// The format read.
     pub format: Format,
-    cursor: Cursor,
-    tail: Vec<u8>,
-    tail_sent: usize,
+    egress: Egress,
     /// The title generation last handed to the client.
     title_generation: u64,
+    /// The generation of the stream's renditions the cursor belongs to.
+    generation: u64,
     /// Ring messages skipped because the listener fell behind.
     pub dropped: u64,
 }
@@ -47,40 +48,65 @@ impl HttpConn {
         }
     }
 
-    /// Starts reading `format` of `stream` `burst_ms` behind its newest message. The title the
-    /// client started with is generation `title_generation`.
+    /// Starts reading `format` of `stream` `burst_ms` behind its newest message.
     pub fn listen(&mut self, hub: &Hub, stream: StreamId, format: Format, burst_ms: u64) {
         let Some(s) = hub.get(stream) else {
             return;
         };
-        let Some(ring) = s.http().and_then(|h| h.rendition(format)).map(|r| &*r.ring) else {
+        let Some(http) = s.http() else {
             return;
         };
-        let cursor = match ring.latest_time() {
-            Some(latest) => ring.cursor_since(latest.saturating_sub(burst_ms)),
-            None => ring.cursor_at_head(),
+        let Some(ring) = http.rendition(format).map(|r| &*r.ring) else {
+            return;
         };
         self.reader = Some(Reader {
             stream,
             format,
-            cursor,
-            tail: Vec::new(),
-            tail_sent: 0,
+            egress: Egress::new(join(ring, burst_ms)),
             title_generation: s.title_generation(),
+            generation: http.generation(),
             dropped: 0,
         });
     }
 
-    /// The deadline of the request head, while it is incomplete.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.client.deadline().map(Instant::from_millis)
+    /// Catches a new title, follows a codec change, and skips the reader ahead if it fell
+    /// behind the ring.
+    fn prepare(&mut self, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
+        let Some(r) = self.reader.as_mut() else {
+            return Ok(());
+        };
+        let stream = hub.get(r.stream).ok_or(Close::StreamGone)?;
+        if stream.title_generation() != r.title_generation {
+            r.title_generation = stream.title_generation();
+            self.client.set_title(stream.title());
+        }
+        if !r.egress.tail().is_empty() {
+            // The rest of a cut message goes out before anything else.
+            return Ok(());
+        }
+        let http = stream.http().ok_or(Close::StreamGone)?;
+        let rendition = http.rendition(r.format).ok_or(Close::StreamGone)?;
+        if http.generation() != r.generation {
+            // The codec changed: the cursor belongs to the old rings. A format that can go on
+            // in the same body continues at the new ring's oldest message, after the bytes that
+            // announce the new codec; any other ends here, on a whole message.
+            let continuation = rendition.continuation().ok_or(Close::StreamGone)?;
+            r.egress
+                .move_to(rendition.ring.cursor_since(0), continuation);
+            r.generation = http.generation();
+            return Ok(());
+        }
+        r.dropped += r.egress.catch_up(&rendition.ring, counters);
+        Ok(())
     }
+}
 
+impl HttpPart for HttpConn {
     /// Writes what is due — the reply, or the head, sticky bytes and the ring's new bytes with
     /// their framing — until all is out or the socket is full (`blocked_since` set then).
-    pub fn flush(
+    fn flush(
         &mut self,
-        socket: &mut mio::net::TcpStream,
+        socket: &mut TcpStream,
         now: Instant,
         hub: &Hub,
         counters: &mut Counters,
@@ -88,7 +114,14 @@ impl HttpConn {
     ) -> Result<(), Close> {
         loop {
             self.prepare(hub, counters)?;
-            let parts = self.client.next(body(self.reader.as_ref(), hub));
+            let reader = self.reader.as_ref();
+            let ring = reader.and_then(|r| ring_of(hub, r));
+            let body = match (reader, ring) {
+                (Some(r), _) if !r.egress.tail().is_empty() => r.egress.tail(),
+                (Some(r), Some(ring)) => r.egress.ring_bytes(ring).first,
+                _ => &[],
+            };
+            let parts = self.client.next(body);
             let total: usize = parts.iter().map(|p| p.len()).sum();
             if total == 0 {
                 if self.client.done() {
@@ -104,77 +137,33 @@ impl HttpConn {
             };
             counters.bytes_sent += n as u64;
             let consumed = self.client.advance(n);
-            self.body_written(hub, consumed);
+            if let Some(r) = self.reader.as_mut() {
+                let ring = ring_of(hub, r);
+                r.egress.written(ring, consumed);
+            }
         }
     }
 
-    /// Catches a new title and skips the reader ahead if it fell behind the ring.
-    fn prepare(&mut self, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
-        let Some(r) = self.reader.as_mut() else {
-            return Ok(());
-        };
-        let stream = hub.get(r.stream).ok_or(Close::StreamGone)?;
-        if stream.title_generation() != r.title_generation {
-            r.title_generation = stream.title_generation();
-            self.client.set_title(stream.title());
-        }
-        let ring = ring_of(hub, r).ok_or(Close::StreamGone)?;
-        if r.tail_sent == r.tail.len() {
-            if let Err(lagged) = ring.read(&r.cursor) {
-                counters.skipped_messages += lagged.skipped;
-                r.dropped += lagged.skipped;
-                ring.skip_lagged(&mut r.cursor);
-            }
-        }
-        Ok(())
-    }
-
-    /// `n` body bytes went out: from the tail, or from the ring (then the rest of a message cut
-    /// by the write is copied aside).
-    fn body_written(&mut self, hub: &Hub, n: usize) {
-        let Some(r) = self.reader.as_mut() else {
-            return;
-        };
-        if r.tail_sent < r.tail.len() {
-            r.tail_sent += n;
-            if r.tail_sent == r.tail.len() {
-                r.tail.clear();
-                r.tail_sent = 0;
-            }
-            return;
-        }
-        let Some(ring) = ring_of(hub, r) else {
-            return;
-        };
-        ring.advance(&mut r.cursor, n);
-        if !r.cursor.at_boundary() {
-            if let Ok(rest) = ring.current_message(&r.cursor) {
-                r.tail.clear();
-                r.tail.extend_from_slice(rest);
-                let len = rest.len();
-                ring.advance(&mut r.cursor, len);
-            }
-        }
+    fn deadline(&self) -> Option<Instant> {
+        self.client.deadline().map(Instant::from_millis)
     }
 }
 
 /// The ring `reader` reads.
 fn ring_of<'a>(hub: &'a Hub, reader: &Reader) -> Option<&'a HttpRing> {
-    hub.get(reader.stream)?
-        .http()?
-        .rendition(reader.format)
+    hub.get(reader.stream)
+        .and_then(Stream::http)
+        .and_then(|h| h.rendition(reader.format))
         .map(|r| &*r.ring)
 }
 
-/// The next body bytes: the rest of a cut message, else the ring's next slice.
-fn body<'a>(reader: Option<&'a Reader>, hub: &'a Hub) -> &'a [u8] {
-    let Some(r) = reader else {
-        return &[];
-    };
-    if r.tail_sent < r.tail.len() {
-        return &r.tail[r.tail_sent..];
+#[cfg(test)]
+mod tests {
+    /// What an HTTP listener costs beside its socket, for docs/architecture.md.
+    #[test]
+    fn memory_of_a_listener_is_printed() {
+        let size = std::mem::size_of::<super::HttpConn>();
+        println!("HTTP listener state beside the socket: {size} bytes (HttpConn) + its tail");
+        assert!(size < 1024);
     }
-    ring_of(hub, r)
-        .and_then(|ring| ring.read(&r.cursor).ok())
-        .map_or(&[], |s| s.first)
 }

@@ -10,7 +10,7 @@
 //!  Reply: head + body (stat, metrics, page, playlist, segment, errors), close   Stream: head +
 //!                                                                    sticky bytes, then the
 //!  stream's audio ──> framer (once per format) ──> format ring ──> Client::next  mount's ring
-//!                                                          (egress: ICY blocks / chunks)
+//!                                                          (body: ICY blocks / chunks)
 //! ```
 //!
 //! The host owns sockets, clocks and rings; this module turns requests into answers and frames
@@ -18,20 +18,18 @@
 //! [`Client::next`] gives (the ring's slices as its body), [`Client::advance`] by what was
 //! written, close when [`Client::done`] or past [`Client::deadline`].
 
-pub mod egress;
-pub mod framer;
-pub mod hls;
+pub mod body;
 pub mod listener;
-pub mod out;
 pub mod page;
 pub mod request;
 pub mod response;
 pub mod route;
 pub mod stat;
 
-use egress::{Egress, Framing};
+use crate::formats::Format;
+use body::{Body, Framing};
 use request::{Method, Request};
-use route::{Format, Mount, Route};
+use route::{Mount, Route};
 use stat::StatSnapshot;
 
 /// Audio a new listener of `.mp3`, `.aac` or `.flv` is sent at once. Chromium's `<audio>`
@@ -112,8 +110,8 @@ pub enum Action {
         mount: Mount,
         /// The head and the sticky bytes, ready to write.
         start: Vec<u8>,
-        /// The egress for the ring's bytes.
-        egress: Egress,
+        /// The framing of the ring's bytes.
+        body: Body,
     },
 }
 
@@ -265,15 +263,11 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
                 (None, true) => Framing::Chunked,
                 (None, false) => Framing::Plain,
             };
-            let mut egress = Egress::new(framing);
-            egress.set_title(&info.title);
+            let mut body = Body::new(framing);
+            body.set_title(&info.title);
             let mut start = head.into_bytes();
-            egress.frame_into(&info.sticky, &mut start);
-            Action::Stream {
-                mount,
-                start,
-                egress,
-            }
+            body.frame_into(&info.sticky, &mut start);
+            Action::Stream { mount, start, body }
         }
     }
 }
@@ -343,7 +337,7 @@ enum State {
         keep_alive: bool,
     },
     /// Sending a mount's ring.
-    Stream(Egress),
+    Stream(Body),
 }
 
 /// One HTTP connection, sans IO: request bytes in, bytes to write out. See the module doc.
@@ -430,14 +424,10 @@ impl Client {
                 self.state = State::Reply { keep_alive };
                 Received::Reply
             }
-            Action::Stream {
-                mount,
-                start,
-                egress,
-            } => {
+            Action::Stream { mount, start, body } => {
                 self.pending = start;
                 self.request = Vec::new();
-                self.state = State::Stream(egress);
+                self.state = State::Stream(body);
                 Received::Stream(mount)
             }
         }
@@ -445,8 +435,8 @@ impl Client {
 
     /// Announces a new title to an ICY listener at its next metadata boundary.
     pub fn set_title(&mut self, title: &str) {
-        if let State::Stream(egress) = &mut self.state {
-            egress.set_title(title);
+        if let State::Stream(body) = &mut self.state {
+            body.set_title(title);
         }
     }
 
@@ -455,8 +445,8 @@ impl Client {
     pub fn next<'a>(&'a mut self, body: &'a [u8]) -> [&'a [u8]; 3] {
         let own = &self.pending[self.written..];
         match &mut self.state {
-            State::Stream(egress) if own.is_empty() => {
-                let [framing, part] = egress.next(body);
+            State::Stream(framing) if own.is_empty() => {
+                let [framing, part] = framing.next(body);
                 [own, framing, part]
             }
             _ => [own, &[], &[]],
@@ -478,7 +468,7 @@ impl Client {
             }
         }
         match &mut self.state {
-            State::Stream(egress) => egress.advance(n - own),
+            State::Stream(body) => body.advance(n - own),
             _ => 0,
         }
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::route::Format;
+use crate::formats::Format;
 
 /// Everything the reports say, at one instant.
 #[derive(Clone, Debug, Default, PartialEq)]

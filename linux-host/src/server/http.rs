@@ -12,12 +12,14 @@ use zerocast_core::flv::SoundFormat;
 use zerocast_core::time::Instant;
 
 use super::Server;
+use super::{Conn, Kind};
 use crate::capture::{CaptureStatus, SourceState};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Conn, Granted, Kind, Role};
-use crate::http::framer::mse_type;
+use crate::conn::{Close, Granted, HttpPart, Role};
+use crate::formats::framer::mse_type;
+use crate::formats::Format;
 use crate::http::listener::HttpConn;
-use crate::http::route::{Format, Mount};
+use crate::http::route::Mount;
 use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::{
     HttpConfig, MountInfo, Received, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,

@@ -13,7 +13,8 @@ use zerocast_core::session::{ClientConfig, ClientRole};
 use zerocast_core::time::Instant;
 
 use super::Server;
-use crate::conn::{Close, Conn, Kind, RelaySession};
+use super::{Conn, Kind};
+use crate::conn::{Close, RelaySession};
 use crate::hub::StreamId;
 use crate::relay::{self, Relay, State, DEAD_MS, RESOLVE_TIMEOUT_MS};
 use crate::stream::{Publisher, CHUNK_SIZE};

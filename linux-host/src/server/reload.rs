@@ -8,9 +8,10 @@
 use mio::Registry;
 use zerocast_core::time::Instant;
 
+use super::Kind;
 use super::{Options, Server};
 use crate::config::Settings;
-use crate::conn::{Close, Kind, Role};
+use crate::conn::{Close, Role};
 use crate::hub::{Access, Request};
 
 /// Settings a running server cannot change: they take a restart.

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::analysis::{analyze_tone, ToneParams, ToneReport};
@@ -27,6 +28,26 @@ pub struct Measured {
     pub expected: Duration,
     /// The server's join backlog.
     pub join: Duration,
+}
+
+/// Decodes `file` (anything ffmpeg reads: a saved HTTP body, an FLV) to a WAV beside it.
+pub fn decode(file: &Path) -> Result<Wav, HarnessError> {
+    let wav = file.with_extension("wav");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-y", "-loglevel", "error", "-i"])
+        .arg(file)
+        .args(["-f", "wav"])
+        .arg(&wav)
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| HarnessError::io("ffmpeg decode", e))?;
+    if !status.success() {
+        return Err(HarnessError::Failed {
+            what: format!("decode {}", file.display()),
+            detail: status.to_string(),
+        });
+    }
+    Wav::read(&wav)
 }
 
 /// Reads the WAV file at `path` and analyses it as a tone with the default parameters.

@@ -132,6 +132,29 @@ impl Zerocast {
     }
 }
 
+/// ffmpeg publishing a `hz` sine with `codec` to `live/NAME` of `z`, endless or for `secs`
+/// (then it ends by itself, and zerocast logs the publisher gone); its log is
+/// `dir/publisher-LABEL.log`.
+pub fn publish_tone(
+    z: &Zerocast,
+    name: &str,
+    codec: &str,
+    hz: u32,
+    secs: Option<f64>,
+    dir: &Path,
+    label: &str,
+) -> Result<Spawned, HarnessError> {
+    let url = format!("rtmp://127.0.0.1:{}/live/{name}", z.port);
+    let duration = secs.map_or(String::new(), |s| format!(":d={s}"));
+    let source = format!("sine=f={hz}:r=44100{duration}");
+    let log = dir.join(format!("publisher-{label}.log"));
+    let args = [
+        "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", codec, "-f", "flv",
+        &url,
+    ];
+    process::spawn("ffmpeg", &args, &[], &log)
+}
+
 /// `ffmpeg -i URL -t SECS -f wav WAV` with default probing: stops itself after `secs` of
 /// output, or at the end of the stream (the harness's [`super::players::Player::Ffmpeg`]).
 pub fn ffmpeg_wav(

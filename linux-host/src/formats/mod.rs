@@ -1,14 +1,19 @@
-//! A stream's HTTP renditions: one framer and one ring per format its codec is served in, the
-//! HLS segment store, and the title. The stream feeds every audio message in once
-//! ([`HttpOut::push`]); each format's bytes are made once and read by all of its listeners.
+//! A stream's HTTP renditions: one framer and one ring per format its codec is served in, and
+//! the HLS segment store. The stream feeds every audio message in once ([`HttpOut::push`]);
+//! each format's bytes are made once and read by all of its listeners. Below both the stream
+//! (which feeds it) and the HTTP side (which serves it): it knows neither.
+
+pub mod format;
+pub mod framer;
+pub mod hls;
 
 use zerocast_core::adts::AdtsHeader;
 use zerocast_core::flv::{AudioTagHeader, SoundFormat};
 use zerocast_core::ring::Ring;
 
-use super::framer::{formats_for, Framer, SampleClock};
-use super::hls::Hls;
-use super::route::Format;
+pub use format::Format;
+use framer::{formats_for, Framer, SampleClock};
+use hls::{Hls, Numbering};
 
 /// Bytes each format's ring keeps: 1.5 s of PCM as FLAC or FLV, 16 s of AAC 128k — the burst a
 /// new listener starts with and how far a slow one may fall behind before it is skipped ahead.
@@ -33,6 +38,12 @@ impl Rendition {
     pub fn sticky(&self) -> &[u8] {
         self.framer.sticky()
     }
+
+    /// What a listener of the previous renditions' ring gets before this ring's bytes, if it
+    /// can go on in the same body (see [`Framer::continuation`]).
+    pub fn continuation(&self) -> Option<&[u8]> {
+        self.framer.continuation()
+    }
 }
 
 /// The HTTP side of one stream.
@@ -45,18 +56,25 @@ pub struct HttpOut {
     scratch: Vec<u8>,
     /// Framing errors seen (logged once).
     failed: bool,
+    /// How many renditions the stream had before these (one more at each codec change): a
+    /// listener's cursor is only valid in the rings of the generation it was made in.
+    generation: u64,
+    /// The HLS numbering of the renditions before these, kept on through codecs without HLS.
+    hls_after: Option<Numbering>,
 }
 
 impl HttpOut {
     /// The renditions for audio whose first message has header byte `header` (and, for AAC,
-    /// the AudioSpecificConfig `config`, which holds the true rate and channels).
-    pub fn new(header: AudioTagHeader, config: Option<&[u8]>) -> Self {
+    /// the AudioSpecificConfig `config`, which holds the true rate and channels), following the
+    /// stream's `previous` renditions (of another codec) if it had any.
+    pub fn new(header: AudioTagHeader, config: Option<&[u8]>, previous: Option<&Self>) -> Self {
         let adts = config.and_then(|c| AdtsHeader::from_audio_specific_config(c).ok());
         let (rate, channels) = match adts {
             Some(h) => (h.sample_rate(), h.channel_config),
             None => (header.rate.hz(), 1 + u8::from(header.stereo)),
         };
         let codec = header.format;
+        let hls_after = previous.and_then(|p| p.hls().map(Hls::numbering).or(p.hls_after));
         let renditions = formats_for(codec)
             .iter()
             .filter(|f| **f != Format::Hls)
@@ -68,7 +86,7 @@ impl HttpOut {
             .collect();
         let hls = formats_for(codec)
             .contains(&Format::Hls)
-            .then(|| (Hls::new(rate), SampleClock::default()));
+            .then(|| (Hls::new(rate, hls_after), SampleClock::default()));
         Self {
             codec,
             rate,
@@ -77,7 +95,14 @@ impl HttpOut {
             hls,
             scratch: Vec::new(),
             failed: false,
+            generation: previous.map_or(0, |p| p.generation + 1),
+            hls_after,
         }
+    }
+
+    /// Which renditions of the stream these are (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether these renditions fit audio with this header byte (else the stream makes new ones).
@@ -154,24 +179,47 @@ mod tests {
     use super::*;
     use zerocast_core::flv::SoundRate;
 
+    fn header(format: SoundFormat) -> AudioTagHeader {
+        AudioTagHeader {
+            format,
+            rate: SoundRate::Khz44,
+            sixteen_bit: true,
+            stereo: true,
+        }
+    }
+
+    /// Renditions made at a codec change are a generation later, and HLS numbering goes on
+    /// through a codec without HLS (AAC, then MP3, then AAC again).
+    #[test]
+    fn renditions_after_a_codec_change_carry_generation_and_hls_numbering() {
+        let config = [0x12, 0x10];
+        let mut aac = HttpOut::new(header(SoundFormat::Aac), Some(&config), None);
+        aac.push(0, &[0xAF, 0, 0x12, 0x10]);
+        for i in 0..100 {
+            aac.push(i * 23, &[0xAF, 1, 0x21, 0x10, 0x04]);
+        }
+        let numbering = aac.hls().map(Hls::numbering);
+        let fresh = Hls::new(44_100, None).numbering();
+        assert!(numbering.is_some_and(|n| n != fresh), "segments were made");
+        let mp3 = HttpOut::new(header(SoundFormat::Mp3), None, Some(&aac));
+        assert_eq!((mp3.generation(), mp3.hls().is_none()), (1, true));
+        let again = HttpOut::new(header(SoundFormat::Aac), Some(&config), Some(&mp3));
+        assert_eq!(again.generation(), 2);
+        assert_eq!(again.hls().map(Hls::numbering), numbering);
+    }
+
     /// What a stream's HTTP side costs, for docs/architecture.md.
     #[test]
     fn memory_of_the_renditions_is_printed() {
         for codec in [SoundFormat::Aac, SoundFormat::Mp3, SoundFormat::PcmLe] {
-            let header = AudioTagHeader {
-                format: codec,
-                rate: SoundRate::Khz44,
-                sixteen_bit: true,
-                stereo: true,
-            };
-            let out = HttpOut::new(header, Some(&[0x12, 0x10]));
+            let out = HttpOut::new(header(codec), Some(&[0x12, 0x10]), None);
             let rings = out.renditions.len() * std::mem::size_of::<HttpRing>();
             println!(
                 "{}: {} rings, {rings} bytes{}",
                 codec.name(),
                 out.renditions.len(),
                 if out.hls().is_some() {
-                    format!(" + HLS up to {} KiB", super::super::hls::SEGMENTS * 256)
+                    format!(" + HLS up to {} KiB", hls::SEGMENTS * 256)
                 } else {
                     String::new()
                 }
@@ -181,9 +229,5 @@ mod tests {
                 out.renditions.len() + usize::from(out.hls().is_some())
             );
         }
-        println!(
-            "HTTP listener state beside the socket: {} bytes (HttpConn) + its tail",
-            std::mem::size_of::<crate::http::listener::HttpConn>()
-        );
     }
 }

@@ -18,7 +18,7 @@ use zerocast_core::flac::{FlacError, FlacStream, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE}
 use zerocast_core::flv::{self, AudioTagHeader, SoundFormat};
 use zerocast_core::mp4::{self, Codec, Mp4Error, Sample, Track};
 
-use super::route::Format;
+use super::Format;
 
 /// fMP4 fragments hold at least this much audio: shorter ones cost ~110 bytes of boxes each
 /// (at 23 ms AAC frames, one per fragment would add ~37 kbit/s), longer ones add delay.
@@ -124,6 +124,27 @@ impl Framer {
     /// The bytes a listener gets first, before the ring's (may be empty).
     pub fn sticky(&self) -> &[u8] {
         &self.sticky
+    }
+
+    /// What a listener already inside the body of an earlier framer of this format gets before
+    /// this one's ring, when the stream's codec changed (a publisher of another codec took
+    /// over); `None` when the format cannot go on in the same body, and the listener is closed.
+    pub fn continuation(&self) -> Option<&[u8]> {
+        match self.format {
+            // FLV tags say their codec each: a body may change codec between two tags, as an
+            // RTMP stream does for a new publisher (ffmpeg's flvdec opens a new audio stream).
+            // The new metadata and sequence header tags go first; a second file header would
+            // not parse.
+            Format::Flv => self.sticky.get(flv::FILE_HEADER_LEN..),
+            // fMP4 goes to a browser's MSE SourceBuffer, made for one codec by the type given to
+            // `addSourceBuffer`: an init segment of another codec is an append error there
+            // unless the page calls `changeType()`, which older browsers and Safari's
+            // ManagedMediaSource lack. Ending the body is what every MSE player handles: the
+            // page's player makes itself anew with a new SourceBuffer when /api/v1/streams shows
+            // another codec. MP3 and ADTS bodies are one codec by their content type (an
+            // Icecast client reconnects and reads the new head); HLS has no body here.
+            Format::Mp4 | Format::Mp3 | Format::Aac | Format::Hls => None,
+        }
     }
 
     /// The stream's `onMetaData` (an AMF0 script data body) for FLV listeners.

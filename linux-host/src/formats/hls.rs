@@ -27,6 +27,17 @@ pub struct Segment {
     pub samples: u64,
     /// The segment's bytes (`audio/aac`).
     pub bytes: Vec<u8>,
+    /// The first segment after a codec change: listed after `#EXT-X-DISCONTINUITY`.
+    pub discontinuity: bool,
+}
+
+/// Where a stream's segment numbering stands, for the segmenter made after a codec change: a
+/// player polling the playlist must see the media sequence go on, not start again at 0 (RFC
+/// 8216 §6.2.1: a server must not decrease it), and the change marked as a discontinuity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Numbering {
+    next_sequence: u64,
+    discontinuity_sequence: u64,
 }
 
 /// The segmenter and segment store of one stream.
@@ -38,16 +49,32 @@ pub struct Hls {
     /// The segment being filled: (first sample position, samples, bytes).
     open: Option<(u64, u64, Vec<u8>)>,
     next_sequence: u64,
+    /// Discontinuities before the oldest segment listed (`#EXT-X-DISCONTINUITY-SEQUENCE`).
+    discontinuity_sequence: u64,
+    /// The next segment closed is the first after a codec change.
+    discontinuity_next: bool,
 }
 
 impl Hls {
-    /// A segmenter for AAC at `rate` Hz.
-    pub fn new(rate: u32) -> Self {
+    /// A segmenter for AAC at `rate` Hz; `after` is where the stream's numbering stands when an
+    /// earlier segmenter (of a publisher of another codec or rate) came before this one.
+    pub fn new(rate: u32, after: Option<Numbering>) -> Self {
         Self {
             rate,
             done: VecDeque::with_capacity(SEGMENTS + 1),
             open: None,
-            next_sequence: 0,
+            next_sequence: after.map_or(0, |n| n.next_sequence),
+            discontinuity_sequence: after.map_or(0, |n| n.discontinuity_sequence),
+            discontinuity_next: after.is_some(),
+        }
+    }
+
+    /// Where the numbering stands, for a segmenter that follows this one.
+    pub fn numbering(&self) -> Numbering {
+        let listed = self.done.iter().filter(|s| s.discontinuity).count() as u64;
+        Numbering {
+            next_sequence: self.next_sequence,
+            discontinuity_sequence: self.discontinuity_sequence + listed,
         }
     }
 
@@ -74,12 +101,16 @@ impl Hls {
     fn close(&mut self) {
         if let Some((_, samples, bytes)) = self.open.take() {
             if self.done.len() == SEGMENTS {
-                self.done.pop_front();
+                let dropped = self.done.pop_front();
+                if dropped.is_some_and(|s| s.discontinuity) {
+                    self.discontinuity_sequence += 1;
+                }
             }
             self.done.push_back(Segment {
                 sequence: self.next_sequence,
                 samples,
                 bytes,
+                discontinuity: std::mem::take(&mut self.discontinuity_next),
             });
             self.next_sequence += 1;
         }
@@ -106,7 +137,17 @@ impl Hls {
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
             first.sequence
         );
+        if self.discontinuity_sequence > 0 {
+            let _ = writeln!(
+                out,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                self.discontinuity_sequence
+            );
+        }
         for s in &self.done {
+            if s.discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
             let _ = write!(
                 out,
                 "#EXTINF:{:.3},\n{name}/{}.aac\n",
@@ -149,7 +190,7 @@ mod tests {
     const RATE: u32 = 44_100;
 
     fn filled(frames: u64) -> Hls {
-        let mut hls = Hls::new(RATE);
+        let mut hls = Hls::new(RATE, None);
         for i in 0..frames {
             hls.push(i * 1024, 1024, &[0xFF, 0xF1, i as u8]);
         }
@@ -190,9 +231,44 @@ mod tests {
         assert_eq!(playlist.matches("#EXTINF").count(), SEGMENTS);
     }
 
+    /// After a codec change the numbering goes on, the change is marked, and the mark is
+    /// counted in the discontinuity sequence once it slides out of the playlist.
+    #[test]
+    fn a_successor_goes_on_numbering_with_a_discontinuity() {
+        let old = filled(44 * 3 + 1);
+        let mut hls = Hls::new(48_000, Some(old.numbering()));
+        let frames = |hls: &mut Hls, range: std::ops::Range<u64>| {
+            for i in range {
+                hls.push(i * 1024, 1024, &[0xFF, 0xF1, i as u8]);
+            }
+        };
+        frames(&mut hls, 0..48);
+        let playlist = hls.playlist("audio").unwrap();
+        assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
+        assert!(!playlist.contains("DISCONTINUITY-SEQUENCE"), "{playlist}");
+        assert!(
+            playlist.contains("#EXT-X-DISCONTINUITY\n#EXTINF:1.003,\naudio/3.aac\n"),
+            "{playlist}"
+        );
+        frames(&mut hls, 48..48 * 10);
+        let playlist = hls.playlist("audio").unwrap();
+        assert!(
+            playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"),
+            "{playlist}"
+        );
+        assert!(!playlist.contains("#EXT-X-DISCONTINUITY\n"), "{playlist}");
+        // A third segmenter after this one counts both.
+        let third = Hls::new(RATE, Some(hls.numbering()));
+        assert_eq!(third.numbering().discontinuity_sequence, 1);
+        assert_eq!(
+            third.numbering().next_sequence,
+            hls.numbering().next_sequence
+        );
+    }
+
     #[test]
     fn a_gap_or_a_huge_frame_cuts_the_segment() {
-        let mut hls = Hls::new(RATE);
+        let mut hls = Hls::new(RATE, None);
         hls.push(0, 1024, &[1]);
         hls.push(5 * 1024, 1024, &[2]); // not contiguous
         assert_eq!(hls.segment(0).unwrap().samples, 1024);

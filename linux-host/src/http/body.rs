@@ -1,10 +1,11 @@
 //! Framing of an endless body: plain, with ICY metadata blocks every `metaint` audio bytes, or
-//! HTTP/1.1 chunked. The body's bytes come from the stream's ring untouched; the egress only adds
-//! its own small framing bytes between them, so a listener still costs one write of ring slices
-//! plus a few bytes, and nothing is copied per listener.
+//! HTTP/1.1 chunked. The body's bytes come from the stream's ring untouched (through the
+//! listener's [`crate::egress::Egress`]); this only adds its own small framing bytes between
+//! them, so a listener still costs one write of ring slices plus a few bytes, and nothing is
+//! copied per listener.
 //!
-//! Use: [`Egress::next`] gives what to write now — the framing bytes due, then the longest part
-//! of the offered body that may follow them — and [`Egress::advance`] takes how much of that the
+//! Use: [`Body::next`] gives what to write now — the framing bytes due, then the longest part
+//! of the offered body that may follow them — and [`Body::advance`] takes how much of that the
 //! socket accepted and says how many body bytes that was, for the ring cursor.
 
 use zerocast_core::icy;
@@ -25,7 +26,7 @@ pub enum Framing {
 
 /// The framing state of one listener's endless body.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Egress {
+pub struct Body {
     framing: Framing,
     /// Framing bytes to write before any more body, and how many of them are written.
     prefix: Vec<u8>,
@@ -36,8 +37,8 @@ pub struct Egress {
     title: Option<Vec<u8>>,
 }
 
-impl Egress {
-    /// An egress that frames with `framing`.
+impl Body {
+    /// A body framed with `framing`.
     pub fn new(framing: Framing) -> Self {
         Self {
             framing,
@@ -131,19 +132,19 @@ impl Egress {
 mod tests {
     use super::*;
 
-    /// Writes `body` through `egress` in writes of at most `step` bytes, the way a socket
+    /// Writes `body` through `framer` in writes of at most `step` bytes, the way a socket
     /// accepts part of a writev.
-    fn trickle(egress: &mut Egress, mut body: &[u8], step: usize) -> Vec<u8> {
+    fn trickle(framer: &mut Body, mut body: &[u8], step: usize) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
-            let [framing, part] = egress.next(body);
+            let [framing, part] = framer.next(body);
             let all: Vec<u8> = [framing, part].concat();
             if all.is_empty() {
                 return out;
             }
             let n = all.len().min(step);
             out.extend_from_slice(&all[..n]);
-            body = &body[egress.advance(n)..];
+            body = &body[framer.advance(n)..];
         }
     }
 
@@ -164,7 +165,7 @@ mod tests {
     fn icy_blocks_every_metaint_bytes_whatever_the_write_sizes() {
         let body: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         for step in [1, 7, 100, 4096, usize::MAX] {
-            let mut e = Egress::new(Framing::Icy { metaint: 1000 });
+            let mut e = Body::new(Framing::Icy { metaint: 1000 });
             let mut out = trickle(&mut e, &body[..2500], step);
             e.set_title("Song 'A'");
             out.extend(trickle(&mut e, &body[2500..], step));
@@ -184,7 +185,7 @@ mod tests {
     fn chunked_body_decodes_to_the_input() {
         let body: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
         for step in [1, 5, 1000, usize::MAX] {
-            let mut e = Egress::new(Framing::Chunked);
+            let mut e = Body::new(Framing::Chunked);
             let mut out = Vec::new();
             for part in body.chunks(700) {
                 out.extend(trickle(&mut e, part, step));
@@ -206,7 +207,7 @@ mod tests {
 
     #[test]
     fn plain_is_the_body_and_titles_are_ignored() {
-        let mut e = Egress::new(Framing::Plain);
+        let mut e = Body::new(Framing::Plain);
         e.set_title("x");
         let mut out = Vec::new();
         e.frame_into(b"abc", &mut out);

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use crate::config::Cidr;
 use crate::stream::Stream;
+use crate::waiting::Waiting;
 
 /// Index of a stream in the [`Hub`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,6 +29,8 @@ pub enum Denied {
     TooManyStreams,
     /// The name is not a valid stream name.
     BadName,
+    /// A player may not wait for one more unpublished name ([`crate::waiting`]).
+    TooManyWaiting,
 }
 
 impl std::fmt::Display for Denied {
@@ -40,6 +43,7 @@ impl std::fmt::Display for Denied {
             Self::CaptureStream => "the stream is the local capture's",
             Self::TooManyStreams => "too many streams (--max-streams)",
             Self::BadName => "invalid stream name",
+            Self::TooManyWaiting => "no such stream, and too many names waited for",
         })
     }
 }
@@ -95,26 +99,10 @@ fn split_query(s: &str) -> (&str, &str) {
     s.split_once('?').unwrap_or((s, ""))
 }
 
-fn query_key(query: &str) -> Option<&str> {
+/// The `key` parameter of a query string, as it was sent (play and publish keys are URL-safe,
+/// so there is nothing to decode).
+pub fn query_key(query: &str) -> Option<&str> {
     query.split('&').find_map(|pair| pair.strip_prefix("key="))
-}
-
-/// Compares two keys in time that depends only on their lengths, not on where they differ.
-fn keys_equal(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, expected) in b.iter().enumerate() {
-        diff |= a.get(i).copied().unwrap_or(0) ^ expected;
-    }
-    diff == 0
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 impl Access {
@@ -149,7 +137,7 @@ impl Access {
         if request.app_base() != self.app {
             return Err(Denied::UnknownApp);
         }
-        if !valid_name(request.name_base()) {
+        if !crate::names::is_valid(request.name_base()) {
             return Err(Denied::BadName);
         }
         Ok(())
@@ -160,7 +148,11 @@ fn check_key(given: Option<&str>, expected: Option<&str>) -> Result<(), Denied> 
     match (expected, given) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(Denied::MissingKey),
-        (Some(expected), Some(given)) if keys_equal(given, expected) => Ok(()),
+        (Some(expected), Some(given))
+            if crate::constant_time::eq(given.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(())
+        }
         (Some(_), Some(_)) => Err(Denied::WrongKey),
     }
 }
@@ -186,9 +178,11 @@ impl Recording {
     }
 }
 
-/// The fixed-capacity stream table.
+/// The fixed-capacity stream table, and the players waiting for a stream not in it yet.
 pub struct Hub {
     streams: Vec<Option<Stream>>,
+    /// Players of names nobody publishes yet: they take no slot of the table.
+    pub waiting: Waiting,
     /// Applied to streams as they are created.
     pub recording: Recording,
     /// Streams get HTTP renditions (the server listens for HTTP).
@@ -205,6 +199,7 @@ impl Hub {
         streams.resize_with(max_streams, || None);
         Self {
             streams,
+            waiting: Waiting::default(),
             recording: Recording::default(),
             http: false,
             disk: None,
@@ -227,7 +222,8 @@ impl Hub {
             .map(StreamId)
     }
 
-    /// The stream `app/name`, created if it does not exist and a slot is free.
+    /// The stream `app/name`, created if it does not exist and a slot is free: for publishers
+    /// and the capture only (a player of a name not in the table waits in [`Hub::waiting`]).
     pub fn find_or_create(&mut self, app: &str, name: &str) -> Result<StreamId, Denied> {
         if let Some(id) = self.find(app, name) {
             return Ok(id);
@@ -372,15 +368,6 @@ mod tests {
             Err(Denied::MissingKey)
         );
         assert_eq!(a.may_play(&req("192.168.1.2", "live", "x?key=k")), Ok(()));
-    }
-
-    #[test]
-    fn key_comparison() {
-        assert!(keys_equal("abc", "abc"));
-        assert!(!keys_equal("abd", "abc"));
-        assert!(!keys_equal("ab", "abc"));
-        assert!(!keys_equal("abcd", "abc"));
-        assert!(!keys_equal("", "abc"));
     }
 
     #[test]

@@ -90,9 +90,9 @@ impl Hls {
         self.done.iter().find(|s| s.sequence == sequence)
     }
 
-    /// The live playlist, segment URLs relative to `/APP/NAME.m3u8` (`NAME/SEQ.aac`); `None`
-    /// until the first segment is complete.
-    pub fn playlist(&self, name: &str) -> Option<String> {
+    /// The live playlist, segment URLs relative to `/APP/NAME.m3u8` (`NAME/SEQ.aac`), each
+    /// followed by `query` (`?key=…`, or empty); `None` until the first segment is complete.
+    pub fn playlist(&self, name: &str, query: &str) -> Option<String> {
         let first = self.done.front()?;
         let seconds = |s: &Segment| s.samples as f64 / f64::from(self.rate);
         let target = self
@@ -109,7 +109,7 @@ impl Hls {
         for s in &self.done {
             let _ = write!(
                 out,
-                "#EXTINF:{:.3},\n{name}/{}.aac\n",
+                "#EXTINF:{:.3},\n{name}/{}.aac{query}\n",
                 seconds(s),
                 s.sequence
             );
@@ -160,7 +160,7 @@ mod tests {
     fn segments_are_about_a_second_and_start_with_their_timestamp() {
         let hls = filled(44); // 44 frames: one segment of 44 × 1024 ≥ 1 s would need 44 (43.07)
         assert!(
-            hls.playlist("audio").is_none(),
+            hls.playlist("audio", "").is_none(),
             "the open segment is not listed"
         );
         let hls = filled(45);
@@ -183,11 +183,14 @@ mod tests {
         let hls = filled(44 * 20 + 1);
         assert!(hls.segment(13).is_none());
         assert!(hls.segment(14).is_some() && hls.segment(19).is_some());
-        let playlist = hls.playlist("audio").unwrap();
+        let playlist = hls.playlist("audio", "").unwrap();
         assert!(playlist.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n"));
         assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:14\n"));
         assert!(playlist.contains("#EXTINF:1.022,\naudio/14.aac\n"));
         assert_eq!(playlist.matches("#EXTINF").count(), SEGMENTS);
+        let keyed = hls.playlist("audio", "?key=k").unwrap();
+        assert!(keyed.contains("#EXTINF:1.022,\naudio/14.aac?key=k\n"));
+        assert_eq!(keyed.matches(".aac?key=k\n").count(), SEGMENTS);
     }
 
     #[test]

@@ -83,8 +83,9 @@ pub trait Site {
     fn snapshot(&self) -> StatSnapshot;
     /// The mount, if its stream exists and is served in its format (HLS: the playlist).
     fn mount(&self, mount: &Mount) -> Option<MountInfo>;
-    /// The HLS playlist of `APP/NAME`, once it has a segment.
-    fn playlist(&self, app: &str, name: &str) -> Option<String>;
+    /// The HLS playlist of `APP/NAME`, once it has a segment; its segment URLs carry the play
+    /// key of `query` (the playlist request's), so a keyed player can fetch them.
+    fn playlist(&self, app: &str, name: &str, query: &str) -> Option<String>;
     /// HLS segment `sequence` of `APP/NAME`, while it is kept.
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>>;
     /// Sets the title of the stream of `mount` (every format of it); false if there is none.
@@ -235,7 +236,7 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
             None => answer.error("404 Not Found", "no such segment (expired?)"),
         },
         Route::Stream(mount) if mount.format == Format::Hls => {
-            match site.playlist(&mount.app, &mount.name) {
+            match site.playlist(&mount.app, &mount.name, &req.query) {
                 Some(p) => answer.reply("200 OK", Format::Hls.content_type(), p.as_bytes()),
                 None => answer.error("404 Not Found", "no such stream in HLS, or no segment yet"),
             }
@@ -295,12 +296,7 @@ fn basic_auth_matches(authorization: Option<&str>, password: &str) -> bool {
         return false;
     };
     let (user, given) = (&decoded[..colon], &decoded[colon + 1..]);
-    (user == b"admin" || user == b"source") & constant_time_eq(given, password.as_bytes())
-}
-
-/// Equality whose time depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    (user == b"admin" || user == b"source") & crate::constant_time::eq(given, password.as_bytes())
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as HTTP basic auth uses.

@@ -57,7 +57,7 @@ impl Site for FakeSite {
         })
     }
 
-    fn playlist(&self, app: &str, name: &str) -> Option<String> {
+    fn playlist(&self, app: &str, name: &str, _query: &str) -> Option<String> {
         (app == "live" && name == "audio").then(|| "#EXTM3U\n".into())
     }
 

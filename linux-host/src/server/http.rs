@@ -13,7 +13,7 @@ use zerocast_core::time::Instant;
 
 use super::Server;
 use crate::capture::{CaptureStatus, SourceState};
-use crate::config::{Settings, SourceSpec};
+use crate::config::{Settings, SourceSpec, StreamPath};
 use crate::conn::{Close, Conn, Granted, Kind, Role};
 use crate::http::framer::mse_type;
 use crate::http::listener::HttpConn;
@@ -23,6 +23,7 @@ use crate::http::{
     HttpConfig, MountInfo, Received, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
 };
 use crate::hub::{Hub, StreamId};
+use crate::logging::Escaped;
 use crate::silence::{SilenceDetector, SilenceEvent};
 use crate::stream::Publisher;
 
@@ -98,13 +99,7 @@ impl HttpOptions {
     fn first_title(&self, app: &str, name: &str) -> String {
         self.stream_titles
             .iter()
-            .find(|(a, n, _)| {
-                a == app
-                    && (n == name
-                        || name
-                            .strip_prefix(n.as_str())
-                            .is_some_and(|r| r.starts_with('_')))
-            })
+            .find(|(a, n, _)| a == app && of_mount(name, n))
             .map(|(_, _, t)| t.clone())
             .or_else(|| self.title.clone())
             .unwrap_or_default()
@@ -247,8 +242,8 @@ impl Server {
                 }
                 info!(
                     "{peer}: HTTP listener of /{}/{}.{}",
-                    mount.app,
-                    mount.name,
+                    Escaped(&mount.app),
+                    Escaped(&mount.name),
                     mount.format.extension()
                 );
                 granted
@@ -492,8 +487,15 @@ fn codec_name(codec: SoundFormat) -> &'static str {
     }
 }
 
-/// The stream serving `mount`: `APP/NAME` itself, or one of its renditions `APP/NAME_CODEC`
-/// (`--codec aac,mp3` serves `/live/audio.mp3` from `live/audio_mp3`).
+/// The mount matcher: whether stream `stream` belongs to the mount name `mount`, being
+/// `mount` itself or one of its renditions `mount_CODEC` (`--codec aac,mp3` serves
+/// `/live/audio.mp3` from `live/audio_mp3`). Exact: `audio_x` is not `audio`'s.
+fn of_mount(stream: &str, mount: &str) -> bool {
+    stream == mount || StreamPath::rendition_base(stream) == Some(mount)
+}
+
+/// The stream serving `mount`: `APP/NAME` itself when it serves the format, else the first of
+/// its renditions that does.
 fn find_mount(hub: &Hub, mount: &Mount) -> Option<StreamId> {
     let serves = |s: &crate::stream::Stream| {
         s.http().is_some_and(|h| match mount.format {
@@ -501,12 +503,11 @@ fn find_mount(hub: &Hub, mount: &Mount) -> Option<StreamId> {
             f => h.rendition(f).is_some(),
         })
     };
-    let prefix = format!("{}_", mount.name);
     hub.find(&mount.app, &mount.name)
         .filter(|id| hub.get(*id).is_some_and(serves))
         .or_else(|| {
             hub.iter()
-                .find(|(_, s)| s.app() == mount.app && s.name().starts_with(&prefix) && serves(s))
+                .find(|(_, s)| s.app() == mount.app && of_mount(s.name(), &mount.name) && serves(s))
                 .map(|(id, _)| id)
         })
 }
@@ -542,14 +543,17 @@ impl Site for HubSite<'_> {
         })
     }
 
-    fn playlist(&self, app: &str, name: &str) -> Option<String> {
+    fn playlist(&self, app: &str, name: &str, query: &str) -> Option<String> {
         let mount = Mount {
             app: app.to_owned(),
             name: name.to_owned(),
             format: Format::Hls,
         };
         let stream = self.hub.get(find_mount(self.hub, &mount)?)?;
-        stream.http()?.hls()?.playlist(name)
+        // The key exactly as the hub read it from the query (and, with a play key set, found
+        // right), so the segments' requests pass the same check.
+        let key = crate::hub::query_key(query).map_or(String::new(), |k| format!("?key={k}"));
+        stream.http()?.hls()?.playlist(name, &key)
     }
 
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>> {
@@ -590,16 +594,20 @@ impl Site for HubSite<'_> {
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
         // Every rendition of the stream shows the same title.
-        let prefix = format!("{}_", mount.name);
         let mut found = false;
         for (_, s) in self.hub.iter_mut() {
-            if s.app() == mount.app && (s.name() == mount.name || s.name().starts_with(&prefix)) {
+            if s.app() == mount.app && of_mount(s.name(), &mount.name) {
                 s.set_title(title);
                 found = true;
             }
         }
         if found {
-            info!("title of {}/{}: {title}", mount.app, mount.name);
+            info!(
+                "title of {}/{}: {}",
+                Escaped(&mount.app),
+                Escaped(&mount.name),
+                Escaped(title)
+            );
         }
         found
     }
@@ -619,6 +627,33 @@ mod tests {
         assert_eq!(options.first_title("live", "audio"), "Morning");
         assert_eq!(options.first_title("live", "audio_mp3"), "Morning");
         assert_eq!(options.first_title("live", "audiobook"), "Station");
+        assert_eq!(options.first_title("live", "audio_x"), "Station");
         assert_eq!(options.first_title("other", "audio"), "Station");
+    }
+
+    /// A mount is its stream and that stream's codec renditions, nothing else.
+    #[test]
+    fn the_mount_matcher_is_exact() {
+        for rendition in [
+            "audio",
+            "audio_mp3",
+            "audio_aac",
+            "audio_pcm",
+            "audio_adpcm",
+        ] {
+            assert!(of_mount(rendition, "audio"), "{rendition}");
+        }
+        for other in [
+            "audio_x",
+            "audio_",
+            "audiobook",
+            "audio_mp3_x",
+            "radio_mp3",
+            "audio.mp3",
+        ] {
+            assert!(!of_mount(other, "audio"), "{other}");
+        }
+        assert!(of_mount("a_b_mp3", "a_b"));
+        assert!(!of_mount("a_b_mp3", "a"));
     }
 }

@@ -17,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::check::check_tone;
-use common::live::{ffmpeg_wav, Zerocast};
+use common::http::get;
+use common::live::{ffmpeg_wav, publish, Zerocast};
 use common::players::{play_url, Player};
 use common::process::{self, Spawned};
 use common::wav::Wav;
@@ -47,24 +48,6 @@ fn zerocast(args: &[&str], dir: &Path) -> Result<(Zerocast, String), HarnessErro
     Ok((z, format!("http://{http}")))
 }
 
-/// ffmpeg publishing a `hz` sine with `codec` to `live/NAME` of `z`.
-fn publish(
-    z: &Zerocast,
-    name: &str,
-    codec: &str,
-    hz: u32,
-    dir: &Path,
-) -> Result<Spawned, HarnessError> {
-    let url = format!("rtmp://127.0.0.1:{}/live/{name}", z.port);
-    let source = format!("sine=f={hz}:r=44100");
-    let log = dir.join(format!("publisher-{name}.log"));
-    let args = [
-        "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", codec, "-f", "flv",
-        &url,
-    ];
-    process::spawn("ffmpeg", &args, &[], &log)
-}
-
 /// Waits until `base` serves `path` (a stream's mounts exist from its first audio on).
 fn wait_mount(base: &str, path: &str) -> Result<(), HarnessError> {
     let host = base.strip_prefix("http://").unwrap();
@@ -72,31 +55,6 @@ fn wait_mount(base: &str, path: &str) -> Result<(), HarnessError> {
     process::wait_until(&format!("{base}{path}"), LIMIT, || {
         Ok(first_line(host, head.as_bytes()).starts_with("HTTP/1.1 200"))
     })
-}
-
-/// GET `url` over plain TCP (no client library), one request on its own connection: status
-/// code and body.
-fn get(url: &str, auth: Option<&str>) -> Result<(u16, String), HarnessError> {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all)
-        .map_err(|e| HarnessError::io("read", e))?;
-    let text = String::from_utf8_lossy(&all).into_owned();
-    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((code, body))
 }
 
 /// `curl` saving `url` for `secs` (it ends with "timeout", exit 28, as an endless body does).

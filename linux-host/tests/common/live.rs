@@ -132,6 +132,24 @@ impl Zerocast {
     }
 }
 
+/// ffmpeg publishing a `hz` sine with `codec` to `live/NAME` of `z`.
+pub fn publish(
+    z: &Zerocast,
+    name: &str,
+    codec: &str,
+    hz: u32,
+    dir: &Path,
+) -> Result<Spawned, HarnessError> {
+    let url = format!("rtmp://127.0.0.1:{}/live/{name}", z.port);
+    let source = format!("sine=f={hz}:r=44100");
+    let log = dir.join(format!("publisher-{name}.log"));
+    let args = [
+        "-nostdin", "-re", "-f", "lavfi", "-i", &source, "-ac", "2", "-c:a", codec, "-f", "flv",
+        &url,
+    ];
+    process::spawn("ffmpeg", &args, &[], &log)
+}
+
 /// `ffmpeg -i URL -t SECS -f wav WAV` with default probing: stops itself after `secs` of
 /// output, or at the end of the stream (the harness's [`super::players::Player::Ffmpeg`]).
 pub fn ffmpeg_wav(

@@ -204,6 +204,81 @@ pub fn play(plan: &PlayPlan) -> Result<PlayLog, HarnessError> {
     Ok(player.log)
 }
 
+/// Connects to 127.0.0.1:`port` and asks, with the core's client session, to play (or, with
+/// `publish`, to publish) `live/NAME`; returns the socket, still open, and whether the server
+/// started the play (`NetStream.Play.Start`) or the publish. A refusal or a close is `false`. The
+/// socket stays connected until dropped: a player waiting for a publisher, a squatter.
+pub fn request(port: u16, name: &str, publish: bool) -> Result<(TcpStream, bool), HarnessError> {
+    let mut stream = connect_raw(port)?;
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(READ_POLL))
+        .map_err(|e| HarnessError::io("set read timeout", e))?;
+    let tc_url = format!("rtmp://127.0.0.1:{port}/live");
+    let config = ClientConfig {
+        app: "live",
+        tc_url: &tc_url,
+        stream: name,
+        role: if publish {
+            ClientRole::Publish
+        } else {
+            ClientRole::Play
+        },
+        digest: false,
+        chunk_size: CLIENT_CHUNK_SIZE,
+        max_message: CLIENT_MAX_MESSAGE,
+        idle_timeout_ms: CLIENT_IDLE_TIMEOUT_MS,
+    };
+    let failed = |detail: String| HarnessError::Failed {
+        what: format!("request live/{name:?}"),
+        detail,
+    };
+    let mut session = Box::new(
+        Session::new(core_now(start), entropy(), &config).map_err(|e| failed(e.to_string()))?,
+    );
+    let mut buffer = vec![0; READ_BUFFER];
+    let mut filled = 0;
+    loop {
+        loop {
+            let out = session.transmit();
+            if out.is_empty() {
+                break;
+            }
+            let n = stream
+                .write(out)
+                .map_err(|e| HarnessError::io("write request", e))?;
+            session.advance(n);
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            return Err(failed("no answer within 5 s".to_owned()));
+        }
+        let free = buffer.get_mut(filled..).unwrap_or_default();
+        match stream.read(free) {
+            Ok(0) => return Ok((stream, false)),
+            Ok(n) => filled += n,
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok((stream, false)),
+        }
+        let mut used = 0;
+        while used < filled {
+            let input = buffer.get(used..filled).unwrap_or_default();
+            let received = match session.receive(core_now(start), input) {
+                Ok(received) => received,
+                // The core's client reports a refusal (`_error`, an error status) this way.
+                Err(_) => return Ok((stream, false)),
+            };
+            used += received.consumed;
+            match received.event {
+                Some(ClientEvent::Playing | ClientEvent::Publishing) => return Ok((stream, true)),
+                None if received.consumed == 0 => break,
+                _ => {}
+            }
+        }
+        buffer.copy_within(used..filled, 0);
+        filled -= used;
+    }
+}
+
 /// The state of one running test player.
 struct Player<'a> {
     stream: TcpStream,

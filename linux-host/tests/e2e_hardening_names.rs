@@ -149,6 +149,7 @@ fn strangers_cannot_squat_names_or_forge_log_lines() -> Result<(), HarnessError>
         let (code, _) = get(&format!("{base}{title}"), Some("YWRtaW46aGFja21l"))?;
         assert_eq!(code, 200, "title update");
         z.wait_log("title of live/show.1: a\\n<1>title", LIMIT)?;
+        assert_eq!(z.log_count("<0>fake"), 1, "the forged name on one line, escaped");
         no_line_starts_with(&z, "<0>fake")?;
         no_line_starts_with(&z, "<1>title")?;
         drop(squatters);

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use common::process::{self, Spawned};
 use common::rtmp_client;
 use common::wav::Wav;
 use common::{tools_available, HarnessError, TempDir};
+use zerocast::waiting::NAMES_PER_GROUP;
 
 /// Upper bound of every wait.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -86,24 +88,50 @@ fn strangers_cannot_squat_names_or_forge_log_lines() -> Result<(), HarnessError>
         let early = ffmpeg_wav(&rtmp("show.1"), LISTEN, &early_wav, &dir.join("early.log"))?;
         z.wait_log("play live/show.1", LIMIT)?;
 
-        // Strangers play made-up names and stay connected; HTTP asks for unknown mounts.
+        // Strangers, each from its own address, play made-up names and stay connected: more
+        // of them wait than the table has slots. One more address tries more names than one
+        // address group may wait for.
         let mut squatters = Vec::new();
         for i in 0..SQUATTERS {
-            squatters.push(rtmp_client::request(
+            let from = Ipv4Addr::new(127, 0, 1, i as u8 + 1);
+            let socket = rtmp_client::connect_raw_from(z.port, from)?;
+            squatters.push(rtmp_client::request_on(
+                socket,
                 z.port,
                 &format!("made-up-{i}"),
                 false,
             )?);
         }
         let waiting = squatters.iter().filter(|(_, started)| *started).count();
+        let greedy = Ipv4Addr::new(127, 0, 2, 1);
+        let mut greedy_waiting = 0;
+        for i in 0..=NAMES_PER_GROUP {
+            let socket = rtmp_client::connect_raw_from(z.port, greedy)?;
+            let (socket, started) =
+                rtmp_client::request_on(socket, z.port, &format!("greedy-{i}"), false)?;
+            greedy_waiting += usize::from(started);
+            squatters.push((socket, started));
+        }
+        println!(
+            "{SQUATTERS} squatters from {SQUATTERS} addresses: {waiting} wait; one address \
+             asking for {} names: {greedy_waiting} wait",
+            NAMES_PER_GROUP + 1
+        );
+        assert_eq!(
+            waiting, SQUATTERS,
+            "squatters from distinct addresses may wait"
+        );
+        assert_eq!(
+            greedy_waiting, NAMES_PER_GROUP,
+            "names waited for by one address"
+        );
         for i in 0..SQUATTERS {
             let (code, _) = get(&format!("{base}/live/nobody-{i}.mp3"), None)?;
             assert_eq!(code, 404, "/live/nobody-{i}.mp3");
         }
         let (_, streams) = get(&format!("{base}/api/v1/streams"), None)?;
         println!(
-            "{SQUATTERS} squatters: {waiting} wait, {} refused; streams listed: {}",
-            SQUATTERS - waiting,
+            "streams listed with squatters waiting: {}",
             streams.matches("\"name\"").count()
         );
         assert!(
@@ -149,7 +177,11 @@ fn strangers_cannot_squat_names_or_forge_log_lines() -> Result<(), HarnessError>
         let (code, _) = get(&format!("{base}{title}"), Some("YWRtaW46aGFja21l"))?;
         assert_eq!(code, 200, "title update");
         z.wait_log("title of live/show.1: a\\n<1>title", LIMIT)?;
-        assert_eq!(z.log_count("<0>fake"), 1, "the forged name on one line, escaped");
+        assert_eq!(
+            z.log_count("<0>fake"),
+            1,
+            "the forged name on one line, escaped"
+        );
         no_line_starts_with(&z, "<0>fake")?;
         no_line_starts_with(&z, "<1>title")?;
         drop(squatters);

@@ -209,7 +209,16 @@ pub fn play(plan: &PlayPlan) -> Result<PlayLog, HarnessError> {
 /// started the play (`NetStream.Play.Start`) or the publish. A refusal or a close is `false`. The
 /// socket stays connected until dropped: a player waiting for a publisher, a squatter.
 pub fn request(port: u16, name: &str, publish: bool) -> Result<(TcpStream, bool), HarnessError> {
-    let mut stream = connect_raw(port)?;
+    request_on(connect_raw(port)?, port, name, publish)
+}
+
+/// [`request`] on a connection the caller made (from another address: [`connect_raw_from`]).
+pub fn request_on(
+    mut stream: TcpStream,
+    port: u16,
+    name: &str,
+    publish: bool,
+) -> Result<(TcpStream, bool), HarnessError> {
     let start = Instant::now();
     stream
         .set_read_timeout(Some(READ_POLL))
@@ -554,6 +563,35 @@ pub fn connect_raw(port: u16) -> Result<TcpStream, HarnessError> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| HarnessError::io(format!("connect to {addr}"), e))?;
+    socket_options(stream)
+}
+
+/// [`connect_raw`] from the loopback address `source` (any of 127.0.0.0/8): one host acting as
+/// many clients, each its own address to the server.
+pub fn connect_raw_from(port: u16, source: Ipv4Addr) -> Result<TcpStream, HarnessError> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let failed =
+        |what: &str, e: nix::Error| HarnessError::io(format!("{what} from {source}"), e.into());
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| failed("socket", e))?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )
+    .map_err(|e| failed("bind", e))?;
+    let addr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    connect(fd.as_raw_fd(), &SockaddrIn::from(addr)).map_err(|e| failed("connect", e))?;
+    socket_options(TcpStream::from(fd))
+}
+
+/// TCP_NODELAY and a 5 s write timeout on a raw test connection.
+fn socket_options(stream: TcpStream) -> Result<TcpStream, HarnessError> {
     stream
         .set_nodelay(true)
         .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(5))))

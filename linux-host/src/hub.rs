@@ -99,9 +99,7 @@ fn split_query(s: &str) -> (&str, &str) {
     s.split_once('?').unwrap_or((s, ""))
 }
 
-/// The `key` parameter of a query string, as it was sent (play and publish keys are URL-safe,
-/// so there is nothing to decode).
-pub fn query_key(query: &str) -> Option<&str> {
+fn query_key(query: &str) -> Option<&str> {
     query.split('&').find_map(|pair| pair.strip_prefix("key="))
 }
 
@@ -124,13 +122,20 @@ impl Access {
 
     /// Whether the request may play.
     pub fn may_play(&self, request: &Request<'_>) -> Result<(), Denied> {
+        self.may_play_keyless(request)?;
+        check_key(request.key(), self.play_key.as_deref())
+    }
+
+    /// [`Access::may_play`] for a request whose key was checked otherwise (an HLS segment
+    /// request with its playlist's token): the name and the address rules.
+    pub fn may_play_keyless(&self, request: &Request<'_>) -> Result<(), Denied> {
         self.check_name(request)?;
         let allowed =
             self.allow_play.is_empty() || self.allow_play.iter().any(|c| c.contains(request.peer));
         if !allowed || self.deny_play.iter().any(|c| c.contains(request.peer)) {
             return Err(Denied::Address);
         }
-        check_key(request.key(), self.play_key.as_deref())
+        Ok(())
     }
 
     fn check_name(&self, request: &Request<'_>) -> Result<(), Denied> {

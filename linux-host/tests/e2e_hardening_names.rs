@@ -2,7 +2,7 @@
 //! a publisher's slot in the stream table (they wait outside it, bounded), nor do HTTP requests
 //! for unknown names; one name rule for RTMP and HTTP (a dotted name is heard over HTTP); one
 //! exact mount matcher (`audio_x` does not answer `/live/audio.mp3`); peer text in the log cannot
-//! forge a line; and HLS works with a play key (its segment URLs keep `?key=`). Every listener is
+//! forge a line; and HLS works with a play key (its segment URLs carry a token in its place). Every listener is
 //! judged by the tone it decoded.
 
 mod common;
@@ -209,8 +209,22 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
             let (code, body) = get(&playlist, None)?;
             Ok(code == 200 && body.matches("#EXTINF").count() >= 3)
         })?;
+        // The segment URLs carry a token in place of the key, which no page shows.
         let (_, body) = get(&playlist, None)?;
-        assert!(body.contains(".aac?key=k3y\n"), "segment URLs: {body}");
+        assert!(
+            body.contains(".aac?token=") && !body.contains("k3y"),
+            "segment URLs: {body}"
+        );
+        let segment = body.lines().find(|l| l.contains(".aac?token="));
+        let segment = format!("{base}/live/{}", segment.unwrap_or_default());
+        let (bare, _) = segment.split_once('?').unwrap_or_default();
+        let answers = [
+            get(&segment, None)?.0,
+            get(bare, None)?.0,
+            get(&format!("{bare}?token=0123"), None)?.0,
+        ];
+        println!("segment with the token, without, with a wrong one: {answers:?}");
+        assert_eq!(answers, [200, 403, 403]);
         let wav = dir.join("hls.wav");
         let player = ffmpeg_wav(&playlist, LISTEN, &wav, &dir.join("hls.log"))?;
         heard(player, &wav, "HLS with ?key=")?;

@@ -91,7 +91,7 @@ impl Hls {
     }
 
     /// The live playlist, segment URLs relative to `/APP/NAME.m3u8` (`NAME/SEQ.aac`), each
-    /// followed by `query` (`?key=…`, or empty); `None` until the first segment is complete.
+    /// followed by `query` (`?token=…`, or empty); `None` until the first segment is complete.
     pub fn playlist(&self, name: &str, query: &str) -> Option<String> {
         let first = self.done.front()?;
         let seconds = |s: &Segment| s.samples as f64 / f64::from(self.rate);
@@ -188,9 +188,9 @@ mod tests {
         assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:14\n"));
         assert!(playlist.contains("#EXTINF:1.022,\naudio/14.aac\n"));
         assert_eq!(playlist.matches("#EXTINF").count(), SEGMENTS);
-        let keyed = hls.playlist("audio", "?key=k").unwrap();
-        assert!(keyed.contains("#EXTINF:1.022,\naudio/14.aac?key=k\n"));
-        assert_eq!(keyed.matches(".aac?key=k\n").count(), SEGMENTS);
+        let keyed = hls.playlist("audio", "?token=t").unwrap();
+        assert!(keyed.contains("#EXTINF:1.022,\naudio/14.aac?token=t\n"));
+        assert_eq!(keyed.matches(".aac?token=t\n").count(), SEGMENTS);
     }
 
     #[test]

@@ -83,9 +83,9 @@ pub trait Site {
     fn snapshot(&self) -> StatSnapshot;
     /// The mount, if its stream exists and is served in its format (HLS: the playlist).
     fn mount(&self, mount: &Mount) -> Option<MountInfo>;
-    /// The HLS playlist of `APP/NAME`, once it has a segment; its segment URLs carry the play
-    /// key of `query` (the playlist request's), so a keyed player can fetch them.
-    fn playlist(&self, app: &str, name: &str, query: &str) -> Option<String>;
+    /// The HLS playlist of `APP/NAME`, once it has a segment; with a play key, its segment URLs
+    /// carry a token that [`Site::may_fetch_segment`] takes in place of the key.
+    fn playlist(&self, app: &str, name: &str) -> Option<String>;
     /// HLS segment `sequence` of `APP/NAME`, while it is kept.
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>>;
     /// Sets the title of the stream of `mount` (every format of it); false if there is none.
@@ -93,6 +93,9 @@ pub trait Site {
     /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
     /// play key as `?key=` in `query`).
     fn may_play(&mut self, app: &str, name: &str, query: &str) -> bool;
+    /// Whether this client may fetch an HLS segment of `APP/NAME`: the play rules, with the
+    /// playlist's `?token=` in `query` standing in for the key.
+    fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool;
     /// Whether this client may see other clients' addresses in the reports (`stats_allow`).
     fn may_see_addresses(&self) -> bool;
 }
@@ -222,9 +225,10 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
                 answer.error("404 Not Found", "no such mount")
             }
         }
-        Route::Segment { app, name, .. } | Route::Stream(Mount { app, name, .. })
-            if !site.may_play(&app, &name, &req.query) =>
-        {
+        Route::Segment { app, name, .. } if !site.may_fetch_segment(&app, &name, &req.query) => {
+            answer.error("403 Forbidden", "not allowed to play this stream")
+        }
+        Route::Stream(Mount { app, name, .. }) if !site.may_play(&app, &name, &req.query) => {
             answer.error("403 Forbidden", "not allowed to play this stream")
         }
         Route::Segment {
@@ -236,7 +240,7 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
             None => answer.error("404 Not Found", "no such segment (expired?)"),
         },
         Route::Stream(mount) if mount.format == Format::Hls => {
-            match site.playlist(&mount.app, &mount.name, &req.query) {
+            match site.playlist(&mount.app, &mount.name) {
                 Some(p) => answer.reply("200 OK", Format::Hls.content_type(), p.as_bytes()),
                 None => answer.error("404 Not Found", "no such stream in HLS, or no segment yet"),
             }

@@ -57,7 +57,7 @@ impl Site for FakeSite {
         })
     }
 
-    fn playlist(&self, app: &str, name: &str, _query: &str) -> Option<String> {
+    fn playlist(&self, app: &str, name: &str) -> Option<String> {
         (app == "live" && name == "audio").then(|| "#EXTM3U\n".into())
     }
 
@@ -67,6 +67,10 @@ impl Site for FakeSite {
 
     fn may_play(&mut self, _app: &str, name: &str, query: &str) -> bool {
         name != "private" || query == "key=k"
+    }
+
+    fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool {
+        query == "token=t" || self.may_play(app, name, query)
     }
 
     fn may_see_addresses(&self) -> bool {
@@ -400,6 +404,9 @@ fn streams_follow_the_play_rules() {
         ("GET /live/private.aac", "403 Forbidden"),
         ("GET /live/private.m3u8", "403 Forbidden"),
         ("GET /live/private/7.aac", "403 Forbidden"),
+        ("GET /live/private/7.aac?token=x", "403 Forbidden"),
+        ("GET /live/private/7.aac?token=t", "200 OK"),
+        ("GET /live/private.aac?token=t", "403 Forbidden"),
         ("GET /live/private.aac?key=k", "404 Not Found"),
     ] {
         let (_, out) = exchange(

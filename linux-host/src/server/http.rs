@@ -120,6 +120,15 @@ pub(super) struct HttpSide {
     token: Token,
     options: HttpOptions,
     silence: Option<SilenceDetector>,
+    /// What HLS segment URLs carry in place of the play key (`?token=`): a keyed player's
+    /// segments need a credential, and the key itself is kept out of every page. Random, made
+    /// anew at every reload (a rotated key ends it; players fetch a new playlist each second).
+    segment_token: String,
+}
+
+/// A new [`HttpSide::segment_token`] from 16 random bytes.
+fn segment_token(random: [u8; 16]) -> String {
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl HttpSide {
@@ -158,6 +167,7 @@ impl Server {
             token: Token(self.token_base + 1 + slots),
             options,
             silence,
+            segment_token: segment_token(self.entropy()),
         });
         Ok(bound)
     }
@@ -165,9 +175,11 @@ impl Server {
     /// SIGHUP: the title, the admin password and the silence thresholds take the reloaded
     /// settings' values; the listener and its connection limit stay (they take a restart).
     pub(super) fn reload_http(&mut self, settings: &Settings) {
+        let token = segment_token(self.entropy());
         let Some(side) = self.http.as_mut() else {
             return;
         };
+        side.segment_token = token;
         let new = HttpOptions {
             max_clients: side.options.max_clients,
             ..HttpOptions::from_settings(settings)
@@ -221,6 +233,7 @@ impl Server {
             report,
             access: &self.options.access,
             stats_allow: &side.options.stats_allow,
+            segment_token: &side.segment_token,
             peer: peer.ip(),
             granted: None,
         };
@@ -518,6 +531,7 @@ struct HubSite<'a> {
     report: Report<'a>,
     access: &'a crate::hub::Access,
     stats_allow: &'a [crate::config::Cidr],
+    segment_token: &'a str,
     peer: std::net::IpAddr,
     /// The request a listener was let in with (for a reload's check).
     granted: Option<Granted>,
@@ -543,17 +557,19 @@ impl Site for HubSite<'_> {
         })
     }
 
-    fn playlist(&self, app: &str, name: &str, query: &str) -> Option<String> {
+    fn playlist(&self, app: &str, name: &str) -> Option<String> {
         let mount = Mount {
             app: app.to_owned(),
             name: name.to_owned(),
             format: Format::Hls,
         };
         let stream = self.hub.get(find_mount(self.hub, &mount)?)?;
-        // The key exactly as the hub read it from the query (and, with a play key set, found
-        // right), so the segments' requests pass the same check.
-        let key = crate::hub::query_key(query).map_or(String::new(), |k| format!("?key={k}"));
-        stream.http()?.hls()?.playlist(name, &key)
+        // Only a request with the right key gets here; its segments carry the token instead.
+        let token = match self.access.play_key {
+            Some(_) => format!("?token={}", self.segment_token),
+            None => String::new(),
+        };
+        stream.http()?.hls()?.playlist(name, &token)
     }
 
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>> {
@@ -586,6 +602,21 @@ impl Site for HubSite<'_> {
             });
         }
         allowed
+    }
+
+    fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool {
+        let token = crate::http::request::query_param(query, "token");
+        if !token
+            .is_some_and(|t| crate::constant_time::eq(t.as_bytes(), self.segment_token.as_bytes()))
+        {
+            return self.may_play(app, name, query);
+        }
+        let request = crate::hub::Request {
+            peer: self.peer,
+            app,
+            name,
+        };
+        self.access.may_play_keyless(&request).is_ok()
     }
 
     fn may_see_addresses(&self) -> bool {

@@ -54,6 +54,14 @@ fn heard(mut player: Spawned, wav: &Path, what: &str) -> Result<(), HarnessError
     Ok(())
 }
 
+/// The token the segment URLs of an HLS playlist carry.
+fn body_token(playlist: &str) -> &str {
+    playlist
+        .lines()
+        .find_map(|l| l.split_once("?token=").map(|(_, t)| t))
+        .unwrap_or_default()
+}
+
 /// Waits until `url` answers `HEAD` with `status`.
 fn wait_status(url: &str, status: u16) -> Result<(), HarnessError> {
     process::wait_until(&format!("{url} to answer {status}"), LIMIT, || {
@@ -195,13 +203,21 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
         return Ok(());
     }
     TempDir::run("hardening-hls-key", |dir| {
+        // The play key from a file, so that a reload can change it.
+        let config = dir.join("zerocast.toml");
+        let write_key = |key: &str| {
+            std::fs::write(&config, format!("[access]\nplay_key = \"{key}\"\n"))
+                .map_err(|e| HarnessError::io("write the config file", e))
+        };
+        write_key("k3y")?;
+        let config_arg = config.display().to_string();
         let args = [
             "--source",
             "tone:440",
             "--codec",
             "aac",
-            "--play-key",
-            "k3y",
+            "--config",
+            &config_arg,
         ];
         let (mut z, base) = zerocast(&args, dir)?;
         let playlist = format!("{base}/live/audio.m3u8?key=k3y");
@@ -210,7 +226,8 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
             Ok(code == 200 && body.matches("#EXTINF").count() >= 3)
         })?;
         // The segment URLs carry a token in place of the key, which no page shows.
-        let (_, body) = get(&playlist, None)?;
+        let (_, playlist_body) = get(&playlist, None)?;
+        let body = &playlist_body;
         assert!(
             body.contains(".aac?token=") && !body.contains("k3y"),
             "segment URLs: {body}"
@@ -228,6 +245,27 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
         let wav = dir.join("hls.wav");
         let player = ffmpeg_wav(&playlist, LISTEN, &wav, &dir.join("hls.log"))?;
         heard(player, &wav, "HLS with ?key=")?;
+
+        // A reload with a new key ends the old token: a segment listed now answers only to the
+        // new playlist's token.
+        write_key("n3w")?;
+        z.process.signal(nix::sys::signal::Signal::SIGHUP)?;
+        z.wait_log("configuration reloaded", LIMIT)?;
+        let (code, body) = get(&format!("{base}/live/audio.m3u8?key=n3w"), None)?;
+        let segment = body.lines().find(|l| l.contains(".aac?token="));
+        let segment = format!("{base}/live/{}", segment.unwrap_or_default());
+        let (bare, _) = segment.split_once('?').unwrap_or_default();
+        let old_token = body_token(&playlist_body);
+        let answers = [
+            code,
+            get(&playlist, None)?.0,
+            get(&segment, None)?.0,
+            get(&format!("{bare}?token={old_token}"), None)?.0,
+        ];
+        println!(
+            "after the key's change: new playlist, old one, new token, old token: {answers:?}"
+        );
+        assert_eq!(answers, [200, 403, 200, 403]);
         z.stop_cleanly()
     })
 }

@@ -122,7 +122,8 @@ pub(super) struct HttpSide {
     silence: Option<SilenceDetector>,
     /// What HLS segment URLs carry in place of the play key (`?token=`): a keyed player's
     /// segments need a credential, and the key itself is kept out of every page. Random, made
-    /// anew at every reload (a rotated key ends it; players fetch a new playlist each second).
+    /// anew when a reload changes the play key (the old one ends with it; players fetch a new
+    /// playlist every second or so).
     segment_token: String,
 }
 
@@ -173,13 +174,17 @@ impl Server {
     }
 
     /// SIGHUP: the title, the admin password and the silence thresholds take the reloaded
-    /// settings' values; the listener and its connection limit stay (they take a restart).
+    /// settings' values, a new play key a new segment token; the listener and its connection
+    /// limit stay (they take a restart). Called before `self.settings` is replaced.
     pub(super) fn reload_http(&mut self, settings: &Settings) {
-        let token = segment_token(self.entropy());
+        let rotated = self.settings.access.play_key != settings.access.play_key;
+        let token = rotated.then(|| segment_token(self.entropy()));
         let Some(side) = self.http.as_mut() else {
             return;
         };
-        side.segment_token = token;
+        if let Some(token) = token {
+            side.segment_token = token;
+        }
         let new = HttpOptions {
             max_clients: side.options.max_clients,
             ..HttpOptions::from_settings(settings)

@@ -38,6 +38,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+use crate::names;
+
 /// Where the PCM comes from (`--source`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SourceSpec {
@@ -221,11 +223,14 @@ pub struct StreamPath {
 impl StreamPath {
     fn parse(s: &str) -> Result<Self, String> {
         match s.split_once('/') {
-            Some((app, name)) if valid_name(app) && valid_name(name) => Ok(Self {
+            Some((app, name)) if names::is_valid(app) && names::is_valid(name) => Ok(Self {
                 app: app.to_owned(),
                 name: name.to_owned(),
             }),
-            _ => Err("APP/NAME, each of letters, digits, '_', '-' or '.'".into()),
+            _ => Err(format!(
+                "APP/NAME, each 1 to {} letters, digits, '_', '-' or '.', not starting with '.'",
+                names::MAX_LEN
+            )),
         }
     }
 
@@ -245,13 +250,14 @@ impl StreamPath {
             name: format!("{}_{codec}", self.name),
         }
     }
-}
 
-/// An application or stream name: letters, digits, `_`, `-`, `.`.
-fn valid_name(p: &str) -> bool {
-    !p.is_empty()
-        && p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    /// The inverse of [`StreamPath::rendition`]: the stream `name` is a rendition of
+    /// (`audio` for `audio_mp3`), if it is `NAME_CODEC` for one of zerocast's codecs. Exact, so a
+    /// stream `audio_x` is nobody's rendition.
+    pub fn rendition_base(name: &str) -> Option<&str> {
+        let (base, codec) = name.rsplit_once('_')?;
+        Codec::parse(codec).ok().map(|_| base)
+    }
 }
 
 impl fmt::Display for StreamPath {
@@ -969,11 +975,12 @@ fn http_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D:
 
 fn app_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let text = String::deserialize(d)?;
-    if valid_name(&text) {
+    if names::is_valid(&text) {
         Ok(text)
     } else {
         Err(de::Error::custom(
-            "expected an application name of letters, digits, '_', '-' or '.'",
+            "expected an application name of letters, digits, '_', '-' or '.', not starting \
+             with '.'",
         ))
     }
 }

@@ -56,6 +56,9 @@ pub enum Role {
     Idle,
     /// Plays a stream.
     Player(StreamId),
+    /// Was told its play started, of a name nobody publishes yet: it waits in the hub's
+    /// [`crate::waiting::Waiting`] list, outside the stream table, until a publisher arrives.
+    Waiting,
     /// Publishes a stream; `last_audio` is when its last audio arrived.
     Publisher {
         /// The stream.

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use crate::config::Cidr;
 use crate::stream::Stream;
+use crate::waiting::Waiting;
 
 /// A stream of the [`Hub`]: its slot, and which of the streams that slot held over time. The
 /// table reuses a released stream's slot; an id kept after that (by a relay still connecting,
@@ -33,6 +34,8 @@ pub enum Denied {
     TooManyStreams,
     /// The name is not a valid stream name.
     BadName,
+    /// A player may not wait for one more unpublished name ([`crate::waiting`]).
+    TooManyWaiting,
 }
 
 impl std::fmt::Display for Denied {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Denied {
             Self::CaptureStream => "the stream is the local capture's",
             Self::TooManyStreams => "too many streams (--max-streams)",
             Self::BadName => "invalid stream name",
+            Self::TooManyWaiting => "no such stream, and too many names waited for",
         })
     }
 }
@@ -104,24 +108,6 @@ fn query_key(query: &str) -> Option<&str> {
     query.split('&').find_map(|pair| pair.strip_prefix("key="))
 }
 
-/// Compares two keys in time that depends only on their lengths, not on where they differ.
-fn keys_equal(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = u8::from(a.len() != b.len());
-    for (i, expected) in b.iter().enumerate() {
-        diff |= a.get(i).copied().unwrap_or(0) ^ expected;
-    }
-    diff == 0
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
 impl Access {
     /// Whether the request may publish.
     pub fn may_publish(&self, request: &Request<'_>) -> Result<(), Denied> {
@@ -141,20 +127,27 @@ impl Access {
 
     /// Whether the request may play.
     pub fn may_play(&self, request: &Request<'_>) -> Result<(), Denied> {
+        self.may_play_keyless(request)?;
+        check_key(request.key(), self.play_key.as_deref())
+    }
+
+    /// [`Access::may_play`] for a request whose key was checked otherwise (an HLS segment
+    /// request with its playlist's token): the name and the address rules.
+    pub fn may_play_keyless(&self, request: &Request<'_>) -> Result<(), Denied> {
         self.check_name(request)?;
         let allowed =
             self.allow_play.is_empty() || self.allow_play.iter().any(|c| c.contains(request.peer));
         if !allowed || self.deny_play.iter().any(|c| c.contains(request.peer)) {
             return Err(Denied::Address);
         }
-        check_key(request.key(), self.play_key.as_deref())
+        Ok(())
     }
 
     fn check_name(&self, request: &Request<'_>) -> Result<(), Denied> {
         if request.app_base() != self.app {
             return Err(Denied::UnknownApp);
         }
-        if !valid_name(request.name_base()) {
+        if !crate::names::is_valid(request.name_base()) {
             return Err(Denied::BadName);
         }
         Ok(())
@@ -165,7 +158,11 @@ fn check_key(given: Option<&str>, expected: Option<&str>) -> Result<(), Denied> 
     match (expected, given) {
         (None, _) => Ok(()),
         (Some(_), None) => Err(Denied::MissingKey),
-        (Some(expected), Some(given)) if keys_equal(given, expected) => Ok(()),
+        (Some(expected), Some(given))
+            if crate::constant_time::eq(given.as_bytes(), expected.as_bytes()) =>
+        {
+            Ok(())
+        }
         (Some(_), Some(_)) => Err(Denied::WrongKey),
     }
 }
@@ -191,11 +188,13 @@ impl Recording {
     }
 }
 
-/// The fixed-capacity stream table.
+/// The fixed-capacity stream table, and the players waiting for a stream not in it yet.
 pub struct Hub {
     streams: Vec<Option<Stream>>,
     /// Per slot, how many streams it has held: the generation of its current one.
     generations: Vec<u64>,
+    /// Players of names nobody publishes yet: they take no slot of the table.
+    pub waiting: Waiting,
     /// Applied to streams as they are created.
     pub recording: Recording,
     /// Streams get HTTP renditions (the server listens for HTTP).
@@ -213,6 +212,7 @@ impl Hub {
         Self {
             streams,
             generations: vec![0; max_streams],
+            waiting: Waiting::default(),
             recording: Recording::default(),
             http: false,
             disk: None,
@@ -248,7 +248,8 @@ impl Hub {
         (self.generations.get(id.index) == Some(&id.generation)).then_some(id.index)
     }
 
-    /// The stream `app/name`, created if it does not exist and a slot is free.
+    /// The stream `app/name`, created if it does not exist and a slot is free: for publishers
+    /// and the capture only (a player of a name not in the table waits in [`Hub::waiting`]).
     pub fn find_or_create(&mut self, app: &str, name: &str) -> Result<StreamId, Denied> {
         if let Some(id) = self.find(app, name) {
             return Ok(id);
@@ -402,15 +403,6 @@ mod tests {
             Err(Denied::MissingKey)
         );
         assert_eq!(a.may_play(&req("192.168.1.2", "live", "x?key=k")), Ok(()));
-    }
-
-    #[test]
-    fn key_comparison() {
-        assert!(keys_equal("abc", "abc"));
-        assert!(!keys_equal("abd", "abc"));
-        assert!(!keys_equal("ab", "abc"));
-        assert!(!keys_equal("abcd", "abc"));
-        assert!(!keys_equal("", "abc"));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 pub mod capture;
 pub mod config;
 pub mod conn;
+pub mod constant_time;
 pub mod egress;
 pub mod encode;
 pub mod event_loop;
@@ -26,12 +27,14 @@ pub mod formats;
 pub mod http;
 pub mod hub;
 pub mod logging;
+pub mod names;
 pub mod record;
 pub mod relay;
 pub mod server;
 pub mod silence;
 pub mod stream;
 pub mod systemd;
+pub mod waiting;
 pub mod worker;
 
 use std::ffi::OsString;

@@ -9,6 +9,7 @@
 //! priority in the form journald parses (sd-daemon(3)), so `journalctl -p warning` works:
 //! `<4>zerocast::capture::alsa: message`.
 
+use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -102,9 +103,70 @@ impl Log for StderrLogger {
     }
 }
 
+/// The most characters of one peer-supplied string a log line shows; the rest is cut and
+/// marked with `…`. Names are at most 64 bytes; titles and refused names can be longer.
+pub const PEER_TEXT_MAX: usize = 160;
+
+/// Peer-supplied text (RTMP application and stream names, titles, anything a client sent) as a
+/// log line may show it: one line that cannot pose as another. Control characters (newlines
+/// above all), characters that do not print (bidirectional overrides, zero-width ones) and `\`
+/// itself are written as Rust escapes (`\n`, `\u{202e}`, `\\`), a leading `<` as `\u{3c}` (the
+/// journal reads `<N>` at a line's start as its priority), and the text is cut after
+/// [`PEER_TEXT_MAX`] characters. Every log site that prints what a peer sent wraps it in this.
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.chars().enumerate() {
+            if i == PEER_TEXT_MAX {
+                return f.write_str("…");
+            }
+            // `escape_debug` escapes exactly the characters that do not print (std's Unicode
+            // table) and `\\`; quotes print as they are.
+            let escape = c.escape_debug();
+            if i == 0 && c == '<' {
+                f.write_str("\\u{3c}")?;
+            } else if escape.len() == 1 || matches!(c, '\'' | '"') {
+                f.write_char(c)?;
+            } else {
+                write!(f, "{escape}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_text_is_escaped_to_one_harmless_line() {
+        let shown = |s: &str| Escaped(s).to_string();
+        assert_eq!(shown("audio"), "audio");
+        assert_eq!(shown("x\n<0>fake"), "x\\n<0>fake");
+        assert_eq!(shown("<3>zerocast: forged"), "\\u{3c}3>zerocast: forged");
+        assert_eq!(shown("a\rb\tc\u{1b}[31m"), "a\\rb\\tc\\u{1b}[31m");
+        assert_eq!(shown("back\\slash"), "back\\\\slash");
+        assert_eq!(shown("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(shown("zero\u{200b}width"), "zero\\u{200b}width");
+        assert_eq!(
+            shown("Café «live» 'n' \"more\""),
+            "Café «live» 'n' \"more\""
+        );
+        assert_eq!(shown("a<b"), "a<b");
+        let long = "x".repeat(PEER_TEXT_MAX + 10);
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(PEER_TEXT_MAX)));
+        assert_eq!(shown(&long[..PEER_TEXT_MAX]), long[..PEER_TEXT_MAX]);
+        for s in ["a\nb", "\u{85}", "\u{2028}", "\u{2029}", "\r"] {
+            assert!(
+                !shown(s)
+                    .contains(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn line_format() {

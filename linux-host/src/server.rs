@@ -25,6 +25,7 @@ use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::http::listener::HttpConn;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
+use crate::logging::Escaped;
 use crate::relay::{Relays, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Worker, WORKER_TOKEN};
@@ -485,16 +486,19 @@ impl Server {
 
     /// Who may play or publish what, and which stream it is: the access rules, then the table.
     /// A stream the local capture feeds (its own or one of its renditions) takes no publisher.
-    /// Every answer is logged once with the peer's address.
-    fn route(
-        &mut self,
-        peer: SocketAddr,
-        request: &Request<'_>,
-        publish: bool,
-    ) -> Result<StreamId, Denied> {
+    /// A player of a name not in the table waits outside it ([`crate::waiting`]): only
+    /// publishers (and the capture) create streams. Every answer is logged once with the peer's
+    /// address.
+    fn route(&mut self, peer: SocketAddr, request: &Request<'_>, publish: bool) -> Decision {
         let (app, name) = (request.app_base(), request.name_base());
-        let verdict = if publish {
-            self.options.access.may_publish(request).and_then(|()| {
+        // What the peer is let in with, kept for a reload to check again.
+        let granted = || Granted {
+            app: request.app.to_owned(),
+            name: request.name.to_owned(),
+            publish,
+        };
+        let decision = if publish {
+            let verdict = self.options.access.may_publish(request).and_then(|()| {
                 let captured = self
                     .hub
                     .find(app, name)
@@ -505,20 +509,33 @@ impl Server {
                 } else {
                     self.hub.find_or_create(app, name)
                 }
+            });
+            verdict.map_or_else(Decision::RefusePublish, |id| {
+                Decision::Publish(id, granted())
             })
         } else {
-            self.options
-                .access
-                .may_play(request)
-                .and_then(|()| self.hub.find_or_create(app, name))
+            let verdict = self.options.access.may_play(request).and_then(|()| {
+                match self.hub.find(app, name) {
+                    Some(id) => Ok(Decision::Play(id, granted())),
+                    None => (self.hub.waiting)
+                        .admits(name, peer.ip())
+                        .map(|()| Decision::Wait(name.to_owned(), granted())),
+                }
+            });
+            verdict.unwrap_or_else(Decision::RefusePlay)
         };
         let verb = if publish { "publish" } else { "play" };
-        match &verdict {
-            Ok(_) => info!("{peer}: {verb} {app}/{name}"),
+        // The names are the peer's own text, shown escaped.
+        let (app, name) = (Escaped(app), Escaped(name));
+        match &decision {
+            Decision::Wait(..) => info!("{peer}: {verb} {app}/{name}: waiting for its publisher"),
             // The peer is closed right after a refusal, so this is once per attempt.
-            Err(why) => warn!("{peer}: {verb} {app}/{name} refused: {why}"),
+            Decision::RefusePlay(why) | Decision::RefusePublish(why) => {
+                warn!("{peer}: {verb} {app}/{name} refused: {why}")
+            }
+            _ => info!("{peer}: {verb} {app}/{name}"),
         }
-        verdict
+        decision
     }
 
     /// Handles a peer's event; returns a decision to apply to its session.
@@ -537,17 +554,7 @@ impl Server {
                 app,
                 name,
             };
-            let granted = || Granted {
-                app: app.to_owned(),
-                name: name.to_owned(),
-                publish,
-            };
-            return Some(match (self.route(peer, &request, publish), publish) {
-                (Ok(id), false) => Decision::Play(id, granted()),
-                (Err(why), false) => Decision::RefusePlay(why),
-                (Ok(id), true) => Decision::Publish(id, granted()),
-                (Err(why), true) => Decision::RefusePublish(why),
-            });
+            return Some(self.route(peer, &request, publish));
         }
         match event {
             Event::Audio { timestamp, payload } => {
@@ -595,19 +602,22 @@ impl Server {
             Decision::Play(id, granted) => {
                 session.accept_play()?;
                 conn.granted = Some(granted);
-                *role = Role::Player(id);
+                self.join(conn, index, id);
+            }
+            Decision::Wait(name, granted) => {
+                // nginx-rtmp's answer too: the play started; the audio comes with a publisher.
+                session.accept_play()?;
+                conn.granted = Some(granted);
+                *role = Role::Waiting;
                 conn.shrink_for_player();
-                if let Some(stream) = self.hub.get_mut(id) {
-                    stream.add_reader(index);
-                    let cursor = stream.join_cursor(self.options.join_ms);
-                    conn.reader = Some(RtmpReader::new(id, cursor));
-                }
+                self.hub.waiting.add(index, &name, conn.peer.ip());
             }
             Decision::RefusePlay(why) => {
                 session.refuse_play(match why {
-                    Denied::TooManyStreams | Denied::UnknownApp | Denied::BadName => {
-                        Refusal::NotFound
-                    }
+                    Denied::TooManyStreams
+                    | Denied::UnknownApp
+                    | Denied::BadName
+                    | Denied::TooManyWaiting => Refusal::NotFound,
                     _ => Refusal::Denied,
                 })?;
                 conn.close_after_flush = true;
@@ -631,6 +641,7 @@ impl Server {
                     info!("{}: takes over from the previous publisher", conn.peer);
                     self.pending_close.push((old, Close::Replaced));
                 }
+                self.join_waiting(id);
                 self.notify_readers(id);
                 self.relays_stream_ready(now);
             }
@@ -642,11 +653,15 @@ impl Server {
                 conn.close_after_flush = true;
             }
             Decision::StopPlay => {
-                if let Role::Player(id) = *role {
-                    if let Some(s) = self.hub.get_mut(id) {
-                        s.remove_reader(index);
+                match *role {
+                    Role::Player(id) => {
+                        if let Some(s) = self.hub.get_mut(id) {
+                            s.remove_reader(index);
+                        }
+                        self.hub.release_if_idle(id);
                     }
-                    self.hub.release_if_idle(id);
+                    Role::Waiting => self.hub.waiting.remove(index),
+                    Role::Idle | Role::Publisher { .. } => {}
                 }
                 *role = Role::Idle;
                 if let Some(r) = conn.reader.as_mut() {
@@ -665,6 +680,41 @@ impl Server {
 }
 
 impl Server {
+    /// Makes the player `conn` (connection `index`) a reader of stream `id`, from its join point.
+    fn join(&mut self, conn: &mut Conn, index: usize, id: StreamId) {
+        if let Kind::Peer { role, .. } = &mut conn.kind {
+            *role = Role::Player(id);
+        }
+        conn.shrink_for_player();
+        if let Some(stream) = self.hub.get_mut(id) {
+            stream.add_reader(index);
+            let cursor = stream.join_cursor(self.options.join_ms);
+            conn.reader = Some(RtmpReader::new(id, cursor));
+        }
+    }
+
+    /// The players waiting for the name of `id` join it: its publisher arrived.
+    fn join_waiting(&mut self, id: StreamId) {
+        let Some((app, name)) = self
+            .hub
+            .get(id)
+            .map(|s| (s.app().to_owned(), s.name().to_owned()))
+        else {
+            return;
+        };
+        let waiting = self.hub.waiting.take(&name);
+        if !waiting.is_empty() {
+            info!("{app}/{name}: {} waiting player(s) join", waiting.len());
+        }
+        for index in waiting {
+            let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) else {
+                continue;
+            };
+            self.join(&mut conn, index, id);
+            self.conns[index] = Some(conn);
+        }
+    }
+
     /// The publisher `index` of stream `id` left: the stream keeps its players and its clock.
     fn unpublish(&mut self, id: StreamId, index: usize, now: Instant) {
         if let Some(s) = self.hub.get_mut(id) {
@@ -828,6 +878,7 @@ impl Server {
                     self.hub.release_if_idle(id);
                 }
                 Role::Publisher { stream, .. } => self.unpublish(stream, index, now),
+                Role::Waiting => self.hub.waiting.remove(index),
                 Role::Idle => {}
             },
             Kind::Relay { relay, stream, .. } => {
@@ -1103,6 +1154,8 @@ fn unsent_span(latest: Option<u64>, step: u64, first: u64) -> u64 {
 /// What the server decided about a peer's request.
 enum Decision {
     Play(StreamId, Granted),
+    /// Play a name nobody publishes yet: wait for its publisher outside the table.
+    Wait(String, Granted),
     RefusePlay(Denied),
     Publish(StreamId, Granted),
     RefusePublish(Denied),

@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::check::{check_tone, decode};
+use common::http::get;
 use common::live::{ffmpeg_wav, publish_tone, Zerocast};
 use common::players::{play_url, Player};
 use common::process::{self, Spawned};
@@ -65,31 +66,6 @@ fn wait_mount(base: &str, path: &str) -> Result<(), HarnessError> {
     process::wait_until(&format!("{base}{path}"), LIMIT, || {
         Ok(first_line(host, head.as_bytes()).starts_with("HTTP/1.1 200"))
     })
-}
-
-/// GET `url` over plain TCP (no client library), one request on its own connection: status
-/// code and body.
-fn get(url: &str, auth: Option<&str>) -> Result<(u16, String), HarnessError> {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_at(rest.find('/').unwrap());
-    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all)
-        .map_err(|e| HarnessError::io("read", e))?;
-    let text = String::from_utf8_lossy(&all).into_owned();
-    let code = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((code, body))
 }
 
 /// `curl` saving `url` for `secs` (it ends with "timeout", exit 28, as an endless body does).

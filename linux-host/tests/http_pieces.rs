@@ -138,7 +138,7 @@ fn framed_aac_decodes_as_adts_flv_fmp4_and_hls() -> Result<(), HarnessError> {
         }
         // Segments of the last 6 s: all but the open one are kept.
         std::fs::create_dir_all(dir.join("audio")).unwrap();
-        let playlist = hls.playlist("audio").unwrap();
+        let playlist = hls.playlist("audio", "").unwrap();
         let first: u64 = playlist
             .lines()
             .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))

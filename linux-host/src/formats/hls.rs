@@ -121,9 +121,9 @@ impl Hls {
         self.done.iter().find(|s| s.sequence == sequence)
     }
 
-    /// The live playlist, segment URLs relative to `/APP/NAME.m3u8` (`NAME/SEQ.aac`); `None`
-    /// until the first segment is complete.
-    pub fn playlist(&self, name: &str) -> Option<String> {
+    /// The live playlist, segment URLs relative to `/APP/NAME.m3u8` (`NAME/SEQ.aac`), each
+    /// followed by `query` (`?token=…`, or empty); `None` until the first segment is complete.
+    pub fn playlist(&self, name: &str, query: &str) -> Option<String> {
         let first = self.done.front()?;
         let seconds = |s: &Segment| s.samples as f64 / f64::from(self.rate);
         let target = self
@@ -150,7 +150,7 @@ impl Hls {
             }
             let _ = write!(
                 out,
-                "#EXTINF:{:.3},\n{name}/{}.aac\n",
+                "#EXTINF:{:.3},\n{name}/{}.aac{query}\n",
                 seconds(s),
                 s.sequence
             );
@@ -201,7 +201,7 @@ mod tests {
     fn segments_are_about_a_second_and_start_with_their_timestamp() {
         let hls = filled(44); // 44 frames: one segment of 44 × 1024 ≥ 1 s would need 44 (43.07)
         assert!(
-            hls.playlist("audio").is_none(),
+            hls.playlist("audio", "").is_none(),
             "the open segment is not listed"
         );
         let hls = filled(45);
@@ -224,11 +224,14 @@ mod tests {
         let hls = filled(44 * 20 + 1);
         assert!(hls.segment(13).is_none());
         assert!(hls.segment(14).is_some() && hls.segment(19).is_some());
-        let playlist = hls.playlist("audio").unwrap();
+        let playlist = hls.playlist("audio", "").unwrap();
         assert!(playlist.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n"));
         assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:14\n"));
         assert!(playlist.contains("#EXTINF:1.022,\naudio/14.aac\n"));
         assert_eq!(playlist.matches("#EXTINF").count(), SEGMENTS);
+        let keyed = hls.playlist("audio", "?token=t").unwrap();
+        assert!(keyed.contains("#EXTINF:1.022,\naudio/14.aac?token=t\n"));
+        assert_eq!(keyed.matches(".aac?token=t\n").count(), SEGMENTS);
     }
 
     /// After a codec change the numbering goes on, the change is marked, and the mark is
@@ -243,7 +246,7 @@ mod tests {
             }
         };
         frames(&mut hls, 0..48);
-        let playlist = hls.playlist("audio").unwrap();
+        let playlist = hls.playlist("audio", "").unwrap();
         assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:3\n"), "{playlist}");
         assert!(!playlist.contains("DISCONTINUITY-SEQUENCE"), "{playlist}");
         assert!(
@@ -251,7 +254,7 @@ mod tests {
             "{playlist}"
         );
         frames(&mut hls, 48..48 * 10);
-        let playlist = hls.playlist("audio").unwrap();
+        let playlist = hls.playlist("audio", "").unwrap();
         assert!(
             playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"),
             "{playlist}"

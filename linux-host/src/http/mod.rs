@@ -81,7 +81,8 @@ pub trait Site {
     fn snapshot(&self) -> StatSnapshot;
     /// The mount, if its stream exists and is served in its format (HLS: the playlist).
     fn mount(&self, mount: &Mount) -> Option<MountInfo>;
-    /// The HLS playlist of `APP/NAME`, once it has a segment.
+    /// The HLS playlist of `APP/NAME`, once it has a segment; with a play key, its segment URLs
+    /// carry a token that [`Site::may_fetch_segment`] takes in place of the key.
     fn playlist(&self, app: &str, name: &str) -> Option<String>;
     /// HLS segment `sequence` of `APP/NAME`, while it is kept.
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>>;
@@ -90,6 +91,9 @@ pub trait Site {
     /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
     /// play key as `?key=` in `query`).
     fn may_play(&mut self, app: &str, name: &str, query: &str) -> bool;
+    /// Whether this client may fetch an HLS segment of `APP/NAME`: the play rules, with the
+    /// playlist's `?token=` in `query` standing in for the key.
+    fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool;
     /// Whether this client may see other clients' addresses in the reports (`stats_allow`).
     fn may_see_addresses(&self) -> bool;
 }
@@ -219,9 +223,10 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
                 answer.error("404 Not Found", "no such mount")
             }
         }
-        Route::Segment { app, name, .. } | Route::Stream(Mount { app, name, .. })
-            if !site.may_play(&app, &name, &req.query) =>
-        {
+        Route::Segment { app, name, .. } if !site.may_fetch_segment(&app, &name, &req.query) => {
+            answer.error("403 Forbidden", "not allowed to play this stream")
+        }
+        Route::Stream(Mount { app, name, .. }) if !site.may_play(&app, &name, &req.query) => {
             answer.error("403 Forbidden", "not allowed to play this stream")
         }
         Route::Segment {
@@ -289,12 +294,7 @@ fn basic_auth_matches(authorization: Option<&str>, password: &str) -> bool {
         return false;
     };
     let (user, given) = (&decoded[..colon], &decoded[colon + 1..]);
-    (user == b"admin" || user == b"source") & constant_time_eq(given, password.as_bytes())
-}
-
-/// Equality whose time depends on the lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    (user == b"admin" || user == b"source") & crate::constant_time::eq(given, password.as_bytes())
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as HTTP basic auth uses.

@@ -15,6 +15,7 @@
 
 use super::request::{query_param, Method, Request};
 use crate::formats::Format;
+use crate::names;
 
 /// A stream's mount: `APP/NAME` and the format.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,20 +34,12 @@ impl Mount {
         let (app, file) = path.strip_prefix('/')?.split_once('/')?;
         let (name, ext) = file.rsplit_once('.')?;
         let format = Format::from_extension(ext)?;
-        (is_name(app) && is_name(name)).then(|| Mount {
+        (names::is_valid(app) && names::is_valid(name)).then(|| Mount {
             app: app.to_owned(),
             name: name.to_owned(),
             format,
         })
     }
-}
-
-/// Stream path components: letters, digits, `_` and `-` (what RTMP names use in practice).
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// What a request asks for.
@@ -109,7 +102,7 @@ pub fn route(req: &Request) -> Route {
 fn segment(path: &str) -> Option<Route> {
     let mut parts = path.strip_prefix('/')?.split('/');
     let (app, name, file) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || !is_name(app) || !is_name(name) {
+    if parts.next().is_some() || !names::is_valid(app) || !names::is_valid(name) {
         return None;
     }
     let sequence = file.strip_suffix(".aac")?.parse().ok()?;

@@ -69,6 +69,10 @@ impl Site for FakeSite {
         name != "private" || query == "key=k"
     }
 
+    fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool {
+        query == "token=t" || self.may_play(app, name, query)
+    }
+
     fn may_see_addresses(&self) -> bool {
         self.sees_addresses
     }
@@ -400,6 +404,9 @@ fn streams_follow_the_play_rules() {
         ("GET /live/private.aac", "403 Forbidden"),
         ("GET /live/private.m3u8", "403 Forbidden"),
         ("GET /live/private/7.aac", "403 Forbidden"),
+        ("GET /live/private/7.aac?token=x", "403 Forbidden"),
+        ("GET /live/private/7.aac?token=t", "200 OK"),
+        ("GET /live/private.aac?token=t", "403 Forbidden"),
         ("GET /live/private.aac?key=k", "404 Not Found"),
     ] {
         let (_, out) = exchange(

@@ -14,7 +14,7 @@ use zerocast_core::time::Instant;
 use super::Server;
 use super::{Conn, Kind};
 use crate::capture::{CaptureStatus, SourceState};
-use crate::config::{Settings, SourceSpec};
+use crate::config::{Settings, SourceSpec, StreamPath};
 use crate::conn::{Close, Granted, HttpPart, Role};
 use crate::formats::framer::mse_type;
 use crate::formats::Format;
@@ -25,6 +25,7 @@ use crate::http::{
     HttpConfig, MountInfo, Received, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
 };
 use crate::hub::{Hub, StreamId};
+use crate::logging::Escaped;
 use crate::silence::{SilenceDetector, SilenceEvent};
 use crate::stream::Publisher;
 
@@ -100,13 +101,7 @@ impl HttpOptions {
     fn first_title(&self, app: &str, name: &str) -> String {
         self.stream_titles
             .iter()
-            .find(|(a, n, _)| {
-                a == app
-                    && (n == name
-                        || name
-                            .strip_prefix(n.as_str())
-                            .is_some_and(|r| r.starts_with('_')))
-            })
+            .find(|(a, n, _)| a == app && of_mount(name, n))
             .map(|(_, _, t)| t.clone())
             .or_else(|| self.title.clone())
             .unwrap_or_default()
@@ -127,6 +122,16 @@ pub(super) struct HttpSide {
     token: Token,
     options: HttpOptions,
     silence: Option<SilenceDetector>,
+    /// What HLS segment URLs carry in place of the play key (`?token=`): a keyed player's
+    /// segments need a credential, and the key itself is kept out of every page. Random, made
+    /// anew when a reload changes the play key (the old one ends with it; players fetch a new
+    /// playlist every second or so).
+    segment_token: String,
+}
+
+/// A new [`HttpSide::segment_token`] from 16 random bytes.
+fn segment_token(random: [u8; 16]) -> String {
+    random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl HttpSide {
@@ -165,16 +170,23 @@ impl Server {
             token: Token(self.token_base + 1 + slots),
             options,
             silence,
+            segment_token: segment_token(self.entropy()),
         });
         Ok(bound)
     }
 
     /// SIGHUP: the title, the admin password and the silence thresholds take the reloaded
-    /// settings' values; the listener and its connection limit stay (they take a restart).
+    /// settings' values, a new play key a new segment token; the listener and its connection
+    /// limit stay (they take a restart). Called before `self.settings` is replaced.
     pub(super) fn reload_http(&mut self, settings: &Settings) {
+        let rotated = self.settings.access.play_key != settings.access.play_key;
+        let token = rotated.then(|| segment_token(self.entropy()));
         let Some(side) = self.http.as_mut() else {
             return;
         };
+        if let Some(token) = token {
+            side.segment_token = token;
+        }
         let new = HttpOptions {
             max_clients: side.options.max_clients,
             ..HttpOptions::from_settings(settings)
@@ -228,6 +240,7 @@ impl Server {
             report,
             access: &self.options.access,
             stats_allow: &side.options.stats_allow,
+            segment_token: &side.segment_token,
             peer: peer.ip(),
             granted: None,
         };
@@ -249,8 +262,8 @@ impl Server {
                 }
                 info!(
                     "{peer}: HTTP listener of /{}/{}.{}",
-                    mount.app,
-                    mount.name,
+                    Escaped(&mount.app),
+                    Escaped(&mount.name),
                     mount.format.extension()
                 );
                 granted
@@ -505,8 +518,15 @@ fn codec_name(codec: SoundFormat) -> &'static str {
     }
 }
 
-/// The stream serving `mount`: `APP/NAME` itself, or one of its renditions `APP/NAME_CODEC`
-/// (`--codec aac,mp3` serves `/live/audio.mp3` from `live/audio_mp3`).
+/// The mount matcher: whether stream `stream` belongs to the mount name `mount`, being
+/// `mount` itself or one of its renditions `mount_CODEC` (`--codec aac,mp3` serves
+/// `/live/audio.mp3` from `live/audio_mp3`). Exact: `audio_x` is not `audio`'s.
+fn of_mount(stream: &str, mount: &str) -> bool {
+    stream == mount || StreamPath::rendition_base(stream) == Some(mount)
+}
+
+/// The stream serving `mount`: `APP/NAME` itself when it serves the format, else the first of
+/// its renditions that does.
 fn find_mount(hub: &Hub, mount: &Mount) -> Option<StreamId> {
     let serves = |s: &crate::stream::Stream| {
         s.http().is_some_and(|h| match mount.format {
@@ -514,12 +534,11 @@ fn find_mount(hub: &Hub, mount: &Mount) -> Option<StreamId> {
             f => h.rendition(f).is_some(),
         })
     };
-    let prefix = format!("{}_", mount.name);
     hub.find(&mount.app, &mount.name)
         .filter(|id| hub.get(*id).is_some_and(serves))
         .or_else(|| {
             hub.iter()
-                .find(|(_, s)| s.app() == mount.app && s.name().starts_with(&prefix) && serves(s))
+                .find(|(_, s)| s.app() == mount.app && of_mount(s.name(), &mount.name) && serves(s))
                 .map(|(id, _)| id)
         })
 }
@@ -530,6 +549,7 @@ struct HubSite<'a> {
     report: Report<'a>,
     access: &'a crate::hub::Access,
     stats_allow: &'a [crate::config::Cidr],
+    segment_token: &'a str,
     peer: std::net::IpAddr,
     /// The request a listener was let in with (for a reload's check).
     granted: Option<Granted>,
@@ -562,7 +582,12 @@ impl Site for HubSite<'_> {
             format: Format::Hls,
         };
         let stream = self.hub.get(find_mount(self.hub, &mount)?)?;
-        stream.http()?.hls()?.playlist(name)
+        // Only a request with the right key gets here; its segments carry the token instead.
+        let token = match self.access.play_key {
+            Some(_) => format!("?token={}", self.segment_token),
+            None => String::new(),
+        };
+        stream.http()?.hls()?.playlist(name, &token)
     }
 
     fn segment(&self, app: &str, name: &str, sequence: u64) -> Option<Vec<u8>> {
@@ -597,22 +622,41 @@ impl Site for HubSite<'_> {
         allowed
     }
 
+    fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool {
+        let token = crate::http::request::query_param(query, "token");
+        if !token
+            .is_some_and(|t| crate::constant_time::eq(t.as_bytes(), self.segment_token.as_bytes()))
+        {
+            return self.may_play(app, name, query);
+        }
+        let request = crate::hub::Request {
+            peer: self.peer,
+            app,
+            name,
+        };
+        self.access.may_play_keyless(&request).is_ok()
+    }
+
     fn may_see_addresses(&self) -> bool {
         self.stats_allow.iter().any(|c| c.contains(self.peer))
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
         // Every rendition of the stream shows the same title.
-        let prefix = format!("{}_", mount.name);
         let mut found = false;
         for (_, s) in self.hub.iter_mut() {
-            if s.app() == mount.app && (s.name() == mount.name || s.name().starts_with(&prefix)) {
+            if s.app() == mount.app && of_mount(s.name(), &mount.name) {
                 s.set_title(title);
                 found = true;
             }
         }
         if found {
-            info!("title of {}/{}: {title}", mount.app, mount.name);
+            info!(
+                "title of {}/{}: {}",
+                Escaped(&mount.app),
+                Escaped(&mount.name),
+                Escaped(title)
+            );
         }
         found
     }
@@ -632,6 +676,33 @@ mod tests {
         assert_eq!(options.first_title("live", "audio"), "Morning");
         assert_eq!(options.first_title("live", "audio_mp3"), "Morning");
         assert_eq!(options.first_title("live", "audiobook"), "Station");
+        assert_eq!(options.first_title("live", "audio_x"), "Station");
         assert_eq!(options.first_title("other", "audio"), "Station");
+    }
+
+    /// A mount is its stream and that stream's codec renditions, nothing else.
+    #[test]
+    fn the_mount_matcher_is_exact() {
+        for rendition in [
+            "audio",
+            "audio_mp3",
+            "audio_aac",
+            "audio_pcm",
+            "audio_adpcm",
+        ] {
+            assert!(of_mount(rendition, "audio"), "{rendition}");
+        }
+        for other in [
+            "audio_x",
+            "audio_",
+            "audiobook",
+            "audio_mp3_x",
+            "radio_mp3",
+            "audio.mp3",
+        ] {
+            assert!(!of_mount(other, "audio"), "{other}");
+        }
+        assert!(of_mount("a_b_mp3", "a_b"));
+        assert!(!of_mount("a_b_mp3", "a"));
     }
 }

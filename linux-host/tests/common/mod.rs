@@ -18,6 +18,7 @@ pub mod analysis;
 pub mod capture;
 pub mod check;
 pub mod flv;
+pub mod http;
 pub mod live;
 pub mod matrix;
 pub mod players;

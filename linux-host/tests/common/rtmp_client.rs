@@ -204,6 +204,90 @@ pub fn play(plan: &PlayPlan) -> Result<PlayLog, HarnessError> {
     Ok(player.log)
 }
 
+/// Connects to 127.0.0.1:`port` and asks, with the core's client session, to play (or, with
+/// `publish`, to publish) `live/NAME`; returns the socket, still open, and whether the server
+/// started the play (`NetStream.Play.Start`) or the publish. A refusal or a close is `false`. The
+/// socket stays connected until dropped: a player waiting for a publisher, a squatter.
+pub fn request(port: u16, name: &str, publish: bool) -> Result<(TcpStream, bool), HarnessError> {
+    request_on(connect_raw(port)?, port, name, publish)
+}
+
+/// [`request`] on a connection the caller made (from another address: [`connect_raw_from`]).
+pub fn request_on(
+    mut stream: TcpStream,
+    port: u16,
+    name: &str,
+    publish: bool,
+) -> Result<(TcpStream, bool), HarnessError> {
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(READ_POLL))
+        .map_err(|e| HarnessError::io("set read timeout", e))?;
+    let tc_url = format!("rtmp://127.0.0.1:{port}/live");
+    let config = ClientConfig {
+        app: "live",
+        tc_url: &tc_url,
+        stream: name,
+        role: if publish {
+            ClientRole::Publish
+        } else {
+            ClientRole::Play
+        },
+        digest: false,
+        chunk_size: CLIENT_CHUNK_SIZE,
+        max_message: CLIENT_MAX_MESSAGE,
+        idle_timeout_ms: CLIENT_IDLE_TIMEOUT_MS,
+    };
+    let failed = |detail: String| HarnessError::Failed {
+        what: format!("request live/{name:?}"),
+        detail,
+    };
+    let mut session = Box::new(
+        Session::new(core_now(start), entropy(), &config).map_err(|e| failed(e.to_string()))?,
+    );
+    let mut buffer = vec![0; READ_BUFFER];
+    let mut filled = 0;
+    loop {
+        loop {
+            let out = session.transmit();
+            if out.is_empty() {
+                break;
+            }
+            let n = stream
+                .write(out)
+                .map_err(|e| HarnessError::io("write request", e))?;
+            session.advance(n);
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            return Err(failed("no answer within 5 s".to_owned()));
+        }
+        let free = buffer.get_mut(filled..).unwrap_or_default();
+        match stream.read(free) {
+            Ok(0) => return Ok((stream, false)),
+            Ok(n) => filled += n,
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Ok((stream, false)),
+        }
+        let mut used = 0;
+        while used < filled {
+            let input = buffer.get(used..filled).unwrap_or_default();
+            let received = match session.receive(core_now(start), input) {
+                Ok(received) => received,
+                // The core's client reports a refusal (`_error`, an error status) this way.
+                Err(_) => return Ok((stream, false)),
+            };
+            used += received.consumed;
+            match received.event {
+                Some(ClientEvent::Playing | ClientEvent::Publishing) => return Ok((stream, true)),
+                None if received.consumed == 0 => break,
+                _ => {}
+            }
+        }
+        buffer.copy_within(used..filled, 0);
+        filled -= used;
+    }
+}
+
 /// The state of one running test player.
 struct Player<'a> {
     stream: TcpStream,
@@ -479,6 +563,35 @@ pub fn connect_raw(port: u16) -> Result<TcpStream, HarnessError> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| HarnessError::io(format!("connect to {addr}"), e))?;
+    socket_options(stream)
+}
+
+/// [`connect_raw`] from the loopback address `source` (any of 127.0.0.0/8): one host acting as
+/// many clients, each its own address to the server.
+pub fn connect_raw_from(port: u16, source: Ipv4Addr) -> Result<TcpStream, HarnessError> {
+    use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let failed =
+        |what: &str, e: nix::Error| HarnessError::io(format!("{what} from {source}"), e.into());
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| failed("socket", e))?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(source, 0)),
+    )
+    .map_err(|e| failed("bind", e))?;
+    let addr = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    connect(fd.as_raw_fd(), &SockaddrIn::from(addr)).map_err(|e| failed("connect", e))?;
+    socket_options(TcpStream::from(fd))
+}
+
+/// TCP_NODELAY and a 5 s write timeout on a raw test connection.
+fn socket_options(stream: TcpStream) -> Result<TcpStream, HarnessError> {
     stream
         .set_nodelay(true)
         .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(5))))

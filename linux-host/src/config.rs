@@ -266,11 +266,20 @@ impl fmt::Display for StreamPath {
     }
 }
 
-/// An upstream to push to: `rtmp://HOST[:PORT]/APP[/NAME][?QUERY]` or `rtmps://…`.
+/// An upstream to push to: `rtmp://HOST[:PORT]/APP[/NAME][?QUERY]` or `rtmps://…`, or an
+/// Icecast server as its source: `icecast://[USER[:PASSWORD]@]HOST[:PORT]/MOUNT` (ffmpeg's
+/// scheme) or `icecasts://…`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushUrl {
-    /// `rtmps://`: RTMP over TLS.
+    /// `rtmps://` or `icecasts://`: over TLS.
     pub tls: bool,
+    /// `icecast://`: an Icecast source (HTTP `PUT`, or `SOURCE` for old servers); `app` is
+    /// then the mount without its `/`.
+    pub icecast: bool,
+    /// The source user (`source` when the URL names none) of an Icecast push.
+    pub user: Option<String>,
+    /// The source password of an Icecast push.
+    pub password: Option<String>,
     /// Host name or address, without the brackets of an IPv6 address.
     pub host: String,
     /// TCP port (default 1935, 443 for `rtmps://`).
@@ -286,14 +295,26 @@ pub struct PushUrl {
 }
 
 impl PushUrl {
-    /// Parses `rtmp://HOST[:PORT]/APP[/NAME][?QUERY]` and `rtmps://…`; IPv6 hosts in brackets.
+    /// Parses `rtmp://HOST[:PORT]/APP[/NAME][?QUERY]`, `rtmps://…`, and
+    /// `icecast://[USER[:PASSWORD]@]HOST[:PORT]/MOUNT`, `icecasts://…`; IPv6 hosts in brackets.
     pub fn parse(s: &str) -> Result<Self, String> {
-        const SHAPE: &str = "rtmp://HOST[:PORT]/APP[/NAME] or rtmps://HOST[:PORT]/APP[/NAME]";
-        let (tls, rest) = match (s.strip_prefix("rtmp://"), s.strip_prefix("rtmps://")) {
-            (Some(rest), _) => (false, rest),
-            (_, Some(rest)) => (true, rest),
-            _ => return Err(SHAPE.into()),
+        const SHAPE: &str = "rtmp://HOST[:PORT]/APP[/NAME], rtmps://…, or \
+                             icecast://source:PASSWORD@HOST[:PORT]/MOUNT";
+        let schemes = [
+            ("rtmp://", false, false),
+            ("rtmps://", true, false),
+            ("icecast://", false, true),
+            ("icecasts://", true, true),
+        ];
+        let Some((rest, tls, icecast)) = schemes
+            .iter()
+            .find_map(|(p, tls, ice)| Some((s.strip_prefix(p)?, *tls, *ice)))
+        else {
+            return Err(SHAPE.into());
         };
+        if icecast {
+            return Self::parse_icecast(rest, tls);
+        }
         if rest.contains(|c: char| c.is_whitespace() || c.is_control()) {
             return Err(format!("{SHAPE}, without spaces"));
         }
@@ -353,12 +374,67 @@ impl PushUrl {
         }
         Ok(Self {
             tls,
+            icecast: false,
+            user: None,
+            password: None,
             host: host.to_owned(),
             port,
             app: app.to_owned(),
             name: name.filter(|n| !n.is_empty()).map(str::to_owned),
             query,
         })
+    }
+
+    /// The part of an `icecast://` URL after the scheme.
+    fn parse_icecast(rest: &str, tls: bool) -> Result<Self, String> {
+        const SHAPE: &str = "icecast://source:PASSWORD@HOST[:PORT]/MOUNT";
+        if rest.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{SHAPE}, without spaces"));
+        }
+        let (credentials, rest) = match rest.rsplit_once('@') {
+            Some((c, r)) => (Some(c), r),
+            None => (None, rest),
+        };
+        let (user, password) = match credentials.map(|c| c.split_once(':').unwrap_or((c, ""))) {
+            Some((user, password)) => (
+                Some(user).filter(|u| !u.is_empty()).map(str::to_owned),
+                Some(password).filter(|p| !p.is_empty()).map(str::to_owned),
+            ),
+            None => (None, None),
+        };
+        // The authority and the mount parse as an RTMP URL's host and application would.
+        let as_rtmp = Self::parse(&format!("rtmp://{rest}")).map_err(|_| SHAPE.to_owned())?;
+        if as_rtmp.query.is_some() {
+            return Err(format!("{SHAPE}, without a query"));
+        }
+        let mount = match &as_rtmp.name {
+            Some(name) => format!("{}/{name}", as_rtmp.app),
+            None => as_rtmp.app.clone(),
+        };
+        // Icecast's port when the URL gives none (RTMP's would be 1935).
+        let authority = rest.split('/').next().unwrap_or_default();
+        let explicit = match authority.strip_prefix('[') {
+            Some(v6) => v6.contains("]:"),
+            None => authority.contains(':'),
+        };
+        let port = if explicit { as_rtmp.port } else { 8000 };
+        Ok(Self {
+            tls,
+            icecast: true,
+            user,
+            password,
+            host: as_rtmp.host,
+            port,
+            app: mount,
+            name: None,
+            query: None,
+        })
+    }
+
+    /// Whether the push carries one stream (a name, or an Icecast mount): else it pushes every
+    /// published stream under its own name.
+    pub fn one_stream(&self) -> bool {
+        self.icecast || self.name.is_some()
     }
 }
 
@@ -368,7 +444,12 @@ impl PushUrl {
 /// exists only in the configuration and in what `connect`/`publish` send upstream.
 impl fmt::Display for PushUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "rtmps" } else { "rtmp" };
+        let scheme = match (self.icecast, self.tls) {
+            (false, false) => "rtmp",
+            (false, true) => "rtmps",
+            (true, false) => "icecast",
+            (true, true) => "icecasts",
+        };
         if self.host.contains(':') {
             write!(f, "{scheme}://[{}]:{}/{}", self.host, self.port, self.app)?;
         } else {
@@ -741,7 +822,7 @@ impl Settings {
         for push in &self.pushes {
             match &push.stream {
                 Some(path) => under_app("[[push]] stream", path)?,
-                None if push.url.name.is_some() && !capture => {
+                None if push.url.one_stream() && !capture => {
                     return Err(bad(
                         "push",
                         &push.url,
@@ -2077,6 +2158,31 @@ mod tests {
         }
         assert_eq!(run(&["--bitrate", "320"]).unwrap().bitrate_kbps, 320);
         assert_eq!(run(&["--bitrate=32k"]).unwrap().bitrate_kbps, 32);
+    }
+
+    #[test]
+    fn icecast_push_urls() {
+        let u = PushUrl::parse("icecast://source:hackme@ice.example/radio.mp3").unwrap();
+        assert!(u.icecast && !u.tls && u.one_stream());
+        assert_eq!(
+            (u.host.as_str(), u.port, u.app.as_str()),
+            ("ice.example", 8000, "radio.mp3")
+        );
+        assert_eq!(
+            (u.user.as_deref(), u.password.as_deref()),
+            (Some("source"), Some("hackme"))
+        );
+        // Shown without the credentials.
+        assert_eq!(u.to_string(), "icecast://ice.example:8000/radio.mp3");
+        let u = PushUrl::parse("icecast://:p@[::1]:8010/live/radio").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.app.as_str(), u.user.as_deref()),
+            ("::1", 8010, "live/radio", None)
+        );
+        assert!(PushUrl::parse("icecasts://s:p@h/m").unwrap().tls);
+        for bad in ["icecast://h", "icecast://s:p@/m", "icecast://h/m?x=1"] {
+            assert!(PushUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

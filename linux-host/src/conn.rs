@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 use zerocast_core::handshake::ServerHandshake;
-use zerocast_core::ring::Cursor;
+use zerocast_core::ring::{Cursor, Slices};
 use zerocast_core::session::{ClientSession, ServerConfig, ServerSessionIn, SessionError};
 use zerocast_core::time::Instant;
 
-use crate::egress::{write, Counters, Egress};
+use crate::egress::{join, write, Counters, Egress};
+use crate::formats::{Format, HttpRing};
 use crate::hub::{Hub, StreamId};
+use crate::icecast::SourceClient;
 
 /// Reassembly budget of a connection until it plays or publishes: it sends only commands,
 /// < 1 KiB (ffmpeg's connect is 197 bytes, OBS's about 300).
@@ -48,6 +50,45 @@ pub const RELAY_ARENA: usize = 4 * 1024;
 pub type PeerSession = ServerSessionIn<Box<[u8]>, PEER_TX, Box<ServerHandshake>>;
 /// The client side of a relay's session.
 pub type RelaySession = ClientSession<RELAY_ARENA, TX>;
+
+/// A push's link to its upstream: an RTMP publish, or an Icecast source.
+pub enum Upstream {
+    /// RTMP: the core's client session, then the stream's RTMP ring.
+    Rtmp(Box<RelaySession>),
+    /// Icecast: the source request, then the stream's MP3 or ADTS ring, raw.
+    Icecast(Box<SourceClient>),
+}
+
+impl Upstream {
+    /// The link's own bytes to send (handshake and commands, or the source request).
+    pub fn transmit(&self) -> &[u8] {
+        match self {
+            Upstream::Rtmp(s) => s.transmit(),
+            Upstream::Icecast(s) => s.transmit(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Upstream::Rtmp(s) => s.advance(n),
+            Upstream::Icecast(s) => s.advance(n),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Upstream::Rtmp(s) => s.poll_timeout(),
+            Upstream::Icecast(s) => s.deadline(),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Close> {
+        match self {
+            Upstream::Rtmp(s) => s.handle_timeout(now).map_err(Close::from),
+            Upstream::Icecast(s) => s.handle_timeout(now).map_err(Close::Source),
+        }
+    }
+}
 
 /// What a peer connection does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,8 +137,8 @@ pub enum Kind<H> {
     },
     /// A push relay we opened to an upstream server.
     Relay {
-        /// Its session.
-        session: Box<RelaySession>,
+        /// Its link.
+        session: Upstream,
         /// Index into the server's relay list.
         relay: usize,
         /// The stream it pushes.
@@ -128,6 +169,9 @@ impl<H> Kind<H> {
 pub struct RtmpReader {
     /// The stream.
     pub stream: StreamId,
+    /// Read the stream's ring of this HTTP format (raw MP3 or ADTS: an Icecast source) instead
+    /// of its RTMP ring, in the renditions of this generation.
+    http: Option<(Format, u64)>,
     egress: Egress,
     /// The start bytes have not been queued yet.
     needs_start: bool,
@@ -140,9 +184,61 @@ impl RtmpReader {
     pub fn new(stream: StreamId, cursor: Cursor) -> Self {
         Self {
             stream,
+            http: None,
             egress: Egress::new(cursor),
             needs_start: true,
             stopping: false,
+        }
+    }
+
+    /// A reader of `stream`'s `format` ring from its newest message on: the raw audio an
+    /// Icecast source sends (it needs no start bytes: MP3 and ADTS frames stand alone).
+    pub fn of_format(stream: StreamId, hub: &Hub, format: Format) -> Option<Self> {
+        let http = hub.get(stream)?.http()?;
+        let ring = &http.rendition(format)?.ring;
+        Some(Self {
+            stream,
+            http: Some((format, http.generation())),
+            egress: Egress::new(join(ring, 0)),
+            needs_start: false,
+            stopping: false,
+        })
+    }
+
+    /// The HTTP ring it reads, if it reads one: `Err` once the stream's codec changed (a
+    /// source's mount cannot change its content type; the push starts over).
+    fn http_ring<'a>(&self, hub: &'a Hub) -> Option<Result<&'a HttpRing, Close>> {
+        let (format, generation) = self.http?;
+        let http = hub.get(self.stream).and_then(|s| s.http());
+        Some(match http {
+            Some(h) if h.generation() == generation => h
+                .rendition(format)
+                .map(|r| &*r.ring)
+                .ok_or(Close::StreamGone),
+            _ => Err(Close::StreamGone),
+        })
+    }
+
+    /// The ring's bytes due now, of whichever ring it reads.
+    fn ring_bytes<'a>(&self, hub: &'a Hub) -> Option<Slices<'a>> {
+        match self.http_ring(hub) {
+            Some(ring) => ring.ok().map(|ring| self.egress.ring_bytes(ring)),
+            None => hub
+                .get(self.stream)
+                .map(|s| self.egress.ring_bytes(s.ring())),
+        }
+    }
+
+    /// `n` of the ring's bytes were written.
+    fn ring_written(&mut self, hub: &Hub, n: usize) {
+        match self.http_ring(hub) {
+            Some(Ok(ring)) => self.egress.ring_written(ring, n),
+            Some(Err(_)) => {}
+            None => {
+                if let Some(s) = hub.get(self.stream) {
+                    self.egress.ring_written(s.ring(), n);
+                }
+            }
         }
     }
 
@@ -180,6 +276,8 @@ pub enum Close {
     /// A reload's rules no longer let it play or publish (a rotated key, a narrowed address
     /// list).
     Revoked(crate::hub::Denied),
+    /// An Icecast server did not take the source.
+    Source(crate::icecast::SourceError),
 }
 
 impl std::fmt::Display for Close {
@@ -197,6 +295,7 @@ impl std::fmt::Display for Close {
             Close::HeaderTimeout => f.write_str("no complete request head in time"),
             Close::StreamGone => f.write_str("the stream or its format is gone"),
             Close::Revoked(why) => write!(f, "no longer allowed after the reload: {why}"),
+            Close::Source(why) => write!(f, "{why}"),
         }
     }
 }
@@ -364,9 +463,9 @@ impl<H: HttpPart> Conn<H> {
     }
 
     /// Runs the session's timers.
-    pub fn session_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+    pub fn session_timeout(&mut self, now: Instant) -> Result<(), Close> {
         match &mut self.kind {
-            Kind::Peer { session, .. } => session.handle_timeout(now),
+            Kind::Peer { session, .. } => session.handle_timeout(now).map_err(Close::from),
             Kind::Relay { session, .. } => session.handle_timeout(now),
             // Its one deadline, the request head's, is the server's to act on.
             Kind::Http(_) => Ok(()),
@@ -390,15 +489,13 @@ impl<H: HttpPart> Conn<H> {
         }
         loop {
             let tx_pending = !transmit(&self.kind).is_empty();
-            self.prepare(hub, counters, tx_pending);
+            self.prepare(hub, counters, tx_pending)?;
             let tail = self.reader.as_ref().map_or(&[][..], |r| r.egress.tail());
             let tx = transmit(&self.kind);
             // Ring bytes only when nothing else is pending before them: a partial message is
             // always finished from the tail before anything else goes out.
             let ring = match &self.reader {
-                Some(r) if !r.needs_start && !r.stopping => {
-                    hub.get(r.stream).map(|s| r.egress.ring_bytes(s.ring()))
-                }
+                Some(r) if !r.needs_start && !r.stopping => r.ring_bytes(hub),
                 _ => None,
             };
             let (first, second) = ring.map_or((&[][..], &[][..]), |s| (s.first, s.second));
@@ -431,9 +528,7 @@ impl<H: HttpPart> Conn<H> {
             if let Some(r) = self.reader.as_mut() {
                 r.egress.tail_written(from_tail);
                 if n > 0 {
-                    if let Some(s) = hub.get(r.stream) {
-                        r.egress.ring_written(s.ring(), n);
-                    }
+                    r.ring_written(hub, n);
                 }
             }
         }
@@ -442,19 +537,28 @@ impl<H: HttpPart> Conn<H> {
     /// Queues the start bytes (once the session's own replies, Play.Start among them, are out:
     /// players drop media that comes before it), drops a stopped reader, and skips a reader
     /// that fell behind.
-    fn prepare(&mut self, hub: &Hub, counters: &mut Counters, tx_pending: bool) {
+    fn prepare(
+        &mut self,
+        hub: &Hub,
+        counters: &mut Counters,
+        tx_pending: bool,
+    ) -> Result<(), Close> {
         let Some(r) = self.reader.as_mut() else {
-            return;
+            return Ok(());
         };
         if r.stopping {
             if r.egress.tail().is_empty() {
                 self.reader = None;
             }
-            return;
+            return Ok(());
+        }
+        if let Some(ring) = r.http_ring(hub) {
+            r.egress.catch_up(ring?, counters);
+            return Ok(());
         }
         let Some(stream) = hub.get(r.stream) else {
             self.reader = None;
-            return;
+            return Ok(());
         };
         let ring = stream.ring();
         let skipped = r.egress.catch_up(ring, counters);
@@ -468,6 +572,7 @@ impl<H: HttpPart> Conn<H> {
                 stream.start_bytes(message, time, tail);
             });
         }
+        Ok(())
     }
 
     /// Whether the socket is waiting to become writable (do not retry before it is).

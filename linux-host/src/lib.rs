@@ -26,6 +26,7 @@ pub mod event_loop;
 pub mod formats;
 pub mod http;
 pub mod hub;
+pub mod icecast;
 pub mod logging;
 pub mod names;
 pub mod record;

@@ -119,6 +119,13 @@ pub struct Relay {
     pub last_error: Option<String>,
     /// Bytes sent upstream by the connections that have ended.
     pub bytes_sent: u64,
+    /// The stream title generation last sent to an Icecast server (0: none yet).
+    pub title_generation: u64,
+    /// A title update the worker is sending.
+    pub title_job: Option<u64>,
+    /// The source method an Icecast push uses: `PUT`, or `SOURCE` once the server said it
+    /// has no `PUT`.
+    pub method: crate::icecast::Method,
 }
 
 impl Relay {
@@ -151,6 +158,9 @@ impl Relay {
             reconnects: 0,
             last_error: None,
             bytes_sent: 0,
+            method: crate::icecast::Method::Put,
+            title_generation: 0,
+            title_job: None,
         }
     }
 
@@ -190,6 +200,8 @@ impl Relay {
         }
         self.up_since = Some(now);
         self.outage_logged = false;
+        // A new source connection has no title on the server yet.
+        self.title_generation = 0;
     }
 
     /// The attempt or connection failed or closed: schedule the next attempt with capped
@@ -277,10 +289,10 @@ impl Relays {
         self.next_job
     }
 
-    /// The slot whose resolution `job` is.
+    /// The slot whose resolution or title update `job` is.
     pub fn by_job(&self, job: u64) -> Option<usize> {
         self.iter()
-            .find(|(_, r)| r.in_flight == Some(job))
+            .find(|(_, r)| r.in_flight == Some(job) || r.title_job == Some(job))
             .map(|(r, _)| r)
     }
 

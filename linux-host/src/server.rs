@@ -14,12 +14,12 @@ use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use zerocast_core::flv::{self, Metadata};
-use zerocast_core::session::{ClientEvent, Event, Refusal, ServerConfig};
+use zerocast_core::session::{Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Granted, Role, RtmpReader};
+use crate::conn::{Close, Granted, Role, RtmpReader, Upstream};
 use crate::egress::Counters;
 use crate::encode::Rendition;
 use crate::event_loop::Service;
@@ -93,7 +93,8 @@ impl Options {
         }
         if let Some(push) = pushes.iter().find(|p| p.target.tls) {
             return Err(format!(
-                "push to {}: rtmps:// is not built into this zerocast; use rtmp://",
+                "push to {}: TLS (rtmps://, icecasts://) is not built into this zerocast; use \
+                 rtmp:// or icecast://",
                 push.target
             ));
         }
@@ -224,6 +225,10 @@ impl Server {
         };
         let mut hub = Hub::new(options.max_streams.max(1));
         hub.recording = options.recording.clone();
+        // An Icecast push reads a stream's MP3 or ADTS ring, which exist with HTTP on.
+        if options.pushes.iter().any(|p| p.target.icecast) {
+            hub.enable_http();
+        }
         let mut renditions = Vec::with_capacity(capture.len());
         for (name, rendition) in capture {
             let id = hub
@@ -444,26 +449,9 @@ impl Server {
                     relay,
                     stream,
                 } => {
-                    let received = session.receive(now, rest)?;
-                    match received.event {
-                        Some(ClientEvent::Publishing) => {
-                            if let Some(r) = self.relays.get_mut(*relay) {
-                                r.up(now);
-                                info!("push {} to {}: publishing", r.name, r.target);
-                            }
-                            // The stream the relay was made for may be gone since (its id then
-                            // finds nothing): the relay ends, and starts anew for the name.
-                            let cursor = self.hub.get(*stream).map(|s| s.join_cursor(0));
-                            let cursor = cursor.ok_or(Close::StreamGone)?;
-                            *reader = Some(RtmpReader::new(*stream, cursor));
-                            if let Some(s) = self.hub.get_mut(*stream) {
-                                s.add_reader(index);
-                            }
-                        }
-                        Some(ClientEvent::EndOfStream) => return Err(Close::PeerClosed),
-                        _ => {}
-                    }
-                    (received.consumed, None)
+                    let link = (*relay, *stream);
+                    let consumed = self.relay_input(index, session, link, reader, rest, now)?;
+                    (consumed, None)
                 }
                 Kind::Http(http) => {
                     let granted = self.http_input(http, peer, index, rest);
@@ -774,6 +762,7 @@ impl Server {
         self.close_pending(registry, now);
         self.flush_dirty(registry, now);
         self.reschedule(index);
+        self.forward_titles();
     }
 
     fn close_pending(&mut self, registry: &Registry, now: Instant) {
@@ -794,6 +783,7 @@ impl Server {
         if self.dirty.iter().any(|u| u.stream == id) {
             return;
         }
+        self.wake_relays_with_audio();
         let first = self
             .hub
             .get(id)
@@ -950,7 +940,6 @@ impl Server {
             }
             _ => conn
                 .session_timeout(now)
-                .map_err(Close::from)
                 .and_then(|()| conn.flush(now, &self.hub, &mut self.counters)),
         };
         match result {
@@ -1079,7 +1068,10 @@ impl Service for Server {
             conn.reader = None;
             let ended = match &mut conn.kind {
                 Kind::Peer { session, .. } => session.end_play().is_ok(),
-                Kind::Relay { session, .. } => session.unpublish().is_ok(),
+                Kind::Relay { session, .. } => match session {
+                    Upstream::Rtmp(session) => session.unpublish().is_ok(),
+                    Upstream::Icecast(_) => false,
+                },
                 Kind::Http(_) => false,
             };
             if ended {

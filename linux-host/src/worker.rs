@@ -8,10 +8,12 @@
 //! caller enforces itself — a job whose answer comes after its caller gave up is answered
 //! into the void (its id no longer matches).
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use mio::{Registry, Token, Waker};
 
@@ -33,7 +35,20 @@ pub enum Job {
         /// Port.
         port: u16,
     },
+    /// Send a small HTTP request to `addr` and read the status of its answer (a title update
+    /// to an Icecast server): connect, write and read each bounded by [`HTTP_TIMEOUT`].
+    Http {
+        /// The caller's id for the answer.
+        id: u64,
+        /// Where to send it.
+        addr: SocketAddr,
+        /// The whole request.
+        request: Vec<u8>,
+    },
 }
+
+/// The bound on each step of a [`Job::Http`].
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the worker answers.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +59,13 @@ pub enum Done {
         id: u64,
         /// The first address, or the resolver's error.
         result: Result<SocketAddr, String>,
+    },
+    /// The answer to [`Job::Http`]: the status code, or what went wrong.
+    Http {
+        /// The job's id.
+        id: u64,
+        /// The status code of the answer.
+        result: Result<u16, String>,
     },
 }
 
@@ -113,7 +135,38 @@ fn run(job: Job) -> Done {
             id,
             result: resolve(&host, port),
         },
+        Job::Http { id, addr, request } => Done::Http {
+            id,
+            result: http(addr, &request),
+        },
     }
+}
+
+/// Blocking HTTP exchange: the worker's side of [`Job::Http`].
+fn http(addr: SocketAddr, request: &[u8]) -> Result<u16, String> {
+    let mut socket = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).map_err(|e| e.to_string())?;
+    socket
+        .set_write_timeout(Some(HTTP_TIMEOUT))
+        .and_then(|()| socket.set_read_timeout(Some(HTTP_TIMEOUT)))
+        .and_then(|()| socket.write_all(request))
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let mut len = 0;
+    while len < head.len() {
+        match socket.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => return Err(e.to_string()),
+        }
+        if head[..len].contains(&b'\n') {
+            break;
+        }
+    }
+    let line = String::from_utf8_lossy(&head[..len]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| "no HTTP status in the answer".to_owned())
 }
 
 /// Blocking resolution: the worker's side.
@@ -129,7 +182,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 mod tests {
     use super::*;
     use mio::{Events, Poll};
-    use std::time::Duration;
 
     #[test]
     fn answers_wake_the_poll_and_carry_the_id() {

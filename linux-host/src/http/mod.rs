@@ -297,6 +297,27 @@ fn basic_auth_matches(authorization: Option<&str>, password: &str) -> bool {
     (user == b"admin" || user == b"source") & crate::constant_time::eq(given, password.as_bytes())
 }
 
+/// The standard base64 alphabet (RFC 4648 §4).
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding, as HTTP basic auth uses (the Icecast source's credentials).
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let mut acc = [0u8; 4];
+        acc[1..=group.len()].copy_from_slice(group);
+        let n = u32::from_be_bytes(acc);
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(BASE64[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Standard base64 with padding (RFC 4648 §4), as HTTP basic auth uses.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let value = |c: u8| -> Option<u32> {

@@ -386,6 +386,17 @@ fn base64_and_basic_auth() {
     assert_eq!(base64_decode("YQ==").unwrap(), b"a");
     assert_eq!(base64_decode("YWI=").unwrap(), b"ab");
     assert!(base64_decode("Y").is_none() && base64_decode("Y$==").is_none());
+    for text in [
+        &b""[..],
+        b"a",
+        b"ab",
+        b"abc",
+        b"source:hackme",
+        &[0xff, 0, 0xfe, 1],
+    ] {
+        assert_eq!(base64_decode(&base64_encode(text)).unwrap(), text);
+    }
+    assert_eq!(base64_encode(b"admin:hackme"), "YWRtaW46aGFja21l");
     assert!(basic_auth_matches(Some("basic YWRtaW46aGFja21l"), "hackme"));
     assert!(!basic_auth_matches(
         Some("Basic dXNlcjpoYWNrbWU="),

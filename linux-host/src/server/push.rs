@@ -6,16 +6,17 @@
 //! [`State::Resolving`] while the worker looks its host up, and [`State::Connected`] while a
 //! connection carries it.
 
-use log::debug;
+use log::{debug, info};
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
-use zerocast_core::session::{ClientConfig, ClientRole};
+use zerocast_core::session::{ClientConfig, ClientEvent, ClientRole};
 use zerocast_core::time::Instant;
 
-use super::Server;
-use super::{Conn, Kind};
-use crate::conn::{Close, RelaySession};
+use super::{Conn, Kind, Server};
+use crate::conn::{Close, RelaySession, RtmpReader, Upstream};
+use crate::formats::Format;
 use crate::hub::StreamId;
+use crate::icecast::{self, SourceClient};
 use crate::relay::{self, Relay, State, DEAD_MS, RESOLVE_TIMEOUT_MS};
 use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Done, Job};
@@ -27,11 +28,11 @@ impl Server {
         let app = self.options.access.app.clone();
         for push in self.options.pushes.clone() {
             let target = push.target;
-            let per_publish = push.stream.is_none() && target.name.is_none();
-            let names: Vec<String> = match (push.stream, &target.name) {
+            let per_publish = push.stream.is_none() && !target.one_stream();
+            let names: Vec<String> = match (push.stream, target.one_stream()) {
                 (Some(local), _) => vec![local],
-                (None, Some(_)) => vec![self.options.default_stream.clone()],
-                (None, None) => self
+                (None, true) => vec![self.options.default_stream.clone()],
+                (None, false) => self
                     .hub
                     .iter()
                     .filter(|(_, s)| s.publisher() != Publisher::None)
@@ -40,7 +41,9 @@ impl Server {
             };
             for name in names {
                 let mut target = target.clone();
-                target.name.get_or_insert_with(|| name.clone());
+                if !target.icecast {
+                    target.name.get_or_insert_with(|| name.clone());
+                }
                 let exists = self
                     .relays
                     .iter()
@@ -63,10 +66,17 @@ impl Server {
             .map(|(r, _)| r)
             .collect();
         for r in due {
+            let Some(exists) = self
+                .relays
+                .get(r)
+                .map(|relay| self.pushed_stream(relay).is_some())
+            else {
+                continue;
+            };
             let Some(relay) = self.relays.get_mut(r) else {
                 continue;
             };
-            if self.hub.find(&relay.app, &relay.name).is_none() {
+            if !exists {
                 relay.state = State::Waiting;
                 continue;
             }
@@ -112,7 +122,13 @@ impl Server {
     /// Answers from the worker: a resolved push connects, a failed one backs off.
     pub(super) fn worker_ready(&mut self, registry: &Registry, now: Instant) {
         while let Some(done) = self.worker.as_ref().and_then(|w| w.next()) {
-            let Done::Resolved { id, result } = done;
+            let (id, result) = match done {
+                Done::Resolved { id, result } => (id, result),
+                Done::Http { id, result } => {
+                    self.title_sent(id, result);
+                    continue;
+                }
+            };
             let Some(r) = self.relays.by_job(id) else {
                 continue;
             };
@@ -130,6 +146,62 @@ impl Server {
             }
         }
         self.flush_dirty(registry, now);
+    }
+
+    /// Sends the title of each Icecast push's stream to its server when it changed (through
+    /// the worker: Icecast takes titles on its admin URL, another connection).
+    pub(super) fn forward_titles(&mut self) {
+        let due: Vec<(usize, u64, std::net::SocketAddr, Vec<u8>)> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.target.icecast && r.title_job.is_none() && r.status().0)
+            .filter_map(|(i, r)| {
+                let (id, _) = self.pushed_stream(r)?;
+                let stream = self.hub.get(id)?;
+                let generation = stream.title_generation();
+                if generation == r.title_generation || stream.title().is_empty() {
+                    return None;
+                }
+                let addr = self.conns.get(r.conn()?)?.as_ref()?.peer;
+                let request = icecast::title_request(&r.target, stream.title());
+                Some((i, generation, addr, request))
+            })
+            .collect();
+        for (r, generation, addr, request) in due {
+            let id = self.relays.next_job();
+            let sent = self
+                .worker
+                .as_ref()
+                .is_some_and(|w| w.submit(Job::Http { id, addr, request }).is_ok());
+            if let Some(relay) = self.relays.get_mut(r) {
+                relay.title_generation = generation;
+                relay.title_job = sent.then_some(id);
+            }
+        }
+    }
+
+    /// The answer to a title update.
+    fn title_sent(&mut self, id: u64, result: Result<u16, String>) {
+        let Some(r) = self.relays.by_job(id) else {
+            return;
+        };
+        let Some(relay) = self.relays.get_mut(r) else {
+            return;
+        };
+        relay.title_job = None;
+        match result {
+            Ok(200) => debug!("push {} to {}: title sent", relay.name, relay.target),
+            Ok(code) => log::warn!(
+                "push {} to {}: title refused: {code}",
+                relay.name,
+                relay.target
+            ),
+            Err(e) => log::warn!(
+                "push {} to {}: title not sent: {e}",
+                relay.name,
+                relay.target
+            ),
+        }
     }
 
     /// Attempts whose resolution outlived its deadline fail.
@@ -165,10 +237,10 @@ impl Server {
         let stream = self
             .relays
             .get(r)
-            .and_then(|relay| self.hub.find(&relay.app, &relay.name));
+            .and_then(|relay| self.pushed_stream(relay));
         let result = match stream {
-            Some(stream) => self.open_relay(registry, r, stream, addr, now),
-            None => Err("its stream is gone".to_owned()),
+            Some((stream, format)) => self.open_relay(registry, r, stream, format, addr, now),
+            None => Err("its stream is gone, or has no MP3 or AAC for Icecast".to_owned()),
         };
         if let Err(why) = result {
             self.relay_failed(r, &why, now);
@@ -180,6 +252,7 @@ impl Server {
         registry: &Registry,
         r: usize,
         stream: StreamId,
+        format: Option<Format>,
         addr: std::net::SocketAddr,
         now: Instant,
     ) -> Result<(), String> {
@@ -194,35 +267,61 @@ impl Server {
         let relay = self.relays.get_mut(r).ok_or("removed")?;
         let target = relay.target.clone();
         if target.tls {
-            return Err("rtmps:// is not built into zerocast yet (use rtmp://)".to_owned());
+            return Err(
+                "TLS is not built into zerocast yet (use rtmp:// or icecast://)".to_owned(),
+            );
         }
         let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
         let _ = socket.set_nodelay(true);
         registry
             .register(&mut socket, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| format!("register: {e}"))?;
-        let tc_url = relay::tc_url(&target);
-        let app = relay::connect_app(&target);
-        let name = relay::publish_name(&target);
-        let config = ClientConfig {
-            app: &app,
-            tc_url: &tc_url,
-            stream: &name,
-            role: ClientRole::Publish,
-            digest: false,
-            chunk_size: CHUNK_SIZE,
-            max_message: 64 * 1024,
-            idle_timeout_ms,
+        let session = match format {
+            Some(format) => {
+                let meta = icecast::Meta {
+                    name: self
+                        .hub
+                        .get(stream)
+                        .map_or(String::new(), |s| s.title().to_owned()),
+                    description: format!("zerocast {}/{}", relay.app, relay.name),
+                    ..icecast::Meta::default()
+                };
+                let method = relay.method;
+                Upstream::Icecast(Box::new(SourceClient::new(
+                    &target,
+                    method,
+                    format.content_type(),
+                    &meta,
+                    now,
+                )))
+            }
+            None => {
+                let tc_url = relay::tc_url(&target);
+                let app = relay::connect_app(&target);
+                let name = relay::publish_name(&target);
+                let config = ClientConfig {
+                    app: &app,
+                    tc_url: &tc_url,
+                    stream: &name,
+                    role: ClientRole::Publish,
+                    digest: false,
+                    chunk_size: CHUNK_SIZE,
+                    max_message: 64 * 1024,
+                    idle_timeout_ms,
+                };
+                Upstream::Rtmp(Box::new(
+                    RelaySession::new(now, entropy, &config)
+                        .map_err(|e| format!("session: {e}"))?,
+                ))
+            }
         };
-        let session =
-            RelaySession::new(now, entropy, &config).map_err(|e| format!("session: {e}"))?;
         debug!("push {} to {target}: connecting to {addr}", relay.name);
         relay.state = State::Connected(index);
         self.conns[index] = Some(Box::new(Conn::new(
             socket,
             addr,
             Kind::Relay {
-                session: Box::new(session),
+                session,
                 relay: r,
                 stream,
             },
@@ -232,10 +331,88 @@ impl Server {
         Ok(())
     }
 
+    /// The stream a push sends, and for an Icecast push the format it sends: the stream itself
+    /// if it is MP3 or AAC, else its `_aac` or `_mp3` rendition (a capture's default first
+    /// codec is ADPCM, which Icecast cannot serve).
+    pub(super) fn pushed_stream(&self, relay: &Relay) -> Option<(StreamId, Option<Format>)> {
+        if !relay.target.icecast {
+            return Some((self.hub.find(&relay.app, &relay.name)?, None));
+        }
+        let names = [
+            relay.name.clone(),
+            format!("{}_aac", relay.name),
+            format!("{}_mp3", relay.name),
+        ];
+        names.iter().find_map(|name| {
+            let id = self.hub.find(&relay.app, name)?;
+            let http = self.hub.get(id)?.http()?;
+            [Format::Mp3, Format::Aac]
+                .into_iter()
+                .find(|f| http.rendition(*f).is_some())
+                .map(|f| (id, Some(f)))
+        })
+    }
+
+    /// Upstream input on push connection `index` (`reader` is its reader of the stream):
+    /// the push publishes once the upstream takes it. Returns the bytes consumed.
+    pub(super) fn relay_input(
+        &mut self,
+        index: usize,
+        session: &mut Upstream,
+        (relay, stream): (usize, StreamId),
+        reader: &mut Option<RtmpReader>,
+        input: &[u8],
+        now: Instant,
+    ) -> Result<usize, Close> {
+        let (consumed, publishing) = match session {
+            Upstream::Rtmp(session) => {
+                let received = session.receive(now, input)?;
+                match received.event {
+                    Some(ClientEvent::Publishing) => (received.consumed, true),
+                    Some(ClientEvent::EndOfStream) => return Err(Close::PeerClosed),
+                    _ => (received.consumed, false),
+                }
+            }
+            Upstream::Icecast(source) => {
+                (input.len(), source.receive(input).map_err(Close::Source)?)
+            }
+        };
+        if !publishing {
+            return Ok(consumed);
+        }
+        let Some(r) = self.relays.get_mut(relay) else {
+            return Err(Close::StreamGone);
+        };
+        r.up(now);
+        info!("push {} to {}: publishing", r.name, r.target);
+        // The stream the relay was made for may be gone since (its id then finds nothing): the
+        // relay ends, and starts anew for the name.
+        let started = match session {
+            Upstream::Rtmp(_) => self
+                .hub
+                .get(stream)
+                .map(|s| RtmpReader::new(stream, s.join_cursor(0))),
+            Upstream::Icecast(_) => {
+                let format = self.relays.get(relay).and_then(|r| self.pushed_stream(r));
+                format
+                    .and_then(|(_, f)| f)
+                    .and_then(|f| RtmpReader::of_format(stream, &self.hub, f))
+            }
+        };
+        *reader = Some(started.ok_or(Close::StreamGone)?);
+        if let Some(s) = self.hub.get_mut(stream) {
+            s.add_reader(index);
+        }
+        Ok(consumed)
+    }
+
     /// The connection of push `r` closed for `why` after sending `bytes`.
     pub(super) fn relay_closed(&mut self, r: usize, why: &Close, bytes: u64, now: Instant) {
         if let Some(relay) = self.relays.get_mut(r) {
             relay.bytes_sent += bytes;
+            if let Close::Source(e) = why {
+                relay.method = relay.method.after(e);
+            }
         }
         self.relay_failed(r, &why.to_string(), now);
     }
@@ -251,6 +428,23 @@ impl Server {
             .collect();
         for (app, name) in ready {
             self.relays.stream_ready(&app, &name, now);
+        }
+    }
+
+    /// Pushes waiting for audio they can send get it: an Icecast push waits for its stream's
+    /// first MP3 or AAC (the HTTP renditions are made from the first audio message). Costs a
+    /// look at the waiting pushes when new audio is first marked for sending.
+    pub(super) fn wake_relays_with_audio(&mut self) {
+        let ready: Vec<usize> = self
+            .relays
+            .iter()
+            .filter(|(_, r)| r.state == State::Waiting && self.pushed_stream(r).is_some())
+            .map(|(r, _)| r)
+            .collect();
+        for r in ready {
+            if let Some(relay) = self.relays.get_mut(r) {
+                relay.state = State::Due(Instant::from_millis(0));
+            }
         }
     }
 

@@ -1598,7 +1598,9 @@ Access (file section [access]):
 Push relay:
   --push URL                    rtmp[s]://HOST[:PORT]/APP[/NAME][?QUERY]: push the capture
                                   stream there, or every stream (each under its name)
-                                  when the URL has no NAME; repeatable, replaces the
+                                  when the URL has no NAME; or
+                                  icecast://USER:PASSWORD@HOST[:PORT]/MOUNT: be that
+                                  mount's source (MP3 or AAC); repeatable, replaces the
                                   file's [[push]] tables
   --tls-ca FILE                 CA certificates (PEM) trusted for rtmps:// beside the system's
 

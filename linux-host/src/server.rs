@@ -204,6 +204,8 @@ pub struct Server {
     accepted: u64,
     /// The capture's state, overruns and drift, as the loop last reported them.
     capture_status: Option<CaptureStatus>,
+    /// HTTP listeners of the bulk send class now (for the send budget).
+    bulk_readers: usize,
 }
 
 impl Server {
@@ -275,6 +277,7 @@ impl Server {
             http: None,
             accepted: 0,
             capture_status: None,
+            bulk_readers: 0,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -802,10 +805,16 @@ impl Server {
     /// in fewer, larger writes and its CPU stays bounded, while a few players keep the lowest
     /// delay (docs/benchmarks.md, "The send schedule").
     fn send_interval(&self) -> u64 {
+        let readers: usize = self.hub.iter().map(|(_, s)| s.readers().len()).sum();
+        // A bulk listener is written once per block, not once per interval: it counts as the
+        // share of the budget it takes.
+        let bulk = self.bulk_readers.min(readers);
+        let send_ms = self.options.send_interval_ms.max(1) as usize;
+        let weighted = readers - bulk + (bulk * send_ms).div_ceil(crate::http::BULK_MS as usize);
         send_interval(
             self.options.send_interval_ms,
             self.options.max_sends_per_s,
-            self.hub.iter().map(|(_, s)| s.readers().len()).sum(),
+            weighted,
         )
     }
 
@@ -835,7 +844,7 @@ impl Server {
             }
             for &index in &readers {
                 let result = match self.conns.get_mut(index) {
-                    Some(Some(conn)) if !conn.is_blocked() => {
+                    Some(Some(conn)) if !conn.is_blocked() && !holds_back(conn, now) => {
                         conn.flush(now, &self.hub, &mut self.counters)
                     }
                     _ => continue,
@@ -1095,6 +1104,12 @@ impl Service for Server {
     fn source_status(&mut self, status: CaptureStatus) {
         self.capture_status = Some(status);
     }
+}
+
+/// Whether the send schedule leaves the connection for later: a bulk HTTP listener between
+/// its blocks.
+fn holds_back(conn: &Conn, now: Instant) -> bool {
+    matches!(&conn.kind, Kind::Http(http) if http.holds_back(now))
 }
 
 /// How long a connection's output may wait for its socket before it is closed: a push's

@@ -7,7 +7,7 @@ use std::io::IoSlice;
 use mio::net::TcpStream;
 use zerocast_core::time::Instant;
 
-use super::{Client, HttpConfig};
+use super::{Client, HttpConfig, SendClass, BULK_MS};
 use crate::conn::{Close, HttpPart};
 use crate::egress::{join, write, Counters, Egress};
 use crate::formats::{Format, HttpRing};
@@ -28,6 +28,10 @@ pub struct Reader {
     generation: u64,
     /// Ring messages skipped because the listener fell behind.
     pub dropped: u64,
+    /// How often it is written.
+    pub class: SendClass,
+    /// When its last bytes went out.
+    last_write: Option<Instant>,
 }
 
 /// What the server keeps for one HTTP connection.
@@ -48,8 +52,16 @@ impl HttpConn {
         }
     }
 
-    /// Starts reading `format` of `stream` `burst_ms` behind its newest message.
-    pub fn listen(&mut self, hub: &Hub, stream: StreamId, format: Format, burst_ms: u64) {
+    /// Starts reading `format` of `stream` `burst_ms` behind its newest message, written as
+    /// `class` says.
+    pub fn listen(
+        &mut self,
+        hub: &Hub,
+        stream: StreamId,
+        format: Format,
+        burst_ms: u64,
+        class: SendClass,
+    ) {
         let Some(s) = hub.get(stream) else {
             return;
         };
@@ -66,7 +78,19 @@ impl HttpConn {
             title_generation: s.title_generation(),
             generation: http.generation(),
             dropped: 0,
+            class,
+            last_write: None,
         });
+    }
+
+    /// Whether a bulk listener's next block is not due yet at `now` (the send schedule skips
+    /// it; its audio waits in the ring).
+    pub fn holds_back(&self, now: Instant) -> bool {
+        self.reader.as_ref().is_some_and(|r| {
+            r.class == SendClass::Bulk
+                && r.last_write
+                    .is_some_and(|t| now.saturating_millis_since(t) < BULK_MS)
+        })
     }
 
     /// Catches a new title, follows a codec change, and skips the reader ahead if it fell
@@ -140,6 +164,7 @@ impl HttpPart for HttpConn {
             if let Some(r) = self.reader.as_mut() {
                 let ring = ring_of(hub, r);
                 r.egress.written(ring, consumed);
+                r.last_write = Some(now);
             }
         }
     }

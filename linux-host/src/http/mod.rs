@@ -98,6 +98,37 @@ pub trait Site {
     fn may_see_addresses(&self) -> bool;
 }
 
+/// How long a bulk listener's audio may wait: Icecast writes its listeners in blocks of about
+/// this much (its 4 KiB blocks at 128 kbit/s), and the apps and speakers that take its URLs
+/// buffer seconds anyway. 12 writes a second instead of 50 per listener is where the fan-out
+/// CPU goes (docs/benchmarks.md, "HTTP fan-out by send class").
+pub const BULK_MS: u64 = 250;
+
+/// How often a listener is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendClass {
+    /// On the short send interval, as RTMP players: the page's MSE player, any browser, and
+    /// whoever asks `?latency=low`.
+    LowDelay,
+    /// In blocks of [`BULK_MS`]: Icecast-style bodies (`.mp3`, `.aac`) and HTTP-FLV to apps,
+    /// players and smart speakers.
+    Bulk,
+}
+
+impl SendClass {
+    /// The class of a listener of `format` that sent `req`.
+    pub fn of(req: &Request, format: Format) -> Self {
+        let asks_low = req
+            .query
+            .split('&')
+            .any(|p| p.eq_ignore_ascii_case("latency=low"));
+        match format {
+            Format::Mp3 | Format::Aac | Format::Flv if !asks_low && !req.browser => Self::Bulk,
+            _ => Self::LowDelay,
+        }
+    }
+}
+
 /// What to do with a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
@@ -112,6 +143,8 @@ pub enum Action {
     Stream {
         /// The mount whose ring to send.
         mount: Mount,
+        /// How often it is written.
+        class: SendClass,
         /// The head and the sticky bytes, ready to write.
         start: Vec<u8>,
         /// The framing of the ring's bytes.
@@ -272,7 +305,13 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
             body.set_title(&info.title);
             let mut start = head.into_bytes();
             body.frame_into(&info.sticky, &mut start);
-            Action::Stream { mount, start, body }
+            let class = SendClass::of(req, mount.format);
+            Action::Stream {
+                mount,
+                class,
+                start,
+                body,
+            }
         }
     }
 }
@@ -381,8 +420,8 @@ pub enum Received {
     /// connection ([`Client::done`] says which).
     Reply,
     /// The listener wants this mount: send its ring (from the join point) through
-    /// [`Client::next`].
-    Stream(Mount),
+    /// [`Client::next`], as often as its class says.
+    Stream(Mount, SendClass),
     /// Nothing new (bytes after a request while its reply is written are kept for the
     /// next one, bytes after a stream's request are ignored).
     Nothing,
@@ -445,11 +484,16 @@ impl Client {
                 self.state = State::Reply { keep_alive };
                 Received::Reply
             }
-            Action::Stream { mount, start, body } => {
+            Action::Stream {
+                mount,
+                class,
+                start,
+                body,
+            } => {
                 self.pending = start;
                 self.request = Vec::new();
                 self.state = State::Stream(body);
-                Received::Stream(mount)
+                Received::Stream(mount, class)
             }
         }
     }

@@ -33,6 +33,9 @@ pub struct Request {
     pub query: String,
     /// The listener asked for ICY metadata (`Icy-MetaData: 1`).
     pub icy_metadata: bool,
+    /// A browser sent it (`Sec-Fetch-Mode` or `Origin`, or a `Mozilla/` user agent): a page's
+    /// player, which shows how far behind live it is.
+    pub browser: bool,
     /// The `Authorization` header's value.
     pub authorization: Option<String>,
     /// Length of the head in the bytes parsed (the rest is a body or a pipelined request).
@@ -112,6 +115,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
             .map(|h| h.value)
     };
     let icy_metadata = header("icy-metadata").is_some_and(|v| v.trim_ascii() == b"1");
+    let browser = header("sec-fetch-mode").is_some()
+        || header("origin").is_some()
+        || header("user-agent").is_some_and(|v| v.starts_with(b"Mozilla/"));
     let connection_has = |token: &str| {
         req.headers
             .iter()
@@ -134,6 +140,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
         path: path.to_owned(),
         query: query.to_owned(),
         icy_metadata,
+        browser,
         authorization,
         head_len,
         keep_alive,

@@ -132,11 +132,14 @@ fn icy_listener_gets_head_then_audio_with_title_blocks() {
     let (received, out) = exchange(req, &mut site, &ring);
     assert_eq!(
         received,
-        Received::Stream(Mount {
-            app: "live".into(),
-            name: "audio".into(),
-            format: Format::Aac
-        })
+        Received::Stream(
+            Mount {
+                app: "live".into(),
+                name: "audio".into(),
+                format: Format::Aac
+            },
+            SendClass::Bulk
+        )
     );
     let (head, body) = split_head(&out);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -452,4 +455,25 @@ fn reports_show_addresses_only_to_those_allowed() {
             assert_eq!(cors, !allowed, "{path} allowed={allowed}: {text}");
         }
     }
+}
+
+/// Apps and speakers get Icecast-style blocks; browsers, the page's fMP4 and whoever asks for
+/// it are written on the short interval.
+#[test]
+fn listeners_are_classed_by_what_they_asked_for() {
+    let class = |head: &str, format| {
+        let req = request::parse(head.as_bytes()).unwrap().unwrap();
+        SendClass::of(&req, format)
+    };
+    let plain = "GET /live/audio.mp3 HTTP/1.1\r\nUser-Agent: VLC/3.0.18 LibVLC/3.0.18\r\n\r\n";
+    assert_eq!(class(plain, Format::Mp3), SendClass::Bulk);
+    assert_eq!(class(plain, Format::Aac), SendClass::Bulk);
+    assert_eq!(class(plain, Format::Flv), SendClass::Bulk);
+    assert_eq!(class(plain, Format::Mp4), SendClass::LowDelay);
+    let low = "GET /live/audio.mp3?x=1&latency=low HTTP/1.1\r\n\r\n";
+    assert_eq!(class(low, Format::Mp3), SendClass::LowDelay);
+    let page = "GET /live/audio.mp3 HTTP/1.1\r\nUser-Agent: Mozilla/5.0 (X11; Linux)\r\n\r\n";
+    assert_eq!(class(page, Format::Mp3), SendClass::LowDelay);
+    let fetch = "GET /live/audio.flv HTTP/1.1\r\nSec-Fetch-Mode: cors\r\n\r\n";
+    assert_eq!(class(fetch, Format::Flv), SendClass::LowDelay);
 }

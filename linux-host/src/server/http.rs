@@ -22,7 +22,7 @@ use crate::http::listener::HttpConn;
 use crate::http::route::Mount;
 use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::{
-    HttpConfig, MountInfo, Received, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
+    HttpConfig, MountInfo, Received, SendClass, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
 };
 use crate::hub::{Hub, StreamId};
 use crate::logging::Escaped;
@@ -249,14 +249,17 @@ impl Server {
             .receive(input, now.as_millis(), &mut site, &config);
         let granted = site.granted.take();
         match received {
-            Received::Stream(mount) => {
+            Received::Stream(mount, class) => {
                 let id = find_mount(&self.hub, &mount)?;
                 let burst = if mount.format == Format::Mp4 {
                     mp4_burst
                 } else {
                     burst
                 };
-                http.listen(&self.hub, id, mount.format, burst);
+                http.listen(&self.hub, id, mount.format, burst, class);
+                if class == SendClass::Bulk {
+                    self.bulk_readers += 1;
+                }
                 if let Some(s) = self.hub.get_mut(id) {
                     s.add_reader(index);
                 }
@@ -290,6 +293,9 @@ impl Server {
     /// An HTTP connection is gone: its stream loses a reader.
     pub(super) fn http_closed(&mut self, http: &HttpConn, index: usize) {
         if let Some(r) = &http.reader {
+            if r.class == SendClass::Bulk {
+                self.bulk_readers = self.bulk_readers.saturating_sub(1);
+            }
             if let Some(s) = self.hub.get_mut(r.stream) {
                 s.remove_reader(index);
             }

@@ -29,6 +29,7 @@ pub mod hub;
 pub mod icecast;
 pub mod logging;
 pub mod names;
+pub mod pi_checks;
 pub mod record;
 pub mod relay;
 pub mod server;
@@ -146,8 +147,27 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         event_loop::FIRST_FREE_TOKEN,
     )
     .map_err(|e| listen_error("--listen", settings.listen, &e))?;
+    // Checked once, before the loop: `iw` answers in milliseconds (and is killed after 2 s).
+    let wifi_power_save = pi_checks::power_saving_interfaces();
+    let record_dirs = settings
+        .record
+        .iter()
+        .chain(settings.streams.iter().filter_map(|s| s.record.as_ref()));
+    for dir in record_dirs {
+        if pi_checks::records_on_the_sd_card(dir) {
+            log::warn!(
+                "recording into {} on the SD card that holds the system wears it out: record \
+                 to a USB stick or disk (docs/deploy-pi.md)",
+                dir.display()
+            );
+        }
+    }
     if let Some(addr) = settings.http.listen {
-        match server.listen_http(addr, server::HttpOptions::from_settings(settings)) {
+        let options = server::HttpOptions {
+            wifi_power_save,
+            ..server::HttpOptions::from_settings(settings)
+        };
+        match server.listen_http(addr, options) {
             Ok(bound) => {
                 log::info!("serving http://{bound}/ (streams at /APP/NAME.EXT, the page at /)")
             }

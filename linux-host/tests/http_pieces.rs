@@ -295,6 +295,7 @@ fn snapshot() -> StatSnapshot {
         overruns: 3,
         device_state: "missing",
         drift_ppm: Some(-12.5),
+        wifi_power_save: vec!["wlan0".into()],
     }
 }
 
@@ -385,6 +386,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     has("gauge zerocast_device_state state=missing 1.0");
     has("gauge zerocast_device_state state=running 0.0");
     has("gauge zerocast_clock_drift_ppm  -12.5");
+    has("gauge zerocast_wifi_power_save interface=wlan0 1.0");
     Ok(())
 }
 
@@ -396,7 +398,7 @@ fn streams_json_parses() -> Result<(), HarnessError> {
     let script = r#"
 import sys, json
 d = json.load(sys.stdin)
-print(d['device_state'], d['overruns'], d['drift_ppm'])
+print(d['device_state'], d['overruns'], d['drift_ppm'], d['wifi_power_save'])
 for s in d['streams']:
     print(s['app'], s['name'], s['listeners'], s['formats'], s['mse_type'], s['peak_dbfs'],
           s['silent'], repr(s['title']), [c['protocol'] for c in s['clients']])
@@ -406,7 +408,7 @@ for p in d['pushes']:
 "#;
     let out = python(script, &stat::render_json(&snapshot()))?;
     let expected = "\
-missing 3 -12.5
+missing 3 -12.5 ['wlan0']
 live audio 4 ['aac', 'flv', 'mp4', 'm3u8'] audio/mp4; codecs=\"mp4a.40.2\" -6.5 False 'Tom & Jerry\\'s <live> \"show\"\\n' ['rtmp', 'mp4', 'aac', 'aac']
 live audio_pcm 0 ['flv', 'mp4'] None None True '' []
 studio b 1 ['mp3', 'flv'] None 0.0 False '' ['mp3']

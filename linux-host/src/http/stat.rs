@@ -23,6 +23,8 @@ pub struct StatSnapshot {
     pub device_state: &'static str,
     /// The sound card's clock against the system clock, in ppm, once measured.
     pub drift_ppm: Option<f64>,
+    /// Wireless interfaces with power saving on (found at start).
+    pub wifi_power_save: Vec<String>,
 }
 
 /// Who feeds a stream.
@@ -345,11 +347,17 @@ fn number(v: f64) -> String {
 /// `/api/v1/streams`: the streams with their listeners, levels and warnings, for the page.
 pub fn render_json(s: &StatSnapshot) -> String {
     let mut o = format!(
-        "{{\"uptime_s\":{},\"device_state\":{},\"overruns\":{},\"drift_ppm\":{},\"streams\":[",
+        "{{\"uptime_s\":{},\"device_state\":{},\"overruns\":{},\"drift_ppm\":{},\
+         \"wifi_power_save\":[{}],\"streams\":[",
         s.uptime_s,
         json(s.device_state),
         s.overruns,
-        s.drift_ppm.map_or("null".to_owned(), number)
+        s.drift_ppm.map_or("null".to_owned(), number),
+        s.wifi_power_save
+            .iter()
+            .map(|i| json(i))
+            .collect::<Vec<_>>()
+            .join(",")
     );
     for (i, st) in s.streams.iter().enumerate() {
         if i > 0 {
@@ -611,6 +619,21 @@ pub fn render_metrics(s: &StatSnapshot) -> String {
             "zerocast_device_state{{state=\"{state}\"}} {}",
             u8::from(s.device_state == state)
         );
+    }
+    if !s.wifi_power_save.is_empty() {
+        family(
+            &mut o,
+            "zerocast_wifi_power_save",
+            "gauge",
+            "Wireless interfaces with power saving on (delays of up to seconds).",
+        );
+        for iface in &s.wifi_power_save {
+            let _ = writeln!(
+                o,
+                "zerocast_wifi_power_save{{interface=\"{}\"}} 1",
+                label(iface)
+            );
+        }
     }
     if let Some(ppm) = s.drift_ppm {
         family(

@@ -57,6 +57,8 @@ pub struct HttpOptions {
     pub source: String,
     /// Who sees addresses in the reports.
     pub stats_allow: Vec<crate::config::Cidr>,
+    /// Wireless interfaces found with power saving on at start (for the reports).
+    pub wifi_power_save: Vec<String>,
 }
 
 impl HttpOptions {
@@ -91,6 +93,7 @@ impl HttpOptions {
                 .then_some((settings.rate, settings.channels)),
             source: settings.source.to_string(),
             stats_allow: http.stats_allow.clone(),
+            wifi_power_save: Vec::new(),
         }
     }
 }
@@ -189,6 +192,7 @@ impl Server {
         }
         let new = HttpOptions {
             max_clients: side.options.max_clients,
+            wifi_power_save: side.options.wifi_power_save.clone(),
             ..HttpOptions::from_settings(settings)
         };
         if (new.silence_db, new.silence_s) != (side.options.silence_db, side.options.silence_s) {
@@ -509,6 +513,9 @@ impl Report<'_> {
             drift_ppm: capture_id
                 .and(self.capture_status)
                 .and_then(|c| c.drift_ppm),
+            wifi_power_save: self
+                .side
+                .map_or(Vec::new(), |s| s.options.wifi_power_save.clone()),
         }
     }
 }

@@ -278,6 +278,8 @@ pub enum Close {
     Revoked(crate::hub::Denied),
     /// An Icecast server did not take the source.
     Source(crate::icecast::SourceError),
+    /// An HTTP listener's stream had no audio in its format within the wait.
+    NoAudio,
 }
 
 impl std::fmt::Display for Close {
@@ -296,6 +298,11 @@ impl std::fmt::Display for Close {
             Close::StreamGone => f.write_str("the stream or its format is gone"),
             Close::Revoked(why) => write!(f, "no longer allowed after the reload: {why}"),
             Close::Source(why) => write!(f, "{why}"),
+            Close::NoAudio => write!(
+                f,
+                "no audio in its format within {} s",
+                crate::http::WAIT_MS / 1000
+            ),
         }
     }
 }

@@ -206,6 +206,8 @@ pub struct Server {
     capture_status: Option<CaptureStatus>,
     /// HTTP listeners of the bulk send class now (for the send budget).
     bulk_readers: usize,
+    /// HTTP listeners waiting for the first audio of a mount, by connection.
+    http_waiting: Vec<(usize, crate::http::route::Mount)>,
 }
 
 impl Server {
@@ -278,6 +280,7 @@ impl Server {
             accepted: 0,
             capture_status: None,
             bulk_readers: 0,
+            http_waiting: Vec::new(),
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -787,6 +790,9 @@ impl Server {
             return;
         }
         self.wake_relays_with_audio();
+        if !self.http_waiting.is_empty() {
+            self.start_waiting_listeners();
+        }
         let first = self
             .hub
             .get(id)

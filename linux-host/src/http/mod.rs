@@ -96,7 +96,14 @@ pub trait Site {
     fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool;
     /// Whether this client may see other clients' addresses in the reports (`stats_allow`).
     fn may_see_addresses(&self) -> bool;
+    /// Whether a listener of `mount`, which has no audio in its format yet, should wait for
+    /// it: the stream is being published or is configured (Icecast lets a listener wait on a
+    /// mount with a fallback; a 404 would make players give up).
+    fn awaits_audio(&self, mount: &Mount) -> bool;
 }
+
+/// How long a listener may wait for the first audio of its stream before it is closed.
+pub const WAIT_MS: u64 = 30_000;
 
 /// How long a bulk listener's audio may wait: Icecast writes its listeners in blocks of about
 /// this much (its 4 KiB blocks at 128 kbit/s), and the apps and speakers that take its URLs
@@ -132,6 +139,8 @@ impl SendClass {
 /// What to do with a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Hold the listener until the mount has audio ([`Site::awaits_audio`]).
+    Wait(Mount),
     /// Write these bytes, then close, or wait for the next request if `keep_alive`.
     Reply {
         /// The whole response.
@@ -278,6 +287,9 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
         }
         Route::Stream(mount) => {
             let Some(info) = site.mount(&mount) else {
+                if !answer.head_only && site.awaits_audio(&mount) {
+                    return Action::Wait(mount);
+                }
                 return answer.error("404 Not Found", "no such stream in this format");
             };
             let metaint = (req.icy_metadata && mount.format.has_icy()).then_some(ICY_METAINT);
@@ -398,6 +410,9 @@ enum State {
     },
     /// Sending a mount's ring.
     Stream(Body),
+    /// Holding a listener of a stream that is published (or configured) but has no audio in
+    /// its format yet: the request head is kept and handled again when audio comes.
+    Waiting,
 }
 
 /// One HTTP connection, sans IO: request bytes in, bytes to write out. See the module doc.
@@ -425,6 +440,9 @@ pub enum Received {
     /// Nothing new (bytes after a request while its reply is written are kept for the
     /// next one, bytes after a stream's request are ignored).
     Nothing,
+    /// The listener waits for the first audio of this mount (at most [`WAIT_MS`]): call
+    /// [`Client::receive`] with no bytes once the mount has audio.
+    Wait(Mount),
 }
 
 impl Client {
@@ -439,9 +457,15 @@ impl Client {
         }
     }
 
-    /// The instant (ms) by which the head must be complete, while it is not; past it, close.
+    /// The instant (ms) by which the head must be complete, or a waiting listener's audio
+    /// must have come; past it, close.
     pub fn deadline(&self) -> Option<u64> {
-        matches!(self.state, State::Request).then_some(self.deadline_ms)
+        matches!(self.state, State::Request | State::Waiting).then_some(self.deadline_ms)
+    }
+
+    /// Whether it waits for its stream's first audio.
+    pub fn waiting(&self) -> bool {
+        matches!(self.state, State::Waiting)
     }
 
     /// Takes bytes read from the socket at `now_ms`.
@@ -455,6 +479,21 @@ impl Client {
         if matches!(self.state, State::Stream(_)) {
             return Received::Nothing;
         }
+        if matches!(self.state, State::Waiting) {
+            if !bytes.is_empty() {
+                // A waiting listener sends nothing more a server needs.
+                return Received::Nothing;
+            }
+            // Poked: the mount may have audio now; the kept head is handled again.
+            self.state = State::Request;
+            let deadline = self.deadline_ms;
+            let received = self.receive(&[], now_ms, site, config);
+            if matches!(received, Received::Wait(_)) {
+                // Still waiting: the first deadline stands.
+                self.deadline_ms = deadline;
+            }
+            return received;
+        }
         let room = request::MAX_HEAD_LEN - self.request.len().min(request::MAX_HEAD_LEN);
         self.request
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -466,9 +505,13 @@ impl Client {
             // A head cut at MAX_HEAD_LEN fails to parse as HeadTooLarge, never waits.
             Ok(None) => return Received::More,
             Ok(Some(req)) => {
-                // What came after this head waits for its reply (a GET has no body).
-                self.request.drain(..req.head_len.min(self.request.len()));
-                handle(&req, site, config)
+                let action = handle(&req, site, config);
+                // What came after this head waits for its reply (a GET has no body); a waiting
+                // listener's head stays, to be handled again when the audio comes.
+                if !matches!(action, Action::Wait(_)) {
+                    self.request.drain(..req.head_len.min(self.request.len()));
+                }
+                action
             }
             Err(e) => {
                 self.request = Vec::new();
@@ -476,9 +519,17 @@ impl Client {
             }
         };
         // A connection kept open has the header timeout again for its next request, counted
-        // from this one.
-        self.deadline_ms = now_ms + config.header_timeout_ms;
+        // from this one; a waiting listener has the wait's.
+        self.deadline_ms = now_ms
+            + match action {
+                Action::Wait(_) => WAIT_MS,
+                _ => config.header_timeout_ms,
+            };
         match action {
+            Action::Wait(mount) => {
+                self.state = State::Waiting;
+                Received::Wait(mount)
+            }
             Action::Reply { bytes, keep_alive } => {
                 self.pending = bytes;
                 self.state = State::Reply { keep_alive };

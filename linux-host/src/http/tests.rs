@@ -8,6 +8,8 @@ struct FakeSite {
     title: String,
     sticky: Vec<u8>,
     sees_addresses: bool,
+    /// `live/audio` is published but has no MP3 yet: its `.mp3` listeners wait.
+    mp3: Option<bool>,
 }
 
 impl FakeSite {
@@ -16,6 +18,7 @@ impl FakeSite {
             title: "First".into(),
             sticky: b"FLV-HEADER".to_vec(),
             sees_addresses: true,
+            mp3: None,
         }
     }
 }
@@ -44,16 +47,15 @@ impl Site for FakeSite {
     }
 
     fn mount(&self, mount: &Mount) -> Option<MountInfo> {
-        (mount.app == "live" && mount.name == "audio" && mount.format != Format::Mp3).then(|| {
-            MountInfo {
-                bitrate_kbps: 128,
-                title: self.title.clone(),
-                sticky: if mount.format == Format::Flv {
-                    self.sticky.clone()
-                } else {
-                    Vec::new()
-                },
-            }
+        let served = mount.format != Format::Mp3 || self.mp3 == Some(true);
+        (mount.app == "live" && mount.name == "audio" && served).then(|| MountInfo {
+            bitrate_kbps: 128,
+            title: self.title.clone(),
+            sticky: if mount.format == Format::Flv {
+                self.sticky.clone()
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -71,6 +73,10 @@ impl Site for FakeSite {
 
     fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool {
         query == "token=t" || self.may_play(app, name, query)
+    }
+
+    fn awaits_audio(&self, mount: &Mount) -> bool {
+        mount.name == "audio" && self.mp3.is_some()
     }
 
     fn may_see_addresses(&self) -> bool {
@@ -476,4 +482,55 @@ fn listeners_are_classed_by_what_they_asked_for() {
     assert_eq!(class(page, Format::Mp3), SendClass::LowDelay);
     let fetch = "GET /live/audio.flv HTTP/1.1\r\nSec-Fetch-Mode: cors\r\n\r\n";
     assert_eq!(class(fetch, Format::Flv), SendClass::LowDelay);
+}
+
+/// A listener of a published stream with no audio in its format yet waits (bounded) instead
+/// of a 404, and starts when a poke finds the audio; a stream nobody publishes is a 404.
+#[test]
+fn a_listener_waits_for_the_first_audio() {
+    let cfg = config();
+    let mut site = FakeSite::new();
+    site.mp3 = Some(false);
+    let mut client = Client::new(0, &cfg);
+    let req = b"GET /live/audio.mp3 HTTP/1.1\r\nIcy-MetaData: 1\r\n\r\n";
+    assert!(matches!(
+        client.receive(req, 0, &mut site, &cfg),
+        Received::Wait(Mount {
+            format: Format::Mp3,
+            ..
+        })
+    ));
+    assert!(client.waiting());
+    assert_eq!(client.deadline(), Some(WAIT_MS));
+    // Poked before the audio: still waiting, same deadline; bytes while waiting are ignored.
+    assert!(matches!(
+        client.receive(&[], 1000, &mut site, &cfg),
+        Received::Wait(_)
+    ));
+    assert!(matches!(
+        client.receive(b"junk", 1000, &mut site, &cfg),
+        Received::Nothing
+    ));
+    assert_eq!(client.deadline(), Some(WAIT_MS));
+    site.mp3 = Some(true);
+    assert!(matches!(
+        client.receive(&[], 2000, &mut site, &cfg),
+        Received::Stream(
+            Mount {
+                format: Format::Mp3,
+                ..
+            },
+            _
+        )
+    ));
+    let (head, _) = split_head(&drain(&mut client));
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.contains("icy-metaint"),
+        "{head}"
+    );
+    // Nothing published: 404 at once.
+    let mut site = FakeSite::new();
+    let (received, out) = exchange(b"GET /live/audio.mp3 HTTP/1.1\r\n\r\n", &mut site, &[]);
+    assert_eq!(received, Received::Reply);
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 404"));
 }

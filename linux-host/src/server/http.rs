@@ -59,6 +59,8 @@ pub struct HttpOptions {
     pub stats_allow: Vec<crate::config::Cidr>,
     /// Wireless interfaces found with power saving on at start (for the reports).
     pub wifi_power_save: Vec<String>,
+    /// The streams the configuration names (`APP`, `NAME`): their listeners wait for audio.
+    pub configured: Vec<(String, String)>,
 }
 
 impl HttpOptions {
@@ -94,6 +96,11 @@ impl HttpOptions {
             source: settings.source.to_string(),
             stats_allow: http.stats_allow.clone(),
             wifi_power_save: Vec::new(),
+            configured: settings
+                .streams
+                .iter()
+                .map(|s| (s.name.app.clone(), s.name.name.clone()))
+                .collect(),
         }
     }
 }
@@ -279,23 +286,65 @@ impl Server {
                 debug!("{peer}: HTTP answered");
                 None
             }
+            Received::Wait(mount) => {
+                info!(
+                    "{peer}: HTTP listener of /{}/{}.{} waits for its first audio",
+                    Escaped(&mount.app),
+                    Escaped(&mount.name),
+                    mount.format.extension()
+                );
+                self.http_waiting.push((index, mount));
+                None
+            }
             Received::More | Received::Nothing => None,
+        }
+    }
+
+    /// Listeners waiting for a mount that has audio now start on it.
+    pub(super) fn start_waiting_listeners(&mut self) {
+        let ready: Vec<usize> = self
+            .http_waiting
+            .iter()
+            .filter(|(_, mount)| find_mount(&self.hub, mount).is_some())
+            .map(|(index, _)| *index)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        self.http_waiting.retain(|(i, _)| !ready.contains(i));
+        for index in ready {
+            let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) else {
+                continue;
+            };
+            let peer = conn.peer;
+            if let Kind::Http(http) = &mut conn.kind {
+                if http.client.waiting() {
+                    if let Some(granted) = self.http_input(http, peer, index, &[]) {
+                        conn.granted = Some(granted);
+                    }
+                }
+            }
+            self.conns[index] = Some(conn);
         }
     }
 
     /// Closes an HTTP connection whose request head is late.
     pub(super) fn http_expired(conn: &Conn, now: Instant) -> Option<Close> {
         match &conn.kind {
-            Kind::Http(http) => http
-                .deadline()
-                .filter(|d| now >= *d)
-                .map(|_| Close::HeaderTimeout),
+            Kind::Http(http) => http.deadline().filter(|d| now >= *d).map(|_| {
+                if http.client.waiting() {
+                    Close::NoAudio
+                } else {
+                    Close::HeaderTimeout
+                }
+            }),
             _ => None,
         }
     }
 
     /// An HTTP connection is gone: its stream loses a reader.
     pub(super) fn http_closed(&mut self, http: &HttpConn, index: usize) {
+        self.http_waiting.retain(|(i, _)| *i != index);
         if let Some(r) = &http.reader {
             if r.class == SendClass::Bulk {
                 self.bulk_readers = self.bulk_readers.saturating_sub(1);
@@ -648,6 +697,20 @@ impl Site for HubSite<'_> {
             name,
         };
         self.access.may_play_keyless(&request).is_ok()
+    }
+
+    fn awaits_audio(&self, mount: &Mount) -> bool {
+        let published = self
+            .hub
+            .iter()
+            .any(|(_, s)| s.app() == mount.app && of_mount(s.name(), &mount.name));
+        let configured = self.report.side.is_some_and(|h| {
+            h.options
+                .configured
+                .iter()
+                .any(|(a, n)| *a == mount.app && of_mount(n, &mount.name))
+        });
+        published || configured
     }
 
     fn may_see_addresses(&self) -> bool {

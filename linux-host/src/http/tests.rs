@@ -8,6 +8,8 @@ struct FakeSite {
     title: String,
     sticky: Vec<u8>,
     sees_addresses: bool,
+    /// Locked out from the third on.
+    wrong_passwords: u32,
 }
 
 impl FakeSite {
@@ -16,6 +18,7 @@ impl FakeSite {
             title: "First".into(),
             sticky: b"FLV-HEADER".to_vec(),
             sees_addresses: true,
+            wrong_passwords: 0,
         }
     }
 }
@@ -75,6 +78,14 @@ impl Site for FakeSite {
 
     fn may_see_addresses(&self) -> bool {
         self.sees_addresses
+    }
+
+    fn locked_out(&self) -> bool {
+        self.wrong_passwords >= 3
+    }
+
+    fn wrong_password(&mut self) {
+        self.wrong_passwords += 1;
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
@@ -313,6 +324,17 @@ fn admin_metadata_needs_the_password_and_changes_the_title() {
     let (_, out) = exchange(&request(Some("c291cmNlOmhhY2ttZQ==")), &mut site, b"");
     assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert_eq!(site.title, "Second Song");
+    // The request without credentials did not count; a third wrong one locks the address out,
+    // and then even the right password is not looked at.
+    assert_eq!(site.wrong_passwords, 2);
+    exchange(&request(Some("YWRtaW46d3Jvbmc=")), &mut site, b"");
+    let (_, out) = exchange(&request(Some("c291cmNlOmhhY2ttZQ==")), &mut site, b"");
+    assert!(
+        out.starts_with(b"HTTP/1.1 429 Too Many Requests\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    site.wrong_passwords = 0;
     // No password configured: refused whatever is sent.
     let cfg = HttpConfig {
         admin_password: None,

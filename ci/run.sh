@@ -379,7 +379,7 @@ cmd_fuzz() {
 # The hostile battery (issue 19): attacks and faults against the release build, each with
 # its players content-checked throughout. `hostile` runs these crates; `e2e` runs the rest.
 HOSTILE_TESTS=(e2e_hostile e2e_pushes e2e_hardening_recorder e2e_hardening_names
-    e2e_hardening_egress)
+    e2e_hardening_egress e2e_hardening_limits)
 
 # End-to-end tests: every integration test of linux-host (linux-host/tests/*.rs) but the hostile
 # battery, and of bench (bench/tests/*.rs), one at a time, since they start real servers and

@@ -521,7 +521,8 @@ pub struct Settings {
     /// Streams served at once (the capture's, published ones); more publishers are refused.
     #[serde(deserialize_with = "Range::<1, 256>::usize")]
     pub max_streams: usize,
-    /// Connections from one client address; more are refused.
+    /// Connections one client address (an IPv6 /64) holds on each side, RTMP and HTTP; more
+    /// are refused, as is one that would take the side's reserve ([`crate::limits::Quota`]).
     #[serde(deserialize_with = "Range::<1, 10_000>::usize")]
     pub max_per_addr: usize,
     /// A publisher that sends no audio for this long is dropped (its players stay).
@@ -615,8 +616,9 @@ pub struct Http {
     /// The stream title (Icecast `icy-name`, `StreamTitle`) until the admin URL changes it.
     #[serde(deserialize_with = "opt_text")]
     pub title: Option<String>,
-    /// Password of Icecast's `/admin/` URLs; `None` leaves them closed.
-    #[serde(deserialize_with = "opt_text")]
+    /// Password of Icecast's `/admin/` URLs, at least [`MIN_SECRET_LEN`] characters; `None`
+    /// leaves them closed.
+    #[serde(deserialize_with = "opt_password")]
     pub admin_password: Option<String>,
     /// HTTP connections beyond this are refused.
     #[serde(deserialize_with = "Range::<1, 10_000>::u32")]
@@ -1216,15 +1218,33 @@ fn stream_tables<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StreamConfig>, D
 }
 
 /// A stream or play key: what follows `?key=` in a URL, so URL-safe characters only.
+/// The shortest key or admin password accepted: with [`crate::guesses`] allowing five wrong
+/// tries a minute per address, 8 characters of the 66 a key may use are out of any guesser's
+/// reach, while 1 to 4 are not.
+pub const MIN_SECRET_LEN: usize = 8;
+
 fn opt_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let key = String::deserialize(d)?;
     let url_safe = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-    if (1..=256).contains(&key.len()) && key.bytes().all(url_safe) {
+    if (MIN_SECRET_LEN..=256).contains(&key.len()) && key.bytes().all(url_safe) {
         Ok(Some(key))
     } else {
-        Err(de::Error::custom(
-            "expected 1 to 256 letters, digits, '-', '.', '_' or '~'",
-        ))
+        Err(de::Error::custom(format!(
+            "expected {MIN_SECRET_LEN} to 256 letters, digits, '-', '.', '_' or '~' (a shorter \
+             key is easily guessed)"
+        )))
+    }
+}
+
+fn opt_password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.chars().count() >= MIN_SECRET_LEN && !text.contains(char::is_control) {
+        Ok(Some(text))
+    } else {
+        Err(de::Error::custom(format!(
+            "expected at least {MIN_SECRET_LEN} characters, none of them control characters (a \
+             shorter password is easily guessed)"
+        )))
     }
 }
 
@@ -1576,7 +1596,9 @@ RTMP:
   --join-ms N                   audio a new player gets at once [default: 500]
   --max-clients N               simultaneous RTMP connections  [default: 100]
   --max-streams N               streams served at once, 1..=256 [default: 16]
-  --max-per-addr N              connections from one address   [default: 32]
+  --max-per-addr N              connections from one address (an IPv6 /64 is
+                                  one), RTMP and HTTP each; one address never takes
+                                  the last 1/8 of the slots    [default: 32]
   --publish-timeout-ms N        drop a publisher silent so long [default: 5000]
   --send-ms N                   audio may wait so long before it is written
                                   to players, 0..=500          [default: 20]
@@ -1590,10 +1612,11 @@ Access (file section [access]):
   --allow-publish LIST          comma-separated addresses or CIDR blocks allowed
                                   to publish                   [default: 127.0.0.0/8,::1]
   --publish-key KEY             publishers must give NAME?key=KEY or APP?key=KEY
+                                  (8+ characters; 5 wrong a minute lock an address out)
                                   ([[stream]] tables in the file set keys per stream)
   --allow-play LIST             addresses allowed to play      [default: 0.0.0.0/0,::/0]
   --deny-play LIST              addresses refused playing      [default: none]
-  --play-key KEY                players must give NAME?key=KEY
+  --play-key KEY                players must give NAME?key=KEY (8+ characters)
 
 Push relay:
   --push URL                    rtmp[s]://HOST[:PORT]/APP[/NAME][?QUERY]: push the capture
@@ -1607,7 +1630,8 @@ Push relay:
 HTTP (file section [http]):
   --http ADDR:PORT|off          HTTP listen address (file: listen) [default: 0.0.0.0:8000]
   --title TEXT                  stream title for HTTP listeners
-  --admin-password TEXT         password of the Icecast /admin/ URLs (unset: closed)
+  --admin-password TEXT         password of the Icecast /admin/ URLs, 8+ characters
+                                  (unset: closed)
   --http-max-clients N          simultaneous HTTP connections (file: max_clients)
                                                                [default: 64]
   --silence-db DB               audio below this many dBFS is silence [default: -50]
@@ -1883,8 +1907,8 @@ mod tests {
         ("allow-publish", "10.0.0.0/8, 192.168.1.7", |s| {
             cidrs(&s.access.allow_publish) == ["10.0.0.0/8", "192.168.1.7/32"]
         }),
-        ("publish-key", "s3cret", |s| {
-            s.access.publish_key.as_deref() == Some("s3cret")
+        ("publish-key", "s3cret-key", |s| {
+            s.access.publish_key.as_deref() == Some("s3cret-key")
         }),
         ("allow-play", "192.168.0.0/16", |s| {
             cidrs(&s.access.allow_play) == ["192.168.0.0/16"]
@@ -1892,8 +1916,8 @@ mod tests {
         ("deny-play", "192.168.0.9,fd00::/8", |s| {
             cidrs(&s.access.deny_play) == ["192.168.0.9/32", "fd00::/8"]
         }),
-        ("play-key", "k-1", |s| {
-            s.access.play_key.as_deref() == Some("k-1")
+        ("play-key", "k-1-player", |s| {
+            s.access.play_key.as_deref() == Some("k-1-player")
         }),
         ("stats-allow", "192.168.1.0/24", |s| {
             cidrs(&s.http.stats_allow) == ["192.168.1.0/24"]
@@ -1911,8 +1935,8 @@ mod tests {
         ("title", "Pi radio", |s| {
             s.http.title.as_deref() == Some("Pi radio")
         }),
-        ("admin-password", "hackme", |s| {
-            s.http.admin_password.as_deref() == Some("hackme")
+        ("admin-password", "hackme-please", |s| {
+            s.http.admin_password.as_deref() == Some("hackme-please")
         }),
         ("http-max-clients", "5", |s| s.http.max_clients == 5),
         ("silence-db", "-40.5", |s| s.http.silence_db == -40.5),
@@ -2088,6 +2112,9 @@ mod tests {
             ),
             (&["--title", "a\nb"], "title"),
             (&["--admin-password", ""], "admin-password"),
+            (&["--admin-password", "short"], "admin-password"),
+            (&["--publish-key", "1234567"], "publish-key"),
+            (&["--play-key", "k"], "play-key"),
             (&["--http-max-clients", "0"], "http-max-clients"),
             (&["--silence-db", "3"], "silence-db"),
             (&["--silence-db", "quiet"], "silence-db"),
@@ -2254,25 +2281,25 @@ record_interval = 900
 
 [access]
 allow_publish = ["10.1.0.0/16"]
-publish_key = "general"
+publish_key = "general-key"
 deny_play = "192.168.1.66"
 
 [http]
 listen = "off"
 title = "Pi radio"
-admin_password = "hackme"
+admin_password = "hackme-please"
 silence_db = -45
 
 [[stream]]
 name = "radio/main"
-key = "main-key"
+key = "main-key-1"
 codec = "aac"
 title = "Main"
 push = "rtmp://up.example/live/main"
 
 [[stream]]
 name = "radio/guest"
-key = "guest-key"
+key = "guest-key-1"
 record = "/srv/guest"
 push = ["rtmp://a/live", "rtmps://b/live/g"]
 
@@ -2306,13 +2333,13 @@ stream = "radio/guest"
             (Some("/var/lib/zerocast".into()), 900)
         );
         assert_eq!(cidrs(&s.access.allow_publish), ["10.1.0.0/16"]);
-        assert_eq!(s.access.publish_key.as_deref(), Some("general"));
+        assert_eq!(s.access.publish_key.as_deref(), Some("general-key"));
         assert_eq!(cidrs(&s.access.deny_play), ["192.168.1.66/32"]);
         assert_eq!(cidrs(&s.access.allow_play), ["0.0.0.0/0", "::/0"]);
         assert_eq!(s.http.listen, None);
         assert_eq!(
             (s.http.title.as_deref(), s.http.admin_password.as_deref()),
-            (Some("Pi radio"), Some("hackme"))
+            (Some("Pi radio"), Some("hackme-please"))
         );
         assert_eq!((s.http.silence_db, s.http.max_clients), (-45.0, 64));
         let [main, guest] = s.streams.as_slice() else {
@@ -2324,7 +2351,7 @@ stream = "radio/guest"
                 main.key.as_deref(),
                 main.title.as_deref()
             ),
-            ("radio/main".into(), Some("main-key"), Some("Main"))
+            ("radio/main".into(), Some("main-key-1"), Some("Main"))
         );
         assert_eq!(
             (main.codecs.as_deref(), &main.record),
@@ -2379,7 +2406,7 @@ stream = "radio/guest"
         assert_eq!(s.listen, "127.0.0.1:2000".parse().unwrap());
         // A flag replaces one key of a section; the file's other keys there stay.
         assert_eq!(cidrs(&s.access.allow_publish), ["127.0.0.1/32"]);
-        assert_eq!(s.access.publish_key.as_deref(), Some("general"));
+        assert_eq!(s.access.publish_key.as_deref(), Some("general-key"));
         assert_eq!(s.http.listen, Some("127.0.0.1:8001".parse().unwrap()));
         assert_eq!(s.http.title.as_deref(), Some("Pi radio"));
         // --push replaces the file's [[push]] tables, and each use adds one.
@@ -2439,7 +2466,7 @@ stream = "radio/guest"
                 "line 1",
             ),
             (
-                "[[stream]]\nkey = \"k\"\n",
+                "[[stream]]\nkey = \"kkkkkkkk\"\n",
                 "missing field `name`",
                 "line 1",
             ),
@@ -2489,12 +2516,15 @@ stream = "radio/guest"
             }
         };
         // The capture stream may have a [[stream]] table, with a key; a name twice is an error.
-        let ok = TempFile::new("capkey", "[[stream]]\nname = \"live/audio\"\nkey = \"k\"\n");
+        let ok = TempFile::new(
+            "capkey",
+            "[[stream]]\nname = \"live/audio\"\nkey = \"capture-key\"\n",
+        );
         assert_eq!(
             run(&["--config", ok.arg()]).unwrap().streams[0]
                 .key
                 .as_deref(),
-            Some("k")
+            Some("capture-key")
         );
         let twice = "[[stream]]\nname = \"live/a\"\n[[stream]]\nname = \"live/b\"\n[[stream]]\nname = \"live/a\"\n";
         assert_eq!(

@@ -42,6 +42,19 @@ pub const TX: usize = 4 * 1024;
 pub const RX: usize = 2 * 1024;
 /// Socket read buffer of a publisher (fewer reads per second of audio).
 pub const PUBLISHER_RX: usize = 8 * 1024;
+/// Bytes one connection reads per turn of the loop: a publisher sending faster than it is
+/// read (or a flood) yields to the others after this much, and is read again next turn. 64
+/// KiB is over a second of 44.1 kHz stereo PCM, several of the largest messages, so a
+/// publisher that keeps pace is always drained in one turn.
+pub const READ_BUDGET: usize = 64 * 1024;
+/// How [`Conn::read_input`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The socket had no more.
+    Drained,
+    /// The budget was spent; more may wait.
+    Budget,
+}
 /// A relay's reassembly budget: it only reads the upstream's replies.
 pub const RELAY_ARENA: usize = 4 * 1024;
 
@@ -280,6 +293,8 @@ pub enum Close {
     Source(crate::icecast::SourceError),
     /// An HTTP listener's stream had no audio in its format within the wait.
     NoAudio,
+    /// An HTTP client without a complete request gave its slot to a new one (slots full).
+    Evicted,
 }
 
 impl std::fmt::Display for Close {
@@ -303,6 +318,9 @@ impl std::fmt::Display for Close {
                 "no audio in its format within {} s",
                 crate::http::WAIT_MS / 1000
             ),
+            Close::Evicted => {
+                f.write_str("evicted: no complete request yet, and a new client needed the slot")
+            }
         }
     }
 }
@@ -382,13 +400,20 @@ impl<H: HttpPart> Conn<H> {
         }
     }
 
-    /// Reads what the socket has; `handle` gets the unconsumed input and returns how much of it
-    /// it used (it feeds the session). Returns when the socket has no more.
+    /// Reads what the socket has, up to `budget` bytes ([`READ_BUDGET`]); `handle` gets the unconsumed
+    /// input and returns how much of it it used (it feeds the session). Returns when the
+    /// socket has no more, or at the budget with input perhaps left ([`ReadEnd::Budget`]: read
+    /// again next turn, as an edge-triggered poll will not say so again).
     pub fn read_input(
         &mut self,
+        budget: usize,
         mut handle: impl FnMut(&mut Self, usize) -> Result<usize, Close>,
-    ) -> Result<(), Close> {
+    ) -> Result<ReadEnd, Close> {
+        let mut read = 0;
         loop {
+            if read >= budget {
+                return Ok(ReadEnd::Budget);
+            }
             if self.rx_len == self.rx.len() {
                 // The session consumes every complete chunk header, so a full buffer cannot
                 // stay full; this is a peer that floods faster than one pass handles.
@@ -399,11 +424,12 @@ impl<H: HttpPart> Conn<H> {
             match self.socket.read(free) {
                 Ok(0) => return Err(Close::PeerClosed),
                 Ok(n) => {
+                    read += n;
                     self.rx_len += n;
                     self.bytes_received += n as u64;
                     self.consume(&mut handle)?;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadEnd::Drained),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
@@ -735,6 +761,57 @@ mod tests {
 
     fn handshake() -> usize {
         std::mem::size_of::<ServerHandshake>()
+    }
+
+    /// A peer that sends far more than one turn's budget is read a budget at a time: the
+    /// read stops at the budget saying more may wait, and the next reads get the rest. (A
+    /// small budget here: loopback's receive window holds about 64 KiB, [`READ_BUDGET`].)
+    #[test]
+    fn one_read_takes_at_most_the_budget() {
+        use std::io::Write as _;
+        const BUDGET: usize = 8 * 1024;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (socket, peer) = listener.accept().unwrap();
+        let sent = 4 * BUDGET;
+        client.write_all(&vec![7; sent]).unwrap();
+        // Until all of it waits in the socket.
+        let mut peeked = vec![0; sent];
+        while socket.peek(&mut peeked).unwrap() < sent {
+            std::thread::yield_now();
+        }
+        socket.set_nonblocking(true).unwrap();
+        let now = Instant::from_millis(0);
+        // What the handle below does with the bytes does not matter: it takes them all.
+        let kind = Kind::<NoHttp>::peer(now, [3; 32], &ServerConfig::default());
+        let mut conn = Conn::new(TcpStream::from_std(socket), peer, kind, now);
+        let mut turns = Vec::new();
+        loop {
+            let mut read = 0;
+            let end = conn
+                .read_input(BUDGET, |_, len| {
+                    read += len;
+                    Ok(len)
+                })
+                .unwrap_or_else(|_| panic!("closed"));
+            turns.push((read, end));
+            if end == ReadEnd::Drained {
+                break;
+            }
+        }
+        println!("{sent} bytes waiting, read in turns of {turns:?}");
+        // RX is 2 KiB: each turn reads exactly the budget until the socket is empty.
+        assert_eq!(
+            turns,
+            [
+                (BUDGET, ReadEnd::Budget),
+                (BUDGET, ReadEnd::Budget),
+                (BUDGET, ReadEnd::Budget),
+                (BUDGET, ReadEnd::Budget),
+                (0, ReadEnd::Drained)
+            ]
+        );
+        drop(client);
     }
 
     /// Fails when a playing connection grows past the goal: its handshake must be gone and its

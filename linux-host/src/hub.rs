@@ -36,6 +36,8 @@ pub enum Denied {
     BadName,
     /// A player may not wait for one more unpublished name ([`crate::waiting`]).
     TooManyWaiting,
+    /// The address gave too many wrong keys lately; its key is not looked at.
+    LockedOut,
 }
 
 impl std::fmt::Display for Denied {
@@ -49,6 +51,7 @@ impl std::fmt::Display for Denied {
             Self::TooManyStreams => "too many streams (--max-streams)",
             Self::BadName => "invalid stream name",
             Self::TooManyWaiting => "no such stream, and too many names waited for",
+            Self::LockedOut => "too many wrong keys from this address lately",
         })
     }
 }
@@ -115,14 +118,26 @@ impl Access {
         if !self.allow_publish.iter().any(|c| c.contains(request.peer)) {
             return Err(Denied::Address);
         }
-        let name = request.name_base();
-        let expected = self
-            .stream_keys
+        check_key(request.key(), self.publish_key_of(request.name_base()))
+    }
+
+    /// The key publishers of `name` must present, if any.
+    fn publish_key_of(&self, name: &str) -> Option<&str> {
+        self.stream_keys
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, k)| k.as_str())
-            .or(self.publish_key.as_deref());
-        check_key(request.key(), expected)
+            .or(self.publish_key.as_deref())
+    }
+
+    /// Whether publishing (or playing) what `request` names takes a key: only such requests
+    /// are refused while the peer is locked out after wrong keys ([`crate::guesses`]).
+    pub fn takes_key(&self, request: &Request<'_>, publish: bool) -> bool {
+        if publish {
+            self.publish_key_of(request.name_base()).is_some()
+        } else {
+            self.play_key.is_some()
+        }
     }
 
     /// Whether the request may play.

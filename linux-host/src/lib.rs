@@ -23,10 +23,13 @@ pub mod constant_time;
 pub mod egress;
 pub mod encode;
 pub mod event_loop;
+pub mod fdlimit;
 pub mod formats;
+pub mod guesses;
 pub mod http;
 pub mod hub;
 pub mod icecast;
+pub mod limits;
 pub mod logging;
 pub mod names;
 pub mod pi_checks;
@@ -179,6 +182,7 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
             Err(e) => return Err(listen_error("--http", addr, &e)),
         }
     }
+    fdlimit::raise_nofile(server.descriptors_needed());
     log::info!(
         "zerocast {} serving rtmp://{}/{} source={} rate={} channels={} period={} ms codec={}",
         env!("CARGO_PKG_VERSION"),

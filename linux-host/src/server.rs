@@ -19,17 +19,19 @@ use zerocast_core::time::Instant;
 
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
-use crate::conn::{Close, Granted, Role, RtmpReader, Upstream};
+use crate::conn::{Close, Granted, ReadEnd, Role, RtmpReader, Upstream};
 use crate::egress::Counters;
 use crate::encode::Rendition;
 use crate::event_loop::Service;
 use crate::http::listener::HttpConn;
 use crate::hub::{Access, Denied, Hub, Request, StreamId};
+use crate::limits::Group;
 use crate::logging::Escaped;
 use crate::relay::{Relays, Target};
 use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Worker, WORKER_TOKEN};
 
+mod accept;
 mod http;
 mod push;
 mod reload;
@@ -208,6 +210,16 @@ pub struct Server {
     bulk_readers: usize,
     /// HTTP listeners waiting for the first audio of a mount, by connection.
     http_waiting: Vec<(usize, crate::http::route::Mount)>,
+    /// Accepting is paused until then (after `accept` failed: out of descriptors).
+    accept_paused: Option<Instant>,
+    /// When a failed accept was last logged (at most once a minute).
+    accept_warned: Option<Instant>,
+    /// The descriptor given up when the others run out.
+    reserve: crate::fdlimit::Reserve,
+    /// Connections that stopped reading at their budget with input left: read again next turn.
+    readable: Vec<usize>,
+    /// Recent wrong keys and passwords, per address group.
+    guesses: crate::guesses::Guesses,
 }
 
 impl Server {
@@ -281,9 +293,20 @@ impl Server {
             capture_status: None,
             bulk_readers: 0,
             http_waiting: Vec::new(),
+            accept_paused: None,
+            accept_warned: None,
+            reserve: crate::fdlimit::Reserve::open(),
+            readable: Vec::new(),
+            guesses: crate::guesses::Guesses::default(),
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
+    }
+
+    /// Descriptors the configured limits need: every connection slot (RTMP, HTTP, pushes), a
+    /// recording per stream, and [`crate::fdlimit::MARGIN`].
+    pub fn descriptors_needed(&self) -> u64 {
+        (self.conns.len() + self.options.max_streams) as u64 + crate::fdlimit::MARGIN
     }
 
     /// The address actually bound (useful with port 0).
@@ -334,76 +357,6 @@ impl Server {
         bytes
     }
 
-    /// Accepts what the RTMP listener (or, with `http`, the HTTP listener) has waiting, each
-    /// connection within `--max-per-addr` and its side's connection limit.
-    fn accept(&mut self, registry: &Registry, now: Instant, http: bool) {
-        loop {
-            let listener = match (http, &self.http) {
-                (false, _) => &self.listener,
-                (true, Some(side)) => side.listener(),
-                (true, None) => return,
-            };
-            let (mut socket, peer) = match listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    // EMFILE and friends: log and try again at the next readiness.
-                    warn!("accept failed: {e}");
-                    return;
-                }
-            };
-            let from_peer = self
-                .conns
-                .iter()
-                .flatten()
-                .filter(|c| c.peer.ip() == peer.ip())
-                .count();
-            if from_peer >= self.options.max_per_addr {
-                warn!(
-                    "{peer}: refused, {from_peer} connections from this address (--max-per-addr)"
-                );
-                continue;
-            }
-            let (max, flag) = match &self.http {
-                Some(side) if http => (side.max_clients(), "--http-max-clients"),
-                _ => (self.options.max_clients, "--max-clients"),
-            };
-            let same_side = self
-                .conns
-                .iter()
-                .flatten()
-                .filter(|c| {
-                    matches!(c.kind, Kind::Http(_)) == http && !matches!(c.kind, Kind::Relay { .. })
-                })
-                .count();
-            let free = self.conns.iter().position(Option::is_none);
-            let Some(index) = free.filter(|_| same_side < max) else {
-                // Excess connections are refused at once: closing the socket is the answer.
-                warn!("{peer}: refused, all {max} connection slots busy ({flag})");
-                continue;
-            };
-            // Small writes (replies, 20 ms periods) must not wait for Nagle + delayed ACK
-            // (protocol-notes section 2: ~45 ms steps otherwise).
-            let _ = socket.set_nodelay(true);
-            if let Err(e) = registry.register(
-                &mut socket,
-                self.token(index),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                warn!("{peer}: cannot register: {e}");
-                continue;
-            }
-            debug!("{peer}: connected");
-            self.accepted += 1;
-            let kind = match &self.http {
-                Some(side) if http => side.connection(now),
-                _ => Kind::peer(now, self.entropy(), &self.session_config),
-            };
-            self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));
-            self.reschedule(index);
-        }
-    }
-
     fn token(&self, index: usize) -> Token {
         Token(self.token_base + 1 + index)
     }
@@ -413,7 +366,12 @@ impl Server {
         let Some(mut conn) = self.conns.get_mut(index).and_then(Option::take) else {
             return Ok(());
         };
-        let result = conn.read_input(|conn, len| self.process(conn, index, len, now));
+        let result = conn.read_input(crate::conn::READ_BUDGET, |conn, len| {
+            self.process(conn, index, len, now)
+        });
+        if matches!(result, Ok(ReadEnd::Budget)) && !self.readable.contains(&index) {
+            self.readable.push(index);
+        }
         if let Kind::Peer { session, .. } = &conn.kind {
             if session.messages_skipped() > 0 && !conn.skip_logged {
                 conn.skip_logged = true;
@@ -424,7 +382,7 @@ impl Server {
             }
         }
         self.conns[index] = Some(conn);
-        result
+        result.map(|_| ())
     }
 
     /// Runs the session over `len` received bytes; returns how many it consumed.
@@ -481,9 +439,16 @@ impl Server {
     /// Who may play or publish what, and which stream it is: the access rules, then the table.
     /// A stream the local capture feeds (its own or one of its renditions) takes no publisher.
     /// A player of a name not in the table waits outside it ([`crate::waiting`]): only
-    /// publishers (and the capture) create streams. Every answer is logged once with the peer's
-    /// address.
-    fn route(&mut self, peer: SocketAddr, request: &Request<'_>, publish: bool) -> Decision {
+    /// publishers (and the capture) create streams. An address locked out after wrong keys
+    /// ([`crate::guesses`]) is refused unchecked where a key is needed. Every answer is logged
+    /// once with the peer's address.
+    fn route(
+        &mut self,
+        peer: SocketAddr,
+        request: &Request<'_>,
+        publish: bool,
+        now: Instant,
+    ) -> Decision {
         let (app, name) = (request.app_base(), request.name_base());
         // What the peer is let in with, kept for a reload to check again.
         let granted = || Granted {
@@ -491,8 +456,20 @@ impl Server {
             name: request.name.to_owned(),
             publish,
         };
+        let access = &self.options.access;
+        let group = Group::of(peer.ip());
+        let allowed = if access.takes_key(request, publish) && self.guesses.locked(group, now) {
+            Err(Denied::LockedOut)
+        } else if publish {
+            access.may_publish(request)
+        } else {
+            access.may_play(request)
+        };
+        if allowed == Err(Denied::WrongKey) {
+            self.guesses.failed(group, now);
+        }
         let decision = if publish {
-            let verdict = self.options.access.may_publish(request).and_then(|()| {
+            let verdict = allowed.and_then(|()| {
                 let captured = self
                     .hub
                     .find(app, name)
@@ -508,13 +485,11 @@ impl Server {
                 Decision::Publish(id, granted())
             })
         } else {
-            let verdict = self.options.access.may_play(request).and_then(|()| {
-                match self.hub.find(app, name) {
-                    Some(id) => Ok(Decision::Play(id, granted())),
-                    None => (self.hub.waiting)
-                        .admits(name, peer.ip())
-                        .map(|()| Decision::Wait(name.to_owned(), granted())),
-                }
+            let verdict = allowed.and_then(|()| match self.hub.find(app, name) {
+                Some(id) => Ok(Decision::Play(id, granted())),
+                None => (self.hub.waiting)
+                    .admits(name, peer.ip())
+                    .map(|()| Decision::Wait(name.to_owned(), granted())),
             });
             verdict.unwrap_or_else(Decision::RefusePlay)
         };
@@ -548,7 +523,7 @@ impl Server {
                 app,
                 name,
             };
-            return Some(self.route(peer, &request, publish));
+            return Some(self.route(peer, &request, publish, now));
         }
         match event {
             Event::Audio { timestamp, payload } => {
@@ -756,6 +731,12 @@ impl Server {
         let Some(index) = token.0.checked_sub(self.token_base + 1) else {
             return;
         };
+        self.serve(registry, index, now);
+        self.flush_dirty(registry, now);
+    }
+
+    /// Reads what connection `index` has (up to its budget) and writes what it is due.
+    fn serve(&mut self, registry: &Registry, index: usize, now: Instant) {
         if !matches!(self.conns.get(index), Some(Some(_))) {
             return;
         }
@@ -766,9 +747,16 @@ impl Server {
             self.close(registry, index, why, now);
         }
         self.close_pending(registry, now);
-        self.flush_dirty(registry, now);
         self.reschedule(index);
         self.forward_titles();
+    }
+
+    /// Reads again from the connections that stopped at their read budget last turn (the
+    /// poll is edge-triggered: it will not report their input again).
+    fn serve_readable(&mut self, registry: &Registry, now: Instant) {
+        for index in std::mem::take(&mut self.readable) {
+            self.serve(registry, index, now);
+        }
     }
 
     fn close_pending(&mut self, registry: &Registry, now: Instant) {
@@ -977,10 +965,17 @@ impl Server {
             .filter_map(|u| u.since)
             .map(|t| t.saturating_add_millis(self.send_interval()))
             .min();
-        [conn, silence, relay, send].into_iter().flatten().min()
+        // Input left at a read budget is due at once (poll without waiting).
+        let readable = (!self.readable.is_empty()).then_some(Instant::from_millis(0));
+        [conn, silence, relay, send, self.accept_paused, readable]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn run_timers(&mut self, registry: &Registry, now: Instant) {
+        self.serve_readable(registry, now);
+        self.resume_accepting(registry, now);
         while let Some(&Reverse((at, index))) = self.timers.peek() {
             if at > now {
                 break;

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 
 use crate::hub::Denied;
+use crate::limits::Group;
 
 /// Different names waited for at once, from everybody.
 pub const MAX_NAMES: usize = 64;
@@ -29,24 +30,6 @@ struct Waiter {
     /// The stream name it waits for (within the one application).
     name: String,
     group: Group,
-}
-
-/// Addresses one peer is likely to hold many of: one IPv4 address, or one IPv6 /64 (what one
-/// home connection gets). An IPv4-mapped IPv6 address is its IPv4 address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Group(u128);
-
-impl Group {
-    fn of(peer: IpAddr) -> Self {
-        match peer {
-            IpAddr::V4(v4) => Self(u128::from(u32::from(v4))),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(u128::from(u32::from(v4))),
-                // The top bit set keeps /64s apart from IPv4 addresses.
-                None => Self((u128::from(v6) >> 64) | 1 << 127),
-            },
-        }
-    }
 }
 
 impl Waiting {

@@ -87,7 +87,10 @@ fn strangers_cannot_squat_names_or_forge_log_lines() -> Result<(), HarnessError>
         return Ok(());
     }
     TempDir::run("hardening-names", |dir| {
-        let (mut z, base) = zerocast(&["--source", "none", "--admin-password", "hackme"], dir)?;
+        let (mut z, base) = zerocast(
+            &["--source", "none", "--admin-password", "hackme-please"],
+            dir,
+        )?;
         let port = z.port;
         let rtmp = |name: &str| format!("rtmp://127.0.0.1:{port}/live/{name}");
 
@@ -182,7 +185,10 @@ fn strangers_cannot_squat_names_or_forge_log_lines() -> Result<(), HarnessError>
             LIMIT,
         )?;
         let title = "/admin/metadata?mount=/live/show.1.aac&mode=updinfo&song=a%0A%3C1%3Etitle";
-        let (code, _) = get(&format!("{base}{title}"), Some("YWRtaW46aGFja21l"))?;
+        let (code, _) = get(
+            &format!("{base}{title}"),
+            Some("YWRtaW46aGFja21lLXBsZWFzZQ=="),
+        )?;
         assert_eq!(code, 200, "title update");
         z.wait_log("title of live/show.1: a\\n<1>title", LIMIT)?;
         assert_eq!(
@@ -209,7 +215,7 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
             std::fs::write(&config, format!("[access]\nplay_key = \"{key}\"\n"))
                 .map_err(|e| HarnessError::io("write the config file", e))
         };
-        write_key("k3y")?;
+        write_key("k3y-k3y-k3y")?;
         let config_arg = config.display().to_string();
         let args = [
             "--source",
@@ -220,7 +226,7 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
             &config_arg,
         ];
         let (mut z, base) = zerocast(&args, dir)?;
-        let playlist = format!("{base}/live/audio.m3u8?key=k3y");
+        let playlist = format!("{base}/live/audio.m3u8?key=k3y-k3y-k3y");
         process::wait_until("an HLS playlist of 3 segments", LIMIT, || {
             let (code, body) = get(&playlist, None)?;
             Ok(code == 200 && body.matches("#EXTINF").count() >= 3)
@@ -248,10 +254,10 @@ fn hls_plays_with_a_play_key() -> Result<(), HarnessError> {
 
         // A reload with a new key ends the old token: a segment listed now answers only to the
         // new playlist's token.
-        write_key("n3w")?;
+        write_key("n3w-n3w-n3w")?;
         z.process.signal(nix::sys::signal::Signal::SIGHUP)?;
         z.wait_log("configuration reloaded", LIMIT)?;
-        let (code, body) = get(&format!("{base}/live/audio.m3u8?key=n3w"), None)?;
+        let (code, body) = get(&format!("{base}/live/audio.m3u8?key=n3w-n3w-n3w"), None)?;
         let segment = body.lines().find(|l| l.contains(".aac?token="));
         let segment = format!("{base}/live/{}", segment.unwrap_or_default());
         let (bare, _) = segment.split_once('?').unwrap_or_default();

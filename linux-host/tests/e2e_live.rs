@@ -366,7 +366,7 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
         }
         server.wait_log("refused: address not allowed", LIMIT)?;
         server.stop_cleanly()?;
-        let mut server = zerocast(&["--publish-key", "s3cret"], dir)?;
+        let mut server = zerocast(&["--publish-key", "s3cret-key"], dir)?;
         for (name, label, refusal) in [
             ("k", "nokey", "no key given"),
             ("k?key=wrong", "wrongkey", "wrong key"),
@@ -378,7 +378,7 @@ fn publishing_needs_an_allowed_address_and_the_key() -> Result<(), HarnessError>
             }
             server.wait_log(refusal, LIMIT)?;
         }
-        if !publish_once(server.port, "k?key=s3cret", dir, "rightkey")? {
+        if !publish_once(server.port, "k?key=s3cret-key", dir, "rightkey")? {
             return Err(server.process.failed("the right key was refused".into()));
         }
         server.wait_log("publish live/k", LIMIT)?;

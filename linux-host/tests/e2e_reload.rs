@@ -82,7 +82,7 @@ fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
 
         // A new stream with its own key, and a title.
         let changed = format!(
-            "{base}[[stream]]\nname = \"live/new\"\nkey = \"newkey\"\ntitle = \"Changed\"\n"
+            "{base}[[stream]]\nname = \"live/new\"\nkey = \"newkey-1234\"\ntitle = \"Changed\"\n"
         );
         fs::write(&config, changed).map_err(|e| HarnessError::io("write config", e))?;
         server.process.signal(Signal::SIGHUP)?;
@@ -92,7 +92,7 @@ fn sighup_applies_changes_and_keeps_everyone() -> Result<(), HarnessError> {
                 .process
                 .failed("live/new took a publisher without its key".into()));
         }
-        if !publish_once(port, "new?key=newkey", dir, "new-key")? {
+        if !publish_once(port, "new?key=newkey-1234", dir, "new-key")? {
             return Err(server.process.failed("live/new refused its key".into()));
         }
         hear_tone(

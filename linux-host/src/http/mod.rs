@@ -89,11 +89,17 @@ pub trait Site {
     /// Sets the title of the stream of `mount` (every format of it); false if there is none.
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool;
     /// Whether this client may listen to `APP/NAME` (the RTMP play rules: addresses, and the
-    /// play key as `?key=` in `query`).
+    /// play key as `?key=` in `query`; a wrong key counts toward a lockout, see
+    /// [`crate::guesses`]).
     fn may_play(&mut self, app: &str, name: &str, query: &str) -> bool;
     /// Whether this client may fetch an HLS segment of `APP/NAME`: the play rules, with the
     /// playlist's `?token=` in `query` standing in for the key.
     fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool;
+    /// Whether this client's address gave too many wrong keys or passwords lately: its
+    /// password is then not looked at ([`crate::guesses`]).
+    fn locked_out(&self) -> bool;
+    /// This client gave a wrong password.
+    fn wrong_password(&mut self);
     /// Whether this client may see other clients' addresses in the reports (`stats_allow`).
     fn may_see_addresses(&self) -> bool;
     /// Whether a listener of `mount`, which has no audio in its format yet, should wait for
@@ -254,7 +260,17 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
             let Some(password) = &config.admin_password else {
                 return answer.error("403 Forbidden", "no admin password is configured");
             };
+            if site.locked_out() {
+                return answer.error(
+                    "429 Too Many Requests",
+                    "too many wrong passwords from this address; try again in a minute",
+                );
+            }
             if !basic_auth_matches(req.authorization.as_deref(), password) {
+                // A request without credentials is how a browser asks for the prompt.
+                if req.authorization.is_some() {
+                    site.wrong_password();
+                }
                 return answer.whole(response::unauthorized(answer.keep_alive));
             }
             if site.set_title(&mount, &song) {

@@ -10,6 +10,8 @@ struct FakeSite {
     sees_addresses: bool,
     /// `live/audio` is published but has no MP3 yet: its `.mp3` listeners wait.
     mp3: Option<bool>,
+    /// Locked out from the third on.
+    wrong_passwords: u32,
 }
 
 impl FakeSite {
@@ -19,6 +21,7 @@ impl FakeSite {
             sticky: b"FLV-HEADER".to_vec(),
             sees_addresses: true,
             mp3: None,
+            wrong_passwords: 0,
         }
     }
 }
@@ -81,6 +84,14 @@ impl Site for FakeSite {
 
     fn may_see_addresses(&self) -> bool {
         self.sees_addresses
+    }
+
+    fn locked_out(&self) -> bool {
+        self.wrong_passwords >= 3
+    }
+
+    fn wrong_password(&mut self) {
+        self.wrong_passwords += 1;
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {
@@ -319,6 +330,17 @@ fn admin_metadata_needs_the_password_and_changes_the_title() {
     let (_, out) = exchange(&request(Some("c291cmNlOmhhY2ttZQ==")), &mut site, b"");
     assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert_eq!(site.title, "Second Song");
+    // The request without credentials did not count; a third wrong one locks the address out,
+    // and then even the right password is not looked at.
+    assert_eq!(site.wrong_passwords, 2);
+    exchange(&request(Some("YWRtaW46d3Jvbmc=")), &mut site, b"");
+    let (_, out) = exchange(&request(Some("c291cmNlOmhhY2ttZQ==")), &mut site, b"");
+    assert!(
+        out.starts_with(b"HTTP/1.1 429 Too Many Requests\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    site.wrong_passwords = 0;
     // No password configured: refused whatever is sent.
     let cfg = HttpConfig {
         admin_password: None,

@@ -18,13 +18,15 @@ use crate::config::{Settings, SourceSpec, StreamPath};
 use crate::conn::{Close, Granted, HttpPart, Role};
 use crate::formats::framer::mse_type;
 use crate::formats::Format;
+use crate::guesses::Guesses;
 use crate::http::listener::HttpConn;
 use crate::http::route::Mount;
 use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::{
     HttpConfig, MountInfo, Received, SendClass, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
 };
-use crate::hub::{Hub, StreamId};
+use crate::hub::{Denied, Hub, StreamId};
+use crate::limits::Group;
 use crate::logging::Escaped;
 use crate::silence::{SilenceDetector, SilenceEvent};
 use crate::stream::Publisher;
@@ -254,6 +256,8 @@ impl Server {
             segment_token: &side.segment_token,
             peer: peer.ip(),
             granted: None,
+            guesses: &mut self.guesses,
+            now,
         };
         let received = http
             .client
@@ -615,6 +619,8 @@ struct HubSite<'a> {
     peer: std::net::IpAddr,
     /// The request a listener was let in with (for a reload's check).
     granted: Option<Granted>,
+    guesses: &'a mut Guesses,
+    now: Instant,
 }
 
 impl Site for HubSite<'_> {
@@ -673,15 +679,25 @@ impl Site for HubSite<'_> {
             app,
             name: &name,
         };
-        let allowed = self.access.may_play(&request).is_ok();
-        if allowed {
-            self.granted = Some(Granted {
-                app: app.to_owned(),
-                name,
-                publish: false,
-            });
+        if self.access.takes_key(&request, false) && self.locked_out() {
+            return false;
         }
-        allowed
+        match self.access.may_play(&request) {
+            Ok(()) => {
+                self.granted = Some(Granted {
+                    app: app.to_owned(),
+                    name,
+                    publish: false,
+                });
+                true
+            }
+            Err(why) => {
+                if why == Denied::WrongKey {
+                    self.wrong_password();
+                }
+                false
+            }
+        }
     }
 
     fn may_fetch_segment(&mut self, app: &str, name: &str, query: &str) -> bool {
@@ -715,6 +731,14 @@ impl Site for HubSite<'_> {
 
     fn may_see_addresses(&self) -> bool {
         self.stats_allow.iter().any(|c| c.contains(self.peer))
+    }
+
+    fn locked_out(&self) -> bool {
+        self.guesses.locked(Group::of(self.peer), self.now)
+    }
+
+    fn wrong_password(&mut self) {
+        self.guesses.failed(Group::of(self.peer), self.now);
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {

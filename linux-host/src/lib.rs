@@ -141,16 +141,8 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let server_options = server::Options::from_settings(settings)?;
-    let mut server = Server::bind(
-        settings.listen,
-        server_options,
-        capture,
-        settings.clone(),
-        event_loop::FIRST_FREE_TOKEN,
-    )
-    .map_err(|e| listen_error("--listen", settings.listen, &e))?;
-    // Checked once, before the loop: `iw` answers in milliseconds (and is killed after 2 s).
+    // Checked once, before the listeners (so that they are bound together): `iw` answers in
+    // milliseconds (and is killed after 2 s).
     let wifi_power_save = pi_checks::power_saving_interfaces();
     let record_dirs = settings
         .record
@@ -165,6 +157,15 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
             );
         }
     }
+    let server_options = server::Options::from_settings(settings)?;
+    let mut server = Server::bind(
+        settings.listen,
+        server_options,
+        capture,
+        settings.clone(),
+        event_loop::FIRST_FREE_TOKEN,
+    )
+    .map_err(|e| listen_error("--listen", settings.listen, &e))?;
     if let Some(addr) = settings.http.listen {
         let options = server::HttpOptions {
             wifi_power_save,

@@ -268,6 +268,7 @@ fn a_resolver_that_never_answers_stalls_nobody() -> Result<(), HarnessError> {
             &dir.join("zerocast.log"),
         )?;
         process::wait_for_port(port, LIMIT, &mut server)?;
+        process::wait_for_port(http_port, LIMIT, &mut server)?;
         // The player records across the first lookup's whole timeout (10 s) and its retry.
         let url = format!("rtmp://127.0.0.1:{port}/live/audio");
         let wav = dir.join("player.wav");

@@ -1250,17 +1250,17 @@ mod tests {
 
     #[test]
     fn http_flv_listener_counts_the_tags_of_a_chunked_body() {
-        use zerocast::http::egress::{Egress, Framing};
-        use zerocast::http::framer::flv_tag;
+        use zerocast::formats::framer::flv_tag;
+        use zerocast::http::body::{Body, Framing};
         let pcm = [&[0x3F][..], &[0u8; 882 * 4]].concat();
         let mut body = b"FLV\x01\x04\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
-        let mut egress = Egress::new(Framing::Chunked);
+        let mut framing = Body::new(Framing::Chunked);
         let mut wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        egress.frame_into(&body, &mut wire);
+        framing.frame_into(&body, &mut wire);
         for t in 0..50u32 {
             body.clear();
             flv_tag(8, t * 20, &pcm, &mut body);
-            egress.frame_into(&body, &mut wire);
+            framing.frame_into(&body, &mut wire);
         }
         for step in [1, 7, 1000, wire.len()] {
             let (stats, end) = http_flv(&wire, step);

@@ -84,8 +84,9 @@ pub fn require_namespace_and_players() -> bool {
 
 /// Waits for `board` (started in `ns`, its stdout piped) to print `serving ...`, then plays it
 /// with rtmpdump and ffmpeg at once, ffmpeg for `seconds`, and checks both by content: the
-/// 440 Hz tone, the duration, no gap. `boot` bounds the wait for `serving`.
-pub fn play_both(ns: &Netns, dir: &Path, mut board: Peer, boot: Duration, seconds: u32) {
+/// 440 Hz tone, the duration, no gap. `boot` bounds the wait for `serving`. Returns the board,
+/// still running (dropping it stops it).
+pub fn play_both(ns: &Netns, dir: &Path, mut board: Peer, boot: Duration, seconds: u32) -> Peer {
     // The board's status lines, as they come.
     let (lines_tx, lines) = mpsc::channel();
     let stdout = board.take_stdout().unwrap();
@@ -128,9 +129,7 @@ pub fn play_both(ns: &Netns, dir: &Path, mut board: Peer, boot: Duration, second
     rtmpdump.interrupt();
     let dump_status = rtmpdump.wait(Duration::from_secs(10));
     let pcm = output.join().unwrap().bytes;
-    // Every status line so far, then stop the board.
     let status_lines: Vec<String> = lines.try_iter().collect();
-    drop(board);
     println!("board: {status_lines:?}");
 
     assert!(
@@ -166,4 +165,5 @@ pub fn play_both(ns: &Netns, dir: &Path, mut board: Peer, boot: Duration, second
         (seconds - 0.5..seconds + 7.0).contains(&dumped.seconds()),
         "rtmpdump: expected about {seconds} s or more, got {dumped:?}"
     );
+    board
 }

@@ -13,19 +13,20 @@
 //! and `.bss`, then [`main`]) with the board's `memory.x`; the clock is the SysTick timer, one
 //! interrupt a millisecond ([`Clock`]); the network device is [`lan9118::Lan9118`]; entropy is
 //! [`Entropy`]; logs go to the host through Arm semihosting (`serving ...`, `playing N`, the
-//! same lines as `zerocast-board-tap`).
+//! same lines as `zerocast-board-tap`, and after each `playing` line the stack's high-water mark,
+//! `stack N`).
 #![no_std]
 #![no_main]
 
 mod lan9118;
 
 use core::panic::PanicInfo;
-use core::ptr::addr_of_mut;
+use core::ptr::{addr_of, addr_of_mut, read_volatile};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::SYST;
-use cortex_m_rt::{entry, exception};
+use cortex_m_rt::{entry, exception, STACK_PAINT_VALUE};
 use cortex_m_semihosting::{debug, hprintln};
 use smoltcp::iface::SocketStorage;
 use smoltcp::wire::{IpAddress, IpCidr};
@@ -150,12 +151,35 @@ fn main() -> ! {
         if board.playing() != playing {
             playing = board.playing();
             hprintln!("playing {}", playing);
+            hprintln!("stack {}", stack_used());
         }
         // Sleep until the next millisecond tick; a frame waiting or the wake time ends it.
         while !eth.has_frame() && clock.now() < wake {
             cortex_m::asm::wfi();
         }
     }
+}
+
+/// The most stack used so far, in bytes. cortex-m-rt paints the stack (all RAM above the statics)
+/// with [`STACK_PAINT_VALUE`] before `main` (its `paint-stack` feature); the deepest word whose
+/// paint is gone is the high-water mark.
+fn stack_used() -> usize {
+    extern "C" {
+        // The linker script's bounds of the stack: its lowest address and its top.
+        static _stack_end: u32;
+        static _stack_start: u32;
+    }
+    let (bottom, top) = (
+        addr_of!(_stack_end) as usize,
+        addr_of!(_stack_start) as usize,
+    );
+    let painted = (bottom..top)
+        .step_by(4)
+        // SAFETY: every word between the linker's stack bounds is RAM this program owns; a
+        // read has no side effects.
+        .take_while(|&at| unsafe { read_volatile(at as *const u32) } == STACK_PAINT_VALUE)
+        .count();
+    top - bottom - 4 * painted
 }
 
 fn fail_with(what: &str, error: impl core::fmt::Debug) -> ! {

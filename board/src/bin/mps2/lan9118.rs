@@ -147,11 +147,20 @@ impl Regs {
         self.wait(reg::MAC_CSR_CMD, CSR_BUSY, 0)
     }
 
+    /// Waits until the MII interface is free (`MII_ACC.MIIBZY` clear).
+    fn mii_wait(self) -> Result<(), Error> {
+        for _ in 0..SPINS {
+            if self.mac_read(mac::MII_ACC)? & MII_BUSY == 0 {
+                return Ok(());
+            }
+        }
+        Err(Error::Timeout)
+    }
+
     fn phy_read(self, index: u32) -> Result<u32, Error> {
-        let busy = |regs: Self| regs.mac_read(mac::MII_ACC).map(|v| v & MII_BUSY != 0);
-        while busy(self)? {}
+        self.mii_wait()?;
         self.mac_write(mac::MII_ACC, MII_PHY | (index << 6) | MII_BUSY)?;
-        while busy(self)? {}
+        self.mii_wait()?;
         Ok(self.mac_read(mac::MII_DATA)? & 0xffff)
     }
 }

@@ -21,8 +21,9 @@ tool_path
 # end-to-end tests talk to (players: ffmpeg/ffplay, rtmpdump, VLC, GStreamer; nginx-rtmp as the
 # upstream server for relay tests; PulseAudio/ALSA for capture tests); the arm packages are the
 # cross toolchain and qemu to run what it builds; iproute2 (`ip netns`, `ip tuntap`) makes the
-# network namespace and TAP device the board example is tested on; lintian, debootstrap and
-# qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh); icecast2 and
+# network namespace and TAP device the board example is tested on, and qemu-system-arm boots the
+# board firmware (an emulated Cortex-M3, the MPS2 AN385) with its NIC on such a device; lintian,
+# debootstrap and qemu-user-static check the .deb and install it in an armhf root (ci/deb-chroot.sh); icecast2 and
 # darkice are the Icecast side the benchmark compares HTTP listeners with (ci/bench.sh).
 APT_PACKAGES=(
     ffmpeg rtmpdump vlc-bin vlc-plugin-base
@@ -34,7 +35,7 @@ APT_PACKAGES=(
     libc6-dev-armhf-cross
     pkg-config dpkg-dev python3 systemd man-db
     librtmp-dev libffi-dev
-    iproute2 strace
+    iproute2 strace qemu-system-arm
     lintian debootstrap qemu-user-static binfmt-support
     chromium libxml2-utils
     icecast2 darkice
@@ -186,6 +187,7 @@ cmd_clippy() {
     # The board example: its TAP binary and test, and its bare-metal binary (ci/run.sh board).
     cargo clippy --locked -p zerocast-board --features tap --all-targets -- -D warnings
     board_bare clippy -- -D warnings
+    board_mps2 clippy -- -D warnings
     # The two crates outside the workspace have lockfiles of their own, used without --locked:
     # a dependency added to the core must not need two more lockfile updates to pass CI.
     (cd core/fuzz && cargo clippy --all-targets -- -D warnings)
@@ -231,27 +233,55 @@ board_bare() {
         --target-dir "$TARGET_DIR/board-bare" "$@"
 }
 
+# Runs cargo subcommand "$1" on the board firmware for the MPS2 AN385 (Cortex-M3) as QEMU emulates
+# it, thumbv7m-none-eabi, the same way. The rest are arguments.
+board_mps2() {
+    local sub=$1
+    shift
+    RUSTC_BOOTSTRAP=1 cargo "$sub" --locked --release -p zerocast-board --features mps2 \
+        --bin zerocast-board-mps2 --target thumbv7m-none-eabi -Zbuild-std=core \
+        --target-dir "$TARGET_DIR/board-mps2" "$@"
+}
+
+# Prints an ELF's flash and RAM (text = flash; data = flash and RAM, the initial image; bss =
+# RAM) and the RAM each of its statics whose name starts with "$2" takes.
+board_size() {
+    local elf=$1 prefix=$2 _addr size kind name
+    arm-linux-gnueabihf-size "$elf"
+    while read -r _addr size kind name; do
+        if [[ $kind == [dDbB] && $name == "$prefix"* ]]; then
+            echo "RAM: $name $((16#$size)) bytes"
+        fi
+    done < <(arm-linux-gnueabihf-nm -S -C "$elf")
+}
+
 # The core's board driver (zerocast_core::board) on a board's terms:
 # - over smoltcp on a TAP device, in a network namespace the test makes, played by ffmpeg and
 #   rtmpdump at once and checked by content (board/tests/tap.rs; needs root);
+# - firmware for an emulated Cortex-M3 board (MPS2 AN385) with its own LAN9118 driver, booted in
+#   qemu-system-arm with its NIC on a TAP device in a network namespace, played the same way for
+#   10 s (board/tests/mps2.rs; needs root), and its size;
 # - the same example linked for a Cortex-M0 with no allocator, and its size.
 # The driver over embedded-io-adapters' std wrapper (core/tests/board_std.rs) is one of the core's
 # tests: `test` runs it on x86, `cross` on the emulated ARM1176.
 cmd_board() {
     say "board: smoltcp on a TAP device, ffmpeg and rtmpdump in a network namespace"
     cargo test --locked -p zerocast-board --features tap --test tap -- --nocapture
-    say "board: the example for thumbv6m-none-eabi, no allocator"
+    say "board: firmware for the MPS2 AN385 in qemu-system-arm, ffmpeg and rtmpdump in a namespace"
     # Symbols kept (the release profile strips them) to print what the RAM goes to.
+    CARGO_PROFILE_RELEASE_STRIP=false board_mps2 build
+    local mps2="$TARGET_DIR/board-mps2/thumbv7m-none-eabi/release/zerocast-board-mps2"
+    board_size "$mps2" zerocast_board_mps2::
+    # The instruction-count plugin of the benchmark (bench/qemu-insn), for system emulation here:
+    # the test prints what the firmware ran (docs/porting.md).
+    local plugin="$TARGET_DIR/board-mps2/libinsn.so"
+    gcc -O2 -shared -fPIC -o "$plugin" bench/qemu-insn/insn.c
+    ZEROCAST_BOARD_MPS2_ELF=$mps2 ZEROCAST_QEMU_INSN=$plugin \
+        cargo test --locked -p zerocast-board --features tap --test mps2 -- --nocapture
+    say "board: the example for thumbv6m-none-eabi, no allocator"
     CARGO_PROFILE_RELEASE_STRIP=false board_bare build
-    local elf="$TARGET_DIR/board-bare/thumbv6m-none-eabi/release/zerocast-board-bare"
-    # text = flash; data = flash and RAM (the buffers' initial image); bss = RAM.
-    arm-linux-gnueabihf-size "$elf"
-    local _addr size kind name
-    while read -r _addr size kind name; do
-        if [[ $kind == [dDbB] && $name == zerocast_board_bare::* ]]; then
-            echo "RAM: $name $((16#$size)) bytes"
-        fi
-    done < <(arm-linux-gnueabihf-nm -S -C "$elf")
+    board_size "$TARGET_DIR/board-bare/thumbv6m-none-eabi/release/zerocast-board-bare" \
+        zerocast_board_bare::
 }
 
 # Prints the three ARM attributes that decide whether a binary runs on the Pi Zero's ARM1176 and

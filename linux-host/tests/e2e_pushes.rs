@@ -528,3 +528,66 @@ fn a_frozen_upstream_is_declared_dead_and_the_push_comes_back() -> Result<(), Ha
         server.stop_cleanly()
     })
 }
+
+/// A push without a stream name pushes each published stream for as long as it is published,
+/// as nginx-rtmp's `push` does: when the publisher leaves, its push ends and the stream is
+/// released, instead of being kept alive (pushing silence) by its push forever.
+#[test]
+fn a_nameless_push_ends_with_its_publisher() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "nginx", NGINX_RTMP_MODULE])? {
+        return Ok(());
+    }
+    TempDir::run("push-nameless", |dir| {
+        let nginx_port = process::free_port()?;
+        let _nginx = start_nginx_live(nginx_port, dir)?;
+        let http_port = process::free_port()?;
+        let http = format!("127.0.0.1:{http_port}");
+        let push = format!("rtmp://127.0.0.1:{nginx_port}/live");
+        let mut server = Zerocast::start(
+            &["--source", "none", "--push", "env:ZC_PUSH", "--http", &http],
+            &[("ZC_PUSH", &push)],
+            None,
+            dir,
+        )?;
+        process::wait_for_port(http_port, LIMIT, &mut server.process)?;
+        let local = format!("rtmp://127.0.0.1:{}/live/p", server.port);
+        let mut publisher = process::spawn(
+            "ffmpeg",
+            &[
+                "-nostdin",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=f=440:d=4",
+                "-c:a",
+                "aac",
+                "-f",
+                "flv",
+                &local,
+            ],
+            &[],
+            &dir.join("publisher.log"),
+        )?;
+        server.wait_log("publishing", LIMIT)?;
+        let listed = |api: &str| api.contains("\"name\":\"p\"");
+        if !listed(&get(&http, "/api/v1/streams")?.1) {
+            return Err(server
+                .process
+                .failed("live/p is not listed while published".into()));
+        }
+        publisher.wait_timeout(LIMIT)?;
+        server.wait_log("publisher gone", LIMIT)?;
+        process::wait_until("live/p released", LIMIT, || {
+            Ok(!listed(&get(&http, "/api/v1/streams")?.1))
+        })
+        .map_err(|e| server.process.failed(e.to_string()))?;
+        let (_, api) = get(&http, "/api/v1/streams")?;
+        if !api.contains("\"pushes\":[]") {
+            return Err(server
+                .process
+                .failed(format!("the push of live/p outlived its publisher: {api}")));
+        }
+        server.stop_cleanly()
+    })
+}

@@ -29,14 +29,19 @@ pub enum NoFile {
 
 /// Raises the soft `RLIMIT_NOFILE` toward the hard one when it is below `need`, and logs what
 /// it did (a warning when the hard limit is short too: connections beyond it are refused).
+// The conversions are no-ops on x86_64 and needed on 32-bit ARM (`rlim_t` is u32 there).
+#[allow(clippy::useless_conversion)]
 pub fn raise_nofile(need: u64) -> NoFile {
-    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+    // `rlim_t` is 32 bits on the Pi's 32-bit ARM and 64 on x86_64: computed in u64, set back
+    // in the platform's width (a value that does not fit is the hard limit, which does).
+    let (soft_raw, hard_raw) = match getrlimit(Resource::RLIMIT_NOFILE) {
         Ok(limits) => limits,
         Err(e) => {
             log::warn!("cannot read RLIMIT_NOFILE: {e}");
             return NoFile::Enough(0);
         }
     };
+    let (soft, hard) = (u64::from(soft_raw), u64::from(hard_raw));
     let outcome = decide(soft, hard, need);
     let new_soft = match outcome {
         NoFile::Enough(_) => return outcome,
@@ -44,7 +49,8 @@ pub fn raise_nofile(need: u64) -> NoFile {
         NoFile::Short(_, hard) => hard,
     };
     if new_soft > soft {
-        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, new_soft, hard) {
+        let new_raw = new_soft.try_into().unwrap_or(hard_raw);
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, new_raw, hard_raw) {
             log::warn!("cannot raise RLIMIT_NOFILE from {soft} to {new_soft}: {e}");
         }
     }

@@ -525,6 +525,19 @@ pub struct Settings {
     /// are refused, as is one that would take the side's reserve ([`crate::limits::Quota`]).
     #[serde(deserialize_with = "Range::<1, 10_000>::usize")]
     pub max_per_addr: usize,
+    /// Listeners of one stream (HTTP and RTMP, all its formats) at once; the next one is
+    /// refused, HTTP with Icecast's `403 max listeners reached`. 0: no limit. A `[[stream]]`
+    /// table may set its own.
+    #[serde(deserialize_with = "Range::<0, 100_000>::u32")]
+    pub max_listeners: u32,
+    /// Seconds a listener may stay; it is disconnected then (Icecast's
+    /// `max-listener-duration`). 0: no limit. A `[[stream]]` table may set its own.
+    #[serde(deserialize_with = "Range::<0, 31_536_000>::u32")]
+    pub max_listener_duration: u32,
+    /// Listeners from one address at once, all streams together; more are refused. 0: no
+    /// limit.
+    #[serde(deserialize_with = "Range::<0, 10_000>::u32")]
+    pub max_listeners_per_addr: u32,
     /// A publisher that sends no audio for this long is dropped (its players stay).
     #[serde(deserialize_with = "Range::<100, 600_000>::u32")]
     pub publish_timeout_ms: u32,
@@ -633,6 +646,10 @@ pub struct Http {
     /// `/metrics`; everyone else sees the same reports with counts and no addresses.
     #[serde(deserialize_with = "cidr_list")]
     pub stats_allow: Vec<Cidr>,
+    /// The access log (Icecast's combined format, a line per listener when it leaves) goes to
+    /// this file; unset: to the log (the journal under systemd), target `access`.
+    #[serde(deserialize_with = "opt_path")]
+    pub access_log: Option<PathBuf>,
 }
 
 /// One `[[stream]]` table: a stream with settings of its own.
@@ -656,6 +673,12 @@ pub struct StreamConfig {
     /// Upstreams this stream is pushed to; a URL without a name pushes it under its own name.
     #[serde(default, deserialize_with = "push_url_list")]
     pub push: Vec<PushUrl>,
+    /// Its listeners at once (instead of `max_listeners`; 0: no limit).
+    #[serde(default, deserialize_with = "Range::<0, 100_000>::opt_u32")]
+    pub max_listeners: Option<u32>,
+    /// Seconds its listeners may stay (instead of `max_listener_duration`; 0: no limit).
+    #[serde(default, deserialize_with = "Range::<0, 31_536_000>::opt_u32")]
+    pub max_listener_duration: Option<u32>,
 }
 
 /// One push relay: a `[[push]]` table or a `--push URL`.
@@ -949,6 +972,9 @@ impl Default for Settings {
             max_clients: 100,
             max_streams: 16,
             max_per_addr: 32,
+            max_listeners: 0,
+            max_listener_duration: 0,
+            max_listeners_per_addr: 0,
             publish_timeout_ms: 5000,
             send_interval_ms: 20,
             max_sends_per_s: 1500,
@@ -1001,6 +1027,7 @@ impl Default for Http {
                 Cidr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
                 Cidr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
             ],
+            access_log: None,
         }
     }
 }
@@ -1023,6 +1050,10 @@ impl<const MIN: i64, const MAX: i64> Range<MIN, MAX> {
 
     fn usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         usize::try_from(Self::get(d)?).map_err(de::Error::custom)
+    }
+
+    fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Self::u32(d).map(Some)
     }
 }
 
@@ -1455,6 +1486,19 @@ const FLAGS: &[Flag] = &[
     Flag::new("max-clients", "max_clients", Kind::Number, "100"),
     Flag::new("max-streams", "max_streams", Kind::Number, "16"),
     Flag::new("max-per-addr", "max_per_addr", Kind::Number, "32"),
+    Flag::new("max-listeners", "max_listeners", Kind::Number, "0"),
+    Flag::new(
+        "max-listener-duration",
+        "max_listener_duration",
+        Kind::Number,
+        "0",
+    ),
+    Flag::new(
+        "max-listeners-per-addr",
+        "max_listeners_per_addr",
+        Kind::Number,
+        "0",
+    ),
     Flag::new(
         "publish-timeout-ms",
         "publish_timeout_ms",
@@ -1500,6 +1544,7 @@ const FLAGS: &[Flag] = &[
     Flag::new("http-max-clients", "http.max_clients", Kind::Number, "64"),
     Flag::new("silence-db", "http.silence_db", Kind::Float, "-50"),
     Flag::new("silence-s", "http.silence_s", Kind::Number, "10"),
+    Flag::unset("access-log", "http.access_log", Kind::Text),
     Flag::unset("record", "record", Kind::Text),
     Flag::new("record-interval", "record_interval", Kind::Number, "3600"),
     Flag::new("record-max-mb", "record_max_mb", Kind::Number, "64"),
@@ -1599,6 +1644,11 @@ RTMP:
   --max-per-addr N              connections from one address (an IPv6 /64 is
                                   one), RTMP and HTTP each; one address never takes
                                   the last 1/8 of the slots    [default: 32]
+  --max-listeners N             listeners of one stream, HTTP and RTMP; 0: no limit
+                                  ([[stream]] tables set their own) [default: 0]
+  --max-listener-duration S     disconnect a listener after S seconds; 0: never
+                                  ([[stream]] tables set their own) [default: 0]
+  --max-listeners-per-addr N    listeners from one address; 0: no limit [default: 0]
   --publish-timeout-ms N        drop a publisher silent so long [default: 5000]
   --send-ms N                   audio may wait so long before it is written
                                   to players, 0..=500          [default: 20]
@@ -1639,6 +1689,9 @@ HTTP (file section [http]):
   --stats-allow LIST            addresses shown listeners' and publishers' addresses
                                   in the reports (file: stats_allow)
                                                                [default: 127.0.0.0/8,::1]
+  --access-log FILE             Icecast's access log (combined format + seconds
+                                  connected), a line per listener as it leaves, HTTP
+                                  and RTMP (unset: to the log, target access)
 
   Secrets (--publish-key, --play-key, --admin-password, --push) may be given as
   file:PATH (the file's first line) or env:NAME instead of the value, which `ps` shows.
@@ -1894,6 +1947,13 @@ mod tests {
         ("max-clients", "7", |s| s.max_clients == 7),
         ("max-streams", "3", |s| s.max_streams == 3),
         ("max-per-addr", "4", |s| s.max_per_addr == 4),
+        ("max-listeners", "3", |s| s.max_listeners == 3),
+        ("max-listener-duration", "3600", |s| {
+            s.max_listener_duration == 3600
+        }),
+        ("max-listeners-per-addr", "2", |s| {
+            s.max_listeners_per_addr == 2
+        }),
         ("publish-timeout-ms", "2500", |s| {
             s.publish_timeout_ms == 2500
         }),
@@ -1941,6 +2001,9 @@ mod tests {
         ("http-max-clients", "5", |s| s.http.max_clients == 5),
         ("silence-db", "-40.5", |s| s.http.silence_db == -40.5),
         ("silence-s", "30", |s| s.http.silence_s == 30),
+        ("access-log", "/var/log/zerocast/access.log", |s| {
+            s.http.access_log == Some("/var/log/zerocast/access.log".into())
+        }),
         ("record", "/var/lib/zerocast", |s| {
             s.record == Some("/var/lib/zerocast".into())
         }),

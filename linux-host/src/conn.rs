@@ -295,6 +295,8 @@ pub enum Close {
     NoAudio,
     /// An HTTP client without a complete request gave its slot to a new one (slots full).
     Evicted,
+    /// A listener reached `max_listener_duration` (this many seconds).
+    ListenedLongEnough(u64),
 }
 
 impl std::fmt::Display for Close {
@@ -320,6 +322,9 @@ impl std::fmt::Display for Close {
             ),
             Close::Evicted => {
                 f.write_str("evicted: no complete request yet, and a new client needed the slot")
+            }
+            Close::ListenedLongEnough(s) => {
+                write!(f, "listened {s} s, the longest allowed (max_listener_duration)")
             }
         }
     }
@@ -377,6 +382,8 @@ pub struct Conn<H> {
     pub bytes_received: u64,
     /// What it plays or publishes was granted for this request.
     pub granted: Option<Granted>,
+    /// Its session as a listener, while it is one (boxed: most connections never are).
+    pub listening: Option<Box<crate::audience::Listening>>,
 }
 
 impl<H: HttpPart> Conn<H> {
@@ -397,6 +404,7 @@ impl<H: HttpPart> Conn<H> {
             bytes_sent: 0,
             bytes_received: 0,
             granted: None,
+            listening: None,
         }
     }
 

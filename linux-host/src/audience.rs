@@ -291,15 +291,21 @@ impl Audience {
         self.total_ms += ms;
     }
 
-    /// The counts, with `live_ms` listened so far by the sessions still on.
-    pub fn stat(&mut self, live_ms: u64, unix_s: u64) -> AudienceStat {
-        self.roll(unix_s);
-        let (year, month, day) = civil_date(self.day);
+    /// The counts at `unix_s`, with `live_ms` listened so far by the sessions still on (a day
+    /// nobody joined or left yet has only those).
+    pub fn stat(&self, live_ms: u64, unix_s: u64) -> AudienceStat {
+        let today = unix_s / 86_400;
+        let (year, month, day) = civil_date(today);
+        let (peak, unique, ended_ms) = if today == self.day {
+            (self.peak, self.unique.estimate(), self.ended_ms)
+        } else {
+            (0, 0, 0)
+        };
         AudienceStat {
             day: format!("{year:04}-{month:02}-{day:02}"),
-            peak: self.peak,
-            unique_addresses: self.unique.estimate(),
-            listening_hours: (self.ended_ms + live_ms) as f64 / 3_600_000.0,
+            peak,
+            unique_addresses: unique,
+            listening_hours: (ended_ms + live_ms) as f64 / 3_600_000.0,
             listening_seconds_total: (self.total_ms + live_ms) / 1000,
         }
     }

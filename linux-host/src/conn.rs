@@ -324,7 +324,10 @@ impl std::fmt::Display for Close {
                 f.write_str("evicted: no complete request yet, and a new client needed the slot")
             }
             Close::ListenedLongEnough(s) => {
-                write!(f, "listened {s} s, the longest allowed (max_listener_duration)")
+                write!(
+                    f,
+                    "listened {s} s, the longest allowed (max_listener_duration)"
+                )
             }
         }
     }

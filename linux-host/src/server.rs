@@ -970,7 +970,11 @@ impl Server {
             self.close(registry, index, why, now);
             return;
         }
-        if let Some(l) = conn.listening.as_ref().filter(|l| l.until.is_some_and(|u| now >= u)) {
+        if let Some(l) = conn
+            .listening
+            .as_ref()
+            .filter(|l| l.until.is_some_and(|u| now >= u))
+        {
             let seconds = now.saturating_millis_since(l.since) / 1000;
             self.close(registry, index, Close::ListenedLongEnough(seconds), now);
             return;

@@ -269,12 +269,7 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
         Route::Error(status, why) => answer.error(status, why),
         Route::ListClients(mount) => match site.listeners(&mount) {
             Some(listeners) => {
-                let path = format!(
-                    "/{}/{}.{}",
-                    mount.app,
-                    mount.name,
-                    mount.format.extension()
-                );
+                let path = format!("/{}/{}.{}", mount.app, mount.name, mount.format.extension());
                 let body = stat::render_listclients(&path, &listeners);
                 answer.reply_cors("200 OK", "text/xml", body.as_bytes(), false)
             }

@@ -213,11 +213,17 @@ mod tests {
         assert!(req.icy_metadata);
         assert_eq!(req.authorization, None);
         assert_eq!(&head[req.head_len..], b"rest");
-        assert_eq!((req.user_agent, req.referer, req.version), (None, None, "HTTP/1.1"));
+        assert_eq!(
+            (req.user_agent, req.referer, req.version),
+            (None, None, "HTTP/1.1")
+        );
         let head = b"GET /a.mp3 HTTP/1.0\r\nUser-Agent: VLC/3.0\r\nReferer: http://x/\r\n\r\n";
         let req = parse(head).unwrap().unwrap();
         assert_eq!(req.user_agent.as_deref(), Some("VLC/3.0"));
-        assert_eq!((req.referer.as_deref(), req.version), (Some("http://x/"), "HTTP/1.0"));
+        assert_eq!(
+            (req.referer.as_deref(), req.version),
+            (Some("http://x/"), "HTTP/1.0")
+        );
     }
 
     #[test]

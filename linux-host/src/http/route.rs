@@ -140,7 +140,10 @@ fn admin_metadata(query: &str) -> Route {
 fn admin_mount(query: &str) -> Result<Mount, Route> {
     query_param(query, "mount")
         .and_then(|m| Mount::parse(&m))
-        .ok_or(Route::Error("400 Bad Request", "mount must be /APP/NAME.EXT"))
+        .ok_or(Route::Error(
+            "400 Bad Request",
+            "mount must be /APP/NAME.EXT",
+        ))
 }
 
 #[cfg(test)]

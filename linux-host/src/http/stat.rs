@@ -468,11 +468,11 @@ pub fn render_json(s: &StatSnapshot) -> String {
     let _ = writeln!(
         o,
         "],\"audience\":{{\"day\":{},\"peak\":{},\"unique_addresses\":{},\
-         \"listening_hours\":{},\"listening_seconds_total\":{}}}}}",
+         \"listening_hours\":{:.4},\"listening_seconds_total\":{}}}}}",
         json(&a.day),
         a.peak,
         a.unique_addresses,
-        format!("{:.4}", a.listening_hours),
+        a.listening_hours,
         a.listening_seconds_total
     );
     o

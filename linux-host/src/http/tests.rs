@@ -386,7 +386,10 @@ fn listclients_needs_the_password_and_lists_icecasts_way() {
     let admin = "Authorization: Basic YWRtaW46aGFja21l\r\n";
     let (_, out) = exchange(&request("/live/audio.mp3", admin), &mut site, b"");
     let (head, body) = split_head(&out);
-    assert!(head.starts_with("HTTP/1.1 200 OK") && head.contains("text/xml"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK") && head.contains("text/xml"),
+        "{head}"
+    );
     assert_eq!(
         String::from_utf8_lossy(body),
         "<?xml version=\"1.0\"?>\n<icestats><source mount=\"/live/audio.mp3\">\

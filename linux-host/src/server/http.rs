@@ -13,8 +13,8 @@ use zerocast_core::time::Instant;
 
 use super::listeners::{self, ListenerLimits};
 use super::Server;
-use crate::audience::{unix_now, Audience, Listening};
 use super::{Conn, Kind};
+use crate::audience::{unix_now, Audience, Listening};
 use crate::capture::{CaptureStatus, SourceState};
 use crate::config::{Settings, SourceSpec, StreamPath};
 use crate::conn::{Close, Granted, HttpPart, Role};
@@ -22,10 +22,10 @@ use crate::formats::framer::mse_type;
 use crate::formats::Format;
 use crate::guesses::Guesses;
 use crate::http::listener::HttpConn;
-use crate::http::route::Mount;
-use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::request::Request;
+use crate::http::route::Mount;
 use crate::http::stat::ListenerInfo;
+use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::{
     HttpConfig, MountInfo, Received, SendClass, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
 };

@@ -182,8 +182,7 @@ impl Server {
     /// `conn` (out of the slab) starts listening: it is counted for the day.
     pub(super) fn listener_joined(&mut self, conn: &mut Conn, session: Listening) {
         let others = listening(&self.conns).count();
-        self.audience
-            .joined(conn.peer.ip(), others + 1, unix_now());
+        self.audience.joined(conn.peer.ip(), others + 1, unix_now());
         conn.listening = Some(Box::new(session));
     }
 

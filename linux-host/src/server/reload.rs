@@ -103,7 +103,10 @@ fn applied(old: &Settings, new: &Settings) -> Vec<&'static str> {
             "max_listener_duration",
             old.max_listener_duration != new.max_listener_duration,
         ),
-        ("http.access_log", old.http.access_log != new.http.access_log),
+        (
+            "http.access_log",
+            old.http.access_log != new.http.access_log,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

@@ -2359,6 +2359,8 @@ key = "main-key-1"
 codec = "aac"
 title = "Main"
 push = "rtmp://up.example/live/main"
+max_listeners = 50
+max_listener_duration = 7200
 
 [[stream]]
 name = "radio/guest"
@@ -2421,6 +2423,14 @@ stream = "radio/guest"
             (Some(&[Codec::Aac][..]), &None)
         );
         assert_eq!(s.capture_codecs(), [Codec::Aac]);
+        assert_eq!(
+            (main.max_listeners, main.max_listener_duration),
+            (Some(50), Some(7200))
+        );
+        assert_eq!(
+            (guest.max_listeners, guest.max_listener_duration),
+            (None, None)
+        );
         assert_eq!(
             main.push,
             [PushUrl::parse("rtmp://up.example/live/main").unwrap()]

@@ -216,3 +216,57 @@ pub fn rtmp_request(app: &str, name: &str) -> String {
 pub fn http_request(method: &str, path: &str, version: &str) -> String {
     format!("{method} {path} {version}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(name: &str) -> Listening {
+        ListenerLimits::default().start(
+            Instant::from_millis(0),
+            "live",
+            name,
+            http_request("GET", "/live/x.mp3", "HTTP/1.1"),
+            None,
+            None,
+        )
+    }
+
+    /// A table's cap counts its stream and its renditions; a stream without one has the
+    /// default; the per-address cap counts every stream.
+    #[test]
+    fn caps_count_the_stream_its_renditions_and_the_address() {
+        let limits = ListenerLimits {
+            max: 3,
+            max_duration_s: 60,
+            per_addr: 2,
+            streams: vec![StreamLimits {
+                app: "live".into(),
+                name: "audio".into(),
+                max: Some(2),
+                max_duration_s: Some(0),
+            }],
+        };
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let c: IpAddr = [10, 0, 0, 3].into();
+        let on = [(a, session("audio")), (b, session("audio_mp3"))];
+        let iter = || on.iter().map(|(ip, l)| (*ip, l));
+        assert_eq!(limits.admits(iter(), c, "live", "audio"), Err(Full::Stream));
+        assert_eq!(
+            limits.admits(iter(), c, "live", "audio_aac"),
+            Err(Full::Stream)
+        );
+        assert_eq!(limits.admits(iter(), c, "live", "other"), Ok(()));
+        assert_eq!(limits.admits(iter(), c, "live", "audiobook"), Ok(()));
+        let on = [(a, session("x")), (a, session("y"))];
+        let iter = || on.iter().map(|(ip, l)| (*ip, l));
+        assert_eq!(limits.admits(iter(), a, "live", "z"), Err(Full::Address));
+        assert_eq!(limits.admits(iter(), b, "live", "x"), Ok(()));
+        // The table's 0 lifts the default duration for its stream only.
+        assert_eq!(limits.duration_s("live", "audio_mp3"), None);
+        assert_eq!(limits.duration_s("live", "other"), Some(60));
+        let unlimited = ListenerLimits::default();
+        assert_eq!(unlimited.admits(iter(), a, "live", "x"), Ok(()));
+    }
+}

@@ -38,6 +38,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+use crate::hooks::HookUrl;
 use crate::names;
 
 /// Where the PCM comes from (`--source`).
@@ -474,7 +475,7 @@ macro_rules! deserialize_by_parse {
         }
     )*};
 }
-deserialize_by_parse!(SourceSpec, Codec, Cidr, StreamPath, PushUrl);
+deserialize_by_parse!(SourceSpec, Codec, Cidr, StreamPath, PushUrl, HookUrl);
 
 /// Every setting, after defaults, file and flags are merged and validated. File keys are the
 /// field names unless a `rename` says otherwise; the flags are in `FLAGS` (and `--help`).
@@ -571,6 +572,8 @@ pub struct Settings {
     pub tls_ca: Option<PathBuf>,
     /// The HTTP listener: section `[http]`.
     pub http: Http,
+    /// nginx-rtmp's notifications: section `[hooks]`.
+    pub hooks: Hooks,
     /// Record every stream into this directory (a `[[stream]]` may name its own).
     #[serde(deserialize_with = "opt_path")]
     pub record: Option<PathBuf>,
@@ -650,6 +653,30 @@ pub struct Http {
     /// this file; unset: to the log (the journal under systemd), target `access`.
     #[serde(deserialize_with = "opt_path")]
     pub access_log: Option<PathBuf>,
+}
+
+/// nginx-rtmp's `on_*` notifications (section `[hooks]`): each an `http://` URL POSTed
+/// nginx-rtmp's form when it happens ([`crate::hooks`]). `on_play` and `on_publish` decide
+/// (2xx allows, 3xx with `Location` renames, anything else refuses); `on_connect` refusing
+/// closes the connection; the others only tell.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hooks {
+    /// A peer sent `connect`.
+    pub on_connect: Option<HookUrl>,
+    /// A peer asks to play (held until the answer).
+    pub on_play: Option<HookUrl>,
+    /// A peer asks to publish (held until the answer).
+    pub on_publish: Option<HookUrl>,
+    /// A player stopped or left.
+    pub on_play_done: Option<HookUrl>,
+    /// A publisher stopped or left.
+    pub on_publish_done: Option<HookUrl>,
+    /// After `on_play_done` or `on_publish_done`.
+    pub on_done: Option<HookUrl>,
+    /// A hook that has not answered in this long refuses (milliseconds).
+    #[serde(deserialize_with = "Range::<100, 60_000>::u32")]
+    pub timeout_ms: u32,
 }
 
 /// One `[[stream]]` table: a stream with settings of its own.
@@ -986,6 +1013,7 @@ impl Default for Settings {
             pushes: Vec::new(),
             tls_ca: None,
             http: Http::default(),
+            hooks: Hooks::default(),
             record: None,
             record_interval_s: 3600,
             record_max_mb: 64,
@@ -1010,6 +1038,20 @@ impl Default for Access {
             ],
             deny_play: Vec::new(),
             play_key: None,
+        }
+    }
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            on_connect: None,
+            on_play: None,
+            on_publish: None,
+            on_play_done: None,
+            on_publish_done: None,
+            on_done: None,
+            timeout_ms: 5000,
         }
     }
 }
@@ -1545,6 +1587,13 @@ const FLAGS: &[Flag] = &[
     Flag::new("silence-db", "http.silence_db", Kind::Float, "-50"),
     Flag::new("silence-s", "http.silence_s", Kind::Number, "10"),
     Flag::unset("access-log", "http.access_log", Kind::Text),
+    Flag::unset("on-connect", "hooks.on_connect", Kind::Text),
+    Flag::unset("on-play", "hooks.on_play", Kind::Text),
+    Flag::unset("on-publish", "hooks.on_publish", Kind::Text),
+    Flag::unset("on-play-done", "hooks.on_play_done", Kind::Text),
+    Flag::unset("on-publish-done", "hooks.on_publish_done", Kind::Text),
+    Flag::unset("on-done", "hooks.on_done", Kind::Text),
+    Flag::new("hook-timeout-ms", "hooks.timeout_ms", Kind::Number, "5000"),
     Flag::unset("record", "record", Kind::Text),
     Flag::new("record-interval", "record_interval", Kind::Number, "3600"),
     Flag::new("record-max-mb", "record_max_mb", Kind::Number, "64"),
@@ -1692,6 +1741,18 @@ HTTP (file section [http]):
   --access-log FILE             Icecast's access log (combined format + seconds
                                   connected), a line per listener as it leaves, HTTP
                                   and RTMP (unset: to the log, target access)
+
+Hooks (file section [hooks]): http:// URLs POSTed nginx-rtmp's on_* form
+                                  (call, addr, clientid, app, name, the name's query, ...)
+  --on-connect URL              a peer connected; a refusal closes it
+  --on-play URL                 a peer asks to play: 2xx allows, 3xx with Location renames,
+                                  anything else (or no answer) refuses
+  --on-publish URL              the same for publishing
+  --on-play-done URL            a player stopped
+  --on-publish-done URL         a publisher stopped
+  --on-done URL                 after either
+  --hook-timeout-ms N           a hook silent this long refuses (file: timeout_ms)
+                                                               [default: 5000]
 
   Secrets (--publish-key, --play-key, --admin-password, --push) may be given as
   file:PATH (the file's first line) or env:NAME instead of the value, which `ps` shows.
@@ -2001,6 +2062,25 @@ mod tests {
         ("http-max-clients", "5", |s| s.http.max_clients == 5),
         ("silence-db", "-40.5", |s| s.http.silence_db == -40.5),
         ("silence-s", "30", |s| s.http.silence_s == 30),
+        ("on-connect", "http://127.0.0.1:8080/c", |s| {
+            s.hooks.on_connect.as_ref().is_some_and(|u| u.path == "/c")
+        }),
+        ("on-play", "http://127.0.0.1:8080/p", |s| {
+            s.hooks.on_play.as_ref().is_some_and(|u| u.port == 8080)
+        }),
+        ("on-publish", "http://hooks.lan/publish", |s| {
+            s.hooks.on_publish.as_ref().is_some_and(|u| u.host == "hooks.lan")
+        }),
+        ("on-play-done", "http://h/pd", |s| {
+            s.hooks.on_play_done.as_ref().is_some_and(|u| u.path == "/pd")
+        }),
+        ("on-publish-done", "http://h/ud", |s| {
+            s.hooks.on_publish_done.as_ref().is_some_and(|u| u.path == "/ud")
+        }),
+        ("on-done", "http://h/d", |s| {
+            s.hooks.on_done.as_ref().is_some_and(|u| u.path == "/d")
+        }),
+        ("hook-timeout-ms", "2000", |s| s.hooks.timeout_ms == 2000),
         ("access-log", "/var/log/zerocast/access.log", |s| {
             s.http.access_log == Some("/var/log/zerocast/access.log".into())
         }),

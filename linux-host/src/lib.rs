@@ -28,6 +28,7 @@ pub mod fdlimit;
 pub mod formats;
 pub mod guesses;
 pub mod http;
+pub mod hooks;
 pub mod hub;
 pub mod icecast;
 pub mod limits;

@@ -7,18 +7,27 @@
 //! treats as a failed attempt and retries with its backoff), and each job has a deadline the
 //! caller enforces itself — a job whose answer comes after its caller gave up is answered
 //! into the void (its id no longer matches).
+//!
+//! Two workers run: one for name resolution (pushes) and one of [`HOOK_THREADS`] threads for
+//! the hooks ([`crate::hooks`]), so a hook server that hangs delays neither a push's lookup nor,
+//! up to that many at once, another peer's hook; a hook job still waiting when its deadline
+//! passes is answered at once without being called.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Registry, Token, Waker};
 
 /// The token the worker's waker fires on (far above any connection's).
 pub const WORKER_TOKEN: Token = Token(usize::MAX - 1);
+/// The token the hook worker's waker fires on.
+pub const HOOK_TOKEN: Token = Token(usize::MAX - 2);
+/// Threads of the hook worker: hooks that may hang at once before others wait.
+pub const HOOK_THREADS: usize = 4;
 
 /// Jobs that may wait for the worker; more is a refusal, not a queue that grows.
 const QUEUE: usize = 64;
@@ -45,6 +54,19 @@ pub enum Job {
         /// The whole request.
         request: Vec<u8>,
     },
+    /// POST `body` to a hook; answered with its verdict.
+    Hook {
+        /// The caller's id for the answer.
+        id: u64,
+        /// Where.
+        url: crate::hooks::HookUrl,
+        /// The form.
+        body: String,
+        /// The whole call's time limit.
+        timeout: Duration,
+        /// Past this the caller has given up: not called at all.
+        deadline: Instant,
+    },
 }
 
 /// The bound on each step of a [`Job::Http`].
@@ -66,6 +88,13 @@ pub enum Done {
         id: u64,
         /// The status code of the answer.
         result: Result<u16, String>,
+    },
+    /// The answer to [`Job::Hook`].
+    Hooked {
+        /// The job's id.
+        id: u64,
+        /// What the hook said.
+        verdict: crate::hooks::Verdict,
     },
 }
 
@@ -96,22 +125,36 @@ pub struct Worker {
 impl Worker {
     /// Starts the worker thread; its answers wake `registry`'s poll on [`WORKER_TOKEN`].
     pub fn start(registry: &Registry) -> std::io::Result<Self> {
-        let waker = Arc::new(Waker::new(registry, WORKER_TOKEN)?);
+        Self::start_with(registry, WORKER_TOKEN, 1)
+    }
+
+    /// Starts `threads` threads taking jobs from one queue; their answers wake `registry`'s
+    /// poll on `token`.
+    pub fn start_with(registry: &Registry, token: Token, threads: usize) -> std::io::Result<Self> {
+        let waker = Arc::new(Waker::new(registry, token)?);
         let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
         // Unbounded on this side, but it never holds more than the jobs submitted (QUEUE at a
         // time) whose answers the loop has not drained yet.
         let (answers, done) = mpsc::channel();
-        thread::Builder::new()
-            .name("zerocast-worker".into())
-            .spawn(move || {
-                for job in queue {
+        for i in 0..threads.max(1) {
+            let (queue, answers, waker) = (Arc::clone(&queue), answers.clone(), Arc::clone(&waker));
+            thread::Builder::new()
+                .name(format!("zerocast-worker-{}-{i}", token.0 % 1000))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for a job, never while running one.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
                     if answers.send(run(job)).is_err() {
                         return;
                     }
                     // A failed wake only delays the answer to the loop's next turn.
                     let _ = waker.wake();
-                }
-            })?;
+                })?;
+        }
         Ok(Self { jobs, done })
     }
 
@@ -138,6 +181,20 @@ fn run(job: Job) -> Done {
         Job::Http { id, addr, request } => Done::Http {
             id,
             result: http(addr, &request),
+        },
+        Job::Hook {
+            id,
+            url,
+            body,
+            timeout,
+            deadline,
+        } => Done::Hooked {
+            id,
+            verdict: if Instant::now() >= deadline {
+                crate::hooks::Verdict::Refuse("timed out waiting for a free hook worker".into())
+            } else {
+                crate::hooks::post(&url, &body, timeout.min(deadline - Instant::now()))
+            },
         },
     }
 }

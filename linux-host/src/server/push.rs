@@ -128,6 +128,7 @@ impl Server {
                     self.title_sent(id, result);
                     continue;
                 }
+                Done::Hooked { .. } => continue,
             };
             let Some(r) = self.relays.by_job(id) else {
                 continue;

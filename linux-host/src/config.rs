@@ -2069,13 +2069,22 @@ mod tests {
             s.hooks.on_play.as_ref().is_some_and(|u| u.port == 8080)
         }),
         ("on-publish", "http://hooks.lan/publish", |s| {
-            s.hooks.on_publish.as_ref().is_some_and(|u| u.host == "hooks.lan")
+            s.hooks
+                .on_publish
+                .as_ref()
+                .is_some_and(|u| u.host == "hooks.lan")
         }),
         ("on-play-done", "http://h/pd", |s| {
-            s.hooks.on_play_done.as_ref().is_some_and(|u| u.path == "/pd")
+            s.hooks
+                .on_play_done
+                .as_ref()
+                .is_some_and(|u| u.path == "/pd")
         }),
         ("on-publish-done", "http://h/ud", |s| {
-            s.hooks.on_publish_done.as_ref().is_some_and(|u| u.path == "/ud")
+            s.hooks
+                .on_publish_done
+                .as_ref()
+                .is_some_and(|u| u.path == "/ud")
         }),
         ("on-done", "http://h/d", |s| {
             s.hooks.on_done.as_ref().is_some_and(|u| u.path == "/d")

@@ -297,6 +297,8 @@ pub enum Close {
     Evicted,
     /// A listener reached `max_listener_duration` (this many seconds).
     ListenedLongEnough(u64),
+    /// The `on_connect` hook refused the peer (why).
+    HookRefused(String),
 }
 
 impl std::fmt::Display for Close {
@@ -323,6 +325,7 @@ impl std::fmt::Display for Close {
             Close::Evicted => {
                 f.write_str("evicted: no complete request yet, and a new client needed the slot")
             }
+            Close::HookRefused(why) => write!(f, "refused by the on_connect hook: {why}"),
             Close::ListenedLongEnough(s) => {
                 write!(
                     f,
@@ -387,6 +390,8 @@ pub struct Conn<H> {
     pub granted: Option<Granted>,
     /// Its session as a listener, while it is one (boxed: most connections never are).
     pub listening: Option<Box<crate::audience::Listening>>,
+    /// What its hooks need and wait for (boxed, and only with hooks configured).
+    pub hooks: Option<Box<crate::hooks::HookState>>,
 }
 
 impl<H: HttpPart> Conn<H> {
@@ -408,6 +413,7 @@ impl<H: HttpPart> Conn<H> {
             bytes_received: 0,
             granted: None,
             listening: None,
+            hooks: None,
         }
     }
 

@@ -125,6 +125,32 @@ pub struct PeerInfo {
     pub tcurl: String,
 }
 
+/// What a connection keeps for its hooks (only with hooks configured).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookState {
+    /// What it said of itself in `connect`.
+    pub peer: PeerInfo,
+    /// The id of its `on_connect` call, while unanswered.
+    pub connect_job: Option<u64>,
+    /// Its play or publish held for the answer of `on_play` / `on_publish`.
+    pub pending: Option<Pending>,
+}
+
+/// A play or publish held for its hook's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The call's id.
+    pub job: u64,
+    /// The application as requested, query included.
+    pub app: String,
+    /// The stream name as requested, query included.
+    pub name: String,
+    /// Publishing (else playing).
+    pub publish: bool,
+    /// Past this, no answer refuses.
+    pub deadline: zerocast_core::time::Instant,
+}
+
 /// One hook's request body. `app` and `name` are as the peer sent them (query included): the
 /// query becomes the trailing arguments, as nginx-rtmp appends them.
 pub fn form(
@@ -274,7 +300,12 @@ pub fn post(url: &HookUrl, body: &str, timeout: Duration) -> Verdict {
     };
     match attempt() {
         Ok(head) => verdict(&head),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+            ) =>
+        {
             Verdict::Refuse(format!("no answer within {} ms", timeout.as_millis()))
         }
         Err(e) => Verdict::Refuse(format!("{url}: {e}")),
@@ -288,12 +319,24 @@ mod tests {
     #[test]
     fn urls() {
         let u = HookUrl::parse("http://127.0.0.1:8080/on_publish?x=1").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/on_publish?x=1"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/on_publish?x=1")
+        );
         let u = HookUrl::parse("http://hooks.lan").unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u = HookUrl::parse("http://[::1]:81/h").unwrap();
-        assert_eq!((u.host.as_str(), u.to_string()), ("::1", "http://[::1]:81/h".into()));
-        for bad in ["https://x/h", "http://", "http://x:0/", "http://x y/", "rtmp://x/live"] {
+        assert_eq!(
+            (u.host.as_str(), u.to_string()),
+            ("::1", "http://[::1]:81/h".into())
+        );
+        for bad in [
+            "https://x/h",
+            "http://",
+            "http://x:0/",
+            "http://x y/",
+            "rtmp://x/live",
+        ] {
             assert!(HookUrl::parse(bad).is_err(), "{bad}");
         }
     }
@@ -314,7 +357,9 @@ mod tests {
         );
         assert!(form(Call::Play, "live", "a?key=k", &peer, addr, 1)
             .ends_with("&call=play&name=a&start=0&duration=0&reset=0&key=k"));
-        assert!(form(Call::Done, "live", "a", &peer, addr, 1).ends_with("&clientid=1&call=done&name=a"));
+        assert!(
+            form(Call::Done, "live", "a", &peer, addr, 1).ends_with("&clientid=1&call=done&name=a")
+        );
         assert!(form(Call::Connect, "live?t=1", "", &peer, addr, 1)
             .ends_with("&addr=127.0.0.1&epoch=0&call=connect&t=1"));
     }
@@ -335,7 +380,10 @@ mod tests {
             b"",
             b"garbage\r\n\r\n",
         ] {
-            assert!(matches!(verdict(refused), Verdict::Refuse(_)), "{refused:?}");
+            assert!(
+                matches!(verdict(refused), Verdict::Refuse(_)),
+                "{refused:?}"
+            );
         }
     }
 }

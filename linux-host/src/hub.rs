@@ -42,6 +42,8 @@ pub enum Denied {
     TooManyListeners,
     /// The address has its `max_listeners_per_addr`.
     TooManyListenersFromAddress,
+    /// The `on_play` or `on_publish` hook refused, or did not answer in time.
+    Hook,
 }
 
 impl std::fmt::Display for Denied {
@@ -57,6 +59,7 @@ impl std::fmt::Display for Denied {
             Self::TooManyWaiting => "no such stream, and too many names waited for",
             Self::LockedOut => "too many wrong keys from this address lately",
             Self::TooManyListeners => "max listeners reached (max_listeners)",
+            Self::Hook => "refused by the hook",
             Self::TooManyListenersFromAddress => {
                 "too many listeners from this address (max_listeners_per_addr)"
             }

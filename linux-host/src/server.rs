@@ -33,6 +33,7 @@ use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Worker, WORKER_TOKEN};
 
 mod accept;
+mod hooks;
 mod http;
 pub mod listeners;
 mod push;
@@ -229,6 +230,8 @@ pub struct Server {
     audience: Audience,
     /// Where a listener's line goes when it leaves.
     access_log: AccessLog,
+    /// Hook calls made since start (each call's id).
+    hook_jobs: u64,
 }
 
 impl Server {
@@ -310,6 +313,7 @@ impl Server {
             guesses: crate::guesses::Guesses::default(),
             audience: Audience::default(),
             access_log: AccessLog::new(settings_access_log),
+            hook_jobs: 0,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -545,6 +549,9 @@ impl Server {
                 app,
                 name,
             };
+            if let Some(held) = self.hold_for_hook(&request, publish) {
+                return Some(held);
+            }
             return Some(self.route(peer, &request, publish, now));
         }
         match event {
@@ -573,6 +580,17 @@ impl Server {
             }
             Event::PlayStopped => Some(Decision::StopPlay),
             Event::Unpublished => Some(Decision::StopPublish),
+            Event::Connected {
+                app,
+                tc_url,
+                flash_ver,
+            } if self.hooks_on() => Some(Decision::Connected {
+                app: app.to_owned(),
+                peer: crate::hooks::PeerInfo {
+                    flashver: crate::audience::kept(flash_ver),
+                    tcurl: crate::audience::kept(tc_url),
+                },
+            }),
             Event::Connected { .. }
             | Event::PlayRequested { .. }
             | Event::PublishRequested { .. } => None,
@@ -586,10 +604,23 @@ impl Server {
         decision: Decision,
         now: Instant,
     ) -> Result<(), Close> {
+        if matches!(decision, Decision::StopPlay | Decision::StopPublish) {
+            self.hooks_done(conn, index);
+            // A stop while its hook is asked: the answer, when it comes, finds nobody.
+            if let Some(h) = conn.hooks.as_mut() {
+                h.pending = None;
+            }
+        }
         let Kind::Peer { session, role } = &mut conn.kind else {
             return Ok(());
         };
         match decision {
+            Decision::Connected { app, peer } => self.hook_connected(conn, index, &app, peer),
+            Decision::Hold { app, name, publish } => {
+                if let Some(refused) = self.ask_hook(conn, index, app, name, publish, now) {
+                    return self.decide(conn, index, refused, now);
+                }
+            }
             Decision::Play(id, granted) => {
                 session.accept_play()?;
                 let listening = self.rtmp_listening(&granted, now);
@@ -767,6 +798,7 @@ impl Server {
             self.close_pending(registry, now);
             return;
         }
+
         if token.0 == self.token_base || self.is_http_listener(token) {
             self.accept(registry, now, token.0 != self.token_base);
             return;
@@ -900,6 +932,7 @@ impl Server {
             return;
         };
         self.listener_left(&mut conn, now);
+        self.hooks_done(&conn, index);
         let _ = registry.deregister(&mut conn.socket);
         match &why {
             Close::PeerClosed => info!("{}: disconnected", conn.peer),
@@ -948,7 +981,8 @@ impl Server {
             _ => None,
         };
         let limit = conn.listening.as_ref().and_then(|l| l.until);
-        let Some(at) = [conn.session_deadline(), stall, silent, limit]
+        let hook = Self::hook_deadline(conn);
+        let Some(at) = [conn.session_deadline(), stall, silent, limit, hook]
             .into_iter()
             .flatten()
             .min()
@@ -970,6 +1004,12 @@ impl Server {
             self.close(registry, index, why, now);
             return;
         }
+        if self.hook_expired(registry, index, now) {
+            return;
+        }
+        let Some(Some(conn)) = self.conns.get_mut(index) else {
+            return;
+        };
         if let Some(l) = conn
             .listening
             .as_ref()
@@ -1223,6 +1263,17 @@ enum Decision {
     RefusePublish(Denied),
     StopPlay,
     StopPublish,
+    /// Ask the play or publish hook, and decide on its answer.
+    Hold {
+        app: String,
+        name: String,
+        publish: bool,
+    },
+    /// The peer connected (with hooks configured): keep what it said, ask `on_connect`.
+    Connected {
+        app: String,
+        peer: crate::hooks::PeerInfo,
+    },
 }
 
 /// Builds the stream's audio-only `onMetaData` from its audio: codec, true rate (from the AAC

@@ -8,15 +8,17 @@
 //! caller enforces itself — a job whose answer comes after its caller gave up is answered
 //! into the void (its id no longer matches).
 //!
-//! Two workers run: one for name resolution (pushes) and one of [`HOOK_THREADS`] threads for
-//! the hooks ([`crate::hooks`]), so a hook server that hangs delays neither a push's lookup nor,
-//! up to that many at once, another peer's hook; a hook job still waiting when its deadline
-//! passes is answered at once without being called.
+//! Two queues, one waker (mio allows one per poll): one thread resolves names and sends title
+//! updates (pushes, Icecast sources), and,
+//! from the first hook on, [`HOOK_THREADS`] threads call the hooks ([`crate::hooks`]), so a hook
+//! server that hangs delays neither a push's lookup nor, up to that many at once, another
+//! peer's hook; a hook job still waiting when its deadline passes is answered at once without
+//! being called.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,9 +26,7 @@ use mio::{Registry, Token, Waker};
 
 /// The token the worker's waker fires on (far above any connection's).
 pub const WORKER_TOKEN: Token = Token(usize::MAX - 1);
-/// The token the hook worker's waker fires on.
-pub const HOOK_TOKEN: Token = Token(usize::MAX - 2);
-/// Threads of the hook worker: hooks that may hang at once before others wait.
+/// Threads calling hooks: hooks that may hang at once before others wait.
 pub const HOOK_THREADS: usize = 4;
 
 /// Jobs that may wait for the worker; more is a refusal, not a queue that grows.
@@ -116,51 +116,47 @@ impl std::fmt::Display for SubmitError {
     }
 }
 
-/// The loop's handle on the worker thread.
+/// The loop's handle on the worker threads.
 pub struct Worker {
-    jobs: SyncSender<Job>,
+    resolver: SyncSender<Job>,
+    /// The hook threads' queue, made with them at the first hook (`None`: they could not
+    /// start).
+    hooks: OnceLock<Option<SyncSender<Job>>>,
+    waker: Arc<Waker>,
+    answers: Sender<Done>,
     done: Receiver<Done>,
 }
 
 impl Worker {
-    /// Starts the worker thread; its answers wake `registry`'s poll on [`WORKER_TOKEN`].
+    /// Starts the resolver thread; every answer wakes `registry`'s poll on [`WORKER_TOKEN`].
     pub fn start(registry: &Registry) -> std::io::Result<Self> {
-        Self::start_with(registry, WORKER_TOKEN, 1)
-    }
-
-    /// Starts `threads` threads taking jobs from one queue; their answers wake `registry`'s
-    /// poll on `token`.
-    pub fn start_with(registry: &Registry, token: Token, threads: usize) -> std::io::Result<Self> {
-        let waker = Arc::new(Waker::new(registry, token)?);
-        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
+        let waker = Arc::new(Waker::new(registry, WORKER_TOKEN)?);
         // Unbounded on this side, but it never holds more than the jobs submitted (QUEUE at a
-        // time) whose answers the loop has not drained yet.
+        // time per queue) whose answers the loop has not drained yet.
         let (answers, done) = mpsc::channel();
-        for i in 0..threads.max(1) {
-            let (queue, answers, waker) = (Arc::clone(&queue), answers.clone(), Arc::clone(&waker));
-            thread::Builder::new()
-                .name(format!("zerocast-worker-{}-{i}", token.0 % 1000))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for a job, never while running one.
-                    let job = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(job) = job else { return };
-                    if answers.send(run(job)).is_err() {
-                        return;
-                    }
-                    // A failed wake only delays the answer to the loop's next turn.
-                    let _ = waker.wake();
-                })?;
-        }
-        Ok(Self { jobs, done })
+        let resolver = pool("zerocast-worker", 1, &waker, &answers)?;
+        Ok(Self {
+            resolver,
+            hooks: OnceLock::new(),
+            waker,
+            answers,
+            done,
+        })
     }
 
-    /// Queues `job` without waiting.
+    /// Queues `job` without waiting (a hook job on the hook threads, started with the first).
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
-        self.jobs.try_send(job).map_err(|e| match e {
+        let queue = match job {
+            Job::Resolve { .. } | Job::Http { .. } => &self.resolver,
+            Job::Hook { .. } => self
+                .hooks
+                .get_or_init(|| {
+                    pool("zerocast-hooks", HOOK_THREADS, &self.waker, &self.answers).ok()
+                })
+                .as_ref()
+                .ok_or(SubmitError::Gone)?,
+        };
+        queue.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => SubmitError::Busy,
             TrySendError::Disconnected(_) => SubmitError::Gone,
         })
@@ -170,6 +166,37 @@ impl Worker {
     pub fn next(&self) -> Option<Done> {
         self.done.try_recv().ok()
     }
+}
+
+/// `threads` threads named `name` taking jobs from one queue of [`QUEUE`]; their answers go to
+/// `answers`, each followed by a wake.
+fn pool(
+    name: &str,
+    threads: usize,
+    waker: &Arc<Waker>,
+    answers: &Sender<Done>,
+) -> std::io::Result<SyncSender<Job>> {
+    let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+    let queue = Arc::new(Mutex::new(queue));
+    for i in 0..threads {
+        let (queue, answers, waker) = (Arc::clone(&queue), answers.clone(), Arc::clone(waker));
+        thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || loop {
+                // The lock is held only while waiting for a job, never while running one.
+                let job = match queue.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                if answers.send(run(job)).is_err() {
+                    return;
+                }
+                // A failed wake only delays the answer to the loop's next turn.
+                let _ = waker.wake();
+            })?;
+    }
+    Ok(jobs)
 }
 
 fn run(job: Job) -> Done {

@@ -11,13 +11,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::check::check_tone;
 use common::http::get;
 use common::live::Zerocast;
 use common::process::{self, Spawned};
-use common::rtmp_client;
+use common::rtmp_client::{self, pcm_to_wav, play, Continuity, PlayPlan};
+use common::server::{start_nginx_with, NGINX_RTMP_MODULE};
 use common::wav::Wav;
 use common::{tools_available, HarnessError, TempDir};
 
@@ -404,4 +406,307 @@ fn the_parser_is_strict() {
     ] {
         assert!(parse_line(bad).is_err(), "{bad}");
     }
+}
+
+/// One call a hook server received: its path and form fields, in order.
+#[derive(Clone, Debug)]
+struct Call {
+    path: String,
+    fields: Vec<(String, String)>,
+}
+
+impl Call {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.fields.iter().map(|(k, _)| k.as_str()).collect()
+    }
+}
+
+/// A small HTTP hook server on 127.0.0.1: records every POST; for paths not under `/nginx`,
+/// answers `play`/`publish` by the stream name: `no` 403, `moved` 302 to `moved_here`, `slow`
+/// 200 after 5 s, anything else 200 (as every other call).
+struct HookServer {
+    port: u16,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<Call>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HookServer {
+    fn start() -> Result<Self, HarnessError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| HarnessError::io("bind the hook server", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| HarnessError::io("hook server address", e))?
+            .port();
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| HarnessError::io("nonblocking", e))?;
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (Arc::clone(&calls), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((socket, _)) => {
+                        let c = Arc::clone(&c);
+                        std::thread::spawn(move || answer(socket, &c));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(Self { port, calls, stop })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Waits for a call to `path` with `call` and `name`, from a peer that sent `flashver`
+    /// (any when empty).
+    fn wait(&self, path_prefix: &str, call: &str, name: &str) -> Result<Call, HarnessError> {
+        self.wait_from(path_prefix, call, name, "")
+    }
+
+    fn wait_from(
+        &self,
+        path_prefix: &str,
+        call: &str,
+        name: &str,
+        flashver: &str,
+    ) -> Result<Call, HarnessError> {
+        let found = || {
+            self.calls().into_iter().find(|c| {
+                c.path.starts_with(path_prefix)
+                    && c.get("call") == Some(call)
+                    && (name.is_empty() || c.get("name") == Some(name))
+                    && (flashver.is_empty() || c.get("flashver") == Some(flashver))
+            })
+        };
+        process::wait_until(&format!("{path_prefix} {call} {name}"), LIMIT, || {
+            Ok(found().is_some())
+        })?;
+        found().ok_or_else(|| failed("a hook call", call))
+    }
+}
+
+impl Drop for HookServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Reads one POST, records it, answers it.
+fn answer(mut socket: TcpStream, calls: &std::sync::Mutex<Vec<Call>>) {
+    let _ = socket.set_nonblocking(false);
+    let _ = socket.set_read_timeout(Some(LIMIT));
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    let (head_end, length) = loop {
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+        if let Some(at) = all.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&all[..at]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            break (at + 4, length);
+        }
+    };
+    while all.len() < head_end + length {
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&all[..head_end]).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+    let body = String::from_utf8_lossy(&all[head_end..]).into_owned();
+    let fields: Vec<(String, String)> = body
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let call = Call { path, fields };
+    let deciding =
+        !call.path.starts_with("/nginx") && matches!(call.get("call"), Some("play" | "publish"));
+    let reply = match (deciding, call.get("name")) {
+        (true, Some("no")) => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+        (true, Some("moved")) => {
+            "HTTP/1.1 302 Found\r\nLocation: moved_here\r\nContent-Length: 0\r\n\r\n"
+        }
+        (true, Some("slow")) => {
+            std::thread::sleep(Duration::from_secs(5));
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        }
+        _ => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    };
+    if let Ok(mut c) = calls.lock() {
+        c.push(call);
+    }
+    let _ = socket.write_all(reply.as_bytes());
+}
+
+/// Waits for a line of zerocast's log that ends with `end`.
+fn wait_line_ending(z: &Zerocast, end: &str) -> Result<(), HarnessError> {
+    process::wait_until(&format!("a log line ending with {end:?}"), LIMIT, || {
+        Ok(z.process.log().lines().any(|l| l.ends_with(end)))
+    })
+}
+
+#[test]
+fn hooks_decide_and_speak_nginx_rtmps_form() -> Result<(), HarnessError> {
+    if !tools_available(&["nginx"])? || !Path::new(NGINX_RTMP_MODULE).exists() {
+        return Ok(());
+    }
+    TempDir::run("station-hooks", |dir| {
+        let hooks = HookServer::start()?;
+        let mut args: Vec<String> = ["--source", "tone:440", "--codec", "pcm", "--http", "off"]
+            .map(String::from)
+            .to_vec();
+        for call in [
+            "connect",
+            "play",
+            "publish",
+            "play-done",
+            "publish-done",
+            "done",
+        ] {
+            args.push(format!("--on-{call}"));
+            args.push(hooks.url(&format!("/zc/{}", call.replace('-', "_"))));
+        }
+        args.extend(["--hook-timeout-ms".to_owned(), "3000".to_owned()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut z = Zerocast::start(&args, &[], None, dir)?;
+        let port = z.port;
+
+        // A player of the capture stream, allowed by its hook; it plays through every case.
+        let player = std::thread::spawn(move || {
+            let mut plan = PlayPlan::new(port, Duration::from_secs(10));
+            plan.keep_payload = true;
+            play(&plan)
+        });
+        wait_line_ending(&z, "play live/audio")?;
+
+        let (_ok, started) = rtmp_client::request(port, "ok", true)?;
+        println!("publish ok (hook 200): started={started}");
+        let (_no, refused) = rtmp_client::request(port, "no", true)?;
+        println!("publish no (hook 403): started={refused}");
+        let (_moved, renamed) = rtmp_client::request(port, "moved?key=x", true)?;
+        println!("publish moved (hook 302 moved_here): started={renamed}");
+        wait_line_ending(&z, "publish live/moved_here")?;
+        let t0 = Instant::now();
+        let (_slow, slow_started) = rtmp_client::request(port, "slow", false)?;
+        println!(
+            "play slow (hook hangs 5 s, timeout 3 s): started={slow_started} after {:.2} s",
+            t0.elapsed().as_secs_f64()
+        );
+        if !started || refused || !renamed || slow_started {
+            return Err(failed(
+                "hook verdicts",
+                format!("ok {started}, no {refused}, moved {renamed}, slow {slow_started}"),
+            ));
+        }
+        z.wait_log("refused by the on_publish hook: answered 403", LIMIT)?;
+        z.wait_log(
+            "refused by the on_play hook: no answer within 3000 ms",
+            LIMIT,
+        )?;
+
+        // The loop served the player all along.
+        let log = player
+            .join()
+            .map_err(|_| failed("the player thread", "panicked"))??;
+        let continuity = Continuity::of(&log.messages);
+        println!(
+            "player of live/audio: {:.2} s of audio, longest wait between messages {} ms, {}",
+            continuity.audio_s,
+            continuity.longest_stall.as_millis(),
+            continuity.describe_gaps()
+        );
+        check_tone(&pcm_to_wav(&log.messages), 440.0, 6.0, 100.0, "the player")?;
+        if continuity.longest_stall > Duration::from_millis(1000) || !continuity.gaps.is_empty() {
+            return Err(failed(
+                "the player while a hook hung",
+                continuity.describe_gaps(),
+            ));
+        }
+
+        // The done calls, as the publisher and the player are gone.
+        drop(_ok);
+        hooks.wait("/zc/publish_done", "publish_done", "ok")?;
+        hooks.wait("/zc/done", "done", "ok")?;
+        hooks.wait("/zc/play_done", "play_done", "audio")?;
+
+        // nginx-rtmp, with the same hooks, and the same requests: the same fields in the same
+        // order for every call.
+        let nginx_port = process::free_port()?;
+        let on = |call: &str| format!("on_{call} {};", hooks.url(&format!("/nginx/{call}")));
+        let app: String = ["play", "publish", "play_done", "publish_done", "done"]
+            .map(on)
+            .join(" ");
+        let _nginx = start_nginx_with(nginx_port, dir, &on("connect"), &app)?;
+        for port in [nginx_port, z.port] {
+            let (publisher, started) = rtmp_client::request(port, "cmp?key=k", true)?;
+            let (player, playing) = rtmp_client::request(port, "cmp?key=k", false)?;
+            if !started || !playing {
+                return Err(failed("publish and play cmp", format!("port {port}")));
+            }
+            drop(player);
+            drop(publisher);
+        }
+        for call in [
+            "connect",
+            "play",
+            "publish",
+            "play_done",
+            "publish_done",
+            "done",
+        ] {
+            let name = if call == "connect" { "" } else { "cmp" };
+            let theirs = hooks.wait(&format!("/nginx/{call}"), call, name)?;
+            // The same client (the same flashVer) on both servers.
+            let flashver = theirs.get("flashver").unwrap_or_default();
+            let ours = hooks.wait_from(&format!("/zc/{call}"), call, name, flashver)?;
+            println!(
+                "{call}:\n  nginx-rtmp {:?}\n  zerocast   {:?}",
+                theirs.fields, ours.fields
+            );
+            if ours.keys() != theirs.keys() {
+                return Err(failed(
+                    &format!("the fields of {call}"),
+                    format!("nginx-rtmp {:?}, zerocast {:?}", theirs.keys(), ours.keys()),
+                ));
+            }
+            for same in ["app", "name", "key", "call", "addr", "flashver", "type"] {
+                if ours.get(same) != theirs.get(same) {
+                    return Err(failed(
+                        &format!("{call} {same}"),
+                        format!("{ours:?} {theirs:?}"),
+                    ));
+                }
+            }
+        }
+        z.stop_cleanly()
+    })
 }

@@ -107,6 +107,7 @@ fn applied(old: &Settings, new: &Settings) -> Vec<&'static str> {
             "http.access_log",
             old.http.access_log != new.http.access_log,
         ),
+        ("hooks", old.hooks != new.hooks),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))

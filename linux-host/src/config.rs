@@ -674,6 +674,10 @@ pub struct Hooks {
     pub on_publish_done: Option<HookUrl>,
     /// After `on_play_done` or `on_publish_done`.
     pub on_done: Option<HookUrl>,
+    /// Instead of `on_publish`, for a machine without a web server: a command run with `sh -c`,
+    /// the request in `ZEROCAST_*` environment variables; exit status 0 allows.
+    #[serde(deserialize_with = "opt_text")]
+    pub run_on_publish: Option<String>,
     /// A hook that has not answered in this long refuses (milliseconds).
     #[serde(deserialize_with = "Range::<100, 60_000>::u32")]
     pub timeout_ms: u32,
@@ -903,6 +907,13 @@ impl Settings {
                 ));
             }
         }
+        if let (Some(url), Some(_)) = (&self.hooks.on_publish, &self.hooks.run_on_publish) {
+            return Err(bad(
+                "run-on-publish",
+                url,
+                "expected either on_publish or run_on_publish, not both".into(),
+            ));
+        }
         if self.record_keep_mb < self.record_max_mb {
             return Err(bad(
                 "record-keep-mb",
@@ -1051,6 +1062,7 @@ impl Default for Hooks {
             on_play_done: None,
             on_publish_done: None,
             on_done: None,
+            run_on_publish: None,
             timeout_ms: 5000,
         }
     }
@@ -1593,6 +1605,7 @@ const FLAGS: &[Flag] = &[
     Flag::unset("on-play-done", "hooks.on_play_done", Kind::Text),
     Flag::unset("on-publish-done", "hooks.on_publish_done", Kind::Text),
     Flag::unset("on-done", "hooks.on_done", Kind::Text),
+    Flag::unset("run-on-publish", "hooks.run_on_publish", Kind::Text),
     Flag::new("hook-timeout-ms", "hooks.timeout_ms", Kind::Number, "5000"),
     Flag::unset("record", "record", Kind::Text),
     Flag::new("record-interval", "record_interval", Kind::Number, "3600"),
@@ -1751,6 +1764,9 @@ Hooks (file section [hooks]): http:// URLs POSTed nginx-rtmp's on_* form
   --on-play-done URL            a player stopped
   --on-publish-done URL         a publisher stopped
   --on-done URL                 after either
+  --run-on-publish CMD          instead of --on-publish: run CMD with sh -c, the request
+                                  in ZEROCAST_CALL/APP/NAME/QUERY/ADDR/... variables;
+                                  exit status 0 allows
   --hook-timeout-ms N           a hook silent this long refuses (file: timeout_ms)
                                                                [default: 5000]
 
@@ -2090,6 +2106,9 @@ mod tests {
             s.hooks.on_done.as_ref().is_some_and(|u| u.path == "/d")
         }),
         ("hook-timeout-ms", "2000", |s| s.hooks.timeout_ms == 2000),
+        ("run-on-publish", "/usr/local/bin/check-key", |s| {
+            s.hooks.run_on_publish.as_deref() == Some("/usr/local/bin/check-key")
+        }),
         ("access-log", "/var/log/zerocast/access.log", |s| {
             s.http.access_log == Some("/var/log/zerocast/access.log".into())
         }),
@@ -2125,12 +2144,19 @@ mod tests {
         // All at once, too: no flag disturbs another.
         let mut all: Vec<String> = CASES.iter().map(|(n, v, _)| format!("--{n}={v}")).collect();
         // Recording with --record-max-mb 8 and --record-keep-mb 100 is consistent; the 22050 Hz
-        // rate needs a codec that carries it.
-        all.retain(|a| !a.starts_with("--codec="));
+        // rate needs a codec that carries it; --run-on-publish replaces --on-publish.
+        let apart = ["codec", "run-on-publish"];
+        all.retain(|a| !apart.iter().any(|n| a.starts_with(&format!("--{n}="))));
         let s = run(&all.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
-        for (name, _, check) in CASES.iter().filter(|(n, ..)| *n != "codec") {
+        for (name, _, check) in CASES.iter().filter(|(n, ..)| !apart.contains(n)) {
             assert!(check(&s), "{name}");
         }
+    }
+
+    #[test]
+    fn a_publish_hook_is_a_url_or_a_command() {
+        let both = ["--on-publish", "http://h/p", "--run-on-publish", "true"];
+        assert_eq!(blamed(&both), "run-on-publish");
     }
 
     #[test]

@@ -12,7 +12,8 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Longest hook answer head read (the body is not read).
@@ -116,6 +117,35 @@ impl Call {
     }
 }
 
+/// One hook call for the worker: an HTTP POST, or a command (`run_on_publish`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookJob {
+    /// POST `body` to `url`.
+    Post {
+        /// Where.
+        url: HookUrl,
+        /// The form ([`form`]).
+        body: String,
+    },
+    /// Run `command` with `sh -c`, the request in its environment ([`env`]).
+    Exec {
+        /// The command line.
+        command: String,
+        /// `ZEROCAST_*` variables.
+        env: Vec<(&'static str, String)>,
+    },
+}
+
+impl HookJob {
+    /// Makes the call, blocking (the worker's side), within `timeout`.
+    pub fn call(&self, timeout: Duration) -> Verdict {
+        match self {
+            HookJob::Post { url, body } => post(url, body, timeout),
+            HookJob::Exec { command, env } => exec(command, env, timeout),
+        }
+    }
+}
+
 /// What a peer said of itself in `connect`, kept for its hooks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -190,6 +220,64 @@ pub fn form(
     }
     push_args(&mut o, name_args);
     o
+}
+
+/// The environment of a `run_on_*` command, MediaMTX-style: `ZEROCAST_CALL`, `ZEROCAST_APP`,
+/// `ZEROCAST_NAME` (without the query), `ZEROCAST_QUERY` (the name's query, key included, for the
+/// command to check), `ZEROCAST_ADDR`, `ZEROCAST_CLIENTID`, `ZEROCAST_TCURL`,
+/// `ZEROCAST_FLASHVER`.
+pub fn env(
+    call: Call,
+    app: &str,
+    name: &str,
+    peer: &PeerInfo,
+    addr: IpAddr,
+    clientid: u64,
+) -> Vec<(&'static str, String)> {
+    let (name_base, query) = crate::hub::split_query(name);
+    vec![
+        ("ZEROCAST_CALL", call.name().to_owned()),
+        ("ZEROCAST_APP", crate::hub::split_query(app).0.to_owned()),
+        ("ZEROCAST_NAME", name_base.to_owned()),
+        ("ZEROCAST_QUERY", query.to_owned()),
+        ("ZEROCAST_ADDR", addr.to_string()),
+        ("ZEROCAST_CLIENTID", clientid.to_string()),
+        ("ZEROCAST_TCURL", peer.tcurl.clone()),
+        ("ZEROCAST_FLASHVER", peer.flashver.clone()),
+    ]
+}
+
+/// Runs `command` with `sh -c` and `env`, standard input empty and output to zerocast's own
+/// (the journal); exit status 0 allows, any other or still running after `timeout` (then
+/// killed) refuses.
+pub fn exec(command: &str, env: &[(&'static str, String)], timeout: Duration) -> Verdict {
+    let deadline = Instant::now() + timeout;
+    let mut child = match Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) => return Verdict::Refuse(format!("cannot run the command: {e}")),
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Verdict::Allow,
+            Ok(Some(status)) => return Verdict::Refuse(format!("the command {status}")),
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Verdict::Refuse(format!(
+                    "the command still ran after {} ms (killed)",
+                    timeout.as_millis()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Verdict::Refuse(format!("waiting for the command: {e}")),
+        }
+    }
 }
 
 /// The stream name's query, appended as it came (nginx-rtmp copies it unescaped), minus
@@ -362,6 +450,30 @@ mod tests {
         );
         assert!(form(Call::Connect, "live?t=1", "", &peer, addr, 1)
             .ends_with("&addr=127.0.0.1&epoch=0&call=connect&t=1"));
+    }
+
+    #[test]
+    fn commands_decide_by_their_exit_status() {
+        let peer = PeerInfo::default();
+        let env = env(
+            Call::Publish,
+            "live",
+            "studio?key=k1",
+            &peer,
+            [10, 0, 0, 7].into(),
+            3,
+        );
+        let limit = Duration::from_secs(5);
+        let check = r#"test "$ZEROCAST_CALL $ZEROCAST_APP $ZEROCAST_NAME $ZEROCAST_QUERY $ZEROCAST_ADDR" = "publish live studio key=k1 10.0.0.7""#;
+        assert_eq!(exec(check, &env, limit), Verdict::Allow);
+        assert!(matches!(exec("exit 3", &env, limit), Verdict::Refuse(_)));
+        let started = Instant::now();
+        let slow = exec("sleep 5", &env, Duration::from_millis(200));
+        assert!(
+            matches!(slow, Verdict::Refuse(ref why) if why.contains("killed")),
+            "{slow:?}"
+        );
+        println!("a hung command refused after {:?}", started.elapsed());
     }
 
     #[test]

@@ -54,14 +54,12 @@ pub enum Job {
         /// The whole request.
         request: Vec<u8>,
     },
-    /// POST `body` to a hook; answered with its verdict.
+    /// Calls a hook; answered with its verdict.
     Hook {
         /// The caller's id for the answer.
         id: u64,
-        /// Where.
-        url: crate::hooks::HookUrl,
-        /// The form.
-        body: String,
+        /// The call.
+        job: crate::hooks::HookJob,
         /// The whole call's time limit.
         timeout: Duration,
         /// Past this the caller has given up: not called at all.
@@ -211,8 +209,7 @@ fn run(job: Job) -> Done {
         },
         Job::Hook {
             id,
-            url,
-            body,
+            job,
             timeout,
             deadline,
         } => Done::Hooked {
@@ -220,7 +217,7 @@ fn run(job: Job) -> Done {
             verdict: if Instant::now() >= deadline {
                 crate::hooks::Verdict::Refuse("timed out waiting for a free hook worker".into())
             } else {
-                crate::hooks::post(&url, &body, timeout.min(deadline - Instant::now()))
+                job.call(timeout.min(deadline - Instant::now()))
             },
         },
     }

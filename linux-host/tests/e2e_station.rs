@@ -206,6 +206,9 @@ fn listeners_are_capped_listed_timed_and_logged() -> Result<(), HarnessError> {
             &http,
             "--admin-password",
             "hackme",
+            // The exec form of on_publish: only `allowed` may be published.
+            "--run-on-publish",
+            r#"test "$ZEROCAST_NAME/$ZEROCAST_ADDR" = allowed/127.0.0.1"#,
         ];
         let mut z = Zerocast::start(&args, &[], None, dir)?;
         process::wait_for_port(http_port, LIMIT, &mut z.process)?;
@@ -365,6 +368,18 @@ fn listeners_are_capped_listed_timed_and_logged() -> Result<(), HarnessError> {
                 ));
             }
         }
+
+        // run_on_publish: its exit status decides.
+        let (_allowed, allowed) = rtmp_client::request(z.port, "allowed", true)?;
+        let (_other, other) = rtmp_client::request(z.port, "other", true)?;
+        println!("run_on_publish: allowed {allowed}, other {other}");
+        if !allowed || other {
+            return Err(failed("run_on_publish", format!("{allowed} {other}")));
+        }
+        z.wait_log(
+            "refused by the on_publish hook: the command exit status: 1",
+            LIMIT,
+        )?;
 
         // The day's counts: two at once at most, two addresses, the time of all three.
         let (_, json) = get(&format!("{base}/api/v1/streams"), None)?;

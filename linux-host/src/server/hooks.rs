@@ -13,7 +13,7 @@ use zerocast_core::time::Instant;
 
 use super::{Conn, Decision, Kind, Server};
 use crate::conn::{Close, Role};
-use crate::hooks::{form, Call, HookState, HookUrl, PeerInfo, Pending, Verdict};
+use crate::hooks::{env, form, Call, HookJob, HookState, HookUrl, PeerInfo, Pending, Verdict};
 use crate::hub::{Denied, Request};
 use crate::logging::Escaped;
 use crate::worker::Job;
@@ -34,16 +34,39 @@ impl Server {
 
     /// Whether any hook is configured.
     pub(super) fn hooks_on(&self) -> bool {
-        [
-            Call::Connect,
-            Call::Play,
-            Call::Publish,
-            Call::PlayDone,
-            Call::PublishDone,
-            Call::Done,
-        ]
-        .into_iter()
-        .any(|c| self.hook_url(c).is_some())
+        self.settings.hooks.run_on_publish.is_some()
+            || [
+                Call::Connect,
+                Call::Play,
+                Call::Publish,
+                Call::PlayDone,
+                Call::PublishDone,
+                Call::Done,
+            ]
+            .into_iter()
+            .any(|c| self.hook_url(c).is_some())
+    }
+
+    /// Hook `call` for a peer, if one is configured: its URL's POST, or `run_on_publish`.
+    fn hook_job(
+        &self,
+        call: Call,
+        app: &str,
+        name: &str,
+        peer: &PeerInfo,
+        addr: SocketAddr,
+        index: usize,
+    ) -> Option<HookJob> {
+        if let (Call::Publish, Some(command)) = (call, &self.settings.hooks.run_on_publish) {
+            return Some(HookJob::Exec {
+                command: command.clone(),
+                env: env(call, app, name, peer, addr.ip(), index as u64),
+            });
+        }
+        Some(HookJob::Post {
+            url: self.hook_url(call)?.clone(),
+            body: form(call, app, name, peer, addr.ip(), index as u64),
+        })
     }
 
     /// Queues hook `call` about `app`/`name` for the peer `addr` (connection `index`); the
@@ -57,14 +80,13 @@ impl Server {
         addr: SocketAddr,
         index: usize,
     ) -> Option<u64> {
-        let url = self.hook_url(call)?.clone();
+        let job = self.hook_job(call, app, name, peer, addr, index)?;
         let timeout = Duration::from_millis(u64::from(self.settings.hooks.timeout_ms));
         self.hook_jobs += 1;
         let id = self.hook_jobs;
         let job = Job::Hook {
             id,
-            body: form(call, app, name, peer, addr.ip(), index as u64),
-            url,
+            job,
             timeout,
             deadline: std::time::Instant::now() + timeout,
         };
@@ -101,7 +123,10 @@ impl Server {
     /// A play or publish the rules allow, held for its hook when one is configured.
     pub(super) fn hold_for_hook(&self, request: &Request<'_>, publish: bool) -> Option<Decision> {
         let call = if publish { Call::Publish } else { Call::Play };
-        self.hook_url(call)?;
+        let exec = publish && self.settings.hooks.run_on_publish.is_some();
+        if !exec {
+            self.hook_url(call)?;
+        }
         // A peer the rules refuse is refused at once, without bothering the hook.
         let access = &self.options.access;
         let allowed = if publish {

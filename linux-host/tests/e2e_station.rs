@@ -27,8 +27,9 @@ use common::{tools_available, HarnessError, TempDir};
 const LIMIT: Duration = Duration::from_secs(20);
 /// `max_listener_duration` of the stream, seconds.
 const MAX_DURATION_S: u64 = 4;
-/// base64("admin:hackme").
-const ADMIN: &str = "YWRtaW46aGFja21l";
+/// The admin password, and base64("admin:station-pw").
+const PASSWORD: &str = "station-pw";
+const ADMIN: &str = "YWRtaW46c3RhdGlvbi1wdw==";
 /// The User-Agent the ffmpeg listener sends.
 const AGENT: &str = "station-test/1.0 (\"quoted\")";
 
@@ -205,7 +206,7 @@ fn listeners_are_capped_listed_timed_and_logged() -> Result<(), HarnessError> {
             "--http",
             &http,
             "--admin-password",
-            "hackme",
+            PASSWORD,
             // The exec form of on_publish: only `allowed` may be published.
             "--run-on-publish",
             r#"test "$ZEROCAST_NAME/$ZEROCAST_ADDR" = allowed/127.0.0.1"#,

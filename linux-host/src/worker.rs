@@ -264,6 +264,28 @@ mod tests {
     use super::*;
     use mio::{Events, Poll};
 
+    /// A hook job whose caller gave up while it waited is answered without being called (the
+    /// address would refuse the connection: the answer says it was not tried).
+    #[test]
+    fn a_hook_job_past_its_deadline_is_not_called() {
+        let job = Job::Hook {
+            id: 9,
+            job: crate::hooks::HookJob::Post {
+                url: crate::hooks::HookUrl::parse("http://127.0.0.1:9/h").unwrap(),
+                body: String::new(),
+            },
+            timeout: Duration::from_secs(5),
+            deadline: Instant::now(),
+        };
+        match run(job) {
+            Done::Hooked {
+                id: 9,
+                verdict: crate::hooks::Verdict::Refuse(why),
+            } => assert!(why.contains("waiting"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn answers_wake_the_poll_and_carry_the_id() {
         let mut poll = Poll::new().unwrap();

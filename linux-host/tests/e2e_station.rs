@@ -4,8 +4,11 @@
 //! `/admin/listclients` lists the listeners in Icecast's XML behind the admin password;
 //! `max_listener_duration` ends a listener (which heard the tone until then); each listener
 //! leaves one line of Icecast's access log (combined format + seconds connected), read back by a
-//! strict parser of that format with the seconds within 1 s of the time measured here; the day's
-//! counts (peak, unique addresses, time listened) in the JSON API and the metrics.
+//! strict parser of that format with the seconds within 1 s of the time measured here, and by
+//! goaccess; the day's counts (peak, unique addresses, time listened) in the JSON API and the
+//! metrics. And hooks, nginx-rtmp's: allowed, refused, renamed, timed out (refused, while a
+//! player of the capture stream plays on without a gap), `run_on_publish` by exit status, and
+//! the form of every call field by field against what nginx-rtmp sends to the same hook server.
 
 mod common;
 
@@ -167,6 +170,51 @@ fn quoted(s: &str) -> Option<(String, &str)> {
         }
     }
     None
+}
+
+/// goaccess parses the access log as the combined format with Icecast's seconds as the time
+/// served: no line fails, and the seconds it sums are the log's.
+fn goaccess_reads(log: &Path, lines: &[Line], dir: &Path) -> Result<(), HarnessError> {
+    if !tools_available(&["goaccess", "python3"])? {
+        return Ok(());
+    }
+    let json = dir.join("goaccess.json");
+    let status = std::process::Command::new("goaccess")
+        .arg(log)
+        .args([
+            "--no-global-config",
+            "--log-format",
+            r#"%h %^[%d:%t %^] "%r" %s %b "%R" "%u" %T"#,
+            "--date-format",
+            "%d/%b/%Y",
+            "--time-format",
+            "%T",
+            "-o",
+        ])
+        .arg(&json)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| HarnessError::io("run goaccess", e))?;
+    let summary = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; d=json.load(open(sys.argv[1])); g=d['general']; \
+             print(g['valid_requests'], g['failed_requests'], \
+             sum(r['cumts'] for r in d['requests']['data']) // 1000000)",
+        ])
+        .arg(&json)
+        .output()
+        .map_err(|e| HarnessError::io("read goaccess's report", e))?;
+    let summary = String::from_utf8_lossy(&summary.stdout).trim().to_owned();
+    let logged: u64 = lines.iter().map(|l| l.seconds).sum();
+    println!(
+        "goaccess ({status}): valid, failed, seconds = {summary} (the log: {} lines, {logged} s)",
+        lines.len()
+    );
+    if summary != format!("{} 0 {logged}", lines.len()) {
+        return Err(failed("goaccess's reading of the access log", summary));
+    }
+    Ok(())
 }
 
 /// A number after `"key":` in a JSON text (flat search: the keys used are unique).
@@ -369,6 +417,10 @@ fn listeners_are_capped_listed_timed_and_logged() -> Result<(), HarnessError> {
                 ));
             }
         }
+
+        // A real log tool reads it too: goaccess, told the format (combined + seconds as the
+        // time served), takes every line and sums the same seconds.
+        goaccess_reads(&log_path, &lines, dir)?;
 
         // run_on_publish: its exit status decides.
         let (_allowed, allowed) = rtmp_client::request(z.port, "allowed", true)?;

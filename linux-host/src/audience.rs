@@ -236,9 +236,12 @@ impl Default for UniqueSketch {
     }
 }
 
+/// Past days whose counts are kept (newest first; a month, a few hundred bytes).
+pub const DAYS_KEPT: usize = 31;
+
 /// The day's listeners (UTC days): the most at once, the distinct addresses, and the time
 /// listened by sessions that ended today (a session counts on the day it ends). Starts anew at
-/// midnight UTC.
+/// midnight UTC; the days before are kept as counts, [`DAYS_KEPT`] of them.
 #[derive(Debug, Default)]
 pub struct Audience {
     /// Days since the Unix epoch of the counts.
@@ -249,6 +252,21 @@ pub struct Audience {
     ended_ms: u64,
     /// Milliseconds listened by every session that ended since start.
     total_ms: u64,
+    /// The days before, newest first.
+    past: std::collections::VecDeque<DayStat>,
+}
+
+/// One day's counts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DayStat {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// The most listeners at once.
+    pub peak: usize,
+    /// Distinct listener addresses (estimated, see [`UniqueSketch`]).
+    pub unique_addresses: u64,
+    /// Hours listened by the sessions that ended that day.
+    pub listening_hours: f64,
 }
 
 /// What [`Audience::stat`] reports.
@@ -264,12 +282,34 @@ pub struct AudienceStat {
     pub listening_hours: f64,
     /// Seconds listened since start, every session's, ended or not.
     pub listening_seconds_total: u64,
+    /// The days before since start, newest first, at most [`DAYS_KEPT`].
+    pub past_days: Vec<DayStat>,
+}
+
+/// `YYYY-MM-DD` of day `days` since the Unix epoch.
+fn iso_date(days: u64) -> String {
+    let (year, month, day) = civil_date(days);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 impl Audience {
+    /// The counts of the day recorded, if anyone listened.
+    fn recorded(&self) -> Option<DayStat> {
+        (self.peak > 0 || self.ended_ms > 0).then(|| DayStat {
+            day: iso_date(self.day),
+            peak: self.peak,
+            unique_addresses: self.unique.estimate(),
+            listening_hours: self.ended_ms as f64 / 3_600_000.0,
+        })
+    }
+
     fn roll(&mut self, unix_s: u64) {
         let day = unix_s / 86_400;
         if day != self.day {
+            if let Some(done) = self.recorded() {
+                self.past.push_front(done);
+                self.past.truncate(DAYS_KEPT);
+            }
             self.day = day;
             self.peak = 0;
             self.unique.clear();
@@ -295,18 +335,24 @@ impl Audience {
     /// nobody joined or left yet has only those).
     pub fn stat(&self, live_ms: u64, unix_s: u64) -> AudienceStat {
         let today = unix_s / 86_400;
-        let (year, month, day) = civil_date(today);
+        let mut past_days: Vec<DayStat> = self.past.iter().cloned().collect();
         let (peak, unique, ended_ms) = if today == self.day {
             (self.peak, self.unique.estimate(), self.ended_ms)
         } else {
+            // The day recorded is over, though nobody came since to start the next.
+            if let Some(done) = self.recorded() {
+                past_days.insert(0, done);
+                past_days.truncate(DAYS_KEPT);
+            }
             (0, 0, 0)
         };
         AudienceStat {
-            day: format!("{year:04}-{month:02}-{day:02}"),
+            day: iso_date(today),
             peak,
             unique_addresses: unique,
             listening_hours: (ended_ms + live_ms) as f64 / 3_600_000.0,
             listening_seconds_total: (self.total_ms + live_ms) / 1000,
+            past_days,
         }
     }
 }
@@ -394,5 +440,22 @@ mod tests {
         let s = a.stat(0, day + 86_400);
         assert_eq!((s.peak, s.unique_addresses, s.listening_hours), (0, 0, 0.0));
         assert_eq!(s.listening_seconds_total, 3600);
+        // The day before is kept, shown before the next day starts and after.
+        let yesterday = DayStat {
+            day: "2024-10-04".into(),
+            peak: 2,
+            unique_addresses: 2,
+            listening_hours: 1.0,
+        };
+        assert_eq!(s.past_days, [yesterday.clone()]);
+        a.joined(IpAddr::from([10, 0, 0, 3]), 1, day + 86_400 + 5);
+        let s = a.stat(0, day + 86_400 + 6);
+        assert_eq!((s.day.as_str(), s.peak), ("2024-10-05", 1));
+        assert_eq!(s.past_days, [yesterday]);
+        // A month of days at most.
+        for d in 2..100 {
+            a.joined(IpAddr::from([10, 0, 0, 3]), 1, day + d * 86_400);
+        }
+        assert_eq!(a.stat(0, day + 99 * 86_400).past_days.len(), DAYS_KEPT);
     }
 }

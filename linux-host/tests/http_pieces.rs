@@ -302,6 +302,12 @@ fn snapshot() -> StatSnapshot {
             unique_addresses: 3,
             listening_hours: 1.25,
             listening_seconds_total: 90_000,
+            past_days: vec![zerocast::audience::DayStat {
+                day: "2026-12-06".into(),
+                peak: 7,
+                unique_addresses: 5,
+                listening_hours: 20.5,
+            }],
         },
     }
 }
@@ -418,6 +424,8 @@ for p in d['pushes']:
           p['failures'], p['last_error'])
 a = d['audience']
 print(a['day'], a['peak'], a['unique_addresses'], a['listening_hours'], a['listening_seconds_total'])
+for p in a['past_days']:
+    print('past', p['day'], p['peak'], p['unique_addresses'], p['listening_hours'])
 "#;
     let out = python(script, &stat::render_json(&snapshot()))?;
     let expected = "\
@@ -427,6 +435,7 @@ live audio_pcm 0 ['flv', 'mp4'] None None True '' []
 studio b 1 ['mp3', 'flv'] None 0.0 False '' ['mp3']
 push live/audio rtmp://big.example/live/audio True 30 5000 1 2 connect: refused <&>
 2026-12-07 4 3 1.25 90000
+past 2026-12-06 7 5 20.5
 ";
     assert_eq!(out, expected);
     Ok(())

@@ -465,15 +465,27 @@ pub fn render_json(s: &StatSnapshot) -> String {
         );
     }
     let a = &s.audience;
+    let day = |day: &str, peak: usize, unique: u64, hours: f64| {
+        format!(
+            "\"day\":{},\"peak\":{peak},\"unique_addresses\":{unique},\
+             \"listening_hours\":{hours:.4}",
+            json(day)
+        )
+    };
+    let past: Vec<String> = a
+        .past_days
+        .iter()
+        .map(|d| {
+            let fields = day(&d.day, d.peak, d.unique_addresses, d.listening_hours);
+            format!("{{{fields}}}")
+        })
+        .collect();
     let _ = writeln!(
         o,
-        "],\"audience\":{{\"day\":{},\"peak\":{},\"unique_addresses\":{},\
-         \"listening_hours\":{:.4},\"listening_seconds_total\":{}}}}}",
-        json(&a.day),
-        a.peak,
-        a.unique_addresses,
-        a.listening_hours,
-        a.listening_seconds_total
+        "],\"audience\":{{{},\"listening_seconds_total\":{},\"past_days\":[{}]}}}}",
+        day(&a.day, a.peak, a.unique_addresses, a.listening_hours),
+        a.listening_seconds_total,
+        past.join(",")
     );
     o
 }

@@ -447,7 +447,7 @@ mod tests {
             unique_addresses: 2,
             listening_hours: 1.0,
         };
-        assert_eq!(s.past_days, [yesterday.clone()]);
+        assert_eq!(s.past_days, std::slice::from_ref(&yesterday));
         a.joined(IpAddr::from([10, 0, 0, 3]), 1, day + 86_400 + 5);
         let s = a.stat(0, day + 86_400 + 6);
         assert_eq!((s.day.as_str(), s.peak), ("2024-10-05", 1));

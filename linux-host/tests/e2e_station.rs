@@ -498,7 +498,7 @@ impl Call {
 
 /// A small HTTP hook server on 127.0.0.1: records every POST; for paths not under `/nginx`,
 /// answers `play`/`publish` by the stream name: `no` 403, `moved` 302 to `moved_here`, `slow`
-/// 200 after 5 s, anything else 200 (as every other call).
+/// 200 after 5 s, anything else 200 (as every other call but `connect` from 127.0.0.5: 403).
 struct HookServer {
     port: u16,
     calls: std::sync::Arc<std::sync::Mutex<Vec<Call>>>,
@@ -618,7 +618,9 @@ fn answer(mut socket: TcpStream, calls: &std::sync::Mutex<Vec<Call>>) {
     let call = Call { path, fields };
     let deciding =
         !call.path.starts_with("/nginx") && matches!(call.get("call"), Some("play" | "publish"));
+    let refused_peer = call.get("call") == Some("connect") && call.get("addr") == Some("127.0.0.5");
     let reply = match (deciding, call.get("name")) {
+        _ if refused_peer => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
         (true, Some("no")) => "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
         (true, Some("moved")) => {
             "HTTP/1.1 302 Found\r\nLocation: moved_here\r\nContent-Length: 0\r\n\r\n"
@@ -689,7 +691,12 @@ fn hooks_decide_and_speak_nginx_rtmps_form() -> Result<(), HarnessError> {
             "play slow (hook hangs 5 s, timeout 3 s): started={slow_started} after {:.2} s",
             t0.elapsed().as_secs_f64()
         );
-        if !started || refused || !renamed || slow_started {
+        // on_connect refusing: the connection is closed before it plays.
+        let socket = rtmp_client::connect_raw_from(port, Ipv4Addr::new(127, 0, 0, 5))?;
+        let (_closed, connect_refused_played) = rtmp_client::request_on(socket, port, "ok", false)?;
+        z.wait_log("refused by the on_connect hook: answered 403", LIMIT)?;
+        println!("play from 127.0.0.5 (on_connect 403): started={connect_refused_played}");
+        if !started || refused || !renamed || slow_started || connect_refused_played {
             return Err(failed(
                 "hook verdicts",
                 format!("ok {started}, no {refused}, moved {renamed}, slow {slow_started}"),

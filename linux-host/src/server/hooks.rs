@@ -1,8 +1,9 @@
 //! The hooks on the loop's side: a play or publish the access rules let through is held (its
 //! session's answer deferred, the peer waiting) while the hook worker asks `on_play` /
 //! `on_publish`; the answer, or its deadline, decides. `on_connect` is asked in the same way and
-//! closes the connection when it refuses; the `*_done` calls are sent and their answers
-//! ignored. The loop never waits: it serves everyone else meanwhile.
+//! closes the connection when it refuses (a play or publish asked for meanwhile is parked until
+//! it answers); the `*_done` calls are sent and their answers ignored. The loop never waits: it
+//! serves everyone else meanwhile.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -121,11 +122,10 @@ impl Server {
     }
 
     /// A play or publish the rules allow, held for its hook when one is configured.
+    /// Also with only `on_connect`: a request that comes before its answer waits for it.
     pub(super) fn hold_for_hook(&self, request: &Request<'_>, publish: bool) -> Option<Decision> {
-        let call = if publish { Call::Publish } else { Call::Play };
-        let exec = publish && self.settings.hooks.run_on_publish.is_some();
-        if !exec {
-            self.hook_url(call)?;
+        if !self.decides(publish) && self.hook_url(Call::Connect).is_none() {
+            return None;
         }
         // A peer the rules refuse is refused at once, without bothering the hook.
         let access = &self.options.access;
@@ -142,7 +142,17 @@ impl Server {
         })
     }
 
-    /// Asks the hook about a held play or publish; without an answer possible, refuses it.
+    /// Whether a hook decides plays (publishes with `publish`).
+    fn decides(&self, publish: bool) -> bool {
+        if publish {
+            self.settings.hooks.run_on_publish.is_some() || self.hook_url(Call::Publish).is_some()
+        } else {
+            self.hook_url(Call::Play).is_some()
+        }
+    }
+
+    /// A held play or publish: parked while `on_connect` has not answered, asked of its hook
+    /// when it has one (refused if the hook cannot be asked), else decided now.
     pub(super) fn ask_hook(
         &mut self,
         conn: &mut Conn,
@@ -152,6 +162,28 @@ impl Server {
         publish: bool,
         now: Instant,
     ) -> Option<Decision> {
+        let timeout = u64::from(self.settings.hooks.timeout_ms);
+        let deadline = now.saturating_add_millis(timeout);
+        if let Some(hooks) = conn.hooks.as_mut() {
+            if let Some(job) = hooks.connect_job {
+                hooks.pending = Some(Pending {
+                    job,
+                    app,
+                    name,
+                    publish,
+                    deadline,
+                });
+                return None;
+            }
+        }
+        if !self.decides(publish) {
+            let request = Request {
+                peer: conn.peer.ip(),
+                app: &app,
+                name: &name,
+            };
+            return Some(self.route(conn.peer, &request, publish, now));
+        }
         let call = if publish { Call::Publish } else { Call::Play };
         let peer = conn
             .hooks
@@ -169,13 +201,12 @@ impl Server {
             Escaped(crate::hub::split_query(&name).0),
             call.name()
         );
-        let timeout = u64::from(self.settings.hooks.timeout_ms);
         conn.hooks.get_or_insert_with(Box::default).pending = Some(Pending {
             job,
             app,
             name,
             publish,
-            deadline: now.saturating_add_millis(timeout),
+            deadline,
         });
         None
     }
@@ -221,15 +252,20 @@ impl Server {
         };
         if hooks.connect_job == Some(id) {
             hooks.connect_job = None;
-            return match verdict {
-                Verdict::Refuse(why) => {
-                    warn!("{}: refused by the on_connect hook: {why}", conn.peer);
-                    Err(Close::HookRefused(why))
-                }
-                Verdict::Allow | Verdict::Rename(_) => Ok(()),
+            if let Verdict::Refuse(why) = verdict {
+                warn!("{}: refused by the on_connect hook: {why}", conn.peer);
+                return Err(Close::HookRefused(why));
+            }
+            // A play or publish parked behind the connect goes on.
+            let Some(p) = hooks.pending.take_if(|p| p.job == id) else {
+                return Ok(());
+            };
+            return match self.ask_hook(conn, index, p.app, p.name, p.publish, now) {
+                Some(decision) => self.decide(conn, index, decision, now),
+                None => Ok(()),
             };
         }
-        let Some(p) = hooks.pending.take() else {
+        let Some(p) = hooks.pending.take_if(|p| p.job == id) else {
             return Ok(());
         };
         let verb = if p.publish { "publish" } else { "play" };

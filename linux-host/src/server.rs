@@ -798,7 +798,6 @@ impl Server {
             self.close_pending(registry, now);
             return;
         }
-
         if token.0 == self.token_base || self.is_http_listener(token) {
             self.accept(registry, now, token.0 != self.token_base);
             return;

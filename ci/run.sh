@@ -38,7 +38,7 @@ APT_PACKAGES=(
     iproute2 strace qemu-system-arm
     lintian debootstrap qemu-user-static binfmt-support
     chromium libxml2-utils
-    icecast2 darkice
+    icecast2 darkice goaccess
 )
 # Only the libasound headers and .pc file for the cross build's pkg-config.
 APT_ARMHF_PACKAGES=(libasound2-dev:armhf)

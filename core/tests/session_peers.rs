@@ -118,7 +118,7 @@ fn pump_server(
         let (mut play, mut publish) = (false, false);
         if let Some(event) = event {
             seen.events.push(match event {
-                Event::Connected { app } => format!("Connected {app}"),
+                Event::Connected { app, .. } => format!("Connected {app}"),
                 Event::PlayRequested { app, name } => {
                     play = true;
                     format!("PlayRequested {app} {name}")

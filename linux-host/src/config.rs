@@ -38,6 +38,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::{Table, Value};
 
+use crate::hooks::HookUrl;
 use crate::names;
 
 /// Where the PCM comes from (`--source`).
@@ -474,7 +475,7 @@ macro_rules! deserialize_by_parse {
         }
     )*};
 }
-deserialize_by_parse!(SourceSpec, Codec, Cidr, StreamPath, PushUrl);
+deserialize_by_parse!(SourceSpec, Codec, Cidr, StreamPath, PushUrl, HookUrl);
 
 /// Every setting, after defaults, file and flags are merged and validated. File keys are the
 /// field names unless a `rename` says otherwise; the flags are in `FLAGS` (and `--help`).
@@ -525,6 +526,19 @@ pub struct Settings {
     /// are refused, as is one that would take the side's reserve ([`crate::limits::Quota`]).
     #[serde(deserialize_with = "Range::<1, 10_000>::usize")]
     pub max_per_addr: usize,
+    /// Listeners of one stream (HTTP and RTMP, all its formats) at once; the next one is
+    /// refused, HTTP with Icecast's `403 max listeners reached`. 0: no limit. A `[[stream]]`
+    /// table may set its own.
+    #[serde(deserialize_with = "Range::<0, 100_000>::u32")]
+    pub max_listeners: u32,
+    /// Seconds a listener may stay; it is disconnected then (Icecast's
+    /// `max-listener-duration`). 0: no limit. A `[[stream]]` table may set its own.
+    #[serde(deserialize_with = "Range::<0, 31_536_000>::u32")]
+    pub max_listener_duration: u32,
+    /// Listeners from one address at once, all streams together; more are refused. 0: no
+    /// limit.
+    #[serde(deserialize_with = "Range::<0, 10_000>::u32")]
+    pub max_listeners_per_addr: u32,
     /// A publisher that sends no audio for this long is dropped (its players stay).
     #[serde(deserialize_with = "Range::<100, 600_000>::u32")]
     pub publish_timeout_ms: u32,
@@ -558,6 +572,8 @@ pub struct Settings {
     pub tls_ca: Option<PathBuf>,
     /// The HTTP listener: section `[http]`.
     pub http: Http,
+    /// nginx-rtmp's notifications: section `[hooks]`.
+    pub hooks: Hooks,
     /// Record every stream into this directory (a `[[stream]]` may name its own).
     #[serde(deserialize_with = "opt_path")]
     pub record: Option<PathBuf>,
@@ -633,6 +649,38 @@ pub struct Http {
     /// `/metrics`; everyone else sees the same reports with counts and no addresses.
     #[serde(deserialize_with = "cidr_list")]
     pub stats_allow: Vec<Cidr>,
+    /// The access log (Icecast's combined format, a line per listener when it leaves) goes to
+    /// this file; unset: to the log (the journal under systemd), target `access`.
+    #[serde(deserialize_with = "opt_path")]
+    pub access_log: Option<PathBuf>,
+}
+
+/// nginx-rtmp's `on_*` notifications (section `[hooks]`): each an `http://` URL POSTed
+/// nginx-rtmp's form when it happens ([`crate::hooks`]). `on_play` and `on_publish` decide
+/// (2xx allows, 3xx with `Location` renames, anything else refuses); `on_connect` refusing
+/// closes the connection; the others only tell.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hooks {
+    /// A peer sent `connect`.
+    pub on_connect: Option<HookUrl>,
+    /// A peer asks to play (held until the answer).
+    pub on_play: Option<HookUrl>,
+    /// A peer asks to publish (held until the answer).
+    pub on_publish: Option<HookUrl>,
+    /// A player stopped or left.
+    pub on_play_done: Option<HookUrl>,
+    /// A publisher stopped or left.
+    pub on_publish_done: Option<HookUrl>,
+    /// After `on_play_done` or `on_publish_done`.
+    pub on_done: Option<HookUrl>,
+    /// Instead of `on_publish`, for a machine without a web server: a command run with `sh -c`,
+    /// the request in `ZEROCAST_*` environment variables; exit status 0 allows.
+    #[serde(deserialize_with = "opt_text")]
+    pub run_on_publish: Option<String>,
+    /// A hook that has not answered in this long refuses (milliseconds).
+    #[serde(deserialize_with = "Range::<100, 60_000>::u32")]
+    pub timeout_ms: u32,
 }
 
 /// One `[[stream]]` table: a stream with settings of its own.
@@ -656,6 +704,12 @@ pub struct StreamConfig {
     /// Upstreams this stream is pushed to; a URL without a name pushes it under its own name.
     #[serde(default, deserialize_with = "push_url_list")]
     pub push: Vec<PushUrl>,
+    /// Its listeners at once (instead of `max_listeners`; 0: no limit).
+    #[serde(default, deserialize_with = "Range::<0, 100_000>::opt_u32")]
+    pub max_listeners: Option<u32>,
+    /// Seconds its listeners may stay (instead of `max_listener_duration`; 0: no limit).
+    #[serde(default, deserialize_with = "Range::<0, 31_536_000>::opt_u32")]
+    pub max_listener_duration: Option<u32>,
 }
 
 /// One push relay: a `[[push]]` table or a `--push URL`.
@@ -853,6 +907,13 @@ impl Settings {
                 ));
             }
         }
+        if let (Some(url), Some(_)) = (&self.hooks.on_publish, &self.hooks.run_on_publish) {
+            return Err(bad(
+                "run-on-publish",
+                url,
+                "expected either on_publish or run_on_publish, not both".into(),
+            ));
+        }
         if self.record_keep_mb < self.record_max_mb {
             return Err(bad(
                 "record-keep-mb",
@@ -949,6 +1010,9 @@ impl Default for Settings {
             max_clients: 100,
             max_streams: 16,
             max_per_addr: 32,
+            max_listeners: 0,
+            max_listener_duration: 0,
+            max_listeners_per_addr: 0,
             publish_timeout_ms: 5000,
             send_interval_ms: 20,
             max_sends_per_s: 1500,
@@ -960,6 +1024,7 @@ impl Default for Settings {
             pushes: Vec::new(),
             tls_ca: None,
             http: Http::default(),
+            hooks: Hooks::default(),
             record: None,
             record_interval_s: 3600,
             record_max_mb: 64,
@@ -988,6 +1053,21 @@ impl Default for Access {
     }
 }
 
+impl Default for Hooks {
+    fn default() -> Self {
+        Self {
+            on_connect: None,
+            on_play: None,
+            on_publish: None,
+            on_play_done: None,
+            on_publish_done: None,
+            on_done: None,
+            run_on_publish: None,
+            timeout_ms: 5000,
+        }
+    }
+}
+
 impl Default for Http {
     fn default() -> Self {
         Self {
@@ -1001,6 +1081,7 @@ impl Default for Http {
                 Cidr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
                 Cidr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
             ],
+            access_log: None,
         }
     }
 }
@@ -1023,6 +1104,10 @@ impl<const MIN: i64, const MAX: i64> Range<MIN, MAX> {
 
     fn usize<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         usize::try_from(Self::get(d)?).map_err(de::Error::custom)
+    }
+
+    fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Self::u32(d).map(Some)
     }
 }
 
@@ -1455,6 +1540,19 @@ const FLAGS: &[Flag] = &[
     Flag::new("max-clients", "max_clients", Kind::Number, "100"),
     Flag::new("max-streams", "max_streams", Kind::Number, "16"),
     Flag::new("max-per-addr", "max_per_addr", Kind::Number, "32"),
+    Flag::new("max-listeners", "max_listeners", Kind::Number, "0"),
+    Flag::new(
+        "max-listener-duration",
+        "max_listener_duration",
+        Kind::Number,
+        "0",
+    ),
+    Flag::new(
+        "max-listeners-per-addr",
+        "max_listeners_per_addr",
+        Kind::Number,
+        "0",
+    ),
     Flag::new(
         "publish-timeout-ms",
         "publish_timeout_ms",
@@ -1500,6 +1598,15 @@ const FLAGS: &[Flag] = &[
     Flag::new("http-max-clients", "http.max_clients", Kind::Number, "64"),
     Flag::new("silence-db", "http.silence_db", Kind::Float, "-50"),
     Flag::new("silence-s", "http.silence_s", Kind::Number, "10"),
+    Flag::unset("access-log", "http.access_log", Kind::Text),
+    Flag::unset("on-connect", "hooks.on_connect", Kind::Text),
+    Flag::unset("on-play", "hooks.on_play", Kind::Text),
+    Flag::unset("on-publish", "hooks.on_publish", Kind::Text),
+    Flag::unset("on-play-done", "hooks.on_play_done", Kind::Text),
+    Flag::unset("on-publish-done", "hooks.on_publish_done", Kind::Text),
+    Flag::unset("on-done", "hooks.on_done", Kind::Text),
+    Flag::unset("run-on-publish", "hooks.run_on_publish", Kind::Text),
+    Flag::new("hook-timeout-ms", "hooks.timeout_ms", Kind::Number, "5000"),
     Flag::unset("record", "record", Kind::Text),
     Flag::new("record-interval", "record_interval", Kind::Number, "3600"),
     Flag::new("record-max-mb", "record_max_mb", Kind::Number, "64"),
@@ -1599,6 +1706,11 @@ RTMP:
   --max-per-addr N              connections from one address (an IPv6 /64 is
                                   one), RTMP and HTTP each; one address never takes
                                   the last 1/8 of the slots    [default: 32]
+  --max-listeners N             listeners of one stream, HTTP and RTMP; 0: no limit
+                                  ([[stream]] tables set their own) [default: 0]
+  --max-listener-duration S     disconnect a listener after S seconds; 0: never
+                                  ([[stream]] tables set their own) [default: 0]
+  --max-listeners-per-addr N    listeners from one address; 0: no limit [default: 0]
   --publish-timeout-ms N        drop a publisher silent so long [default: 5000]
   --send-ms N                   audio may wait so long before it is written
                                   to players, 0..=500          [default: 20]
@@ -1639,6 +1751,24 @@ HTTP (file section [http]):
   --stats-allow LIST            addresses shown listeners' and publishers' addresses
                                   in the reports (file: stats_allow)
                                                                [default: 127.0.0.0/8,::1]
+  --access-log FILE             Icecast's access log (combined format + seconds
+                                  connected), a line per listener as it leaves, HTTP
+                                  and RTMP (unset: to the log, target access)
+
+Hooks (file section [hooks]): http:// URLs POSTed nginx-rtmp's on_* form
+                                  (call, addr, clientid, app, name, the name's query, ...)
+  --on-connect URL              a peer connected; a refusal closes it
+  --on-play URL                 a peer asks to play: 2xx allows, 3xx with Location renames,
+                                  anything else (or no answer) refuses
+  --on-publish URL              the same for publishing
+  --on-play-done URL            a player stopped
+  --on-publish-done URL         a publisher stopped
+  --on-done URL                 after either
+  --run-on-publish CMD          instead of --on-publish: run CMD with sh -c, the request
+                                  in ZEROCAST_CALL/APP/NAME/QUERY/ADDR/... variables;
+                                  exit status 0 allows
+  --hook-timeout-ms N           a hook silent this long refuses (file: timeout_ms)
+                                                               [default: 5000]
 
   Secrets (--publish-key, --play-key, --admin-password, --push) may be given as
   file:PATH (the file's first line) or env:NAME instead of the value, which `ps` shows.
@@ -1894,6 +2024,13 @@ mod tests {
         ("max-clients", "7", |s| s.max_clients == 7),
         ("max-streams", "3", |s| s.max_streams == 3),
         ("max-per-addr", "4", |s| s.max_per_addr == 4),
+        ("max-listeners", "3", |s| s.max_listeners == 3),
+        ("max-listener-duration", "3600", |s| {
+            s.max_listener_duration == 3600
+        }),
+        ("max-listeners-per-addr", "2", |s| {
+            s.max_listeners_per_addr == 2
+        }),
         ("publish-timeout-ms", "2500", |s| {
             s.publish_timeout_ms == 2500
         }),
@@ -1941,6 +2078,40 @@ mod tests {
         ("http-max-clients", "5", |s| s.http.max_clients == 5),
         ("silence-db", "-40.5", |s| s.http.silence_db == -40.5),
         ("silence-s", "30", |s| s.http.silence_s == 30),
+        ("on-connect", "http://127.0.0.1:8080/c", |s| {
+            s.hooks.on_connect.as_ref().is_some_and(|u| u.path == "/c")
+        }),
+        ("on-play", "http://127.0.0.1:8080/p", |s| {
+            s.hooks.on_play.as_ref().is_some_and(|u| u.port == 8080)
+        }),
+        ("on-publish", "http://hooks.lan/publish", |s| {
+            s.hooks
+                .on_publish
+                .as_ref()
+                .is_some_and(|u| u.host == "hooks.lan")
+        }),
+        ("on-play-done", "http://h/pd", |s| {
+            s.hooks
+                .on_play_done
+                .as_ref()
+                .is_some_and(|u| u.path == "/pd")
+        }),
+        ("on-publish-done", "http://h/ud", |s| {
+            s.hooks
+                .on_publish_done
+                .as_ref()
+                .is_some_and(|u| u.path == "/ud")
+        }),
+        ("on-done", "http://h/d", |s| {
+            s.hooks.on_done.as_ref().is_some_and(|u| u.path == "/d")
+        }),
+        ("hook-timeout-ms", "2000", |s| s.hooks.timeout_ms == 2000),
+        ("run-on-publish", "/usr/local/bin/check-key", |s| {
+            s.hooks.run_on_publish.as_deref() == Some("/usr/local/bin/check-key")
+        }),
+        ("access-log", "/var/log/zerocast/access.log", |s| {
+            s.http.access_log == Some("/var/log/zerocast/access.log".into())
+        }),
         ("record", "/var/lib/zerocast", |s| {
             s.record == Some("/var/lib/zerocast".into())
         }),
@@ -1973,12 +2144,19 @@ mod tests {
         // All at once, too: no flag disturbs another.
         let mut all: Vec<String> = CASES.iter().map(|(n, v, _)| format!("--{n}={v}")).collect();
         // Recording with --record-max-mb 8 and --record-keep-mb 100 is consistent; the 22050 Hz
-        // rate needs a codec that carries it.
-        all.retain(|a| !a.starts_with("--codec="));
+        // rate needs a codec that carries it; --run-on-publish replaces --on-publish.
+        let apart = ["codec", "run-on-publish"];
+        all.retain(|a| !apart.iter().any(|n| a.starts_with(&format!("--{n}="))));
         let s = run(&all.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
-        for (name, _, check) in CASES.iter().filter(|(n, ..)| *n != "codec") {
+        for (name, _, check) in CASES.iter().filter(|(n, ..)| !apart.contains(n)) {
             assert!(check(&s), "{name}");
         }
+    }
+
+    #[test]
+    fn a_publish_hook_is_a_url_or_a_command() {
+        let both = ["--on-publish", "http://h/p", "--run-on-publish", "true"];
+        assert_eq!(blamed(&both), "run-on-publish");
     }
 
     #[test]
@@ -2296,6 +2474,8 @@ key = "main-key-1"
 codec = "aac"
 title = "Main"
 push = "rtmp://up.example/live/main"
+max_listeners = 50
+max_listener_duration = 7200
 
 [[stream]]
 name = "radio/guest"
@@ -2358,6 +2538,14 @@ stream = "radio/guest"
             (Some(&[Codec::Aac][..]), &None)
         );
         assert_eq!(s.capture_codecs(), [Codec::Aac]);
+        assert_eq!(
+            (main.max_listeners, main.max_listener_duration),
+            (Some(50), Some(7200))
+        );
+        assert_eq!(
+            (guest.max_listeners, guest.max_listener_duration),
+            (None, None)
+        );
         assert_eq!(
             main.push,
             [PushUrl::parse("rtmp://up.example/live/main").unwrap()]

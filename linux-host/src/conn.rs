@@ -295,6 +295,10 @@ pub enum Close {
     NoAudio,
     /// An HTTP client without a complete request gave its slot to a new one (slots full).
     Evicted,
+    /// A listener reached `max_listener_duration` (this many seconds).
+    ListenedLongEnough(u64),
+    /// The `on_connect` hook refused the peer (why).
+    HookRefused(String),
 }
 
 impl std::fmt::Display for Close {
@@ -320,6 +324,13 @@ impl std::fmt::Display for Close {
             ),
             Close::Evicted => {
                 f.write_str("evicted: no complete request yet, and a new client needed the slot")
+            }
+            Close::HookRefused(why) => write!(f, "refused by the on_connect hook: {why}"),
+            Close::ListenedLongEnough(s) => {
+                write!(
+                    f,
+                    "listened {s} s, the longest allowed (max_listener_duration)"
+                )
             }
         }
     }
@@ -377,6 +388,10 @@ pub struct Conn<H> {
     pub bytes_received: u64,
     /// What it plays or publishes was granted for this request.
     pub granted: Option<Granted>,
+    /// Its session as a listener, while it is one (boxed: most connections never are).
+    pub listening: Option<Box<crate::audience::Listening>>,
+    /// What its hooks need and wait for (boxed, and only with hooks configured).
+    pub hooks: Option<Box<crate::hooks::HookState>>,
 }
 
 impl<H: HttpPart> Conn<H> {
@@ -397,6 +412,8 @@ impl<H: HttpPart> Conn<H> {
             bytes_sent: 0,
             bytes_received: 0,
             granted: None,
+            listening: None,
+            hooks: None,
         }
     }
 

@@ -38,6 +38,12 @@ pub enum Denied {
     TooManyWaiting,
     /// The address gave too many wrong keys lately; its key is not looked at.
     LockedOut,
+    /// The stream has its `max_listeners`.
+    TooManyListeners,
+    /// The address has its `max_listeners_per_addr`.
+    TooManyListenersFromAddress,
+    /// The `on_play` or `on_publish` hook refused, or did not answer in time.
+    Hook,
 }
 
 impl std::fmt::Display for Denied {
@@ -52,6 +58,11 @@ impl std::fmt::Display for Denied {
             Self::BadName => "invalid stream name",
             Self::TooManyWaiting => "no such stream, and too many names waited for",
             Self::LockedOut => "too many wrong keys from this address lately",
+            Self::TooManyListeners => "max listeners reached (max_listeners)",
+            Self::Hook => "refused by the hook",
+            Self::TooManyListenersFromAddress => {
+                "too many listeners from this address (max_listeners_per_addr)"
+            }
         })
     }
 }
@@ -103,7 +114,8 @@ impl Request<'_> {
     }
 }
 
-fn split_query(s: &str) -> (&str, &str) {
+/// `s` before and after its `?` (the query, empty without one).
+pub(crate) fn split_query(s: &str) -> (&str, &str) {
     s.split_once('?').unwrap_or((s, ""))
 }
 

@@ -16,6 +16,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audience;
 pub mod capture;
 pub mod config;
 pub mod conn;
@@ -26,6 +27,7 @@ pub mod event_loop;
 pub mod fdlimit;
 pub mod formats;
 pub mod guesses;
+pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod icecast;

@@ -17,6 +17,7 @@ use zerocast_core::flv::{self, Metadata};
 use zerocast_core::session::{Event, Refusal, ServerConfig};
 use zerocast_core::time::Instant;
 
+use crate::audience::{AccessLog, Audience};
 use crate::capture::{CaptureStatus, Sink};
 use crate::config::{Settings, SourceSpec};
 use crate::conn::{Close, Granted, ReadEnd, Role, RtmpReader, Upstream};
@@ -32,7 +33,9 @@ use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Worker, WORKER_TOKEN};
 
 mod accept;
+mod hooks;
 mod http;
+pub mod listeners;
 mod push;
 mod reload;
 pub use http::HttpOptions;
@@ -74,6 +77,8 @@ pub struct Options {
     pub max_sends_per_s: u64,
     /// Which streams are recorded.
     pub recording: crate::hub::Recording,
+    /// The listener caps.
+    pub listeners: listeners::ListenerLimits,
 }
 
 impl Options {
@@ -141,6 +146,7 @@ impl Options {
                     raw: true,
                 }),
             },
+            listeners: listeners::ListenerLimits::from_settings(settings),
         })
     }
 }
@@ -220,6 +226,12 @@ pub struct Server {
     readable: Vec<usize>,
     /// Recent wrong keys and passwords, per address group.
     guesses: crate::guesses::Guesses,
+    /// The day's listeners.
+    audience: Audience,
+    /// Where a listener's line goes when it leaves.
+    access_log: AccessLog,
+    /// Hook calls made since start (each call's id).
+    hook_jobs: u64,
 }
 
 impl Server {
@@ -265,6 +277,7 @@ impl Server {
             renditions.push((id, rendition));
         }
         let capture = renditions;
+        let settings_access_log = settings.http.access_log.clone();
         let slots = options.max_clients + options.pushes.len() * options.max_streams.max(1);
         let mut conns = Vec::with_capacity(slots);
         conns.resize_with(slots, || None);
@@ -298,6 +311,9 @@ impl Server {
             reserve: crate::fdlimit::Reserve::open(),
             readable: Vec::new(),
             guesses: crate::guesses::Guesses::default(),
+            audience: Audience::default(),
+            access_log: AccessLog::new(settings_access_log),
+            hook_jobs: 0,
         };
         server.add_relays(Instant::from_millis(0));
         Ok(server)
@@ -418,10 +434,10 @@ impl Server {
                     (consumed, None)
                 }
                 Kind::Http(http) => {
-                    let granted = self.http_input(http, peer, index, rest);
+                    let admitted = self.http_input(http, peer, index, rest);
                     let consumed = rest.len();
-                    if granted.is_some() {
-                        conn.granted = granted;
+                    if let Some(admitted) = admitted {
+                        self.http_admitted(conn, admitted);
                     }
                     (consumed, None)
                 }
@@ -485,11 +501,21 @@ impl Server {
                 Decision::Publish(id, granted())
             })
         } else {
-            let verdict = allowed.and_then(|()| match self.hub.find(app, name) {
-                Some(id) => Ok(Decision::Play(id, granted())),
-                None => (self.hub.waiting)
-                    .admits(name, peer.ip())
-                    .map(|()| Decision::Wait(name.to_owned(), granted())),
+            let verdict = allowed.and_then(|()| {
+                let others = listeners::listening(&self.conns);
+                self.options
+                    .listeners
+                    .admits(others, peer.ip(), app, name)
+                    .map_err(|full| match full {
+                        listeners::Full::Stream => Denied::TooManyListeners,
+                        listeners::Full::Address => Denied::TooManyListenersFromAddress,
+                    })?;
+                match self.hub.find(app, name) {
+                    Some(id) => Ok(Decision::Play(id, granted())),
+                    None => (self.hub.waiting)
+                        .admits(name, peer.ip())
+                        .map(|()| Decision::Wait(name.to_owned(), granted())),
+                }
             });
             verdict.unwrap_or_else(Decision::RefusePlay)
         };
@@ -523,6 +549,9 @@ impl Server {
                 app,
                 name,
             };
+            if let Some(held) = self.hold_for_hook(&request, publish) {
+                return Some(held);
+            }
             return Some(self.route(peer, &request, publish, now));
         }
         match event {
@@ -551,6 +580,17 @@ impl Server {
             }
             Event::PlayStopped => Some(Decision::StopPlay),
             Event::Unpublished => Some(Decision::StopPublish),
+            Event::Connected {
+                app,
+                tc_url,
+                flash_ver,
+            } if self.hooks_on() => Some(Decision::Connected {
+                app: app.to_owned(),
+                peer: crate::hooks::PeerInfo {
+                    flashver: crate::audience::kept(flash_ver),
+                    tcurl: crate::audience::kept(tc_url),
+                },
+            }),
             Event::Connected { .. }
             | Event::PlayRequested { .. }
             | Event::PublishRequested { .. } => None,
@@ -564,22 +604,39 @@ impl Server {
         decision: Decision,
         now: Instant,
     ) -> Result<(), Close> {
+        if matches!(decision, Decision::StopPlay | Decision::StopPublish) {
+            self.hooks_done(conn, index);
+            // A stop while its hook is asked: the answer, when it comes, finds nobody.
+            if let Some(h) = conn.hooks.as_mut() {
+                h.pending = None;
+            }
+        }
         let Kind::Peer { session, role } = &mut conn.kind else {
             return Ok(());
         };
         match decision {
+            Decision::Connected { app, peer } => self.hook_connected(conn, index, &app, peer),
+            Decision::Hold { app, name, publish } => {
+                if let Some(refused) = self.ask_hook(conn, index, app, name, publish, now) {
+                    return self.decide(conn, index, refused, now);
+                }
+            }
             Decision::Play(id, granted) => {
                 session.accept_play()?;
+                let listening = self.rtmp_listening(&granted, now);
                 conn.granted = Some(granted);
                 self.join(conn, index, id);
+                self.listener_joined(conn, listening);
             }
             Decision::Wait(name, granted) => {
                 // nginx-rtmp's answer too: the play started; the audio comes with a publisher.
                 session.accept_play()?;
+                let listening = self.rtmp_listening(&granted, now);
                 conn.granted = Some(granted);
                 *role = Role::Waiting;
                 conn.shrink_for_player();
                 self.hub.waiting.add(index, &name, conn.peer.ip());
+                self.listener_joined(conn, listening);
             }
             Decision::RefusePlay(why) => {
                 session.refuse_play(match why {
@@ -636,6 +693,7 @@ impl Server {
                 if let Some(r) = conn.reader.as_mut() {
                     r.stop();
                 }
+                self.listener_left(conn, now);
             }
             Decision::StopPublish => {
                 if let Role::Publisher { stream, .. } = *role {
@@ -649,6 +707,22 @@ impl Server {
 }
 
 impl Server {
+    /// An RTMP player's session as a listener, from its request.
+    fn rtmp_listening(&self, granted: &Granted, now: Instant) -> crate::audience::Listening {
+        let (app, name) = (
+            crate::hub::split_query(&granted.app).0,
+            crate::hub::split_query(&granted.name).0,
+        );
+        self.options.listeners.start(
+            now,
+            app,
+            name,
+            listeners::rtmp_request(app, name),
+            None,
+            None,
+        )
+    }
+
     /// Makes the player `conn` (connection `index`) a reader of stream `id`, from its join point.
     fn join(&mut self, conn: &mut Conn, index: usize, id: StreamId) {
         if let Kind::Peer { role, .. } = &mut conn.kind {
@@ -856,6 +930,8 @@ impl Server {
         let Some(Some(mut conn)) = self.conns.get_mut(index).map(Option::take) else {
             return;
         };
+        self.listener_left(&mut conn, now);
+        self.hooks_done(&conn, index);
         let _ = registry.deregister(&mut conn.socket);
         match &why {
             Close::PeerClosed => info!("{}: disconnected", conn.peer),
@@ -903,7 +979,9 @@ impl Server {
             } => Some(last_audio.saturating_add_millis(self.options.publish_timeout_ms)),
             _ => None,
         };
-        let Some(at) = [conn.session_deadline(), stall, silent]
+        let limit = conn.listening.as_ref().and_then(|l| l.until);
+        let hook = Self::hook_deadline(conn);
+        let Some(at) = [conn.session_deadline(), stall, silent, limit, hook]
             .into_iter()
             .flatten()
             .min()
@@ -923,6 +1001,21 @@ impl Server {
         };
         if let Some(why) = Self::http_expired(conn, now) {
             self.close(registry, index, why, now);
+            return;
+        }
+        if self.hook_expired(registry, index, now) {
+            return;
+        }
+        let Some(Some(conn)) = self.conns.get_mut(index) else {
+            return;
+        };
+        if let Some(l) = conn
+            .listening
+            .as_ref()
+            .filter(|l| l.until.is_some_and(|u| now >= u))
+        {
+            let seconds = now.saturating_millis_since(l.since) / 1000;
+            self.close(registry, index, Close::ListenedLongEnough(seconds), now);
             return;
         }
         let idle = stall_limit(&conn.kind, self.options.idle_timeout_ms);
@@ -1169,6 +1262,17 @@ enum Decision {
     RefusePublish(Denied),
     StopPlay,
     StopPublish,
+    /// Ask the play or publish hook, and decide on its answer.
+    Hold {
+        app: String,
+        name: String,
+        publish: bool,
+    },
+    /// The peer connected (with hooks configured): keep what it said, ask `on_connect`.
+    Connected {
+        app: String,
+        peer: crate::hooks::PeerInfo,
+    },
 }
 
 /// Builds the stream's audio-only `onMetaData` from its audio: codec, true rate (from the AAC

@@ -7,18 +7,27 @@
 //! treats as a failed attempt and retries with its backoff), and each job has a deadline the
 //! caller enforces itself — a job whose answer comes after its caller gave up is answered
 //! into the void (its id no longer matches).
+//!
+//! Two queues, one waker (mio allows one per poll): one thread resolves names and sends title
+//! updates (pushes, Icecast sources), and,
+//! from the first hook on, [`HOOK_THREADS`] threads call the hooks ([`crate::hooks`]), so a hook
+//! server that hangs delays neither a push's lookup nor, up to that many at once, another
+//! peer's hook; a hook job still waiting when its deadline passes is answered at once without
+//! being called.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Registry, Token, Waker};
 
 /// The token the worker's waker fires on (far above any connection's).
 pub const WORKER_TOKEN: Token = Token(usize::MAX - 1);
+/// Threads calling hooks: hooks that may hang at once before others wait.
+pub const HOOK_THREADS: usize = 4;
 
 /// Jobs that may wait for the worker; more is a refusal, not a queue that grows.
 const QUEUE: usize = 64;
@@ -45,6 +54,17 @@ pub enum Job {
         /// The whole request.
         request: Vec<u8>,
     },
+    /// Calls a hook; answered with its verdict.
+    Hook {
+        /// The caller's id for the answer.
+        id: u64,
+        /// The call.
+        job: crate::hooks::HookJob,
+        /// The whole call's time limit.
+        timeout: Duration,
+        /// Past this the caller has given up: not called at all.
+        deadline: Instant,
+    },
 }
 
 /// The bound on each step of a [`Job::Http`].
@@ -67,6 +87,13 @@ pub enum Done {
         /// The status code of the answer.
         result: Result<u16, String>,
     },
+    /// The answer to [`Job::Hook`].
+    Hooked {
+        /// The job's id.
+        id: u64,
+        /// What the hook said.
+        verdict: crate::hooks::Verdict,
+    },
 }
 
 /// Why a job could not be submitted.
@@ -87,37 +114,47 @@ impl std::fmt::Display for SubmitError {
     }
 }
 
-/// The loop's handle on the worker thread.
+/// The loop's handle on the worker threads.
 pub struct Worker {
-    jobs: SyncSender<Job>,
+    resolver: SyncSender<Job>,
+    /// The hook threads' queue, made with them at the first hook (`None`: they could not
+    /// start).
+    hooks: OnceLock<Option<SyncSender<Job>>>,
+    waker: Arc<Waker>,
+    answers: Sender<Done>,
     done: Receiver<Done>,
 }
 
 impl Worker {
-    /// Starts the worker thread; its answers wake `registry`'s poll on [`WORKER_TOKEN`].
+    /// Starts the resolver thread; every answer wakes `registry`'s poll on [`WORKER_TOKEN`].
     pub fn start(registry: &Registry) -> std::io::Result<Self> {
         let waker = Arc::new(Waker::new(registry, WORKER_TOKEN)?);
-        let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
         // Unbounded on this side, but it never holds more than the jobs submitted (QUEUE at a
-        // time) whose answers the loop has not drained yet.
+        // time per queue) whose answers the loop has not drained yet.
         let (answers, done) = mpsc::channel();
-        thread::Builder::new()
-            .name("zerocast-worker".into())
-            .spawn(move || {
-                for job in queue {
-                    if answers.send(run(job)).is_err() {
-                        return;
-                    }
-                    // A failed wake only delays the answer to the loop's next turn.
-                    let _ = waker.wake();
-                }
-            })?;
-        Ok(Self { jobs, done })
+        let resolver = pool("zerocast-worker", 1, &waker, &answers)?;
+        Ok(Self {
+            resolver,
+            hooks: OnceLock::new(),
+            waker,
+            answers,
+            done,
+        })
     }
 
-    /// Queues `job` without waiting.
+    /// Queues `job` without waiting (a hook job on the hook threads, started with the first).
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
-        self.jobs.try_send(job).map_err(|e| match e {
+        let queue = match job {
+            Job::Resolve { .. } | Job::Http { .. } => &self.resolver,
+            Job::Hook { .. } => self
+                .hooks
+                .get_or_init(|| {
+                    pool("zerocast-hooks", HOOK_THREADS, &self.waker, &self.answers).ok()
+                })
+                .as_ref()
+                .ok_or(SubmitError::Gone)?,
+        };
+        queue.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => SubmitError::Busy,
             TrySendError::Disconnected(_) => SubmitError::Gone,
         })
@@ -129,6 +166,37 @@ impl Worker {
     }
 }
 
+/// `threads` threads named `name` taking jobs from one queue of [`QUEUE`]; their answers go to
+/// `answers`, each followed by a wake.
+fn pool(
+    name: &str,
+    threads: usize,
+    waker: &Arc<Waker>,
+    answers: &Sender<Done>,
+) -> std::io::Result<SyncSender<Job>> {
+    let (jobs, queue) = mpsc::sync_channel::<Job>(QUEUE);
+    let queue = Arc::new(Mutex::new(queue));
+    for i in 0..threads {
+        let (queue, answers, waker) = (Arc::clone(&queue), answers.clone(), Arc::clone(waker));
+        thread::Builder::new()
+            .name(format!("{name}-{i}"))
+            .spawn(move || loop {
+                // The lock is held only while waiting for a job, never while running one.
+                let job = match queue.lock() {
+                    Ok(queue) => queue.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                if answers.send(run(job)).is_err() {
+                    return;
+                }
+                // A failed wake only delays the answer to the loop's next turn.
+                let _ = waker.wake();
+            })?;
+    }
+    Ok(jobs)
+}
+
 fn run(job: Job) -> Done {
     match job {
         Job::Resolve { id, host, port } => Done::Resolved {
@@ -138,6 +206,19 @@ fn run(job: Job) -> Done {
         Job::Http { id, addr, request } => Done::Http {
             id,
             result: http(addr, &request),
+        },
+        Job::Hook {
+            id,
+            job,
+            timeout,
+            deadline,
+        } => Done::Hooked {
+            id,
+            verdict: if Instant::now() >= deadline {
+                crate::hooks::Verdict::Refuse("timed out waiting for a free hook worker".into())
+            } else {
+                job.call(timeout.min(deadline - Instant::now()))
+            },
         },
     }
 }
@@ -182,6 +263,28 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 mod tests {
     use super::*;
     use mio::{Events, Poll};
+
+    /// A hook job whose caller gave up while it waited is answered without being called (the
+    /// address would refuse the connection: the answer says it was not tried).
+    #[test]
+    fn a_hook_job_past_its_deadline_is_not_called() {
+        let job = Job::Hook {
+            id: 9,
+            job: crate::hooks::HookJob::Post {
+                url: crate::hooks::HookUrl::parse("http://127.0.0.1:9/h").unwrap(),
+                body: String::new(),
+            },
+            timeout: Duration::from_secs(5),
+            deadline: Instant::now(),
+        };
+        match run(job) {
+            Done::Hooked {
+                id: 9,
+                verdict: crate::hooks::Verdict::Refuse(why),
+            } => assert!(why.contains("waiting"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn answers_wake_the_poll_and_carry_the_id() {

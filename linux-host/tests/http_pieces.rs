@@ -296,6 +296,19 @@ fn snapshot() -> StatSnapshot {
         device_state: "missing",
         drift_ppm: Some(-12.5),
         wifi_power_save: vec!["wlan0".into()],
+        audience: zerocast::audience::AudienceStat {
+            day: "2026-12-07".into(),
+            peak: 4,
+            unique_addresses: 3,
+            listening_hours: 1.25,
+            listening_seconds_total: 90_000,
+            past_days: vec![zerocast::audience::DayStat {
+                day: "2026-12-06".into(),
+                peak: 7,
+                unique_addresses: 5,
+                listening_hours: 20.5,
+            }],
+        },
     }
 }
 
@@ -387,6 +400,10 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     has("gauge zerocast_device_state state=running 0.0");
     has("gauge zerocast_clock_drift_ppm  -12.5");
     has("gauge zerocast_wifi_power_save interface=wlan0 1.0");
+    has("gauge zerocast_listeners_peak_today  4.0");
+    has("gauge zerocast_listener_addresses_today  3.0");
+    has("gauge zerocast_listening_hours_today  1.25");
+    has("counter zerocast_listening_seconds_total  90000.0");
     Ok(())
 }
 
@@ -405,6 +422,10 @@ for s in d['streams']:
 for p in d['pushes']:
     print('push', p['stream'], p['target'], p['up'], p['up_s'], p['bytes'], p['reconnects'],
           p['failures'], p['last_error'])
+a = d['audience']
+print(a['day'], a['peak'], a['unique_addresses'], a['listening_hours'], a['listening_seconds_total'])
+for p in a['past_days']:
+    print('past', p['day'], p['peak'], p['unique_addresses'], p['listening_hours'])
 "#;
     let out = python(script, &stat::render_json(&snapshot()))?;
     let expected = "\
@@ -413,6 +434,8 @@ live audio 4 ['aac', 'flv', 'mp4', 'm3u8'] audio/mp4; codecs=\"mp4a.40.2\" -6.5 
 live audio_pcm 0 ['flv', 'mp4'] None None True '' []
 studio b 1 ['mp3', 'flv'] None 0.0 False '' ['mp3']
 push live/audio rtmp://big.example/live/audio True 30 5000 1 2 connect: refused <&>
+2026-12-07 4 3 1.25 90000
+past 2026-12-06 7 5 20.5
 ";
     assert_eq!(out, expected);
     Ok(())

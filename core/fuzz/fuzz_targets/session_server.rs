@@ -69,7 +69,7 @@ fn drive(server: &mut Server, data: &[u8], rng: &mut Rng) -> Result<(), SessionE
                 }
                 Some(Event::PlayRequested { .. }) => Some(Seen::Play),
                 Some(Event::PublishRequested { .. }) => Some(Seen::Publish),
-                Some(Event::Connected { app }) => {
+                Some(Event::Connected { app, .. }) => {
                     assert!(app.len() <= MAX_NAME);
                     Some(Seen::Other)
                 }

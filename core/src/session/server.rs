@@ -81,6 +81,10 @@ pub enum Event<'a> {
     Connected {
         /// The application name (`live`).
         app: &'a str,
+        /// The `tcUrl` it sent (empty without one).
+        tc_url: &'a str,
+        /// The `flashVer` it sent (empty without one).
+        flash_ver: &'a str,
     },
     /// The peer wants to play `app/name`: answer with `accept_play` or `refuse_play`.
     PlayRequested {
@@ -325,9 +329,24 @@ where
 
     fn event(&self, found: Found) -> Event<'_> {
         match found {
-            Found::Connected => Event::Connected {
-                app: &self.inner.app,
-            },
+            Found::Connected => {
+                // Read again from the connect message itself (still in the reader), so the
+                // session keeps no copy of what only the host's hooks want.
+                let payload = self.reader.last_payload();
+                let connect = command::parse_command(payload)
+                    .or_else(|_| command::parse_command(payload.get(1..).unwrap_or_default()));
+                let (tc_url, flash_ver) = match connect {
+                    Ok(Command::Connect {
+                        tc_url, flash_ver, ..
+                    }) => (tc_url.unwrap_or_default(), flash_ver.unwrap_or_default()),
+                    _ => ("", ""),
+                };
+                Event::Connected {
+                    app: &self.inner.app,
+                    tc_url,
+                    flash_ver,
+                }
+            }
             Found::PlayRequested => Event::PlayRequested {
                 app: &self.inner.app,
                 name: &self.inner.name,

@@ -132,7 +132,7 @@ impl Pair {
             let received = server.receive(*now, &offered).expect("server receive");
             let consumed = received.consumed;
             match received.event {
-                Some(Event::Connected { app }) => {
+                Some(Event::Connected { app, .. }) => {
                     assert_eq!(app, "live");
                     log.server_events.push("connected");
                 }
@@ -390,7 +390,14 @@ fn handshake_storage_is_dropped_once_the_reply_is_sent_and_c2_in() {
     let raw = raw_command(&mut writer, 3, &body[..len]);
     let r = server.receive(now, &raw).unwrap();
     assert_eq!(r.consumed, raw.len());
-    assert_eq!(r.event, Some(Event::Connected { app: "live" }));
+    assert_eq!(
+        r.event,
+        Some(Event::Connected {
+            app: "live",
+            tc_url: "rtmp://x/live",
+            flash_ver: "LNX"
+        })
+    );
     assert!(!server.transmit().is_empty());
 }
 

@@ -106,6 +106,11 @@ pub trait Site {
     /// it: the stream is being published or is configured (Icecast lets a listener wait on a
     /// mount with a fallback; a 404 would make players give up).
     fn awaits_audio(&self, mount: &Mount) -> bool;
+    /// Lets this client in as a listener of `mount` (asked for with `req`), within the
+    /// listener caps; else the reason, Icecast's words where it has them.
+    fn admit_listener(&mut self, mount: &Mount, req: &Request) -> Result<(), &'static str>;
+    /// The listeners of the stream of `mount` (every format and protocol), if it exists.
+    fn listeners(&self, mount: &Mount) -> Option<Vec<stat::ListenerInfo>>;
 }
 
 /// How long a listener may wait for the first audio of its stream before it is closed.
@@ -245,7 +250,13 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
         head_only: req.method == Method::Head,
         keep_alive: req.keep_alive,
     };
-    match route::route(req) {
+    let route = route::route(req);
+    if matches!(route, Route::SetTitle { .. } | Route::ListClients(_)) {
+        if let Some(refused) = admin_refusal(req, site, config, answer) {
+            return refused;
+        }
+    }
+    match route {
         Route::Page => answer.reply("200 OK", "text/html; charset=utf-8", page::HTML.as_bytes()),
         Route::Stat => answer.report(site, "text/xml", stat::render_xml),
         Route::Streams => answer.report(site, "application/json", stat::render_json),
@@ -256,23 +267,15 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
         ),
         Route::Preflight => answer.whole(response::preflight(answer.keep_alive)),
         Route::Error(status, why) => answer.error(status, why),
+        Route::ListClients(mount) => match site.listeners(&mount) {
+            Some(listeners) => {
+                let path = format!("/{}/{}.{}", mount.app, mount.name, mount.format.extension());
+                let body = stat::render_listclients(&path, &listeners);
+                answer.reply_cors("200 OK", "text/xml", body.as_bytes(), false)
+            }
+            None => answer.error("404 Not Found", "no such mount"),
+        },
         Route::SetTitle { mount, song } => {
-            let Some(password) = &config.admin_password else {
-                return answer.error("403 Forbidden", "no admin password is configured");
-            };
-            if site.locked_out() {
-                return answer.error(
-                    "429 Too Many Requests",
-                    "too many wrong passwords from this address; try again in a minute",
-                );
-            }
-            if !basic_auth_matches(req.authorization.as_deref(), password) {
-                // A request without credentials is how a browser asks for the prompt.
-                if req.authorization.is_some() {
-                    site.wrong_password();
-                }
-                return answer.whole(response::unauthorized(answer.keep_alive));
-            }
             if site.set_title(&mount, &song) {
                 // Icecast answers updinfo with a small XML document.
                 let body = "<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n";
@@ -308,6 +311,12 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
                 }
                 return answer.error("404 Not Found", "no such stream in this format");
             };
+            // HEAD asks what a listener would get; it is not one.
+            if !answer.head_only {
+                if let Err(why) = site.admit_listener(&mount, req) {
+                    return answer.error("403 Forbidden", why);
+                }
+            }
             let metaint = (req.icy_metadata && mount.format.has_icy()).then_some(ICY_METAINT);
             let icy = response::Icy {
                 name: &config.name,
@@ -342,6 +351,34 @@ pub fn handle(req: &Request, site: &mut dyn Site, config: &HttpConfig) -> Action
             }
         }
     }
+}
+
+/// The answer to an admin request without valid credentials (`None`: they are valid): no
+/// password configured, an address locked out after wrong passwords, or wrong or missing
+/// credentials (a wrong one counts towards the lockout; none is how a browser asks for the
+/// prompt).
+fn admin_refusal(
+    req: &Request,
+    site: &mut dyn Site,
+    config: &HttpConfig,
+    answer: Answer,
+) -> Option<Action> {
+    let Some(password) = &config.admin_password else {
+        return Some(answer.error("403 Forbidden", "no admin password is configured"));
+    };
+    if site.locked_out() {
+        return Some(answer.error(
+            "429 Too Many Requests",
+            "too many wrong passwords from this address; try again in a minute",
+        ));
+    }
+    if basic_auth_matches(req.authorization.as_deref(), password) {
+        return None;
+    }
+    if req.authorization.is_some() {
+        site.wrong_password();
+    }
+    Some(answer.whole(response::unauthorized(answer.keep_alive)))
 }
 
 /// Whether `authorization` is `Basic` with user `admin` or `source` and `password`, compared

@@ -38,6 +38,12 @@ pub struct Request {
     pub browser: bool,
     /// The `Authorization` header's value.
     pub authorization: Option<String>,
+    /// The `User-Agent` header's value (for the access log and `/admin/listclients`).
+    pub user_agent: Option<String>,
+    /// The `Referer` header's value (for the access log).
+    pub referer: Option<String>,
+    /// `HTTP/1.0` or `HTTP/1.1`, as the request line says.
+    pub version: &'static str,
     /// Length of the head in the bytes parsed (the rest is a body or a pipelined request).
     pub head_len: usize,
     /// The connection may stay open for another request after the answer: HTTP/1.1 without
@@ -132,9 +138,12 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
     let body = header("transfer-encoding").is_some()
         || header("content-length").is_some_and(|v| v.trim_ascii() != b"0");
     let keep_alive = persistent && method != Method::Other && !body;
-    let authorization = header("authorization")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .map(str::to_owned);
+    let text = |name: &str| {
+        header(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let authorization = text("authorization");
     Ok(Some(Request {
         method,
         path: path.to_owned(),
@@ -142,6 +151,13 @@ pub fn parse(buf: &[u8]) -> Result<Option<Request>, RequestError> {
         icy_metadata,
         browser,
         authorization,
+        user_agent: text("user-agent"),
+        referer: text("referer"),
+        version: if req.version == Some(0) {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        },
         head_len,
         keep_alive,
     }))
@@ -197,6 +213,17 @@ mod tests {
         assert!(req.icy_metadata);
         assert_eq!(req.authorization, None);
         assert_eq!(&head[req.head_len..], b"rest");
+        assert_eq!(
+            (req.user_agent, req.referer, req.version),
+            (None, None, "HTTP/1.1")
+        );
+        let head = b"GET /a.mp3 HTTP/1.0\r\nUser-Agent: VLC/3.0\r\nReferer: http://x/\r\n\r\n";
+        let req = parse(head).unwrap().unwrap();
+        assert_eq!(req.user_agent.as_deref(), Some("VLC/3.0"));
+        assert_eq!(
+            (req.referer.as_deref(), req.version),
+            (Some("http://x/"), "HTTP/1.0")
+        );
     }
 
     #[test]

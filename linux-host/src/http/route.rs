@@ -12,6 +12,7 @@
 //! | `/metrics` | Prometheus text format |
 //! | `/` | the page |
 //! | `/admin/metadata?mount=/APP/NAME.EXT&mode=updinfo&song=TITLE` | Icecast's title update |
+//! | `/admin/listclients?mount=/APP/NAME.EXT` | Icecast's list of a mount's listeners |
 
 use super::request::{query_param, Method, Request};
 use crate::formats::Format;
@@ -71,6 +72,8 @@ pub enum Route {
         /// The new title.
         song: String,
     },
+    /// Icecast's `listclients`: the listeners of a mount (credentials still to check).
+    ListClients(Mount),
     /// A CORS preflight.
     Preflight,
     /// A request for something else that is wrong: the status line and why.
@@ -90,6 +93,12 @@ pub fn route(req: &Request) -> Route {
         "/api/v1/streams" => return Route::Streams,
         "/metrics" => return Route::Metrics,
         "/admin/metadata" => return admin_metadata(&req.query),
+        "/admin/listclients" => {
+            return match admin_mount(&req.query) {
+                Ok(mount) => Route::ListClients(mount),
+                Err(e) => e,
+            }
+        }
         _ => {}
     }
     if let Some(mount) = Mount::parse(&req.path) {
@@ -117,13 +126,24 @@ fn admin_metadata(query: &str) -> Route {
     if query_param(query, "mode").as_deref() != Some("updinfo") {
         return Route::Error("400 Bad Request", "mode must be updinfo");
     }
-    let Some(mount) = query_param(query, "mount").and_then(|m| Mount::parse(&m)) else {
-        return Route::Error("400 Bad Request", "mount must be /APP/NAME.EXT");
+    let mount = match admin_mount(query) {
+        Ok(mount) => mount,
+        Err(e) => return e,
     };
     match query_param(query, "song") {
         Some(song) => Route::SetTitle { mount, song },
         None => Route::Error("400 Bad Request", "song missing"),
     }
+}
+
+/// The `mount` parameter of an admin URL.
+fn admin_mount(query: &str) -> Result<Mount, Route> {
+    query_param(query, "mount")
+        .and_then(|m| Mount::parse(&m))
+        .ok_or(Route::Error(
+            "400 Bad Request",
+            "mount must be /APP/NAME.EXT",
+        ))
 }
 
 #[cfg(test)]
@@ -188,7 +208,12 @@ mod tests {
                 song: "A & B".into()
             }
         );
+        assert_eq!(
+            route_of("GET /admin/listclients?mount=%2Flive%2Faudio.aac"),
+            Route::ListClients(mount("live", "audio", Format::Aac))
+        );
         for bad in [
+            "GET /admin/listclients",
             "GET /admin/metadata?mount=/live/audio.mp3&song=x",
             "GET /admin/metadata?mount=/live.mp3&mode=updinfo&song=x",
             "GET /admin/metadata?mount=/live/audio.mp3&mode=updinfo",

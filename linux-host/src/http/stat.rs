@@ -25,6 +25,8 @@ pub struct StatSnapshot {
     pub drift_ppm: Option<f64>,
     /// Wireless interfaces with power saving on (found at start).
     pub wifi_power_save: Vec<String>,
+    /// The day's listeners.
+    pub audience: crate::audience::AudienceStat,
 }
 
 /// Who feeds a stream.
@@ -166,6 +168,47 @@ impl StatSnapshot {
 fn host_of(addr: &str) -> String {
     addr.parse::<std::net::SocketAddr>()
         .map_or_else(|_| addr.to_owned(), |a| a.ip().to_string())
+}
+
+/// One listener as Icecast's `/admin/listclients` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// The connection id (as `/stat` shows it).
+    pub id: u64,
+    /// The address, without the port.
+    pub ip: String,
+    /// Its `User-Agent` (RTMP: none).
+    pub agent: Option<String>,
+    /// Its `Referer`.
+    pub referer: Option<String>,
+    /// Seconds listened so far.
+    pub connected_s: u64,
+}
+
+/// Icecast's `listclients` answer (`admin.c`, the XML form): the mount, its listener count and
+/// each listener.
+pub fn render_listclients(mount: &str, listeners: &[ListenerInfo]) -> String {
+    let mut o = format!(
+        "<?xml version=\"1.0\"?>\n<icestats><source mount=\"{}\"><Listeners>{}</Listeners>",
+        xml(mount),
+        listeners.len()
+    );
+    for l in listeners {
+        let _ = write!(o, "<listener><IP>{}</IP>", xml(&l.ip));
+        if let Some(agent) = &l.agent {
+            let _ = write!(o, "<UserAgent>{}</UserAgent>", xml(agent));
+        }
+        if let Some(referer) = &l.referer {
+            let _ = write!(o, "<Referer>{}</Referer>", xml(referer));
+        }
+        let _ = write!(
+            o,
+            "<Connected>{}</Connected><ID>{}</ID></listener>",
+            l.connected_s, l.id
+        );
+    }
+    o.push_str("</source></icestats>\n");
+    o
 }
 
 /// Escapes text for XML content.
@@ -421,7 +464,29 @@ pub fn render_json(s: &StatSnapshot) -> String {
             r.last_error.as_deref().map_or("null".to_owned(), json)
         );
     }
-    o.push_str("]}\n");
+    let a = &s.audience;
+    let day = |day: &str, peak: usize, unique: u64, hours: f64| {
+        format!(
+            "\"day\":{},\"peak\":{peak},\"unique_addresses\":{unique},\
+             \"listening_hours\":{hours:.4}",
+            json(day)
+        )
+    };
+    let past: Vec<String> = a
+        .past_days
+        .iter()
+        .map(|d| {
+            let fields = day(&d.day, d.peak, d.unique_addresses, d.listening_hours);
+            format!("{{{fields}}}")
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "],\"audience\":{{{},\"listening_seconds_total\":{},\"past_days\":[{}]}}}}",
+        day(&a.day, a.peak, a.unique_addresses, a.listening_hours),
+        a.listening_seconds_total,
+        past.join(",")
+    );
     o
 }
 
@@ -643,6 +708,36 @@ pub fn render_metrics(s: &StatSnapshot) -> String {
             "Sound card clock against the system clock.",
         );
         let _ = writeln!(o, "zerocast_clock_drift_ppm {}", sample(ppm));
+    }
+    let a = &s.audience;
+    for (name, kind, help, value) in [
+        (
+            "zerocast_listeners_peak_today",
+            "gauge",
+            "The most listeners at once today (UTC).",
+            a.peak.to_string(),
+        ),
+        (
+            "zerocast_listener_addresses_today",
+            "gauge",
+            "Distinct listener addresses today (UTC; a HyperLogLog estimate, exact when few).",
+            a.unique_addresses.to_string(),
+        ),
+        (
+            "zerocast_listening_hours_today",
+            "gauge",
+            "Hours listened today (UTC), all listeners together.",
+            sample(a.listening_hours),
+        ),
+        (
+            "zerocast_listening_seconds_total",
+            "counter",
+            "Seconds listened since start, all listeners together.",
+            a.listening_seconds_total.to_string(),
+        ),
+    ] {
+        family(&mut o, name, kind, help);
+        let _ = writeln!(o, "{name} {value}");
     }
     o
 }

@@ -12,6 +12,8 @@ struct FakeSite {
     mp3: Option<bool>,
     /// Locked out from the third on.
     wrong_passwords: u32,
+    /// Every listener slot is taken.
+    full: bool,
 }
 
 impl FakeSite {
@@ -22,6 +24,7 @@ impl FakeSite {
             sees_addresses: true,
             mp3: None,
             wrong_passwords: 0,
+            full: false,
         }
     }
 }
@@ -80,6 +83,26 @@ impl Site for FakeSite {
 
     fn awaits_audio(&self, mount: &Mount) -> bool {
         mount.name == "audio" && self.mp3.is_some()
+    }
+
+    fn admit_listener(&mut self, _mount: &Mount, _req: &Request) -> Result<(), &'static str> {
+        if self.full {
+            Err("max listeners reached")
+        } else {
+            Ok(())
+        }
+    }
+
+    fn listeners(&self, mount: &Mount) -> Option<Vec<stat::ListenerInfo>> {
+        (mount.name == "audio").then(|| {
+            vec![stat::ListenerInfo {
+                id: 3,
+                ip: "127.0.0.1".into(),
+                agent: Some("VLC <3>".into()),
+                referer: None,
+                connected_s: 42,
+            }]
+        })
     }
 
     fn may_see_addresses(&self) -> bool {
@@ -349,6 +372,47 @@ fn admin_metadata_needs_the_password_and_changes_the_title() {
     let mut client = Client::new(0, &cfg);
     client.receive(&request(Some("YWRtaW46")), 0, &mut site, &cfg);
     assert!(client.next(b"")[0].starts_with(b"HTTP/1.1 403 Forbidden"));
+}
+
+#[test]
+fn listclients_needs_the_password_and_lists_icecasts_way() {
+    let mut site = FakeSite::new();
+    let request = |mount: &str, auth: &str| {
+        format!("GET /admin/listclients?mount={mount} HTTP/1.1\r\n{auth}\r\n").into_bytes()
+    };
+    let (_, out) = exchange(&request("/live/audio.mp3", ""), &mut site, b"");
+    assert!(out.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+    // base64("admin:hackme").
+    let admin = "Authorization: Basic YWRtaW46aGFja21l\r\n";
+    let (_, out) = exchange(&request("/live/audio.mp3", admin), &mut site, b"");
+    let (head, body) = split_head(&out);
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK") && head.contains("text/xml"),
+        "{head}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(body),
+        "<?xml version=\"1.0\"?>\n<icestats><source mount=\"/live/audio.mp3\">\
+         <Listeners>1</Listeners><listener><IP>127.0.0.1</IP><UserAgent>VLC &lt;3&gt;</UserAgent>\
+         <Connected>42</Connected><ID>3</ID></listener></source></icestats>\n"
+    );
+    let (_, out) = exchange(&request("/live/other.mp3", admin), &mut site, b"");
+    assert!(out.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+}
+
+/// A full mount answers as Icecast 2.4 does (`auth.c`: `client_send_403 (client, "max listeners
+/// reached")`); a HEAD is no listener and is answered anyway.
+#[test]
+fn a_full_mount_refuses_the_next_listener_with_icecasts_403() {
+    let mut site = FakeSite::new();
+    site.full = true;
+    let (received, out) = exchange(b"GET /live/audio.aac HTTP/1.1\r\n\r\n", &mut site, b"");
+    assert_eq!(received, Received::Reply);
+    let (head, body) = split_head(&out);
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden"), "{head}");
+    assert_eq!(String::from_utf8_lossy(body), "max listeners reached\n");
+    let (_, out) = exchange(b"HEAD /live/audio.aac HTTP/1.1\r\n\r\n", &mut site, b"");
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
 }
 
 #[test]

@@ -11,8 +11,10 @@ use mio::{Interest, Registry, Token};
 use zerocast_core::flv::SoundFormat;
 use zerocast_core::time::Instant;
 
+use super::listeners::{self, ListenerLimits};
 use super::Server;
 use super::{Conn, Kind};
+use crate::audience::{unix_now, Audience, Listening};
 use crate::capture::{CaptureStatus, SourceState};
 use crate::config::{Settings, SourceSpec, StreamPath};
 use crate::conn::{Close, Granted, HttpPart, Role};
@@ -20,7 +22,9 @@ use crate::formats::framer::mse_type;
 use crate::formats::Format;
 use crate::guesses::Guesses;
 use crate::http::listener::HttpConn;
+use crate::http::request::Request;
 use crate::http::route::Mount;
+use crate::http::stat::ListenerInfo;
 use crate::http::stat::{ClientStat, Protocol, PublisherStat, RelayStat, StatSnapshot, StreamStat};
 use crate::http::{
     HttpConfig, MountInfo, Received, SendClass, Site, HTTP_BURST_ENV, HTTP_BURST_MS, MP4_BURST_MS,
@@ -231,7 +235,7 @@ impl Server {
         peer: SocketAddr,
         index: usize,
         input: &[u8],
-    ) -> Option<Granted> {
+    ) -> Option<Admitted> {
         let side = self.http.as_ref()?;
         let (config, burst, mp4_burst) = (
             side.options.config.clone(),
@@ -246,6 +250,7 @@ impl Server {
             capture: self.capture.first().map(|(id, _)| *id),
             side: Some(side),
             accepted: self.accepted,
+            audience: &self.audience,
             now,
         };
         let mut site = HubSite {
@@ -258,11 +263,14 @@ impl Server {
             granted: None,
             guesses: &mut self.guesses,
             now,
+            limits: &self.options.listeners,
+            listening: None,
         };
         let received = http
             .client
             .receive(input, now.as_millis(), &mut site, &config);
         let granted = site.granted.take();
+        let listening = site.listening.take();
         match received {
             Received::Stream(mount, class) => {
                 let id = find_mount(&self.hub, &mount)?;
@@ -284,7 +292,10 @@ impl Server {
                     Escaped(&mount.name),
                     mount.format.extension()
                 );
-                granted
+                Some(Admitted {
+                    granted,
+                    listening: listening?,
+                })
             }
             Received::Reply => {
                 debug!("{peer}: HTTP answered");
@@ -323,13 +334,22 @@ impl Server {
             let peer = conn.peer;
             if let Kind::Http(http) = &mut conn.kind {
                 if http.client.waiting() {
-                    if let Some(granted) = self.http_input(http, peer, index, &[]) {
-                        conn.granted = Some(granted);
+                    if let Some(admitted) = self.http_input(http, peer, index, &[]) {
+                        self.http_admitted(&mut conn, admitted);
                     }
                 }
             }
             self.conns[index] = Some(conn);
         }
+    }
+
+    /// `conn` (out of the slab) was let in as an HTTP listener: what it was granted is kept for
+    /// a reload's check, and its listening starts.
+    pub(super) fn http_admitted(&mut self, conn: &mut Conn, admitted: Admitted) {
+        if admitted.granted.is_some() {
+            conn.granted = admitted.granted;
+        }
+        self.listener_joined(conn, admitted.listening);
     }
 
     /// Closes an HTTP connection whose request head is late.
@@ -391,6 +411,7 @@ impl Server {
             capture: self.capture.first().map(|(id, _)| *id),
             side: self.http.as_ref(),
             accepted: self.accepted,
+            audience: &self.audience,
             now: self.core_time(std::time::Instant::now()),
         }
         .snapshot(&self.hub)
@@ -405,7 +426,16 @@ struct Report<'a> {
     capture: Option<StreamId>,
     side: Option<&'a HttpSide>,
     accepted: u64,
+    audience: &'a Audience,
     now: Instant,
+}
+
+/// An HTTP client let in as a listener: what it was granted and its session.
+pub(super) struct Admitted {
+    /// The request it was let in with (for a reload's check).
+    pub(super) granted: Option<Granted>,
+    /// Its session as a listener.
+    pub(super) listening: Listening,
 }
 
 impl Report<'_> {
@@ -569,6 +599,9 @@ impl Report<'_> {
             wifi_power_save: self
                 .side
                 .map_or(Vec::new(), |s| s.options.wifi_power_save.clone()),
+            audience: self
+                .audience
+                .stat(Server::live_listening_ms(self.conns, now), unix_now()),
         }
     }
 }
@@ -587,7 +620,7 @@ fn codec_name(codec: SoundFormat) -> &'static str {
 /// The mount matcher: whether stream `stream` belongs to the mount name `mount`, being
 /// `mount` itself or one of its renditions `mount_CODEC` (`--codec aac,mp3` serves
 /// `/live/audio.mp3` from `live/audio_mp3`). Exact: `audio_x` is not `audio`'s.
-fn of_mount(stream: &str, mount: &str) -> bool {
+pub(super) fn of_mount(stream: &str, mount: &str) -> bool {
     stream == mount || StreamPath::rendition_base(stream) == Some(mount)
 }
 
@@ -621,6 +654,9 @@ struct HubSite<'a> {
     granted: Option<Granted>,
     guesses: &'a mut Guesses,
     now: Instant,
+    limits: &'a ListenerLimits,
+    /// The session of a listener let in.
+    listening: Option<Listening>,
 }
 
 impl Site for HubSite<'_> {
@@ -739,6 +775,33 @@ impl Site for HubSite<'_> {
 
     fn wrong_password(&mut self) {
         self.guesses.failed(Group::of(self.peer), self.now);
+    }
+
+    fn admit_listener(&mut self, mount: &Mount, req: &Request) -> Result<(), &'static str> {
+        let others = listeners::listening(self.report.conns);
+        self.limits
+            .admits(others, self.peer, &mount.app, &mount.name)
+            .map_err(listeners::Full::message)?;
+        self.listening = Some(self.limits.start(
+            self.report.now,
+            &mount.app,
+            &mount.name,
+            // A HEAD is answered without being let in: a listener's request is a GET.
+            listeners::http_request("GET", &req.path, req.version),
+            req.referer.as_deref(),
+            req.user_agent.as_deref(),
+        ));
+        Ok(())
+    }
+
+    fn listeners(&self, mount: &Mount) -> Option<Vec<ListenerInfo>> {
+        find_mount(self.hub, mount)?;
+        Some(listeners::listeners_of(
+            self.report.conns,
+            &mount.app,
+            &mount.name,
+            self.report.now,
+        ))
     }
 
     fn set_title(&mut self, mount: &Mount, title: &str) -> bool {

@@ -128,6 +128,10 @@ impl Server {
                     self.title_sent(id, result);
                     continue;
                 }
+                Done::Hooked { id, verdict } => {
+                    self.hook_answered(registry, id, verdict, now);
+                    continue;
+                }
             };
             let Some(r) = self.relays.by_job(id) else {
                 continue;

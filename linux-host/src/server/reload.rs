@@ -94,6 +94,20 @@ fn applied(old: &Settings, new: &Settings) -> Vec<&'static str> {
             "http.stats_allow",
             old.http.stats_allow != new.http.stats_allow,
         ),
+        (
+            "max_listeners",
+            (old.max_listeners, old.max_listeners_per_addr)
+                != (new.max_listeners, new.max_listeners_per_addr),
+        ),
+        (
+            "max_listener_duration",
+            old.max_listener_duration != new.max_listener_duration,
+        ),
+        (
+            "http.access_log",
+            old.http.access_log != new.http.access_log,
+        ),
+        ("hooks", old.hooks != new.hooks),
     ]
     .into_iter()
     .filter_map(|(name, changed)| changed.then_some(name))
@@ -138,6 +152,9 @@ impl Server {
         self.hub.recording = options.recording.clone();
         self.options = options;
         self.reload_http(&new);
+        if new.http.access_log != self.settings.http.access_log {
+            self.access_log = crate::audience::AccessLog::new(new.http.access_log.clone());
+        }
         self.settings = new;
         self.recheck_peers(registry, now);
         // Pushes no longer configured end; new ones start.

@@ -144,6 +144,17 @@ impl Server {
 /// on; }` (the minimal config of the brief: one worker, its files under `dir/nginx`), once it
 /// accepts connections. Also the upstream of zerocast's push relay in the tests.
 pub fn start_nginx_live(port: u16, dir: &Path) -> Result<Spawned, HarnessError> {
+    start_nginx_with(port, dir, "", "")
+}
+
+/// [`start_nginx_live`] with `server` directives in its `server` block and `app` directives in
+/// `application live` (the hooks' `on_connect`, `on_publish`, ...).
+pub fn start_nginx_with(
+    port: u16,
+    dir: &Path,
+    server: &str,
+    app: &str,
+) -> Result<Spawned, HarnessError> {
     let prefix = dir.join("nginx");
     super::make_dir(&prefix, 0o755)?;
     let p = prefix.display();
@@ -152,8 +163,8 @@ pub fn start_nginx_live(port: u16, dir: &Path) -> Result<Spawned, HarnessError> 
          daemon off;\nmaster_process off;\nworker_processes 1;\n\
          error_log {p}/error.log;\npid {p}/nginx.pid;\n\
          events {{}}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-         application live {{ live on; record off; }} }} }}\n"
+         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; {server}\n\
+         application live {{ live on; record off; {app} }} }} }}\n"
     );
     let conf_path = prefix.join("nginx.conf");
     fs::write(&conf_path, conf)

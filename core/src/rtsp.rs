@@ -205,7 +205,7 @@ pub fn parse_transport(header: &str) -> Option<Transport> {
             let (key, value) = part.split_once('=').unwrap_or((part, ""));
             match key.trim() {
                 "multicast" => return None,
-                "interleaved" if tcp => found = pair(value).map(|(a, b)| (a, b)),
+                "interleaved" if tcp => found = pair(value),
                 "client_port" if !tcp => found = pair(value),
                 _ => {}
             }

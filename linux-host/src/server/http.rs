@@ -587,7 +587,7 @@ fn codec_name(codec: SoundFormat) -> &'static str {
 /// The mount matcher: whether stream `stream` belongs to the mount name `mount`, being
 /// `mount` itself or one of its renditions `mount_CODEC` (`--codec aac,mp3` serves
 /// `/live/audio.mp3` from `live/audio_mp3`). Exact: `audio_x` is not `audio`'s.
-fn of_mount(stream: &str, mount: &str) -> bool {
+pub(super) fn of_mount(stream: &str, mount: &str) -> bool {
     stream == mount || StreamPath::rendition_base(stream) == Some(mount)
 }
 

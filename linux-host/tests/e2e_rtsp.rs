@@ -1,0 +1,345 @@
+//! RTSP listeners (issue 22): ffmpeg (as Home Assistant's stream component and go2rtc run it)
+//! and GStreamer's `rtspsrc` play `rtsp://HOST:PORT/live/audio_CODEC` over TCP (interleaved)
+//! and UDP for the AAC, MP3 and PCM renditions of one capture, all at once, each judged by
+//! content (the tone's frequency, its duration, no gaps). Meanwhile three hostile clients —
+//! an absurd `Content-Length`, an interleaved flood, one that plays and never reads — are each
+//! dealt with on their own connection, and the players' recordings show the rest stayed whole.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use common::check::check_tone;
+use common::live::Zerocast;
+use common::process::{self, Spawned};
+use common::wav::Wav;
+use common::{tools_available, HarnessError, TempDir};
+use nix::sys::signal::Signal;
+
+/// Upper bound of every wait.
+const LIMIT: Duration = Duration::from_secs(30);
+/// Seconds of audio each player records.
+const PLAY_S: f64 = 3.0;
+/// The capture's tone.
+const HZ: f64 = 440.0;
+/// Most the flooding client sends.
+const FLOOD_BYTES: u64 = 512 << 20;
+/// Bytes per second of the decoded audio (44.1 kHz stereo s16).
+const BYTES_PER_S: f64 = 44_100.0 * 4.0;
+
+fn failed(what: &str, detail: impl Into<String>) -> HarnessError {
+    HarnessError::Failed {
+        what: what.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// One player of one rendition over one transport.
+struct Player {
+    label: String,
+    raw: std::path::PathBuf,
+    process: Spawned,
+    /// GStreamer records until stopped; ffmpeg stops itself after [`PLAY_S`].
+    stopped_by_us: bool,
+}
+
+/// Starts `program` (`ffmpeg` or `gst`) on `url` over `transport`, writing raw s16le stereo.
+fn player(program: &str, url: &str, transport: &str, dir: &Path) -> Result<Player, HarnessError> {
+    let codec = url.rsplit('_').next().unwrap_or("");
+    let label = format!("{program}-{codec}-{transport}");
+    let raw = dir.join(format!("{label}.raw"));
+    let log = dir.join(format!("{label}.log"));
+    let out = raw.display().to_string();
+    let t = format!("{PLAY_S}");
+    let process = if program == "ffmpeg" {
+        let args = [
+            "-nostdin",
+            "-y",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+            "-t",
+            &t,
+            "-f",
+            "s16le",
+            "-ac",
+            "2",
+            "-ar",
+            "44100",
+            &out,
+        ];
+        process::spawn("ffmpeg", &args, &[], &log)?
+    } else {
+        let pipeline = format!(
+            "rtspsrc location={url} protocols={transport} ! decodebin ! audioconvert ! \
+             audioresample ! audio/x-raw,format=S16LE,layout=interleaved,rate=44100,channels=2 ! \
+             filesink location={out}"
+        );
+        let args: Vec<&str> = ["-e", "-q"]
+            .into_iter()
+            .chain(pipeline.split(' '))
+            .collect();
+        process::spawn("gst-launch-1.0", &args, &[], &log)?
+    };
+    Ok(Player {
+        label,
+        raw,
+        process,
+        stopped_by_us: program != "ffmpeg",
+    })
+}
+
+/// Waits for a player's recording: ffmpeg's exit, or GStreamer's file holding a little more
+/// than [`PLAY_S`] (then SIGINT: `-e` ends the pipeline with EOS). Returns its audio.
+fn recording(p: &mut Player) -> Result<Wav, HarnessError> {
+    if p.stopped_by_us {
+        let enough = ((PLAY_S + 0.3) * BYTES_PER_S) as u64;
+        process::wait_until(&format!("{} to record", p.label), LIMIT, || {
+            Ok(std::fs::metadata(&p.raw).map_or(0, |m| m.len()) >= enough)
+        })
+        .map_err(|e| p.process.failed(e.to_string()))?;
+        p.process.stop(Signal::SIGINT, Duration::from_secs(3))?;
+    } else {
+        let status = p.process.wait_timeout(LIMIT)?;
+        if !status.success() {
+            return Err(p.process.failed(format!("exited with {status}")));
+        }
+    }
+    let bytes = std::fs::read(&p.raw).map_err(|e| HarnessError::io("read recording", e))?;
+    let samples = bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    Ok(Wav {
+        sample_rate: 44_100,
+        channels: 2,
+        samples,
+    })
+}
+
+/// Sends `request` on a new connection and returns what the server sent until it closed or
+/// [`LIMIT`] passed, and whether it closed.
+fn absurd_request(host: &str, request: &[u8]) -> Result<(String, bool), HarnessError> {
+    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+    s.set_read_timeout(Some(LIMIT))
+        .map_err(|e| HarnessError::io("timeout", e))?;
+    s.write_all(request)
+        .map_err(|e| HarnessError::io("write", e))?;
+    let mut all = Vec::new();
+    let closed = match s.read_to_end(&mut all) {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Err(_) => false,
+    };
+    Ok((String::from_utf8_lossy(&all).into_owned(), closed))
+}
+
+/// Whether `DESCRIBE url` is answered 200 (a stream answers 404 until its first audio).
+fn described(host: &str, url: &str) -> Result<bool, HarnessError> {
+    let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+    s.set_read_timeout(Some(LIMIT))
+        .map_err(|e| HarnessError::io("timeout", e))?;
+    s.write_all(request.as_bytes())
+        .map_err(|e| HarnessError::io("write", e))?;
+    let mut reply = [0u8; 64];
+    let n = s
+        .read(&mut reply)
+        .map_err(|e| HarnessError::io("read", e))?;
+    Ok(reply[..n].starts_with(b"RTSP/1.0 200 OK"))
+}
+
+/// Starts playing `url` over TCP on `s` (DESCRIBE, SETUP, PLAY), reading only the replies
+/// before PLAY's.
+fn play_tcp(s: &mut TcpStream, url: &str) -> Result<(), String> {
+    let requests = format!(
+        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n\
+         SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+    );
+    s.write_all(requests.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    s.set_read_timeout(Some(LIMIT)).map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    let mut buf = [0u8; 1024];
+    let session = loop {
+        let n = s.read(&mut buf).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("closed before SETUP's reply".to_owned());
+        }
+        all.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&all);
+        if let Some(line) = text.lines().find(|l| l.starts_with("Session: ")) {
+            break line["Session: ".len()..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+        }
+    };
+    let play = format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n");
+    s.write_all(play.as_bytes())
+        .map_err(|e| format!("write: {e}"))
+}
+
+/// A player of `url` over TCP that floods interleaved frames (64 KiB each, where a player's
+/// RTCP reports are ~100 bytes) until `stop`, reading what it is sent all the while, then asks
+/// `OPTIONS` on the same connection; returns the bytes flooded and whether the reply came.
+fn flood(
+    host: String,
+    url: String,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Result<(u64, bool), String>> {
+    thread::spawn(move || {
+        let mut s = TcpStream::connect(&host).map_err(|e| format!("connect: {e}"))?;
+        play_tcp(&mut s, &url)?;
+        let mut reader = s.try_clone().map_err(|e| e.to_string())?;
+        let drain = thread::spawn(move || {
+            let (mut all, mut buf) = (Vec::new(), [0u8; 16384]);
+            let needle = b"RTSP/1.0 200 OK\r\nCSeq: 7\r\n";
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+                if all.windows(needle.len()).any(|w| w == needle) {
+                    return true;
+                }
+                // Keep only what a reply could straddle.
+                let keep = all.len().saturating_sub(needle.len());
+                all.drain(..keep);
+            }
+            false
+        });
+        let mut frame = vec![0u8; 4 + 0xFFFF];
+        frame[..4].copy_from_slice(&[b'$', 1, 0xFF, 0xFF]);
+        let mut sent = 0u64;
+        let deadline = Instant::now() + LIMIT;
+        // Bounded, to spare the machine's other work: a few hundred MiB is far beyond any
+        // player's RTCP and takes the loop seconds to read.
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline && sent < FLOOD_BYTES {
+            s.write_all(&frame).map_err(|e| format!("flood: {e}"))?;
+            sent += frame.len() as u64;
+        }
+        s.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\n\r\n")
+            .map_err(|e| format!("options: {e}"))?;
+        let replied = drain.join().map_err(|_| "drain panicked".to_owned())?;
+        Ok((sent, replied))
+    })
+}
+
+/// Plays `url` over TCP with a 4 KiB receive buffer and never reads after PLAY; the
+/// connection is returned so that it stays open until the test drops it.
+fn never_reads(host: &str, url: &str) -> Result<TcpStream, HarnessError> {
+    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+    nix::sys::socket::setsockopt(&s.as_fd(), nix::sys::socket::sockopt::RcvBuf, &4096)
+        .map_err(|e| HarnessError::io("SO_RCVBUF", e.into()))?;
+    play_tcp(&mut s, url).map_err(|e| failed("never-reading client", e))?;
+    Ok(s)
+}
+
+#[test]
+fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
+) -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg", "gst-launch-1.0"])? {
+        return Ok(());
+    }
+    TempDir::run("rtsp", |dir| {
+        let rtsp_port = process::free_port()?;
+        let rtsp = format!("127.0.0.1:{rtsp_port}");
+        let mut z = Zerocast::start(
+            &[
+                "--source",
+                "tone:440",
+                "--codec",
+                "adpcm,aac,mp3,pcm",
+                "--rtsp",
+                &rtsp,
+                "--idle-timeout-ms",
+                "2000",
+            ],
+            &[],
+            None,
+            dir,
+        )?;
+        process::wait_for_port(rtsp_port, LIMIT, &mut z.process)?;
+        let base = format!("rtsp://{rtsp}/live/audio");
+        for codec in ["aac", "mp3", "pcm"] {
+            let url = format!("{base}_{codec}");
+            process::wait_until(&format!("{url} to have audio"), LIMIT, || {
+                described(&rtsp, &url)
+            })?;
+        }
+
+        // Hostile first: an absurd body is refused before any of it is read.
+        let started = Instant::now();
+        let (reply, closed) = absurd_request(
+            &rtsp,
+            b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999999999\r\n\r\n",
+        )?;
+        println!(
+            "absurd Content-Length: closed {closed} after {:?}, reply {reply:?}",
+            started.elapsed()
+        );
+        if !closed || !reply.is_empty() {
+            return Err(failed(
+                "absurd Content-Length",
+                "the connection was not closed",
+            ));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flooder = flood(rtsp.clone(), format!("{base}_aac"), stop.clone());
+        let _silent = never_reads(&rtsp, &format!("{base}_pcm"))?;
+
+        let mut players = Vec::new();
+        for codec in ["aac", "mp3", "pcm"] {
+            for transport in ["tcp", "udp"] {
+                for program in ["ffmpeg", "gst"] {
+                    let url = format!("{base}_{codec}");
+                    players.push(player(program, &url, transport, dir)?);
+                }
+            }
+        }
+        let mut problems = Vec::new();
+        for p in &mut players {
+            let checked = recording(p).and_then(|wav| check_tone(&wav, HZ, PLAY_S, 25.0, &p.label));
+            if let Err(e) = checked {
+                problems.push(format!("{}: {e}", p.label));
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        let flooded = flooder
+            .join()
+            .map_err(|_| failed("flood", "thread panicked"))?
+            .map_err(|e| failed("flood", e))?;
+        println!(
+            "interleaved flood: {} MiB, OPTIONS answered after it: {}",
+            flooded.0 >> 20,
+            flooded.1
+        );
+        if !flooded.1 {
+            problems.push("flood: no reply to OPTIONS after it".to_owned());
+        }
+        let stalled = z.wait_log("closed: not reading for", LIMIT);
+        println!("never-reading client: {stalled:?}");
+        if stalled.is_err() {
+            problems.push("the client that never reads was not closed".to_owned());
+        }
+        if z.log_count("RTSP request body too long") != 1 {
+            problems.push("the absurd Content-Length was not logged once".to_owned());
+        }
+        z.stop_cleanly()?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(failed("RTSP players", problems.join("\n")))
+        }
+    })
+}

@@ -29,6 +29,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 const PLAY_S: f64 = 3.0;
 /// The capture's tone.
 const HZ: f64 = 440.0;
+/// The play key (in every player's URL, `?key=`).
+const KEY: &str = "s3cret-play";
 /// Most the flooding client sends.
 const FLOOD_BYTES: u64 = 512 << 20;
 /// Bytes per second of the decoded audio (44.1 kHz stereo s16).
@@ -52,7 +54,8 @@ struct Player {
 
 /// Starts `program` (`ffmpeg` or `gst`) on `url` over `transport`, writing raw s16le stereo.
 fn player(program: &str, url: &str, transport: &str, dir: &Path) -> Result<Player, HarnessError> {
-    let codec = url.rsplit('_').next().unwrap_or("");
+    let codec = url.rsplit('_').next().and_then(|c| c.split('?').next());
+    let codec = codec.unwrap_or("");
     let label = format!("{program}-{codec}-{transport}");
     let raw = dir.join(format!("{label}.raw"));
     let log = dir.join(format!("{label}.log"));
@@ -142,8 +145,9 @@ fn absurd_request(host: &str, request: &[u8]) -> Result<(String, bool), HarnessE
     Ok((String::from_utf8_lossy(&all).into_owned(), closed))
 }
 
-/// Whether `DESCRIBE url` is answered 200 (a stream answers 404 until its first audio).
-fn described(host: &str, url: &str) -> Result<bool, HarnessError> {
+/// The status line `DESCRIBE url` is answered with (a stream answers 404 until its first
+/// audio).
+fn describe(host: &str, url: &str) -> Result<String, HarnessError> {
     let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
     let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
     s.set_read_timeout(Some(LIMIT))
@@ -154,7 +158,8 @@ fn described(host: &str, url: &str) -> Result<bool, HarnessError> {
     let n = s
         .read(&mut reply)
         .map_err(|e| HarnessError::io("read", e))?;
-    Ok(reply[..n].starts_with(b"RTSP/1.0 200 OK"))
+    let text = String::from_utf8_lossy(&reply[..n]);
+    Ok(text.lines().next().unwrap_or("").to_owned())
 }
 
 /// Starts playing `url` over TCP on `s` (DESCRIBE, SETUP, PLAY), reading only the replies
@@ -262,6 +267,8 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
                 "adpcm,aac,mp3,pcm",
                 "--rtsp",
                 &rtsp,
+                "--play-key",
+                KEY,
                 "--idle-timeout-ms",
                 "2000",
             ],
@@ -272,10 +279,18 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
         process::wait_for_port(rtsp_port, LIMIT, &mut z.process)?;
         let base = format!("rtsp://{rtsp}/live/audio");
         for codec in ["aac", "mp3", "pcm"] {
-            let url = format!("{base}_{codec}");
+            let url = format!("{base}_{codec}?key={KEY}");
             process::wait_until(&format!("{url} to have audio"), LIMIT, || {
-                described(&rtsp, &url)
+                Ok(describe(&rtsp, &url)? == "RTSP/1.0 200 OK")
             })?;
+        }
+        // RTMP's play key: none or a wrong one is refused.
+        for url in [format!("{base}_aac"), format!("{base}_aac?key=wrong")] {
+            let status = describe(&rtsp, &url)?;
+            println!("{url}: {status}");
+            if status != "RTSP/1.0 403 Forbidden" {
+                return Err(failed("play key", format!("{url} answered {status}")));
+            }
         }
 
         // Hostile first: an absurd body is refused before any of it is read.
@@ -295,14 +310,14 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
             ));
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let flooder = flood(rtsp.clone(), format!("{base}_aac"), stop.clone());
-        let _silent = never_reads(&rtsp, &format!("{base}_pcm"))?;
+        let flooder = flood(rtsp.clone(), format!("{base}_aac?key={KEY}"), stop.clone());
+        let _silent = never_reads(&rtsp, &format!("{base}_pcm?key={KEY}"))?;
 
         let mut players = Vec::new();
         for codec in ["aac", "mp3", "pcm"] {
             for transport in ["tcp", "udp"] {
                 for program in ["ffmpeg", "gst"] {
-                    let url = format!("{base}_{codec}");
+                    let url = format!("{base}_{codec}?key={KEY}");
                     players.push(player(program, &url, transport, dir)?);
                 }
             }
@@ -331,6 +346,9 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
         println!("never-reading client: {stalled:?}");
         if stalled.is_err() {
             problems.push("the client that never reads was not closed".to_owned());
+        }
+        if z.log_count(KEY) != 0 {
+            problems.push("the play key is in the log".to_owned());
         }
         if z.log_count("RTSP request body too long") != 1 {
             problems.push("the absurd Content-Length was not logged once".to_owned());

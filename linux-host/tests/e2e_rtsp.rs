@@ -8,11 +8,10 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{channel, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,8 @@ const PLAY_S: f64 = 3.0;
 const HZ: f64 = 440.0;
 /// The play key (in every player's URL, `?key=`).
 const KEY: &str = "s3cret-play";
-/// Most the flooding client sends.
+/// What the flooding client sends: far beyond any player's RTCP, and bounded to spare the
+/// machine's other work (it takes the loop about a second to read).
 const FLOOD_BYTES: u64 = 512 << 20;
 /// Bytes per second of the decoded audio (44.1 kHz stereo s16).
 const BYTES_PER_S: f64 = 44_100.0 * 4.0;
@@ -195,46 +195,40 @@ fn play_tcp(s: &mut TcpStream, url: &str) -> Result<(), String> {
 }
 
 /// A player of `url` over TCP that floods interleaved frames (64 KiB each, where a player's
-/// RTCP reports are ~100 bytes) until `stop`, reading what it is sent all the while, then asks
-/// `OPTIONS` on the same connection; returns the bytes flooded and whether the reply came.
-fn flood(
-    host: String,
-    url: String,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<Result<(u64, bool), String>> {
+/// RTCP reports are ~100 bytes), [`FLOOD_BYTES`] in all, then asks `OPTIONS` on the same
+/// connection, and goes on playing (reading all it is sent) until `stop`; returns the bytes
+/// flooded and whether `OPTIONS` was answered.
+fn flood(host: String, url: String, stop: Receiver<()>) -> JoinHandle<Result<(u64, bool), String>> {
     thread::spawn(move || {
         let mut s = TcpStream::connect(&host).map_err(|e| format!("connect: {e}"))?;
         play_tcp(&mut s, &url)?;
         let mut reader = s.try_clone().map_err(|e| e.to_string())?;
         let drain = thread::spawn(move || {
-            let (mut all, mut buf) = (Vec::new(), [0u8; 16384]);
+            let (mut tail, mut buf, mut replied) = (Vec::new(), [0u8; 16384], false);
             let needle = b"RTSP/1.0 200 OK\r\nCSeq: 7\r\n";
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                all.extend_from_slice(&buf[..n]);
-                if all.windows(needle.len()).any(|w| w == needle) {
-                    return true;
-                }
+                tail.extend_from_slice(&buf[..n]);
+                replied |= tail.windows(needle.len()).any(|w| w == needle);
                 // Keep only what a reply could straddle.
-                let keep = all.len().saturating_sub(needle.len());
-                all.drain(..keep);
+                let keep = tail.len().saturating_sub(needle.len());
+                tail.drain(..keep);
             }
-            false
+            replied
         });
         let mut frame = vec![0u8; 4 + 0xFFFF];
         frame[..4].copy_from_slice(&[b'$', 1, 0xFF, 0xFF]);
         let mut sent = 0u64;
-        let deadline = Instant::now() + LIMIT;
-        // Bounded, to spare the machine's other work: a few hundred MiB is far beyond any
-        // player's RTCP and takes the loop seconds to read.
-        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline && sent < FLOOD_BYTES {
+        while sent < FLOOD_BYTES {
             s.write_all(&frame).map_err(|e| format!("flood: {e}"))?;
             sent += frame.len() as u64;
         }
         s.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 7\r\n\r\n")
             .map_err(|e| format!("options: {e}"))?;
+        let _ = stop.recv_timeout(LIMIT);
+        let _ = s.shutdown(Shutdown::Both);
         let replied = drain.join().map_err(|_| "drain panicked".to_owned())?;
         Ok((sent, replied))
     })
@@ -259,6 +253,7 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
     TempDir::run("rtsp", |dir| {
         let rtsp_port = process::free_port()?;
         let rtsp = format!("127.0.0.1:{rtsp_port}");
+        let http = format!("127.0.0.1:{}", process::free_port()?);
         let mut z = Zerocast::start(
             &[
                 "--source",
@@ -267,6 +262,8 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
                 "adpcm,aac,mp3,pcm",
                 "--rtsp",
                 &rtsp,
+                "--http",
+                &http,
                 "--play-key",
                 KEY,
                 "--idle-timeout-ms",
@@ -309,8 +306,8 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
                 "the connection was not closed",
             ));
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let flooder = flood(rtsp.clone(), format!("{base}_aac?key={KEY}"), stop.clone());
+        let (stop, stopped) = channel();
+        let flooder = flood(rtsp.clone(), format!("{base}_aac?key={KEY}"), stopped);
         let _silent = never_reads(&rtsp, &format!("{base}_pcm?key={KEY}"))?;
 
         let mut players = Vec::new();
@@ -329,7 +326,15 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
                 problems.push(format!("{}: {e}", p.label));
             }
         }
-        stop.store(true, Ordering::SeqCst);
+        // The flooding player still plays: the reports count it.
+        let (_, metrics) = common::http::get(&format!("http://{http}/metrics"), None)?;
+        let line = "zerocast_listeners{app=\"live\",name=\"audio_aac\",protocol=\"rtsp\"}";
+        let count = metrics.lines().find_map(|l| l.strip_prefix(line));
+        println!("metrics: {line}{count:?}");
+        if count != Some(" 1") {
+            problems.push(format!("/metrics: {line}{count:?}, expected 1"));
+        }
+        let _ = stop.send(());
         let flooded = flooder
             .join()
             .map_err(|_| failed("flood", "thread panicked"))?

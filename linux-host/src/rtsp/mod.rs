@@ -428,6 +428,14 @@ mod tests {
         ));
     }
 
+    /// What an RTSP player costs beside its socket, for docs/architecture.md.
+    #[test]
+    fn memory_of_a_player_is_printed() {
+        let size = std::mem::size_of::<RtspConn>();
+        println!("RTSP player state beside the socket: {size} bytes (RtspConn) + its packets");
+        assert!(size < 1024);
+    }
+
     #[test]
     fn unread_replies_are_bounded() {
         let mut conn = RtspConn::new(Instant::from_millis(0), 1000);

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use zerocast_core::flv::{SoundFormat, TAG_AUDIO, TAG_HEADER_LEN};
 use zerocast_core::rtp::{
-    self, l16_pieces, Payload, RtpHeader, SenderReport, MAX_AAC_FRAME, MPA_CLOCK, PT_DYNAMIC,
-    PT_MPA, SENDER_REPORT_LEN,
+    self, l16_pieces, Payload, RtpHeader, SenderReport, MPA_CLOCK, PT_DYNAMIC, PT_MPA,
+    SENDER_REPORT_LEN,
 };
 
 use crate::formats::framer::SampleClock;
@@ -20,8 +20,6 @@ const AAC_FRAME: u32 = 1024;
 const REPORT_MS: u64 = 5000;
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX: u64 = 2_208_988_800;
-/// The longest RTP packet made: an AAC frame of the largest size an AU header can say.
-pub const MAX_PACKET: usize = rtp::HEADER_LEN + 4 + MAX_AAC_FRAME;
 
 /// A stream's audio as an RTSP player sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +138,7 @@ impl RtpOut {
             packets: 0,
             octets: 0,
             reported: None,
-            scratch: vec![0; MAX_PACKET],
+            scratch: Vec::new(),
         }
     }
 
@@ -232,7 +230,8 @@ impl RtpOut {
         };
         let needed = rtp::packet_len(self.track.payload, frame.len());
         if self.scratch.len() < needed {
-            // PCM pieces and MP3 messages are below MAX_PACKET; only an odd message is not.
+            // As long as the longest packet so far: a PCM piece (under 1.5 KiB), an AAC or MP3
+            // frame (about 400 bytes at 128k).
             self.scratch.resize(needed, 0);
         }
         if let Ok(n) = rtp::emit_packet(self.track.payload, &header, frame, &mut self.scratch) {

@@ -428,6 +428,59 @@ mod tests {
         ));
     }
 
+    /// A session over `route`, with a reader when `playing`.
+    fn session(route: Route, playing: bool) -> Session {
+        let track = Track::new(zerocast_core::flv::SoundFormat::Mp3, 44_100, 2, &[]).unwrap();
+        let ring = crate::formats::HttpRing::new();
+        Session {
+            id: "s".into(),
+            described: Described {
+                stream: crate::hub::Hub::new(1).find_or_create("live", "a").unwrap(),
+                generation: 0,
+                track: track.clone(),
+                granted: Granted {
+                    app: "live".into(),
+                    name: "a".into(),
+                    publish: false,
+                },
+            },
+            route,
+            out: RtpOut::new(track, [0; 10]),
+            reader: playing.then(|| Egress::new(ring.cursor_at_head())),
+            dropped: 0,
+        }
+    }
+
+    /// A request is due within the header timeout until the player plays; then none over TCP
+    /// (a stalled socket ends it) and a keep-alive within the session timeout over UDP, counted
+    /// from its last request.
+    #[test]
+    fn deadlines_follow_what_the_player_does() {
+        let at = Instant::from_millis;
+        let mut conn = RtspConn::new(at(0), 1000);
+        assert_eq!(conn.deadline(), Some(at(1000)));
+        conn.session = Some(session(Route::Tcp { rtp: 0, rtcp: 1 }, false));
+        assert_eq!(conn.deadline(), Some(at(1000)));
+        conn.session = Some(session(Route::Tcp { rtp: 0, rtcp: 1 }, true));
+        assert_eq!(conn.deadline(), None);
+        let udp = || UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sockets = Rc::new(UdpPair {
+            rtp: udp(),
+            rtcp: udp(),
+        });
+        let to = "127.0.0.1:9".parse().unwrap();
+        let route = Route::Udp {
+            sockets,
+            rtp: to,
+            rtcp: to,
+        };
+        conn.session = Some(session(route, true));
+        assert_eq!(conn.deadline(), Some(at(SESSION_TIMEOUT_S * 1000)));
+        let keep_alive = b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 9\r\nSession: s\r\n\r\n";
+        assert_eq!(conn.receive(keep_alive, at(30_000)).ok().unwrap().len(), 1);
+        assert_eq!(conn.deadline(), Some(at(30_000 + SESSION_TIMEOUT_S * 1000)));
+    }
+
     /// What an RTSP player costs beside its socket, for docs/architecture.md.
     #[test]
     fn memory_of_a_player_is_printed() {

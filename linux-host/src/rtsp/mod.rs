@@ -29,6 +29,9 @@ pub const SESSION_TIMEOUT_S: u64 = 60;
 /// Replies a player may leave unread before it is closed: a few dozen replies. A player that
 /// sends requests and never reads would otherwise grow them without end.
 const MAX_UNREAD_REPLIES: usize = 16 * 1024;
+/// Packets queued for one write over TCP: a send interval's worth for any codec (20 ms of
+/// 48 kHz stereo PCM is under 4 KiB), and the most a player holds beside the ring.
+const TCP_BATCH: usize = 16 * 1024;
 /// What the server answers `OPTIONS` with.
 pub const METHODS: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
 
@@ -282,19 +285,29 @@ impl RtspConn {
         session.dropped += egress.catch_up(ring, counters);
         let out = &mut session.out;
         match &session.route {
-            Route::Tcp { rtp, rtcp } => Ok(egress.wrap_message(ring, |tag, time, tail| {
-                out.message(tag, time, |channel, packet| {
-                    let id = match channel {
-                        Channel::Rtp => *rtp,
-                        Channel::Rtcp => *rtcp,
-                    };
-                    let mut head = [0u8; 4];
-                    if emit_interleaved(id, packet.len(), &mut head).is_ok() {
-                        tail.extend_from_slice(&head);
-                        tail.extend_from_slice(packet);
-                    }
-                });
-            })),
+            Route::Tcp { rtp, rtcp } => {
+                // The packets of every message due, up to a batch: one write for them all, as
+                // an HTTP listener's ring bytes go out in one.
+                let mut queued = false;
+                while egress.tail().len() < TCP_BATCH
+                    && egress.wrap_message(ring, |tag, time, tail| {
+                        out.message(tag, time, |channel, packet| {
+                            let id = match channel {
+                                Channel::Rtp => *rtp,
+                                Channel::Rtcp => *rtcp,
+                            };
+                            let mut head = [0u8; 4];
+                            if emit_interleaved(id, packet.len(), &mut head).is_ok() {
+                                tail.extend_from_slice(&head);
+                                tail.extend_from_slice(packet);
+                            }
+                        });
+                    })
+                {
+                    queued = true;
+                }
+                Ok(queued)
+            }
             Route::Udp { sockets, rtp, rtcp } => {
                 // Datagrams are sent or lost, never queued: a slow UDP player loses packets,
                 // and the server keeps nothing for it.

@@ -4,6 +4,8 @@
 //! content (the tone's frequency, its duration, no gaps). Meanwhile three hostile clients —
 //! an absurd `Content-Length`, an interleaved flood, one that plays and never reads — are each
 //! dealt with on their own connection, and the players' recordings show the rest stayed whole.
+//! The play key is RTMP's (`?key=` in the URL), and an RTMP publisher's 48 kHz AAC plays at
+//! its true rate.
 
 mod common;
 
@@ -364,5 +366,70 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
         } else {
             Err(failed("RTSP players", problems.join("\n")))
         }
+    })
+}
+
+/// A stream an RTMP publisher feeds (AAC at 48 kHz, a rate the FLV header byte cannot say) is
+/// served over RTSP at its true rate: the SDP's clock and config come from the publisher's
+/// AudioSpecificConfig.
+#[test]
+fn a_published_48k_aac_stream_plays_over_rtsp() -> Result<(), HarnessError> {
+    if !tools_available(&["ffmpeg"])? {
+        return Ok(());
+    }
+    TempDir::run("rtsp-published", |dir| {
+        let rtsp_port = process::free_port()?;
+        let rtsp = format!("127.0.0.1:{rtsp_port}");
+        let mut z = Zerocast::start(&["--source", "none", "--rtsp", &rtsp], &[], None, dir)?;
+        process::wait_for_port(rtsp_port, LIMIT, &mut z.process)?;
+        let publish = format!("rtmp://127.0.0.1:{}/live/radio", z.port);
+        let args = [
+            "-nostdin",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=1000:r=48000",
+            "-ac",
+            "2",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            &publish,
+        ];
+        let _publisher = process::spawn("ffmpeg", &args, &[], &dir.join("publisher.log"))?;
+        let url = format!("rtsp://{rtsp}/live/radio");
+        process::wait_until(&format!("{url} to have audio"), LIMIT, || {
+            Ok(describe(&rtsp, &url)? == "RTSP/1.0 200 OK")
+        })?;
+        let wav = dir.join("player.wav");
+        let out = wav.display().to_string();
+        let t = format!("{PLAY_S}");
+        let args = [
+            "-nostdin",
+            "-y",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+            "-t",
+            &t,
+            "-f",
+            "wav",
+            &out,
+        ];
+        let mut player = process::spawn("ffmpeg", &args, &[], &dir.join("player.log"))?;
+        let status = player.wait_timeout(LIMIT)?;
+        if !status.success() {
+            return Err(player.failed(format!("exited with {status}")));
+        }
+        let wav = Wav::read(&wav)?;
+        println!("published AAC over RTSP: {} Hz", wav.sample_rate);
+        if wav.sample_rate != 48_000 {
+            return Err(failed("published AAC", format!("{} Hz", wav.sample_rate)));
+        }
+        check_tone(&wav, 1000.0, PLAY_S, 25.0, "published AAC 48 kHz over RTSP")?;
+        z.stop_cleanly()
     })
 }

@@ -450,6 +450,31 @@ impl Server {
         }
     }
 
+    /// The access rules' answer to `request` from `peer`, RTMP's and RTSP's alike: an address
+    /// locked out after wrong keys ([`crate::guesses`]) is refused unchecked where a key is
+    /// needed, and a wrong key counts towards its lockout.
+    fn check_access(
+        &mut self,
+        peer: SocketAddr,
+        request: &Request<'_>,
+        publish: bool,
+        now: Instant,
+    ) -> Result<(), Denied> {
+        let access = &self.options.access;
+        let group = Group::of(peer.ip());
+        let allowed = if access.takes_key(request, publish) && self.guesses.locked(group, now) {
+            Err(Denied::LockedOut)
+        } else if publish {
+            access.may_publish(request)
+        } else {
+            access.may_play(request)
+        };
+        if allowed == Err(Denied::WrongKey) {
+            self.guesses.failed(group, now);
+        }
+        allowed
+    }
+
     /// Who may play or publish what, and which stream it is: the access rules, then the table.
     /// A stream the local capture feeds (its own or one of its renditions) takes no publisher.
     /// A player of a name not in the table waits outside it ([`crate::waiting`]): only
@@ -470,18 +495,7 @@ impl Server {
             name: request.name.to_owned(),
             publish,
         };
-        let access = &self.options.access;
-        let group = Group::of(peer.ip());
-        let allowed = if access.takes_key(request, publish) && self.guesses.locked(group, now) {
-            Err(Denied::LockedOut)
-        } else if publish {
-            access.may_publish(request)
-        } else {
-            access.may_play(request)
-        };
-        if allowed == Err(Denied::WrongKey) {
-            self.guesses.failed(group, now);
-        }
+        let allowed = self.check_access(peer, request, publish, now);
         let decision = if publish {
             let verdict = allowed.and_then(|()| {
                 let captured = self

@@ -10,7 +10,7 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver};
@@ -150,8 +150,13 @@ fn absurd_request(host: &str, request: &[u8]) -> Result<(String, bool), HarnessE
 /// The status line `DESCRIBE url` is answered with (a stream answers 404 until its first
 /// audio).
 fn describe(host: &str, url: &str) -> Result<String, HarnessError> {
+    let s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+    describe_on(s, url)
+}
+
+/// [`describe`] on the connection `s`.
+fn describe_on(mut s: TcpStream, url: &str) -> Result<String, HarnessError> {
     let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n");
-    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
     s.set_read_timeout(Some(LIMIT))
         .map_err(|e| HarnessError::io("timeout", e))?;
     s.write_all(request.as_bytes())
@@ -290,6 +295,24 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
             if status != "RTSP/1.0 403 Forbidden" {
                 return Err(failed("play key", format!("{url} answered {status}")));
             }
+        }
+        // Five wrong keys from one address lock it out, as over RTMP and HTTP: the right key
+        // is then refused unchecked from there, and still taken from elsewhere.
+        let guesser = Ipv4Addr::new(127, 0, 0, 9);
+        let mut answers = Vec::new();
+        for i in 0..5 {
+            let s = common::rtmp_client::connect_raw_from(rtsp_port, guesser)?;
+            answers.push(describe_on(s, &format!("{base}_aac?key=guess-{i}-xyz"))?);
+        }
+        let s = common::rtmp_client::connect_raw_from(rtsp_port, guesser)?;
+        let right = describe_on(s, &format!("{base}_aac?key={KEY}"))?;
+        let elsewhere = describe(&rtsp, &format!("{base}_aac?key={KEY}"))?;
+        println!("guesses: {answers:?}, then the right key: {right:?}, elsewhere: {elsewhere:?}");
+        if right != "RTSP/1.0 403 Forbidden" || elsewhere != "RTSP/1.0 200 OK" {
+            return Err(failed(
+                "wrong keys",
+                "the guessing address was not locked out alone",
+            ));
         }
 
         // Hostile first: an absurd body is refused before any of it is read.

@@ -118,7 +118,7 @@ impl Server {
     ) -> Result<Option<Granted>, Close> {
         let mut granted = None;
         for request in rtsp.receive(input, now)? {
-            if let Some(g) = self.rtsp_request(rtsp, peer, index, &request)? {
+            if let Some(g) = self.rtsp_request(rtsp, peer, index, &request, now)? {
                 granted = Some(g);
             }
         }
@@ -131,6 +131,7 @@ impl Server {
         peer: SocketAddr,
         index: usize,
         request: &Request,
+        now: Instant,
     ) -> Result<Option<Granted>, Close> {
         let cseq = request.cseq;
         let session_header =
@@ -149,7 +150,7 @@ impl Server {
             Method::Options => {
                 rtsp.reply(cseq, Status::Ok, &format!("Public: {METHODS}\r\n"), None)?;
             }
-            Method::Describe => match self.rtsp_resolve(peer, &request.uri) {
+            Method::Describe => match self.rtsp_resolve(peer, &request.uri, now) {
                 Ok((described, title)) => {
                     let base = match request.uri.ends_with('/') {
                         true => request.uri.clone(),
@@ -167,7 +168,7 @@ impl Server {
                 }
                 Err(status) => rtsp.reply(cseq, status, "", None)?,
             },
-            Method::Setup => self.rtsp_setup(rtsp, peer, request)?,
+            Method::Setup => self.rtsp_setup(rtsp, peer, request, now)?,
             Method::Play => {
                 let Some(session) = rtsp.session.as_mut() else {
                     rtsp.reply(cseq, Status::SessionNotFound, "", None)?;
@@ -248,6 +249,7 @@ impl Server {
         rtsp: &mut RtspConn,
         peer: SocketAddr,
         request: &Request,
+        now: Instant,
     ) -> Result<(), Close> {
         let cseq = request.cseq;
         if rtsp.session.is_some() {
@@ -283,7 +285,7 @@ impl Server {
         };
         let described = match rtsp.described.take() {
             Some(d) => d,
-            None => match self.rtsp_resolve(peer, &request.uri) {
+            None => match self.rtsp_resolve(peer, &request.uri, now) {
                 Ok((d, _)) => d,
                 Err(status) => return rtsp.reply(cseq, status, "", None),
             },
@@ -310,7 +312,12 @@ impl Server {
     }
 
     /// The stream a request URI names and its title, if `peer` may play it.
-    fn rtsp_resolve(&self, peer: SocketAddr, uri: &str) -> Result<(Described, String), Status> {
+    fn rtsp_resolve(
+        &mut self,
+        peer: SocketAddr,
+        uri: &str,
+        now: Instant,
+    ) -> Result<(Described, String), Status> {
         let path = uri_path(uri).ok_or(Status::BadRequest)?;
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         // A player's track URL is the content base and the control (`…/trackID=0`), after the
@@ -335,7 +342,7 @@ impl Server {
             app,
             name: &requested,
         };
-        if let Err(why) = self.options.access.may_play(&request) {
+        if let Err(why) = self.check_access(peer, &request, false, now) {
             warn!(
                 "{peer}: RTSP play {}/{} refused: {why}",
                 Escaped(app),

@@ -4,8 +4,8 @@
 //! content (the tone's frequency, its duration, no gaps). Meanwhile three hostile clients —
 //! an absurd `Content-Length`, an interleaved flood, one that plays and never reads — are each
 //! dealt with on their own connection, and the players' recordings show the rest stayed whole.
-//! The play key is RTMP's (`?key=` in the URL), and an RTMP publisher's 48 kHz AAC plays at
-//! its true rate.
+//! The play key is RTMP's (`?key=` in the URL, wrong ones locking the address out), an RTMP
+//! publisher's 48 kHz AAC plays at its true rate, and a codec change ends the session.
 
 mod common;
 
@@ -152,6 +152,21 @@ fn absurd_request(host: &str, request: &[u8]) -> Result<(String, bool), HarnessE
 fn describe(host: &str, url: &str) -> Result<String, HarnessError> {
     let s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
     describe_on(s, url)
+}
+
+/// The whole reply to `DESCRIBE url` (head and SDP), read until the server closes or
+/// [`LIMIT`] passes.
+fn describe_sdp(host: &str, url: &str) -> Result<String, HarnessError> {
+    let mut s = TcpStream::connect(host).map_err(|e| HarnessError::io("connect", e))?;
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(|e| HarnessError::io("timeout", e))?;
+    let request =
+        format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\nTEARDOWN * RTSP/1.0\r\nCSeq: 2\r\n\r\n");
+    s.write_all(request.as_bytes())
+        .map_err(|e| HarnessError::io("write", e))?;
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    Ok(String::from_utf8_lossy(&all).into_owned())
 }
 
 /// [`describe`] on the connection `s`.
@@ -394,7 +409,8 @@ fn ffmpeg_and_gstreamer_play_rtsp_over_tcp_and_udp_beside_hostile_clients(
 
 /// A stream an RTMP publisher feeds (AAC at 48 kHz, a rate the FLV header byte cannot say) is
 /// served over RTSP at its true rate: the SDP's clock and config come from the publisher's
-/// AudioSpecificConfig.
+/// AudioSpecificConfig. When a publisher of another codec takes the name over, the RTSP session
+/// ends (its SDP no longer holds) and the next `DESCRIBE` describes the new codec.
 #[test]
 fn a_published_48k_aac_stream_plays_over_rtsp() -> Result<(), HarnessError> {
     if !tools_available(&["ffmpeg"])? {
@@ -453,6 +469,41 @@ fn a_published_48k_aac_stream_plays_over_rtsp() -> Result<(), HarnessError> {
             return Err(failed("published AAC", format!("{} Hz", wav.sample_rate)));
         }
         check_tone(&wav, 1000.0, PLAY_S, 25.0, "published AAC 48 kHz over RTSP")?;
+
+        // A publisher of another codec takes the name over: the AAC session cannot go on (its
+        // SDP said AAC), so it ends, and the player's next DESCRIBE describes MP3.
+        let mut player = TcpStream::connect(&rtsp).map_err(|e| HarnessError::io("connect", e))?;
+        play_tcp(&mut player, &url).map_err(|e| failed("AAC player", e))?;
+        let args = [
+            "-nostdin",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=500:r=44100",
+            "-ac",
+            "2",
+            "-c:a",
+            "libmp3lame",
+            "-f",
+            "flv",
+            &publish,
+        ];
+        let _mp3 = process::spawn("ffmpeg", &args, &[], &dir.join("publisher-mp3.log"))?;
+        let started = Instant::now();
+        let mut sink = Vec::new();
+        let ended = player.read_to_end(&mut sink).is_ok();
+        println!(
+            "codec change: the AAC session ended {ended} after {:?} ({} bytes)",
+            started.elapsed(),
+            sink.len()
+        );
+        z.wait_log("closed: the stream or its format is gone", LIMIT)?;
+        let mut sdp = String::new();
+        process::wait_until("the stream to describe MP3", LIMIT, || {
+            sdp = describe_sdp(&rtsp, &url)?;
+            Ok(sdp.contains("a=rtpmap:14 MPA/90000"))
+        })?;
         z.stop_cleanly()
     })
 }

@@ -1146,10 +1146,14 @@ impl Service for Server {
     }
 }
 
-/// Whether the send schedule leaves the connection for later: a bulk HTTP listener between
-/// its blocks.
+/// Whether the send schedule leaves the connection for later: a bulk HTTP listener or an RTSP
+/// player between its blocks.
 fn holds_back(conn: &Conn, now: Instant) -> bool {
-    matches!(&conn.kind, Kind::Http(http) if http.holds_back(now))
+    match &conn.kind {
+        Kind::Http(http) => http.holds_back(now),
+        Kind::Rtsp(rtsp) => rtsp.holds_back(now),
+        _ => false,
+    }
 }
 
 /// Which listener a connection came through.

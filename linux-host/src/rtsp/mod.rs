@@ -20,6 +20,7 @@ use zerocast_core::time::Instant;
 use crate::conn::{Close, Granted, HttpPart};
 use crate::egress::{write, Counters, Egress};
 use crate::formats::Format;
+use crate::http::BULK_MS;
 use crate::hub::{Hub, StreamId};
 use track::{Channel, RtpOut, Track};
 
@@ -94,6 +95,23 @@ pub struct Session {
     pub reader: Option<Egress>,
     /// Ring messages skipped because it fell behind.
     pub dropped: u64,
+    /// When its packets were last written or sent (for the send schedule).
+    last_write: Option<Instant>,
+}
+
+impl Session {
+    /// A session `id` of `described` over `route`, not playing yet.
+    pub fn new(id: String, described: Described, route: Route, out: RtpOut) -> Self {
+        Self {
+            id,
+            described,
+            route,
+            out,
+            reader: None,
+            dropped: 0,
+            last_write: None,
+        }
+    }
 }
 
 /// A request as the server handles it: the parser's, owned.
@@ -183,6 +201,16 @@ impl RtspConn {
         }
     }
 
+    /// Whether its next block of packets is not due yet at `now`: RTSP players (cameras'
+    /// world: Home Assistant, go2rtc) buffer a second or more, so they are written in blocks of
+    /// [`BULK_MS`] like Icecast-style HTTP listeners, not every send interval.
+    pub fn holds_back(&self, now: Instant) -> bool {
+        self.session
+            .as_ref()
+            .and_then(|s| s.last_write)
+            .is_some_and(|t| now.saturating_millis_since(t) < BULK_MS)
+    }
+
     /// The stream it plays, if it plays.
     pub fn playing(&self) -> Option<StreamId> {
         let session = self.session.as_ref()?;
@@ -269,7 +297,12 @@ impl RtspConn {
 
     /// Queues the packets of the next ring message (TCP), or sends those of every message due
     /// (UDP); returns whether there may be more to write.
-    fn next_message(&mut self, hub: &Hub, counters: &mut Counters) -> Result<bool, Close> {
+    fn next_message(
+        &mut self,
+        hub: &Hub,
+        now: Instant,
+        counters: &mut Counters,
+    ) -> Result<bool, Close> {
         let Some(session) = self.session.as_mut() else {
             return Ok(false);
         };
@@ -306,6 +339,9 @@ impl RtspConn {
                 {
                     queued = true;
                 }
+                if queued {
+                    session.last_write = Some(now);
+                }
                 Ok(queued)
             }
             Route::Udp { sockets, rtp, rtcp } => {
@@ -323,6 +359,9 @@ impl RtspConn {
                         }
                     });
                 }) {}
+                if sent > 0 {
+                    session.last_write = Some(now);
+                }
                 counters.bytes_sent += sent;
                 Ok(false)
             }
@@ -357,7 +396,7 @@ impl HttpPart for RtspConn {
                 if self.teardown {
                     return Err(Close::Teardown);
                 }
-                if self.next_message(hub, counters)? {
+                if self.next_message(hub, now, counters)? {
                     continue;
                 }
                 *blocked_since = None;
@@ -461,6 +500,7 @@ mod tests {
             out: RtpOut::new(track, [0; 10]),
             reader: playing.then(|| Egress::new(ring.cursor_at_head())),
             dropped: 0,
+            last_write: None,
         }
     }
 

@@ -300,14 +300,7 @@ impl Server {
             "Transport: {reply};ssrc={:08X}\r\nSession: {id};timeout={SESSION_TIMEOUT_S}\r\n",
             out.ssrc()
         );
-        rtsp.session = Some(Session {
-            id,
-            described,
-            route,
-            out,
-            reader: None,
-            dropped: 0,
-        });
+        rtsp.session = Some(Session::new(id, described, route, out));
         rtsp.reply(cseq, Status::Ok, &headers, None)
     }
 
@@ -394,11 +387,14 @@ impl Server {
         let cursor = join(ring, join_ms);
         let time = ring.time_at(&cursor);
         s.add_reader(index);
+        // Written in blocks (RtspConn::holds_back): counted as such by the send schedule.
+        self.bulk_readers += 1;
         Some((Egress::new(cursor), time))
     }
 
     /// Connection `index` stops reading `stream`.
     fn rtsp_leave(&mut self, stream: StreamId, index: usize) {
+        self.bulk_readers = self.bulk_readers.saturating_sub(1);
         if let Some(s) = self.hub.get_mut(stream) {
             s.remove_reader(index);
         }

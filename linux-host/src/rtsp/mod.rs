@@ -534,6 +534,19 @@ mod tests {
         assert_eq!(conn.deadline(), Some(at(30_000 + SESSION_TIMEOUT_S * 1000)));
     }
 
+    /// A player is written a block at a time: after a write, not again for [`BULK_MS`].
+    #[test]
+    fn players_are_written_in_blocks() {
+        let at = Instant::from_millis;
+        let mut conn = RtspConn::new(at(0), 1000);
+        assert!(!conn.holds_back(at(0)));
+        let mut playing = session(Route::Tcp { rtp: 0, rtcp: 1 }, true);
+        playing.last_write = Some(at(1000));
+        conn.session = Some(playing);
+        assert!(conn.holds_back(at(1000 + BULK_MS - 1)));
+        assert!(!conn.holds_back(at(1000 + BULK_MS)));
+    }
+
     /// What an RTSP player costs beside its socket, for docs/architecture.md.
     #[test]
     fn memory_of_a_player_is_printed() {

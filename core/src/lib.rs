@@ -35,6 +35,12 @@
 //! - [`flac`]: FLAC verbatim frames wrapping s16 PCM, and their STREAMINFO.
 //! - [`mp4`]: fragmented MP4 init segments and fragments for Media Source Extensions.
 //! - [`icy`]: ICY `StreamTitle` metadata blocks.
+//!
+//! For RTSP listeners: [`rtsp`] reads their requests, [`rtp`] makes the RTP packets of the
+//! same frames and the RTCP sender reports.
+//!
+//! - [`rtsp`]: RTSP 1.0 requests, interleaved frames and `Transport` headers.
+//! - [`rtp`]: RTP packets (AAC-hbr, MPA, L16), interleaved frame headers, RTCP sender reports.
 #![no_std]
 #![deny(missing_docs)]
 #![cfg_attr(
@@ -62,5 +68,7 @@ pub mod icy;
 pub mod message;
 pub mod mp4;
 pub mod ring;
+pub mod rtp;
+pub mod rtsp;
 pub mod session;
 pub mod time;

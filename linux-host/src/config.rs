@@ -574,6 +574,8 @@ pub struct Settings {
     pub http: Http,
     /// nginx-rtmp's notifications: section `[hooks]`.
     pub hooks: Hooks,
+    /// The RTSP listener: section `[rtsp]`.
+    pub rtsp: Rtsp,
     /// Record every stream into this directory (a `[[stream]]` may name its own).
     #[serde(deserialize_with = "opt_path")]
     pub record: Option<PathBuf>,
@@ -681,6 +683,30 @@ pub struct Hooks {
     /// A hook that has not answered in this long refuses (milliseconds).
     #[serde(deserialize_with = "Range::<100, 60_000>::u32")]
     pub timeout_ms: u32,
+}
+
+/// The RTSP listener: section `[rtsp]`. Off unless asked for: it is a third port (and, for
+/// players that ask for UDP, a pair of UDP ports) open to the network, and only the
+/// home-automation world (Home Assistant, go2rtc, Frigate) needs it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rtsp {
+    /// Where RTSP players connect (RTSP's port is 8554 by convention); `None` (`"off"`, the
+    /// default) for no RTSP.
+    #[serde(deserialize_with = "rtsp_listen")]
+    pub listen: Option<SocketAddr>,
+    /// RTSP connections beyond this are refused.
+    #[serde(deserialize_with = "Range::<1, 10_000>::u32")]
+    pub max_clients: u32,
+}
+
+impl Default for Rtsp {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            max_clients: 32,
+        }
+    }
 }
 
 /// One `[[stream]]` table: a stream with settings of its own.
@@ -914,6 +940,22 @@ impl Settings {
                 "expected either on_publish or run_on_publish, not both".into(),
             ));
         }
+        if let Some(rtsp) = self.rtsp.listen {
+            let clash = |a: IpAddr, b: IpAddr| a == b || a.is_unspecified() || b.is_unspecified();
+            let taken = [Some(self.listen), self.http.listen]
+                .into_iter()
+                .flatten()
+                .find(|other| {
+                    rtsp.port() != 0 && rtsp.port() == other.port() && clash(rtsp.ip(), other.ip())
+                });
+            if let Some(other) = taken {
+                return Err(bad(
+                    "rtsp",
+                    rtsp,
+                    format!("expected another port than the RTMP or HTTP listener's {other}"),
+                ));
+            }
+        }
         if self.record_keep_mb < self.record_max_mb {
             return Err(bad(
                 "record-keep-mb",
@@ -1025,6 +1067,7 @@ impl Default for Settings {
             tls_ca: None,
             http: Http::default(),
             hooks: Hooks::default(),
+            rtsp: Rtsp::default(),
             record: None,
             record_interval_s: 3600,
             record_max_mb: 64,
@@ -1138,6 +1181,16 @@ fn http_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D:
     }
     text.parse().map(Some).map_err(|_| {
         de::Error::custom("expected ADDR:PORT such as 0.0.0.0:8000 or [::]:8000, or off")
+    })
+}
+
+fn rtsp_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        de::Error::custom("expected ADDR:PORT such as 0.0.0.0:8554 or [::]:8554, or off")
     })
 }
 
@@ -1607,6 +1660,8 @@ const FLAGS: &[Flag] = &[
     Flag::unset("on-done", "hooks.on_done", Kind::Text),
     Flag::unset("run-on-publish", "hooks.run_on_publish", Kind::Text),
     Flag::new("hook-timeout-ms", "hooks.timeout_ms", Kind::Number, "5000"),
+    Flag::new("rtsp", "rtsp.listen", Kind::Text, "off"),
+    Flag::new("rtsp-max-clients", "rtsp.max_clients", Kind::Number, "32"),
     Flag::unset("record", "record", Kind::Text),
     Flag::new("record-interval", "record_interval", Kind::Number, "3600"),
     Flag::new("record-max-mb", "record_max_mb", Kind::Number, "64"),
@@ -1769,6 +1824,12 @@ Hooks (file section [hooks]): http:// URLs POSTed nginx-rtmp's on_* form
                                   exit status 0 allows
   --hook-timeout-ms N           a hook silent this long refuses (file: timeout_ms)
                                                                [default: 5000]
+
+RTSP (file section [rtsp]; rtsp://HOST:PORT/APP/NAME, AAC, MP3 and PCM streams):
+  --rtsp ADDR:PORT|off          RTSP listen address, such as 0.0.0.0:8554 (file: listen)
+                                                               [default: off]
+  --rtsp-max-clients N          simultaneous RTSP connections (file: max_clients)
+                                                               [default: 32]
 
   Secrets (--publish-key, --play-key, --admin-password, --push) may be given as
   file:PATH (the file's first line) or env:NAME instead of the value, which `ps` shows.
@@ -2112,6 +2173,10 @@ mod tests {
         ("access-log", "/var/log/zerocast/access.log", |s| {
             s.http.access_log == Some("/var/log/zerocast/access.log".into())
         }),
+        ("rtsp", "127.0.0.1:8554", |s| {
+            s.rtsp.listen == Some("127.0.0.1:8554".parse().unwrap())
+        }),
+        ("rtsp-max-clients", "5", |s| s.rtsp.max_clients == 5),
         ("record", "/var/lib/zerocast", |s| {
             s.record == Some("/var/lib/zerocast".into())
         }),

@@ -1,10 +1,10 @@
 //! A connection: a socket, what it is (an RTMP peer — player or publisher —, a push relay to
-//! an upstream server, or an HTTP connection), and for a player or relay its reader of the
+//! an upstream server, an HTTP connection or an RTSP connection), and for a player or relay its reader of the
 //! stream's ring ([`RtmpReader`], on the one [`Egress`]). One write call per flush: the tail,
 //! the session's own bytes and the ring's slices go out in one `writev`.
 //!
-//! The HTTP side depends on this module, not the other way: an HTTP connection is any
-//! [`HttpPart`], which the server fixes to its HTTP listener's type.
+//! The HTTP and RTSP sides depend on this module, not the other way: an HTTP or RTSP connection
+//! is any [`HttpPart`], which the server fixes to its listeners' types.
 
 use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;
@@ -122,7 +122,8 @@ pub enum Role {
     },
 }
 
-/// What the connection layer needs of an HTTP connection (`H` of [`Kind`] and [`Conn`]).
+/// What the connection layer needs of an HTTP or RTSP connection (`H` and `R` of [`Kind`] and
+/// [`Conn`]): both write their own output and have at most one deadline.
 pub trait HttpPart {
     /// Writes what is due until all is out or the socket is full (`blocked_since` set then);
     /// `counters` count the bytes written.
@@ -139,8 +140,8 @@ pub trait HttpPart {
     fn deadline(&self) -> Option<Instant>;
 }
 
-/// What a connection is; `H` is an HTTP connection.
-pub enum Kind<H> {
+/// What a connection is; `H` is an HTTP connection, `R` an RTSP one.
+pub enum Kind<H, R> {
     /// A player or publisher that connected to us.
     Peer {
         /// Its session.
@@ -159,9 +160,11 @@ pub enum Kind<H> {
     },
     /// An HTTP request or listener.
     Http(Box<H>),
+    /// An RTSP player.
+    Rtsp(Box<R>),
 }
 
-impl<H> Kind<H> {
+impl<H, R> Kind<H, R> {
     /// A peer that connected at `now`, in its handshake, with the buffers of a connection that
     /// has not said yet what it does.
     pub fn peer(now: Instant, entropy: [u8; 32], config: &ServerConfig) -> Self {
@@ -299,6 +302,13 @@ pub enum Close {
     ListenedLongEnough(u64),
     /// The `on_connect` hook refused the peer (why).
     HookRefused(String),
+    /// An RTSP request that could not be read (malformed, or longer than allowed).
+    RtspRequest(zerocast_core::rtsp::RtspError),
+    /// An RTSP player sent no request within its session timeout, or queued more replies than
+    /// it read.
+    RtspIdle,
+    /// An RTSP player ended its session (`TEARDOWN`).
+    Teardown,
 }
 
 impl std::fmt::Display for Close {
@@ -332,6 +342,9 @@ impl std::fmt::Display for Close {
                     "listened {s} s, the longest allowed (max_listener_duration)"
                 )
             }
+            Close::RtspRequest(e) => write!(f, "{e}"),
+            Close::RtspIdle => f.write_str("RTSP session timed out"),
+            Close::Teardown => f.write_str("RTSP session torn down"),
         }
     }
 }
@@ -360,14 +373,14 @@ pub struct Granted {
     pub publish: bool,
 }
 
-/// One connection; `H` is an HTTP connection.
-pub struct Conn<H> {
+/// One connection; `H` is an HTTP connection, `R` an RTSP one.
+pub struct Conn<H, R> {
     /// The socket.
     pub socket: TcpStream,
     /// The peer's address.
     pub peer: SocketAddr,
     /// What it is.
-    pub kind: Kind<H>,
+    pub kind: Kind<H, R>,
     rx: Box<[u8]>,
     rx_len: usize,
     /// Its reader of a stream, if it plays or relays one.
@@ -394,9 +407,9 @@ pub struct Conn<H> {
     pub hooks: Option<Box<crate::hooks::HookState>>,
 }
 
-impl<H: HttpPart> Conn<H> {
+impl<H: HttpPart, R: HttpPart> Conn<H, R> {
     /// A connection of `kind` on `socket`, opened at `now`.
-    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind<H>, now: Instant) -> Self {
+    pub fn new(socket: TcpStream, peer: SocketAddr, kind: Kind<H, R>, now: Instant) -> Self {
         Self {
             socket,
             peer,
@@ -491,7 +504,7 @@ impl<H: HttpPart> Conn<H> {
 
     /// The first `len` received bytes not yet consumed, beside the parts a session event
     /// changes: what the connection is, and its reader.
-    pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind<H>, &mut Option<RtmpReader>) {
+    pub fn split(&mut self, len: usize) -> (&[u8], &mut Kind<H, R>, &mut Option<RtmpReader>) {
         (&self.rx[..len], &mut self.kind, &mut self.reader)
     }
 
@@ -499,7 +512,7 @@ impl<H: HttpPart> Conn<H> {
         match &mut self.kind {
             Kind::Peer { session, .. } => session.advance(n),
             Kind::Relay { session, .. } => session.advance(n),
-            Kind::Http(_) => {}
+            Kind::Http(_) | Kind::Rtsp(_) => {}
         }
     }
 
@@ -509,6 +522,7 @@ impl<H: HttpPart> Conn<H> {
             Kind::Peer { session, .. } => session.poll_timeout(),
             Kind::Relay { session, .. } => session.poll_timeout(),
             Kind::Http(http) => http.deadline(),
+            Kind::Rtsp(rtsp) => rtsp.deadline(),
         }
     }
 
@@ -518,16 +532,21 @@ impl<H: HttpPart> Conn<H> {
             Kind::Peer { session, .. } => session.handle_timeout(now).map_err(Close::from),
             Kind::Relay { session, .. } => session.handle_timeout(now),
             // Its one deadline, the request head's, is the server's to act on.
-            Kind::Http(_) => Ok(()),
+            Kind::Http(_) | Kind::Rtsp(_) => Ok(()),
         }
     }
 
     /// Writes the tail, the session's output and the ring's new bytes, one write call per
     /// round, until everything is out or the socket is full.
     pub fn flush(&mut self, now: Instant, hub: &Hub, counters: &mut Counters) -> Result<(), Close> {
-        if let Kind::Http(http) = &mut self.kind {
+        let part: Option<&mut dyn HttpPart> = match &mut self.kind {
+            Kind::Http(http) => Some(&mut **http),
+            Kind::Rtsp(rtsp) => Some(&mut **rtsp),
+            _ => None,
+        };
+        if let Some(part) = part {
             let before = counters.bytes_sent;
-            let result = http.flush(
+            let result = part.flush(
                 &mut self.socket,
                 now,
                 hub,
@@ -632,11 +651,11 @@ impl<H: HttpPart> Conn<H> {
 }
 
 /// The session's pending output.
-fn transmit<H>(kind: &Kind<H>) -> &[u8] {
+fn transmit<H, R>(kind: &Kind<H, R>) -> &[u8] {
     match kind {
         Kind::Peer { session, .. } => session.transmit(),
         Kind::Relay { session, .. } => session.transmit(),
-        Kind::Http(_) => &[],
+        Kind::Http(_) | Kind::Rtsp(_) => &[],
     }
 }
 
@@ -671,7 +690,7 @@ mod tests {
     /// A connection on a real loopback socket, its peer session driven by the core's client
     /// through handshake, connect, createStream and play, the way the server decides on it.
     /// Also returns the most the session had queued at once after the handshake.
-    fn connection(role: ClientRole) -> (Conn<NoHttp>, usize) {
+    fn connection(role: ClientRole) -> (Conn<NoHttp, NoHttp>, usize) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (socket, peer) = listener.accept().unwrap();
@@ -759,7 +778,7 @@ mod tests {
 
     /// Bytes `conn` holds in memory: the structures and every buffer it owns now (allocator
     /// overhead not counted).
-    fn footprint(conn: &Conn<NoHttp>) -> usize {
+    fn footprint(conn: &Conn<NoHttp, NoHttp>) -> usize {
         let Kind::Peer { session, .. } = &conn.kind else {
             unreachable!()
         };
@@ -773,7 +792,7 @@ mod tests {
     }
 
     fn size_of_peer_conn() -> usize {
-        std::mem::size_of::<Conn<NoHttp>>() + std::mem::size_of::<PeerSession>()
+        std::mem::size_of::<Conn<NoHttp, NoHttp>>() + std::mem::size_of::<PeerSession>()
     }
 
     fn handshake() -> usize {
@@ -800,7 +819,7 @@ mod tests {
         socket.set_nonblocking(true).unwrap();
         let now = Instant::from_millis(0);
         // What the handle below does with the bytes does not matter: it takes them all.
-        let kind = Kind::<NoHttp>::peer(now, [3; 32], &ServerConfig::default());
+        let kind = Kind::<NoHttp, NoHttp>::peer(now, [3; 32], &ServerConfig::default());
         let mut conn = Conn::new(TcpStream::from_std(socket), peer, kind, now);
         let mut turns = Vec::new();
         loop {
@@ -839,7 +858,7 @@ mod tests {
         let (player, queued) = connection(ClientRole::Play);
         println!(
             "player: Conn {} + session {} + arena {} + rx {} = {} bytes (handshake {} while it runs)",
-            std::mem::size_of::<Conn<NoHttp>>(),
+            std::mem::size_of::<Conn<NoHttp, NoHttp>>(),
             std::mem::size_of::<PeerSession>(),
             PLAYER_ARENA,
             PLAYER_RX,

@@ -37,6 +37,7 @@ pub mod names;
 pub mod pi_checks;
 pub mod record;
 pub mod relay;
+pub mod rtsp;
 pub mod server;
 pub mod silence;
 pub mod stream;
@@ -168,6 +169,13 @@ fn serve(settings: &Settings) -> Result<Exit, String> {
         event_loop::FIRST_FREE_TOKEN,
     )
     .map_err(|e| listen_error("--listen", settings.listen, &e))?;
+    // Before HTTP: the HTTP listener's token follows the connection slots RTSP adds to.
+    if let Some(addr) = settings.rtsp.listen {
+        let bound = server
+            .listen_rtsp(addr, settings.rtsp.max_clients as usize)
+            .map_err(|e| listen_error("--rtsp", addr, &e))?;
+        log::info!("serving rtsp://{bound}/APP/NAME (AAC, MP3 and PCM streams)");
+    }
     if let Some(addr) = settings.http.listen {
         let options = server::HttpOptions {
             wifi_power_save,

@@ -29,6 +29,7 @@ use crate::hub::{Access, Denied, Hub, Request, StreamId};
 use crate::limits::Group;
 use crate::logging::Escaped;
 use crate::relay::{Relays, Target};
+use crate::rtsp::RtspConn;
 use crate::stream::{Publisher, CHUNK_SIZE};
 use crate::worker::{Worker, WORKER_TOKEN};
 
@@ -38,13 +39,14 @@ mod http;
 pub mod listeners;
 mod push;
 mod reload;
+mod rtsp;
 pub use http::HttpOptions;
 
-/// A connection of the server, RTMP or HTTP: the HTTP side's connection state is the HTTP
-/// listener's (the connection layer does not know the HTTP side).
-pub type Conn = crate::conn::Conn<HttpConn>;
+/// A connection of the server, RTMP, HTTP or RTSP: the HTTP and RTSP connection states are
+/// their listeners' (the connection layer knows neither side).
+pub type Conn = crate::conn::Conn<HttpConn, RtspConn>;
 /// What a connection of the server is.
-pub type Kind = crate::conn::Kind<HttpConn>;
+pub type Kind = crate::conn::Kind<HttpConn, RtspConn>;
 
 /// What the server needs to know from the configuration.
 #[derive(Clone, Debug)]
@@ -208,7 +210,9 @@ pub struct Server {
     epoch: StdInstant,
     /// The HTTP listener, when there is one ([`Server::listen_http`]).
     http: Option<http::HttpSide>,
-    /// Connections accepted since start, RTMP and HTTP.
+    /// The RTSP listener, when there is one ([`Server::listen_rtsp`]).
+    rtsp: Option<rtsp::RtspSide>,
+    /// Connections accepted since start, RTMP, HTTP and RTSP.
     accepted: u64,
     /// The capture's state, overruns and drift, as the loop last reported them.
     capture_status: Option<CaptureStatus>,
@@ -302,6 +306,7 @@ impl Server {
             settings,
             epoch,
             http: None,
+            rtsp: None,
             accepted: 0,
             capture_status: None,
             bulk_readers: 0,
@@ -358,6 +363,7 @@ impl Server {
                     ..
                 } => stats.publishers += 1,
                 Kind::Http(ref h) if h.reader.is_some() => stats.listeners += 1,
+                Kind::Rtsp(ref r) if r.playing().is_some() => stats.listeners += 1,
                 _ => {}
             }
         }
@@ -441,6 +447,14 @@ impl Server {
                     }
                     (consumed, None)
                 }
+                Kind::Rtsp(rtsp) => {
+                    let granted = self.rtsp_input(rtsp, peer, index, rest, now)?;
+                    let consumed = rest.len();
+                    if granted.is_some() {
+                        conn.granted = granted;
+                    }
+                    (consumed, None)
+                }
             };
             start += consumed;
             if let Some(decision) = decision {
@@ -450,6 +464,31 @@ impl Server {
                 return Ok(start);
             }
         }
+    }
+
+    /// The access rules' answer to `request` from `peer`, RTMP's and RTSP's alike: an address
+    /// locked out after wrong keys ([`crate::guesses`]) is refused unchecked where a key is
+    /// needed, and a wrong key counts towards its lockout.
+    fn check_access(
+        &mut self,
+        peer: SocketAddr,
+        request: &Request<'_>,
+        publish: bool,
+        now: Instant,
+    ) -> Result<(), Denied> {
+        let access = &self.options.access;
+        let group = Group::of(peer.ip());
+        let allowed = if access.takes_key(request, publish) && self.guesses.locked(group, now) {
+            Err(Denied::LockedOut)
+        } else if publish {
+            access.may_publish(request)
+        } else {
+            access.may_play(request)
+        };
+        if allowed == Err(Denied::WrongKey) {
+            self.guesses.failed(group, now);
+        }
+        allowed
     }
 
     /// Who may play or publish what, and which stream it is: the access rules, then the table.
@@ -472,18 +511,7 @@ impl Server {
             name: request.name.to_owned(),
             publish,
         };
-        let access = &self.options.access;
-        let group = Group::of(peer.ip());
-        let allowed = if access.takes_key(request, publish) && self.guesses.locked(group, now) {
-            Err(Denied::LockedOut)
-        } else if publish {
-            access.may_publish(request)
-        } else {
-            access.may_play(request)
-        };
-        if allowed == Err(Denied::WrongKey) {
-            self.guesses.failed(group, now);
-        }
+        let allowed = self.check_access(peer, request, publish, now);
         let decision = if publish {
             let verdict = allowed.and_then(|()| {
                 let captured = self
@@ -798,8 +826,17 @@ impl Server {
             self.close_pending(registry, now);
             return;
         }
-        if token.0 == self.token_base || self.is_http_listener(token) {
-            self.accept(registry, now, token.0 != self.token_base);
+        let listener = if token.0 == self.token_base {
+            Some(Side::Rtmp)
+        } else if self.is_http_listener(token) {
+            Some(Side::Http)
+        } else if self.is_rtsp_listener(token) {
+            Some(Side::Rtsp)
+        } else {
+            None
+        };
+        if let Some(side) = listener {
+            self.accept(registry, now, side);
             return;
         }
         let Some(index) = token.0.checked_sub(self.token_base + 1) else {
@@ -960,6 +997,7 @@ impl Server {
                 self.hub.release_if_idle(stream);
             }
             Kind::Http(http) => self.http_closed(&http, index),
+            Kind::Rtsp(rtsp) => self.rtsp_closed(&rtsp, index),
         }
     }
 
@@ -999,7 +1037,7 @@ impl Server {
         let Some(Some(conn)) = self.conns.get_mut(index) else {
             return;
         };
-        if let Some(why) = Self::http_expired(conn, now) {
+        if let Some(why) = Self::http_expired(conn, now).or_else(|| Self::rtsp_expired(conn, now)) {
             self.close(registry, index, why, now);
             return;
         }
@@ -1130,6 +1168,7 @@ impl Service for Server {
             Token(self.token_base),
             Interest::READABLE,
         )?;
+        self.register_rtsp(registry)?;
         self.register_http(registry)
     }
 
@@ -1175,7 +1214,7 @@ impl Service for Server {
                     Upstream::Rtmp(session) => session.unpublish().is_ok(),
                     Upstream::Icecast(_) => false,
                 },
-                Kind::Http(_) => false,
+                Kind::Http(_) | Kind::Rtsp(_) => false,
             };
             if ended {
                 let _ = conn.flush(now, &self.hub, &mut self.counters);
@@ -1200,10 +1239,34 @@ impl Service for Server {
     }
 }
 
-/// Whether the send schedule leaves the connection for later: a bulk HTTP listener between
-/// its blocks.
+/// Whether the send schedule leaves the connection for later: a bulk HTTP listener or an RTSP
+/// player between its blocks.
 fn holds_back(conn: &Conn, now: Instant) -> bool {
-    matches!(&conn.kind, Kind::Http(http) if http.holds_back(now))
+    match &conn.kind {
+        Kind::Http(http) => http.holds_back(now),
+        Kind::Rtsp(rtsp) => rtsp.holds_back(now),
+        _ => false,
+    }
+}
+
+/// Which listener a connection came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Rtmp,
+    Http,
+    Rtsp,
+}
+
+impl Side {
+    /// The listener of a connection of `kind`; `None` for a push relay (which we opened).
+    fn of(kind: &Kind) -> Option<Self> {
+        match kind {
+            Kind::Peer { .. } => Some(Side::Rtmp),
+            Kind::Http(_) => Some(Side::Http),
+            Kind::Rtsp(_) => Some(Side::Rtsp),
+            Kind::Relay { .. } => None,
+        }
+    }
 }
 
 /// How long a connection's output may wait for its socket before it is closed: a push's

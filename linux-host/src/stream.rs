@@ -293,6 +293,12 @@ impl Stream {
             .and_then(|b| AudioTagHeader::from_byte(b).ok())
     }
 
+    /// The AudioSpecificConfig of an AAC stream (empty for other codecs, or before the
+    /// sequence header).
+    pub fn aac_config(&self) -> &[u8] {
+        self.sequence_header.get(2..).unwrap_or(&[])
+    }
+
     /// The sample rate from the AAC configuration (the header byte cannot say 48 kHz).
     pub fn true_rate(&self) -> Option<u32> {
         aac_lc(self.sequence_header.get(2..)?).map(|c| c.sample_rate())

@@ -44,7 +44,7 @@ def ring_ops():
 
 def main():
     targets = ("chunk", "amf0", "command", "ring", "codec", "handshake", "session_server",
-               "session_client")
+               "session_client", "rtsp")
     for target in targets:
         shutil.rmtree(HERE / target, ignore_errors=True)
     for name, keep in (("publish_pcm_c2s", 10_000), ("publish_aac_c2s", 8_000), ("play_s2c", 12_000)):
@@ -69,6 +69,23 @@ def main():
     aac = (VECTORS / "chunk" / "publish_aac_c2s.bin").read_bytes()
     write("session_server", "ffmpeg_publish_aac", aac[:HANDSHAKE + 6_000], seed=7)
     write("session_client", "nginx_play", bytes([2]) + s2c[:HANDSHAKE + 12_000], seed=7)
+    write("rtsp", "ffmpeg_tcp", rtsp_session("RTP/AVP/TCP;unicast;interleaved=0-1"))
+    write("rtsp", "gstreamer_udp", rtsp_session("RTP/AVP;unicast;client_port=40000-40001"))
+
+
+def rtsp_session(transport):
+    """A player's requests as ffmpeg sends them, an RTCP receiver report interleaved between
+    two of them, and a keep-alive with a body."""
+    url = "rtsp://127.0.0.1:8554/live/audio"
+    out = bytearray()
+    for cseq, (method, uri, extra) in enumerate([
+            ("OPTIONS", url, ""), ("DESCRIBE", url, "Accept: application/sdp\r\n"),
+            ("SETUP", url + "/trackID=0", f"Transport: {transport}\r\n"),
+            ("PLAY", url, "Session: 0123456789abcdef\r\nRange: npt=0.000-\r\n")], start=1):
+        out += f"{method} {uri} RTSP/1.0\r\n{extra}CSeq: {cseq}\r\nUser-Agent: Lavf59.27.100\r\n\r\n".encode()
+    out += b"$\x01\x00\x20" + bytes([0x81, 201, 0, 7]) + bytes(28)
+    out += b"GET_PARAMETER * RTSP/1.0\r\nCSeq: 5\r\nSession: 0123456789abcdef\r\nContent-Length: 2\r\n\r\nab"
+    return bytes(out)
 
 
 if __name__ == "__main__":

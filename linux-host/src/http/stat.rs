@@ -96,13 +96,16 @@ pub enum Protocol {
     Rtmp,
     /// HTTP in a format.
     Http(Format),
+    /// RTSP player (RTP over TCP or UDP).
+    Rtsp,
 }
 
 impl Protocol {
-    /// Label value in metrics and JSON: `rtmp`, `mp3`, `aac`, `flv`, `mp4`, `hls`.
+    /// Label value in metrics and JSON: `rtmp`, `mp3`, `aac`, `flv`, `mp4`, `hls`, `rtsp`.
     pub fn label(self) -> &'static str {
         match self {
             Protocol::Rtmp => "rtmp",
+            Protocol::Rtsp => "rtsp",
             Protocol::Http(Format::Hls) => "hls",
             Protocol::Http(f) => f.extension(),
         }
@@ -305,7 +308,7 @@ pub fn render_xml(s: &StatSnapshot) -> String {
                     xml(&host_of(&c.addr)),
                     c.seconds * 1000,
                     match c.protocol {
-                        Protocol::Rtmp => "rtmp".to_owned(),
+                        Protocol::Rtmp | Protocol::Rtsp => c.protocol.label().to_owned(),
                         p => format!("http {}", p.label()),
                     },
                     c.dropped,
@@ -541,6 +544,7 @@ pub fn render_metrics(s: &StatSnapshot) -> String {
     for st in &s.streams {
         let mut protocols = vec![Protocol::Rtmp];
         protocols.extend(st.formats.iter().map(|f| Protocol::Http(*f)));
+        protocols.push(Protocol::Rtsp);
         for p in protocols {
             let n = st.clients.iter().filter(|c| c.protocol == p).count();
             let _ = writeln!(

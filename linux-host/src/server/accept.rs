@@ -10,7 +10,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use zerocast_core::time::Instant;
 
-use super::Server;
+use super::{Server, Side};
 use crate::conn::{Close, Conn, HttpPart, Kind};
 use crate::fdlimit;
 use crate::limits::{Group, Over, Quota};
@@ -26,18 +26,16 @@ const ACCEPT_WARN_MS: u64 = 60_000;
 const DRAIN_PER_PAUSE: usize = 256;
 
 impl Server {
-    /// Accepts what the RTMP listener (or, with `http`, the HTTP listener) has waiting, each
-    /// connection within its side's [`Quota`]. While accepting is paused, nothing: the pause's
-    /// timer accepts what waited ([`Server::resume_accepting`]).
-    pub(super) fn accept(&mut self, registry: &Registry, now: Instant, http: bool) {
+    /// Accepts what the listener of `side` has waiting, each connection within its side's
+    /// [`Quota`]. While accepting is paused, nothing: the pause's timer accepts what waited
+    /// ([`Server::resume_accepting`]).
+    pub(super) fn accept(&mut self, registry: &Registry, now: Instant, side: Side) {
         if self.accept_paused.is_some() {
             return;
         }
         loop {
-            let listener = match (http, &self.http) {
-                (false, _) => &self.listener,
-                (true, Some(side)) => side.listener(),
-                (true, None) => return,
+            let Some(listener) = self.listener_of(side) else {
+                return;
             };
             let (socket, peer) = match listener.accept() {
                 Ok(accepted) => accepted,
@@ -45,11 +43,20 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.accept_failed(now, http, &e);
+                    self.accept_failed(now, side, &e);
                     return;
                 }
             };
-            self.admit(registry, now, http, socket, peer);
+            self.admit(registry, now, side, socket, peer);
+        }
+    }
+
+    /// The listener of `side`, if the server listens there.
+    fn listener_of(&self, side: Side) -> Option<&mio::net::TcpListener> {
+        match side {
+            Side::Rtmp => Some(&self.listener),
+            Side::Http => self.http.as_ref().map(|h| h.listener()),
+            Side::Rtsp => self.rtsp.as_ref().map(|r| r.listener()),
         }
     }
 
@@ -57,16 +64,14 @@ impl Server {
     /// what waits in the backlog, then taken back. Either way accepting pauses for
     /// [`ACCEPT_PAUSE_MS`] (the listener stays readable, and an edge-triggered poll would not
     /// say so again), logged at most once per [`ACCEPT_WARN_MS`].
-    fn accept_failed(&mut self, now: Instant, http: bool, e: &io::Error) {
+    fn accept_failed(&mut self, now: Instant, side: Side, e: &io::Error) {
         let mut closed = 0;
         if fdlimit::out_of_descriptors(e) {
             self.reserve.release();
-            let listener = match (http, &self.http) {
-                (true, Some(side)) => side.listener(),
-                _ => &self.listener,
-            };
-            while closed < DRAIN_PER_PAUSE && listener.accept().is_ok() {
-                closed += 1;
+            if let Some(listener) = self.listener_of(side) {
+                while closed < DRAIN_PER_PAUSE && listener.accept().is_ok() {
+                    closed += 1;
+                }
             }
             self.reserve.restore();
         }
@@ -78,44 +83,41 @@ impl Server {
             warn!(
                 "accept failed: {e}; {closed} waiting connections closed; accepting again every \
                  {ACCEPT_PAUSE_MS} ms until it works (out of descriptors: raise LimitNOFILE= or \
-                 ulimit -n, or lower --max-clients / --http-max-clients)"
+                 ulimit -n, or lower --max-clients / --http-max-clients / --rtsp-max-clients)"
             );
         }
         self.accept_paused = Some(now.saturating_add_millis(ACCEPT_PAUSE_MS));
     }
 
-    /// The pause is over: accept what waits on both listeners.
+    /// The pause is over: accept what waits on every listener.
     pub(super) fn resume_accepting(&mut self, registry: &Registry, now: Instant) {
         if self.accept_paused.is_some_and(|at| at <= now) {
             self.accept_paused = None;
-            self.accept(registry, now, false);
-            self.accept(registry, now, true);
+            for side in [Side::Rtmp, Side::Http, Side::Rtsp] {
+                self.accept(registry, now, side);
+            }
         }
     }
 
     /// The quota of one side.
-    fn quota(&self, http: bool) -> (Quota, &'static str) {
-        match &self.http {
-            Some(side) if http => (
-                Quota::new(side.max_clients(), self.options.max_per_addr),
-                "--http-max-clients",
-            ),
-            _ => (
-                Quota::new(self.options.max_clients, self.options.max_per_addr),
-                "--max-clients",
-            ),
-        }
+    fn quota(&self, side: Side) -> (Quota, &'static str) {
+        let (slots, flag) = match (side, &self.http, &self.rtsp) {
+            (Side::Http, Some(http), _) => (http.max_clients(), "--http-max-clients"),
+            (Side::Rtsp, _, Some(rtsp)) => (rtsp.max_clients(), "--rtsp-max-clients"),
+            _ => (self.options.max_clients, "--max-clients"),
+        };
+        (Quota::new(slots, self.options.max_per_addr), flag)
     }
 
     /// Slots of one side `group` holds, and slots of that side taken.
-    fn held(&self, http: bool, group: Group) -> (usize, usize) {
-        let side = self.conns.iter().flatten().filter(|c| match c.kind {
-            Kind::Http(_) => http,
-            Kind::Peer { .. } => !http,
-            // Pushes have slots of their own.
-            Kind::Relay { .. } => false,
-        });
-        side.fold((0, 0), |(held, used), c| {
+    fn held(&self, side: Side, group: Group) -> (usize, usize) {
+        // Pushes have slots of their own (no side).
+        let same = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| Side::of(&c.kind) == Some(side));
+        same.fold((0, 0), |(held, used), c| {
             (
                 held + usize::from(Group::of(c.peer.ip()) == group),
                 used + 1,
@@ -146,15 +148,15 @@ impl Server {
         &mut self,
         registry: &Registry,
         now: Instant,
-        http: bool,
+        side: Side,
         mut socket: TcpStream,
         peer: SocketAddr,
     ) {
         let group = Group::of(peer.ip());
-        let (quota, flag) = self.quota(http);
-        let (held, used) = self.held(http, group);
+        let (quota, flag) = self.quota(side);
+        let (held, used) = self.held(side, group);
         let mut verdict = quota.admit(held, used, group.is_host());
-        if http && verdict == Err(Over::Slots) {
+        if side == Side::Http && verdict == Err(Over::Slots) {
             if let Some(victim) = self.oldest_incomplete_http() {
                 let same = self.conns[victim]
                     .as_ref()
@@ -206,8 +208,9 @@ impl Server {
         }
         debug!("{peer}: connected");
         self.accepted += 1;
-        let kind = match &self.http {
-            Some(side) if http => side.connection(now),
+        let kind = match (side, &self.http) {
+            (Side::Http, Some(http)) => http.connection(now),
+            (Side::Rtsp, _) => self.rtsp_connection(now),
             _ => Kind::peer(now, self.entropy(), &self.session_config),
         };
         self.conns[index] = Some(Box::new(Conn::new(socket, peer, kind, now)));

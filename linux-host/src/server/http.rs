@@ -463,10 +463,12 @@ impl Report<'_> {
                             Some(r) if r.stream == id => Protocol::Http(r.format),
                             _ => continue,
                         },
+                        Kind::Rtsp(r) if r.playing() == Some(id) => Protocol::Rtsp,
                         _ => continue,
                     };
                     let dropped = match &conn.kind {
                         Kind::Http(h) => h.reader.as_ref().map_or(0, |r| r.dropped),
+                        Kind::Rtsp(r) => r.session.as_ref().map_or(0, |s| s.dropped),
                         _ => 0,
                     };
                     clients.push(ClientStat {

@@ -182,6 +182,7 @@ impl Server {
                 let active = match &conn.kind {
                     Kind::Peer { role, .. } => !matches!(role, Role::Idle),
                     Kind::Http(http) => http.reader.is_some(),
+                    Kind::Rtsp(rtsp) => rtsp.playing().is_some(),
                     Kind::Relay { .. } => false,
                 };
                 if !active {

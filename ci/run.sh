@@ -344,8 +344,9 @@ cmd_cross() {
     say "cross: zerocast for $PI_TARGET (glibc $PI_GLIBC)"
     build_pi_binary
     check_armv6 "$PI_BIN"
-    # 1.5 MiB: the budget for the binary in the .deb (release profile strips it already).
-    check_size "$PI_BIN" $((3 * 1024 * 1024 / 2))
+    # 2 MiB: the budget for the binary in the .deb (release profile strips it already); it was
+    # 1.5 MiB until issue 19-22's server grew past it (docs/architecture.md, "Builds for the Pi").
+    check_size "$PI_BIN" $((2 * 1024 * 1024))
     "${QEMU_GLIBC[@]}" "$PI_BIN" --version
 
     # Static musl builds, run on the emulated ARM1176 itself. `link-self-contained=no`: the musl
@@ -379,7 +380,8 @@ for line in sys.stdin:
     # and captures through stdin (docs/architecture.md, "Builds for the Pi").
     # Both encoders, like the package's build. Budget: issue 4's 1.5 MiB was for the program
     # without AAC; FDK (~480 KiB) and LAME (~145 KiB) come on top of it, and the static build
-    # carries musl as well (1 676 352 bytes measured; docs/architecture.md, "Builds for the Pi").
+    # carries musl as well (1 676 352 bytes before issues 19-22, checked against 1.75 MiB; 2.25
+    # MiB since: docs/architecture.md, "Builds for the Pi").
     # The features and flags are ci/bench.sh's, so the two share one build.
     say "cross: static zerocast (no ALSA; AAC and MP3) for $PI_MUSL_TARGET"
     (
@@ -389,7 +391,7 @@ for line in sys.stdin:
             --target "$PI_MUSL_TARGET" -Zbuild-std=std,panic_abort
     )
     check_armv6 "$PI_MUSL_BIN"
-    check_size "$PI_MUSL_BIN" $((7 * 1024 * 1024 / 4))
+    check_size "$PI_MUSL_BIN" $((9 * 1024 * 1024 / 4))
     # Static: no program interpreter (dynamic loader) and no shared library needed.
     ! arm-linux-gnueabihf-readelf -lW "$PI_MUSL_BIN" | grep -q INTERP || die "$PI_MUSL_BIN has a dynamic loader"
     echo "static: no INTERP, $(arm-linux-gnueabihf-readelf -dW "$PI_MUSL_BIN" | grep -c NEEDED || true) NEEDED"

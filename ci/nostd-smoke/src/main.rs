@@ -24,6 +24,57 @@ mod time {
 }
 
 /// `zerocast_core::{adts, flac, mp4, icy}`: the HTTP listeners' framings.
+mod rtp_rtsp {
+    use core::hint::black_box;
+    use zerocast_core::rtp::{self, Payload, RtpHeader, SenderReport};
+    use zerocast_core::rtsp;
+
+    use crate::display::show;
+
+    pub fn run() {
+        let mut out = [0u8; 1600];
+        let header = RtpHeader {
+            payload_type: black_box(97),
+            marker: true,
+            sequence: black_box(7),
+            timestamp: black_box(1024),
+            ssrc: black_box(0x5eed),
+        };
+        let frame = [0u8; 64];
+        for payload in [Payload::AacHbr, Payload::Mpa, Payload::L16] {
+            black_box(payload.header_len());
+            black_box(show(rtp::emit_packet(
+                payload,
+                &header,
+                black_box(&frame),
+                &mut out,
+            )));
+        }
+        for piece in rtp::l16_pieces(black_box(&frame), black_box(2)) {
+            black_box(piece.len());
+        }
+        black_box(show(rtp::emit_interleaved(
+            black_box(0),
+            black_box(300),
+            &mut out,
+        )));
+        let report = SenderReport {
+            ssrc: black_box(0x5eed),
+            ntp: black_box(1 << 32),
+            rtp_timestamp: black_box(1024),
+            packets: black_box(1),
+            octets: black_box(64),
+        };
+        black_box(show(rtp::emit_sender_report(&report, &mut out)));
+        let request = b"OPTIONS rtsp://h/live/audio RTSP/1.0\r\nCSeq: 1\r\n\r\n";
+        black_box(show(rtsp::parse(black_box(request))).is_some());
+        black_box(
+            rtsp::parse_transport(black_box("RTP/AVP/TCP;unicast;interleaved=0-1")).is_some(),
+        );
+        black_box(rtsp::uri_path(black_box("rtsp://h:8554/live/audio")));
+    }
+}
+
 mod http_framing {
     use core::hint::black_box;
     use zerocast_core::adts::AdtsHeader;
@@ -727,6 +778,7 @@ pub extern "C" fn zerocast_smoke_entry() -> ! {
     session::run();
     board::run();
     http_framing::run();
+    rtp_rtsp::run();
     loop {
         black_box(());
     }

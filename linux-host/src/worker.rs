@@ -116,7 +116,9 @@ impl std::fmt::Display for SubmitError {
 
 /// The loop's handle on the worker threads.
 pub struct Worker {
-    resolver: SyncSender<Job>,
+    /// The resolver thread's queue, made with it at the first lookup or title (`None`: it
+    /// could not start). A server without pushes never starts a thread.
+    resolver: OnceLock<Option<SyncSender<Job>>>,
     /// The hook threads' queue, made with them at the first hook (`None`: they could not
     /// start).
     hooks: OnceLock<Option<SyncSender<Job>>>,
@@ -126,15 +128,15 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the resolver thread; every answer wakes `registry`'s poll on [`WORKER_TOKEN`].
+    /// The worker's waker and answer channel; its threads start with the first job of their
+    /// kind. Every answer wakes `registry`'s poll on [`WORKER_TOKEN`].
     pub fn start(registry: &Registry) -> std::io::Result<Self> {
         let waker = Arc::new(Waker::new(registry, WORKER_TOKEN)?);
         // Unbounded on this side, but it never holds more than the jobs submitted (QUEUE at a
         // time per queue) whose answers the loop has not drained yet.
         let (answers, done) = mpsc::channel();
-        let resolver = pool("zerocast-worker", 1, &waker, &answers)?;
         Ok(Self {
-            resolver,
+            resolver: OnceLock::new(),
             hooks: OnceLock::new(),
             waker,
             answers,
@@ -144,16 +146,14 @@ impl Worker {
 
     /// Queues `job` without waiting (a hook job on the hook threads, started with the first).
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
-        let queue = match job {
-            Job::Resolve { .. } | Job::Http { .. } => &self.resolver,
-            Job::Hook { .. } => self
-                .hooks
-                .get_or_init(|| {
-                    pool("zerocast-hooks", HOOK_THREADS, &self.waker, &self.answers).ok()
-                })
-                .as_ref()
-                .ok_or(SubmitError::Gone)?,
+        let (lock, name, threads) = match job {
+            Job::Resolve { .. } | Job::Http { .. } => (&self.resolver, "zerocast-worker", 1),
+            Job::Hook { .. } => (&self.hooks, "zerocast-hooks", HOOK_THREADS),
         };
+        let queue = lock
+            .get_or_init(|| pool(name, threads, &self.waker, &self.answers).ok())
+            .as_ref()
+            .ok_or(SubmitError::Gone)?;
         queue.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => SubmitError::Busy,
             TrySendError::Disconnected(_) => SubmitError::Gone,

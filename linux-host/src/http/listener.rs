@@ -164,7 +164,10 @@ impl HttpPart for HttpConn {
             if let Some(r) = self.reader.as_mut() {
                 let ring = ring_of(hub, r);
                 r.egress.written(ring, consumed);
-                r.last_write = Some(now);
+                // A block is audio: the head alone does not start the wait for the next one.
+                if consumed > 0 {
+                    r.last_write = Some(now);
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ use std::hash::BuildHasher;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use log::{info, warn};
@@ -131,14 +132,21 @@ fn civil_date(days: u64) -> (u64, u8, u8) {
     (year, month, day)
 }
 
+/// Lines that may wait for the access-log thread; past them a line is dropped (and said once)
+/// rather than the loop waiting for a slow card.
+const ACCESS_QUEUE: usize = 256;
+
 /// Where access-log lines go.
 #[derive(Debug)]
 pub struct AccessLog {
     /// The file (`--access-log`), opened for each line so `logrotate` needs no signal; `None`:
     /// the log (the journal under systemd), target `access`.
     file: Option<PathBuf>,
-    /// The file failed: said once, until it works again.
-    failing: bool,
+    /// The thread that appends to the file, started with the first line: the loop never
+    /// waits on the disk (`None` inside: it could not start).
+    writer: Option<Option<SyncSender<String>>>,
+    /// Lines dropped because the queue was full, since the last one that went through.
+    dropped: u64,
 }
 
 impl AccessLog {
@@ -146,28 +154,62 @@ impl AccessLog {
     pub fn new(file: Option<PathBuf>) -> Self {
         Self {
             file,
-            failing: false,
+            writer: None,
+            dropped: 0,
         }
     }
 
-    /// Writes `line` (without its newline).
+    /// Hands `line` (without its newline) to the file's thread, or writes it to the log.
     pub fn write(&mut self, line: &str) {
         let Some(path) = &self.file else {
             info!(target: "access", "{line}");
             return;
         };
-        let written = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
-        match written {
-            Ok(()) => self.failing = false,
-            Err(e) if !self.failing => {
-                warn!("access log {}: {e}; its lines are lost", path.display());
-                self.failing = true;
+        let writer = self.writer.get_or_insert_with(|| spawn_writer(path.clone()));
+        let Some(sender) = writer else {
+            return;
+        };
+        match sender.try_send(format!("{line}\n")) {
+            Ok(()) => self.dropped = 0,
+            Err(_) => {
+                if self.dropped == 0 {
+                    warn!("access log {}: the disk is behind; lines are dropped", path.display());
+                }
+                self.dropped += 1;
             }
-            Err(_) => {}
+        }
+    }
+}
+
+/// The access log's thread: appends each line, reopening the file for each (logrotate), and
+/// says a failure once until a line goes through again.
+fn spawn_writer(path: PathBuf) -> Option<SyncSender<String>> {
+    let (sender, lines) = std::sync::mpsc::sync_channel::<String>(ACCESS_QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("zerocast-access-log".into())
+        .spawn(move || {
+            let mut failing = false;
+            for line in lines {
+                let written = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()));
+                match written {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        warn!("access log {}: {e}; its lines are lost", path.display());
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(sender),
+        Err(e) => {
+            warn!("access log: no thread to write it ({e}); its lines are lost");
+            None
         }
     }
 }

@@ -165,7 +165,9 @@ impl AccessLog {
             info!(target: "access", "{line}");
             return;
         };
-        let writer = self.writer.get_or_insert_with(|| spawn_writer(path.clone()));
+        let writer = self
+            .writer
+            .get_or_insert_with(|| spawn_writer(path.clone()));
         let Some(sender) = writer else {
             return;
         };
@@ -173,7 +175,10 @@ impl AccessLog {
             Ok(()) => self.dropped = 0,
             Err(_) => {
                 if self.dropped == 0 {
-                    warn!("access log {}: the disk is behind; lines are dropped", path.display());
+                    warn!(
+                        "access log {}: the disk is behind; lines are dropped",
+                        path.display()
+                    );
                 }
                 self.dropped += 1;
             }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::check::check_tone;
 use common::flv;
-use common::live::{ffmpeg_wav, publish_once, rtmpdump_flv, Zerocast};
+use common::live::{ffmpeg_wav, publish_once, record, rtmpdump_flv, Zerocast};
 use common::process::{self, Spawned};
 use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
 use common::wav::Wav;
@@ -132,15 +132,6 @@ fn zerocast(args: &[&str], dir: &Path) -> Result<Zerocast, HarnessError> {
 }
 
 /// Records `secs` of `url` with ffmpeg into `dir/NAME.wav`, waiting for it to finish.
-fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, HarnessError> {
-    let wav = dir.join(format!("{name}.wav"));
-    let mut player = ffmpeg_wav(url, secs, &wav, &dir.join(format!("{name}.log")))?;
-    let status = player.wait_timeout(LIMIT)?;
-    if !status.success() {
-        return Err(player.failed(format!("player {name} exited with {status}")));
-    }
-    Wav::read(&wav)
-}
 
 #[test]
 fn every_publisher_is_heard_on_its_own_stream() -> Result<(), HarnessError> {

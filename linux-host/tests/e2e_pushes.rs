@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::check::check_tone;
-use common::live::{ffmpeg_wav, Zerocast};
+use common::live::{ffmpeg_wav, record, Zerocast};
 use common::process::{self, Spawned};
 use common::server::{start_nginx_live, NGINX_RTMP_MODULE};
 use common::wav::Wav;
@@ -124,16 +124,6 @@ fn publish_tone(url: &str, dir: &Path) -> Result<Spawned, HarnessError> {
         &[],
         &dir.join("publisher.log"),
     )
-}
-
-fn record(url: &str, secs: Duration, dir: &Path, name: &str) -> Result<Wav, HarnessError> {
-    let wav = dir.join(format!("{name}.wav"));
-    let mut player = ffmpeg_wav(url, secs, &wav, &dir.join(format!("{name}.log")))?;
-    let status = player.wait_timeout(LIMIT)?;
-    if !status.success() {
-        return Err(player.failed(format!("player {name} exited with {status}")));
-    }
-    Wav::read(&wav)
 }
 
 #[test]

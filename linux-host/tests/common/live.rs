@@ -155,6 +155,23 @@ pub fn publish_tone(
     process::spawn("ffmpeg", &args, &[], &log)
 }
 
+/// Records `secs` of `url` with [`ffmpeg_wav`] into `dir/NAME.wav` (its log beside it) and reads
+/// it back; fails if ffmpeg does not end well within 30 s.
+pub fn record(
+    url: &str,
+    secs: Duration,
+    dir: &Path,
+    name: &str,
+) -> Result<super::wav::Wav, HarnessError> {
+    let wav = dir.join(format!("{name}.wav"));
+    let mut player = ffmpeg_wav(url, secs, &wav, &dir.join(format!("{name}.log")))?;
+    let status = player.wait_timeout(secs + Duration::from_secs(30))?;
+    if !status.success() {
+        return Err(player.failed(format!("player {name} exited with {status}")));
+    }
+    super::wav::Wav::read(&wav)
+}
+
 /// `ffmpeg -i URL -t SECS -f wav WAV` with default probing: stops itself after `secs` of
 /// output, or at the end of the stream (the harness's [`super::players::Player::Ffmpeg`]).
 pub fn ffmpeg_wav(
